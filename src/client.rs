@@ -1,0 +1,155 @@
+//! A Bitbucket REST client over the [`Host`] trait: builds URLs, sends GETs, classifies errors,
+//! decodes JSON, walks pages and counts requests.
+
+use crate::error::{ConnectorError, classify_status};
+use crate::host::{Host, HttpRequest, LogLevel, ResponseHead};
+use crate::paging::{self, PageAnomaly, WirePage};
+use crate::urls::BaseUrl;
+use serde::de::DeserializeOwned;
+use std::cell::Cell;
+
+/// One decoded page: its items and where the next starts.
+#[derive(Debug)]
+pub struct FetchedPage<T> {
+    /// Items.
+    pub items: Vec<T>,
+    /// Next `start`, `None` when the listing is over.
+    pub next: Option<u64>,
+    /// The limit the server used.
+    pub limit: Option<u64>,
+}
+
+/// A client for one call: the host, the server, the page size and a request counter.
+pub struct Client<'h, H: Host + ?Sized> {
+    host: &'h H,
+    base: BaseUrl,
+    page_size: u32,
+    requests: Cell<u32>,
+}
+
+impl<'h, H: Host + ?Sized> Client<'h, H> {
+    /// A client for `base_url`, validated.
+    pub fn new(
+        host: &'h H,
+        base_url: &str,
+        page_size: Option<u32>,
+    ) -> Result<Self, ConnectorError> {
+        Ok(Self {
+            host,
+            base: BaseUrl::parse(base_url)?,
+            page_size: paging::page_size(page_size),
+            requests: Cell::new(0),
+        })
+    }
+
+    /// The host.
+    pub fn host(&self) -> &'h H {
+        self.host
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> u32 {
+        self.requests.get()
+    }
+
+    /// Logs through the host.
+    pub fn log(&self, level: LogLevel, message: &str) {
+        self.host.log(level, message);
+    }
+
+    /// `GET /rest/api/1.0/{segments}?{query}` decoded as `T`, with the response head.
+    pub fn get_json<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<(T, ResponseHead), ConnectorError> {
+        let url = self.base.api(segments, query);
+        let what = format!("GET /{}", segments.join("/"));
+        self.requests.set(self.requests.get().saturating_add(1));
+        self.host.log(LogLevel::Debug, &what);
+        let (head, body) = self.host.send(&HttpRequest::get_json(url))?;
+        if !(200..300).contains(&head.status) {
+            return Err(classify_status(&head, &body, &what));
+        }
+        let value = serde_json::from_slice(&body)
+            .map_err(|e| ConnectorError::MalformedResponse(format!("{what}: {e}")))?;
+        Ok((value, head))
+    }
+
+    /// One page of a paged resource starting at `start`.
+    pub fn get_page<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        start: u64,
+    ) -> Result<(FetchedPage<T>, ResponseHead), ConnectorError> {
+        let start_s = start.to_string();
+        let limit_s = self.page_size.to_string();
+        let mut q: Vec<(&str, &str)> = query.to_vec();
+        q.push(("start", &start_s));
+        q.push(("limit", &limit_s));
+        let (page, head): (WirePage<T>, _) = self.get_json(segments, &q)?;
+        let (next, anomaly) = paging::next_start(start, &page);
+        if let Some(a) = anomaly {
+            let why = match a {
+                PageAnomaly::MissingNextStart => "isLastPage is false but nextPageStart is missing",
+                PageAnomaly::NonAdvancing => "nextPageStart does not advance",
+            };
+            self.log(
+                LogLevel::Warn,
+                &format!(
+                    "GET /{} at start {start}: {why}; treating it as the last page",
+                    segments.join("/")
+                ),
+            );
+        }
+        if let Some(limit) = page.limit
+            && limit < u64::from(self.page_size)
+        {
+            self.log(
+                LogLevel::Debug,
+                &format!(
+                    "GET /{}: server capped the page at {limit}",
+                    segments.join("/")
+                ),
+            );
+        }
+        Ok((
+            FetchedPage {
+                items: page.values,
+                next,
+                limit: page.limit,
+            },
+            head,
+        ))
+    }
+
+    /// Every item of a paged resource, following pages to the end.
+    pub fn get_all<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, ConnectorError> {
+        let mut all = Vec::new();
+        self.for_each_page(segments, query, |items: Vec<T>| all.extend(items))?;
+        Ok(all)
+    }
+
+    /// Walks every page, handing each page's items to `f`.
+    pub fn for_each_page<T: DeserializeOwned>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        mut f: impl FnMut(Vec<T>),
+    ) -> Result<(), ConnectorError> {
+        let mut start = 0;
+        loop {
+            let (page, _) = self.get_page::<T>(segments, query, start)?;
+            f(page.items);
+            match page.next {
+                Some(n) => start = n,
+                None => return Ok(()),
+            }
+        }
+    }
+}

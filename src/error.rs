@@ -1,0 +1,320 @@
+//! Typed errors, and the table that turns a Bitbucket HTTP answer into one.
+//!
+//! Bitbucket answers 401 both for bad credentials and, on many endpoints, for missing permissions;
+//! only the `exceptionName` in its error body tells them apart. [`classify_status`] is the one
+//! place that knows this.
+
+use crate::host::{HttpError, ResponseHead};
+use serde::Deserialize;
+
+/// Why a connector call failed (WIT `connector-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The credentials are not valid.
+    #[error("invalid credentials: {0}")]
+    InvalidCredentials(String),
+    /// The credentials lack a needed permission.
+    #[error("insufficient permissions: {0}")]
+    InvalidPermissions(String),
+    /// The account can see nothing to import.
+    #[error("no resources: {0}")]
+    NoResources(String),
+    /// The object does not exist.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Rate-limited.
+    #[error("rate limited: {message}")]
+    RateLimited {
+        /// Retry-After in milliseconds, when the server said.
+        retry_after_ms: Option<u64>,
+        /// Detail.
+        message: String,
+    },
+    /// The server failed.
+    #[error("server error {status}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Detail.
+        message: String,
+    },
+    /// No answer.
+    #[error("transport error: {0}")]
+    Transport(String),
+    /// Not the documented shape.
+    #[error("malformed response: {0}")]
+    MalformedResponse(String),
+    /// Unusable settings or arguments.
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    /// Storage trouble.
+    #[error("storage error: {0}")]
+    Storage(String),
+}
+
+impl ConnectorError {
+    /// The stable snake_case code of this error, as `bbdc --json` prints it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials(_) => "invalid_credentials",
+            Self::InvalidPermissions(_) => "invalid_permissions",
+            Self::NoResources(_) => "no_resources",
+            Self::NotFound(_) => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Server { .. } => "server",
+            Self::Transport(_) => "transport",
+            Self::MalformedResponse(_) => "malformed_response",
+            Self::InvalidConfig(_) => "invalid_config",
+            Self::Storage(_) => "storage",
+        }
+    }
+}
+
+impl From<HttpError> for ConnectorError {
+    fn from(e: HttpError) -> Self {
+        ConnectorError::Transport(e.to_string())
+    }
+}
+
+/// Bitbucket's error body: `{"errors":[{"context":..,"message":..,"exceptionName":..}]}`.
+#[derive(Debug, Deserialize, Default)]
+struct ErrorBody {
+    #[serde(default)]
+    errors: Vec<ErrorEntry>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ErrorEntry {
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    exception_name: Option<String>,
+}
+
+/// The first message and exception name of a Bitbucket error body, if it is one.
+fn error_details(body: &[u8]) -> (Option<String>, Option<String>) {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(b) => b
+            .errors
+            .into_iter()
+            .next()
+            .map(|e| (e.message, e.exception_name))
+            .unwrap_or_default(),
+        Err(_) => (None, None),
+    }
+}
+
+/// Whether an exception name says "authenticated, but not allowed".
+fn is_authorisation_exception(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.contains("authorisation") || n.contains("authorization") || n.contains("permission")
+}
+
+/// Whether an exception name says "who are you?".
+fn is_authentication_exception(name: &str) -> bool {
+    name.to_ascii_lowercase().contains("authentication")
+}
+
+/// Parses `Retry-After` given in seconds into milliseconds. (HTTP-date values are resolved by the
+/// host, which owns the clock and the retry policy; the connector only reports.)
+pub fn retry_after_ms(head: &ResponseHead) -> Option<u64> {
+    head.header("retry-after")
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| s.saturating_mul(1000))
+}
+
+/// Turns a non-2xx answer into a typed error. `what` names the request for the message, e.g.
+/// `"GET /projects"`.
+pub fn classify_status(head: &ResponseHead, body: &[u8], what: &str) -> ConnectorError {
+    let status = head.status;
+    let (message, exception) = error_details(body);
+    let exception = exception.unwrap_or_default();
+    let detail = match &message {
+        Some(m) => format!("{what}: {m}"),
+        None => format!("{what}: HTTP {status}"),
+    };
+    match status {
+        401 if is_authorisation_exception(&exception) => ConnectorError::InvalidPermissions(detail),
+        401 => ConnectorError::InvalidCredentials(detail),
+        403 if is_authentication_exception(&exception) => {
+            ConnectorError::InvalidCredentials(detail)
+        }
+        403 => ConnectorError::InvalidPermissions(detail),
+        404 => ConnectorError::NotFound(detail),
+        429 => ConnectorError::RateLimited {
+            retry_after_ms: retry_after_ms(head),
+            message: detail,
+        },
+        300..=399 => ConnectorError::InvalidConfig(format!(
+            "{what}: the server redirected to {} (is the base URL right?)",
+            head.header("location").unwrap_or("another location")
+        )),
+        _ => ConnectorError::Server {
+            status,
+            message: detail,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
+        ResponseHead {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
+    fn body(exception: &str, message: &str) -> Vec<u8> {
+        serde_json::json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn error_table() {
+        let cases: Vec<(u16, Vec<u8>, &str)> = vec![
+            (
+                401,
+                body(
+                    "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+                    "Bad password",
+                ),
+                "invalid_credentials",
+            ),
+            (
+                401,
+                body(
+                    "com.atlassian.bitbucket.AuthorisationException",
+                    "You are not permitted to access this resource",
+                ),
+                "invalid_permissions",
+            ),
+            (401, b"".to_vec(), "invalid_credentials"),
+            (401, b"<html>login</html>".to_vec(), "invalid_credentials"),
+            (
+                403,
+                body("com.atlassian.bitbucket.AuthorisationException", "nope"),
+                "invalid_permissions",
+            ),
+            (403, b"".to_vec(), "invalid_permissions"),
+            (
+                403,
+                body(
+                    "com.atlassian.bitbucket.auth.CaptchaRequiredAuthenticationException",
+                    "captcha",
+                ),
+                "invalid_credentials",
+            ),
+            (
+                404,
+                body(
+                    "com.atlassian.bitbucket.project.NoSuchProjectException",
+                    "Project FOO does not exist.",
+                ),
+                "not_found",
+            ),
+            (
+                404,
+                body(
+                    "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+                    "gone",
+                ),
+                "not_found",
+            ),
+            (429, b"".to_vec(), "rate_limited"),
+            (
+                500,
+                body(
+                    "com.atlassian.bitbucket.scm.CommandFailedException",
+                    "git failed",
+                ),
+                "server",
+            ),
+            (502, b"bad gateway".to_vec(), "server"),
+            (
+                400,
+                body(
+                    "com.atlassian.bitbucket.validation.ArgumentValidationException",
+                    "bad",
+                ),
+                "server",
+            ),
+            (302, b"".to_vec(), "invalid_config"),
+        ];
+        for (status, b, code) in cases {
+            let e = classify_status(&head(status, &[]), &b, "GET /x");
+            assert_eq!(
+                e.code(),
+                code,
+                "status {status} body {:?}",
+                String::from_utf8_lossy(&b)
+            );
+        }
+    }
+
+    #[test]
+    fn message_comes_from_the_error_body() {
+        let e = classify_status(
+            &head(404, &[]),
+            &body("x.NoSuchProjectException", "Project FOO does not exist."),
+            "GET /projects/FOO",
+        );
+        assert_eq!(
+            e,
+            ConnectorError::NotFound("GET /projects/FOO: Project FOO does not exist.".into())
+        );
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let e = classify_status(&head(429, &[("Retry-After", "7")]), b"", "GET /x");
+        assert_eq!(
+            e,
+            ConnectorError::RateLimited {
+                retry_after_ms: Some(7000),
+                message: "GET /x: HTTP 429".into()
+            }
+        );
+        let e = classify_status(
+            &head(429, &[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]),
+            b"",
+            "GET /x",
+        );
+        assert!(matches!(
+            e,
+            ConnectorError::RateLimited {
+                retry_after_ms: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn server_error_keeps_status() {
+        let e = classify_status(&head(503, &[]), b"", "GET /x");
+        assert_eq!(
+            e,
+            ConnectorError::Server {
+                status: 503,
+                message: "GET /x: HTTP 503".into()
+            }
+        );
+    }
+
+    #[test]
+    fn redirect_names_the_location() {
+        let e = classify_status(
+            &head(301, &[("Location", "https://other/login")]),
+            b"",
+            "GET /x",
+        );
+        assert!(e.to_string().contains("https://other/login"), "{e}");
+    }
+}

@@ -1,0 +1,34 @@
+//! The Bitbucket Data Center ingestion connector.
+//!
+//! Compiled to `wasm32-wasip2`, this crate is a WebAssembly component implementing the
+//! `connector-plugin` world in `wit/`. Everything but `bindings.rs` is plain Rust over the small
+//! [`host::Host`] trait, so it is unit-tested natively with [`fake::FakeHost`].
+//!
+//! Where each concern lives:
+//! - [`host`]: the trait the connector sees its host through (HTTP, storage, log);
+//! - [`model`]: the contract records, mirroring the WIT;
+//! - [`error`]: typed errors and the HTTP status / `exceptionName` table;
+//! - [`urls`]: base URL validation and REST URL joining (context paths);
+//! - [`paging`]: Bitbucket's paging rules and page cursors;
+//! - [`wire`]: serde mirrors of the REST JSON;
+//! - [`normalize`]: wire JSON → contract records;
+//! - [`client`]: GET + classify + decode + page walking over the host;
+//! - [`check`]: the connection check;
+//! - [`listing`]: projects, repositories and users, a page per call.
+
+pub mod check;
+pub mod client;
+pub mod error;
+pub mod fake;
+pub mod host;
+pub mod listing;
+pub mod model;
+pub mod normalize;
+pub mod paging;
+pub mod pulls;
+pub mod urls;
+pub mod webhook;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;

@@ -1,0 +1,167 @@
+//! Serde mirrors of the Bitbucket REST JSON, as lenient as the data allows.
+//!
+//! Only identifying fields are required; anything a server version may omit is an `Option` or
+//! defaulted, so one missing optional field never fails a page. Turning these into contract
+//! records is [`crate::normalize`]'s job.
+
+use serde::Deserialize;
+
+/// `{"href": ..., "name": ...}` inside `links`.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct Link {
+    /// The URL.
+    #[serde(default)]
+    pub href: Option<String>,
+    /// For clone links: `http` or `ssh`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// The `links` object.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct Links {
+    /// Web page links.
+    #[serde(rename = "self", default)]
+    pub self_: Vec<Link>,
+    /// Clone links.
+    #[serde(default)]
+    pub clone: Vec<Link>,
+}
+
+impl Links {
+    /// The first web link.
+    pub fn web(&self) -> Option<String> {
+        self.self_.iter().find_map(|l| l.href.clone())
+    }
+
+    /// The clone link named `name` (`http` or `ssh`).
+    pub fn clone_named(&self, name: &str) -> Option<String> {
+        self.clone
+            .iter()
+            .find(|l| l.name.as_deref() == Some(name))
+            .and_then(|l| l.href.clone())
+    }
+}
+
+/// `GET /application-properties`.
+#[derive(Debug, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationProperties {
+    /// e.g. `9.2.4`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Build number.
+    #[serde(default)]
+    pub build_number: Option<String>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A project.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireProject {
+    /// Key (required: it names the project everywhere).
+    pub key: String,
+    /// Numeric id.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Public.
+    #[serde(default)]
+    pub public: Option<bool>,
+    /// `NORMAL` or `PERSONAL`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// Links.
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// The project reference inside a repository.
+#[derive(Debug, Deserialize, Clone)]
+pub struct WireProjectRef {
+    /// Key.
+    pub key: String,
+}
+
+/// A repository.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRepo {
+    /// Slug (required).
+    pub slug: String,
+    /// Owning project (required).
+    pub project: WireProjectRef,
+    /// Numeric id.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `git`.
+    #[serde(default)]
+    pub scm_id: Option<String>,
+    /// Server state.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Public.
+    #[serde(default)]
+    pub public: Option<bool>,
+    /// Archived (8.0+).
+    #[serde(default)]
+    pub archived: Option<bool>,
+    /// Forkable.
+    #[serde(default)]
+    pub forkable: Option<bool>,
+    /// Fork origin.
+    #[serde(default)]
+    pub origin: Option<Box<WireRepoRef>>,
+    /// Links.
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// A repository as referenced from elsewhere (fork origin, PR refs).
+#[derive(Debug, Deserialize, Clone)]
+pub struct WireRepoRef {
+    /// Slug.
+    pub slug: String,
+    /// Project.
+    pub project: WireProjectRef,
+}
+
+/// A user.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireUser {
+    /// Login name (required).
+    pub name: String,
+    /// Slug (falls back to the name when absent).
+    #[serde(default)]
+    pub slug: Option<String>,
+    /// Numeric id.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Display name.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// E-mail.
+    #[serde(default)]
+    pub email_address: Option<String>,
+    /// Active.
+    #[serde(default)]
+    pub active: Option<bool>,
+    /// `NORMAL` or `SERVICE`.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
