@@ -1,0 +1,77 @@
+//! Builds the connector component (the workspace root package) for `wasm32-wasip2` with a nested
+//! cargo, in its own target directory (the outer build holds the main one's lock), and hands its
+//! path to the crate as `BBDC_COMPONENT_WASM`. So a plain `cargo build` or `cargo test` at the root
+//! builds everything, and the `bbdc` binary carries the component inside it.
+//!
+//! Set `BBDC_COMPONENT_WASM` to a prebuilt component to skip the nested build.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=BBDC_COMPONENT_WASM");
+    if let Ok(prebuilt) = env::var("BBDC_COMPONENT_WASM") {
+        println!("cargo:rerun-if-changed={prebuilt}");
+        println!("cargo:rustc-env=BBDC_COMPONENT_WASM={prebuilt}");
+        return;
+    }
+    let manifest_dir =
+        PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let root = manifest_dir
+        .parent()
+        .expect("host-harness lives inside the workspace")
+        .to_path_buf();
+    for watched in ["src", "wit", "Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+    // Keep the guest's target directory beside the outer one (`target/guest`), whatever profile
+    // or target directory the outer build uses, so every profile shares one guest build.
+    let target_dir = guest_target_dir(&root);
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "-p",
+            "bbdc-connector",
+            "--target-dir",
+        ])
+        .arg(&target_dir);
+    // The outer build's settings are for the host, not the guest.
+    for (key, _) in env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_NET_OFFLINE"
+            || key == "RUSTFLAGS"
+            || key == "RUSTC_WRAPPER"
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+        {
+            cmd.env_remove(&key);
+        }
+    }
+    let status = cmd
+        .status()
+        .expect("failed to run cargo for the wasm32-wasip2 component");
+    assert!(
+        status.success(),
+        "building the connector component failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`)"
+    );
+    let wasm = target_dir.join("wasm32-wasip2/release/bbdc_connector.wasm");
+    assert!(wasm.exists(), "component not found at {}", wasm.display());
+    println!("cargo:rustc-env=BBDC_COMPONENT_WASM={}", wasm.display());
+}
+
+fn guest_target_dir(root: &Path) -> PathBuf {
+    // OUT_DIR is <target>/<profile>/build/<pkg>/out, or <target>/<triple>/<profile>/build/...;
+    // find the `build` ancestor and go to the directory holding the profile directory.
+    let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    out.ancestors()
+        .find(|p| p.file_name().is_some_and(|n| n == "build"))
+        .and_then(Path::parent)
+        .and_then(Path::parent)
+        .map(|t| t.join("guest"))
+        .unwrap_or_else(|| root.join("target/guest"))
+}

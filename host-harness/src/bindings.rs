@@ -1,0 +1,14 @@
+//! Host-side bindings generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    world: "connector-plugin",
+    path: "../wit",
+    with: {
+        "ingest:bitbucket-dc/http.body": crate::http::StreamBody,
+    },
+    imports: { default: trappable },
+});
+
+pub use exports::ingest::bitbucket_dc::connector as api;
+pub use ingest::bitbucket_dc::types;
+pub use ingest::bitbucket_dc::{http as wit_http, log as wit_log, storage as wit_storage};

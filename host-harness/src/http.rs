@@ -1,0 +1,372 @@
+//! The host's HTTP for one tenant: only the tenant's base URL, the tenant's credentials added by
+//! the host (never by the guest), TLS through rustls with an optional per-tenant CA bundle,
+//! timeouts, no redirects, and response size caps.
+
+use crate::tenant::{Credentials, TenantConfig};
+use std::io::Read;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use url::Url;
+
+/// Why a request got no response (mirrors WIT `http-error`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpFailure {
+    /// Refused by host policy.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// Timed out.
+    #[error("timed out")]
+    Timeout,
+    /// Connection, TLS or protocol failure.
+    #[error("connection failed: {0}")]
+    Connection(String),
+    /// Body over the cap.
+    #[error("response larger than {0} bytes")]
+    TooLarge(u64),
+}
+
+/// Why a tenant's HTTP client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSetupError {
+    /// The base URL is unusable.
+    #[error("invalid base URL {0:?}: {1}")]
+    BaseUrl(String, String),
+    /// The CA bundle could not be read or holds no certificate.
+    #[error("CA bundle {0}: {1}")]
+    CaBundle(String, String),
+}
+
+/// Status and headers (names lower-cased).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+}
+
+/// A streamed response body, held in the call's resource table.
+pub struct StreamBody {
+    reader: Box<dyn Read + Send>,
+    cap: u64,
+}
+
+impl StreamBody {
+    /// Reads up to `max` bytes; `None` at the end.
+    pub fn read_chunk(&mut self, max: u32) -> Result<Option<Vec<u8>>, HttpFailure> {
+        let mut buf = vec![0u8; max.clamp(1, 1 << 20) as usize];
+        loop {
+            match self.reader.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => {
+                    buf.truncate(n);
+                    return Ok(Some(buf));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(io_failure(e, self.cap)),
+            }
+        }
+    }
+}
+
+/// Request headers the guest may not set: credentials and routing are the host's.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+/// Counters for one tenant's HTTP.
+#[derive(Debug, Default)]
+pub struct HttpCounters {
+    /// Requests sent to the server.
+    pub requests: AtomicU64,
+    /// Requests refused by policy.
+    pub denied: AtomicU64,
+}
+
+/// One tenant's HTTP client and policy.
+pub struct TenantHttp {
+    agent: ureq::Agent,
+    base: Url,
+    auth: Option<String>,
+    max_body: u64,
+    max_stream: u64,
+    /// Counters.
+    pub counters: Arc<HttpCounters>,
+}
+
+impl std::fmt::Debug for TenantHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantHttp")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+fn authorization(c: &Credentials) -> Option<String> {
+    use base64::Engine;
+    let encode = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    match c {
+        Credentials::Bearer(t) => Some(format!("Bearer {t}")),
+        Credentials::Basic { username, password } => Some(format!(
+            "Basic {}",
+            encode(format!("{username}:{password}").as_bytes())
+        )),
+        Credentials::None => None,
+    }
+}
+
+fn load_roots(path: &std::path::Path) -> Result<RootCerts, HttpSetupError> {
+    let shown = path.display().to_string();
+    let pem =
+        std::fs::read(path).map_err(|e| HttpSetupError::CaBundle(shown.clone(), e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(HttpSetupError::CaBundle(shown, e.to_string())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(HttpSetupError::CaBundle(
+            shown,
+            "no certificate in the file".into(),
+        ));
+    }
+    Ok(RootCerts::Specific(Arc::new(certs)))
+}
+
+fn io_failure(e: std::io::Error, cap: u64) -> HttpFailure {
+    match e.kind() {
+        std::io::ErrorKind::TimedOut => HttpFailure::Timeout,
+        _ => match e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<ureq::Error>())
+        {
+            Some(ureq::Error::BodyExceedsLimit(_)) => HttpFailure::TooLarge(cap),
+            Some(ureq::Error::Timeout(_)) => HttpFailure::Timeout,
+            _ => HttpFailure::Connection(e.to_string()),
+        },
+    }
+}
+
+fn failure(e: ureq::Error, cap: u64) -> HttpFailure {
+    match e {
+        ureq::Error::Timeout(_) => HttpFailure::Timeout,
+        ureq::Error::BodyExceedsLimit(_) => HttpFailure::TooLarge(cap),
+        ureq::Error::Io(io) => io_failure(io, cap),
+        other => HttpFailure::Connection(other.to_string()),
+    }
+}
+
+/// Whether `target` lies under `base`: same scheme, host and port, no user info, and a path
+/// equal to or below the base path (on a segment boundary). `Url` has already resolved `..`.
+pub fn is_under_base(base: &Url, target: &Url) -> bool {
+    let base_path = base.path().trim_end_matches('/');
+    let path = target.path();
+    let path_ok = path == base_path
+        || path
+            .strip_prefix(base_path)
+            .is_some_and(|rest| rest.starts_with('/'));
+    target.scheme() == base.scheme()
+        && target.host_str() == base.host_str()
+        && target.port_or_known_default() == base.port_or_known_default()
+        && target.username().is_empty()
+        && target.password().is_none()
+        && path_ok
+}
+
+impl TenantHttp {
+    /// Builds the client for a tenant.
+    pub fn new(tenant: &TenantConfig) -> Result<Self, HttpSetupError> {
+        let base = Url::parse(tenant.base_url.trim())
+            .map_err(|e| HttpSetupError::BaseUrl(tenant.base_url.clone(), e.to_string()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            return Err(HttpSetupError::BaseUrl(
+                tenant.base_url.clone(),
+                "must be an http(s) URL with a host".into(),
+            ));
+        }
+        let roots = match &tenant.ca_bundle {
+            Some(p) => load_roots(p)?,
+            None => RootCerts::WebPki,
+        };
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(tenant.timeouts.connect))
+            .timeout_global(Some(tenant.timeouts.request))
+            .user_agent(concat!("bbdc-connector/", env!("CARGO_PKG_VERSION")))
+            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .build();
+        Ok(Self {
+            agent: config.into(),
+            base,
+            auth: authorization(&tenant.credentials),
+            max_body: tenant.limits.max_body_bytes,
+            max_stream: tenant.limits.max_stream_bytes,
+            counters: Arc::new(HttpCounters::default()),
+        })
+    }
+
+    /// The tenant's base URL.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
+    fn start(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<ureq::http::Response<ureq::Body>, HttpFailure> {
+        let target = Url::parse(url).map_err(|e| {
+            self.counters.denied.fetch_add(1, Ordering::Relaxed);
+            HttpFailure::Denied(format!("not a valid URL: {e}"))
+        })?;
+        if !is_under_base(&self.base, &target) {
+            self.counters.denied.fetch_add(1, Ordering::Relaxed);
+            return Err(HttpFailure::Denied(format!(
+                "{} is outside the tenant's base URL",
+                target.origin().ascii_serialization()
+            )));
+        }
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(target.as_str());
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
+                continue;
+            }
+            req = req.header(name.as_str(), value.as_str());
+        }
+        if let Some(auth) = &self.auth {
+            req = req.header("Authorization", auth.as_str());
+        }
+        let req = req
+            .body(())
+            .map_err(|e| HttpFailure::Denied(format!("invalid request header: {e}")))?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        self.agent.run(req).map_err(|e| failure(e, self.max_body))
+    }
+
+    fn head_of(resp: &ureq::http::Response<ureq::Body>) -> Head {
+        Head {
+            status: resp.status().as_u16(),
+            headers: resp
+                .headers()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().to_owned(),
+                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Sends a request and reads the whole body (capped).
+    pub fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<(Head, Vec<u8>), HttpFailure> {
+        let mut resp = self.start(method, url, headers)?;
+        let head = Self::head_of(&resp);
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(self.max_body)
+            .read_to_vec()
+            .map_err(|e| failure(e, self.max_body))?;
+        Ok((head, body))
+    }
+
+    /// Sends a request and returns the body as a stream (capped).
+    pub fn send_streaming(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(String, String)],
+    ) -> Result<(Head, StreamBody), HttpFailure> {
+        let resp = self.start(method, url, headers)?;
+        let head = Self::head_of(&resp);
+        let reader = resp
+            .into_body()
+            .into_with_config()
+            .limit(self.max_stream)
+            .reader();
+        Ok((
+            head,
+            StreamBody {
+                reader: Box::new(reader),
+                cap: self.max_stream,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn under(base: &str, target: &str) -> bool {
+        is_under_base(&Url::parse(base).unwrap(), &Url::parse(target).unwrap())
+    }
+
+    #[test]
+    fn only_urls_below_the_base_are_allowed() {
+        let b = "https://git.acme.com/bitbucket";
+        assert!(under(
+            b,
+            "https://git.acme.com/bitbucket/rest/api/1.0/projects"
+        ));
+        assert!(under(
+            "https://git.acme.com/bitbucket/",
+            "https://git.acme.com/bitbucket/rest/api/1.0/projects"
+        ));
+        assert!(under("https://h", "https://h/rest/api/1.0/projects"));
+        assert!(under(b, "https://git.acme.com:443/bitbucket/rest"));
+        assert!(!under(b, "https://git.acme.com/bitbucket-evil/rest"));
+        assert!(!under(b, "https://git.acme.com/other"));
+        assert!(!under(b, "https://git.acme.com/bitbucket/../admin"));
+        assert!(!under(b, "http://git.acme.com/bitbucket/rest"));
+        assert!(!under(b, "https://evil.com/bitbucket/rest"));
+        assert!(!under(b, "https://git.acme.com:8443/bitbucket/rest"));
+        assert!(!under(b, "https://user:pw@git.acme.com/bitbucket/rest"));
+        assert!(!under(b, "https://git.acme.com.evil.com/bitbucket/rest"));
+    }
+
+    #[test]
+    fn credentials_are_never_printed() {
+        let c = Credentials::Bearer("s3cr3t-token".into());
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+        let c = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn basic_header_is_base64_of_user_colon_password() {
+        let c = Credentials::Basic {
+            username: "Aladdin".into(),
+            password: "open sesame".into(),
+        };
+        assert_eq!(
+            authorization(&c).unwrap(),
+            "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ=="
+        );
+    }
+}

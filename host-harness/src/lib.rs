@@ -1,0 +1,21 @@
+//! The reference host for the Bitbucket DC connector component, and the library behind `bbdc`.
+//!
+//! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
+//! - [`state`]: a tenant's host state and the WIT imports implemented over it;
+//! - [`http`]: the tenant's HTTP policy (base URL only, host-added credentials, caps, TLS);
+//! - [`storage`]: the tenant-namespaced key-value store (SQLite by default);
+//! - [`tenant`]: tenant configuration;
+//! - [`output`]: stable JSON shapes of records and errors for the command line;
+//! - [`bindings`]: the generated host bindings.
+
+pub mod bindings;
+pub mod http;
+pub mod output;
+pub mod runtime;
+pub mod state;
+pub mod storage;
+pub mod tenant;
+
+pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
+pub use state::Tenant;
+pub use tenant::{Credentials, Limits, TenantConfig};

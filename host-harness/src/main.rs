@@ -1,0 +1,161 @@
+//! `bbdc`: run the Bitbucket DC connector component for real.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use host_harness::output;
+use host_harness::storage::SqliteKv;
+use host_harness::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Run the Bitbucket Data Center connector component.
+#[derive(Parser)]
+#[command(name = "bbdc", version, about)]
+struct Cli {
+    /// Load this component file instead of the one built into `bbdc`.
+    #[arg(long, global = true, value_name = "PATH")]
+    component: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check that a server answers, the credentials work and there is something to import.
+    Check {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Where the server is and how to authenticate. Secrets come from environment variables only.
+#[derive(Args)]
+struct ServerArgs {
+    /// Base URL of the server, with any context path (e.g. https://git.acme.com/bitbucket).
+    #[arg(long, value_name = "URL")]
+    base_url: String,
+    /// Name of the environment variable holding an HTTP access token (sent as Bearer).
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["username", "password_env"])]
+    token_env: Option<String>,
+    /// User name for Basic authentication (with --password-env).
+    #[arg(long, value_name = "USER", requires = "password_env")]
+    username: Option<String>,
+    /// Name of the environment variable holding the password or token for --username.
+    #[arg(long, value_name = "VAR", requires = "username")]
+    password_env: Option<String>,
+    /// PEM file of CA certificates to trust instead of the public roots (self-signed servers).
+    #[arg(long, value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
+}
+
+fn secret_from_env(var: &str) -> Result<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) => bail!("environment variable {var} is empty"),
+        Err(_) => bail!("environment variable {var} is not set"),
+    }
+}
+
+impl ServerArgs {
+    fn credentials(&self) -> Result<Credentials> {
+        match (&self.token_env, &self.username, &self.password_env) {
+            (Some(var), _, _) => Ok(Credentials::Bearer(secret_from_env(var)?)),
+            (None, Some(user), Some(var)) => Ok(Credentials::Basic {
+                username: user.clone(),
+                password: secret_from_env(var)?,
+            }),
+            _ => bail!("give --token-env VAR, or --username USER with --password-env VAR"),
+        }
+    }
+
+    fn tenant_config(&self) -> Result<TenantConfig> {
+        let mut config = TenantConfig::new("default", self.base_url.clone(), self.credentials()?);
+        config.ca_bundle = self.ca_cert.clone();
+        Ok(config)
+    }
+}
+
+fn runtime(component: Option<PathBuf>) -> Result<Runtime> {
+    Ok(Runtime::new(&RuntimeConfig {
+        component_path: component,
+        cache_dir: RuntimeConfig::default_cache_dir(),
+        fuel: None,
+    })?)
+}
+
+fn check(component: Option<PathBuf>, server: &ServerArgs, json: bool) -> Result<ExitCode> {
+    let fail = |code: &str, message: &str| {
+        if json {
+            println!("{}", output::failure_json(code, message));
+        } else {
+            eprintln!("connection check failed: {code}: {message}");
+        }
+        Ok(ExitCode::FAILURE)
+    };
+    let config = match server.tenant_config() {
+        Ok(c) => c,
+        Err(e) => return fail("invalid_config", &format!("{e:#}")),
+    };
+    let kv = Arc::new(SqliteKv::in_memory()?);
+    let tenant = match Tenant::new(config, kv) {
+        Ok(t) => Arc::new(t),
+        Err(e) => return fail("invalid_config", &e.to_string()),
+    };
+    let runtime = runtime(component)?;
+    match runtime.check_connection(&tenant) {
+        Ok(report) => {
+            if json {
+                println!("{}", output::check_json(&report));
+            } else {
+                println!("connection ok");
+                println!(
+                    "  server:       {} {}",
+                    report.server_name.as_deref().unwrap_or("Bitbucket"),
+                    report
+                        .server_version
+                        .as_deref()
+                        .unwrap_or("(version unknown)")
+                );
+                println!(
+                    "  account:      {}",
+                    report.user.as_deref().unwrap_or("(the server did not say)")
+                );
+                println!("  projects:     {}", report.projects);
+                println!("  repositories: {}", report.repos);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let (code, message) = output::call_error(&e);
+            fail(code, &message)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BBDC_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> ExitCode {
+    init_tracing();
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Command::Check { server, json } => check(cli.component.clone(), server, *json),
+    };
+    match result.context("bbdc") {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

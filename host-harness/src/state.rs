@@ -1,0 +1,259 @@
+//! Per-call store state and the WIT imports implemented over it: HTTP through the tenant's
+//! [`TenantHttp`], storage through the tenant's namespace of a [`KvStore`], logs into `tracing`.
+
+use crate::bindings::{types, wit_http, wit_log, wit_storage};
+use crate::http::{Head, HttpFailure, StreamBody, TenantHttp};
+use crate::storage::KvStore;
+use crate::tenant::TenantConfig;
+use std::sync::Arc;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, Result};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// A tenant as the host holds it: configuration, HTTP client and storage.
+pub struct Tenant {
+    /// Configuration.
+    pub config: TenantConfig,
+    /// HTTP client and policy.
+    pub http: TenantHttp,
+    /// Storage (namespaced by `config.id`).
+    pub kv: Arc<dyn KvStore>,
+}
+
+impl Tenant {
+    /// Builds a tenant's host state.
+    pub fn new(
+        config: TenantConfig,
+        kv: Arc<dyn KvStore>,
+    ) -> Result<Self, crate::http::HttpSetupError> {
+        let http = TenantHttp::new(&config)?;
+        Ok(Self { config, http, kv })
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so the host can name the limit.
+pub struct MemoryCap {
+    max: usize,
+    /// Whether a growth was refused.
+    pub hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Largest log line kept; longer lines are cut.
+const MAX_LOG_LINE: usize = 4096;
+/// Log lines one call may write before the host drops the rest.
+const MAX_LOG_LINES_PER_CALL: u32 = 10_000;
+
+/// The data of one call's `Store`.
+pub struct CallState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    /// The memory cap.
+    pub limiter: MemoryCap,
+    tenant: Arc<Tenant>,
+    log_lines: u32,
+    /// A storage failure that turned into a trap, for the error message.
+    pub storage_failure: Option<String>,
+}
+
+impl CallState {
+    /// Fresh state for one call: WASI granting nothing (no files, sockets, env or args).
+    pub fn new(tenant: Arc<Tenant>) -> Self {
+        Self {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                max: tenant.config.limits.memory_bytes,
+                hit: false,
+            },
+            tenant,
+            log_lines: 0,
+            storage_failure: None,
+        }
+    }
+
+    fn storage_trap(&mut self, e: crate::storage::StoreError) -> wasmtime::Error {
+        let msg = e.to_string();
+        self.storage_failure = Some(msg.clone());
+        wasmtime::Error::msg(msg)
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+fn wit_error(e: HttpFailure) -> wit_http::HttpError {
+    match e {
+        HttpFailure::Denied(s) => wit_http::HttpError::Denied(s),
+        HttpFailure::Timeout => wit_http::HttpError::Timeout,
+        HttpFailure::Connection(s) => wit_http::HttpError::Connection(s),
+        HttpFailure::TooLarge(n) => wit_http::HttpError::TooLarge(n),
+    }
+}
+
+fn wit_head(h: Head) -> wit_http::ResponseHead {
+    wit_http::ResponseHead {
+        status: h.status,
+        headers: h.headers,
+    }
+}
+
+fn method(m: wit_http::Method) -> &'static str {
+    match m {
+        wit_http::Method::Get => "GET",
+        wit_http::Method::Head => "HEAD",
+    }
+}
+
+impl wit_http::Host for CallState {
+    fn send(
+        &mut self,
+        req: wit_http::Request,
+    ) -> Result<Result<(wit_http::ResponseHead, Vec<u8>), wit_http::HttpError>> {
+        Ok(self
+            .tenant
+            .http
+            .send(method(req.method), &req.url, &req.headers)
+            .map(|(h, b)| (wit_head(h), b))
+            .map_err(wit_error))
+    }
+
+    fn send_streaming(
+        &mut self,
+        req: wit_http::Request,
+    ) -> Result<Result<(wit_http::ResponseHead, Resource<StreamBody>), wit_http::HttpError>> {
+        match self
+            .tenant
+            .http
+            .send_streaming(method(req.method), &req.url, &req.headers)
+        {
+            Ok((head, body)) => {
+                let handle = self.table.push(body)?;
+                Ok(Ok((wit_head(head), handle)))
+            }
+            Err(e) => Ok(Err(wit_error(e))),
+        }
+    }
+}
+
+impl wit_http::HostBody for CallState {
+    fn read(
+        &mut self,
+        body: Resource<StreamBody>,
+        max_bytes: u32,
+    ) -> Result<Result<Option<Vec<u8>>, wit_http::HttpError>> {
+        let body = self.table.get_mut(&body)?;
+        Ok(body.read_chunk(max_bytes).map_err(wit_error))
+    }
+
+    fn drop(&mut self, body: Resource<StreamBody>) -> Result<()> {
+        self.table.delete(body)?;
+        Ok(())
+    }
+}
+
+impl wit_storage::Host for CallState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .get(&tenant.config.id, &key)
+            .map_err(|e| self.storage_trap(e))
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<()> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .set(&tenant.config.id, &key, &value)
+            .map_err(|e| self.storage_trap(e))
+    }
+
+    fn delete(&mut self, key: String) -> Result<()> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .delete(&tenant.config.id, &key)
+            .map_err(|e| self.storage_trap(e))
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> Result<bool> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .compare_and_swap(&tenant.config.id, &key, expected.as_deref(), &value)
+            .map_err(|e| self.storage_trap(e))
+    }
+}
+
+impl wit_log::Host for CallState {
+    fn log(&mut self, level: wit_log::Level, message: String) -> Result<()> {
+        self.log_lines = self.log_lines.saturating_add(1);
+        if self.log_lines > MAX_LOG_LINES_PER_CALL {
+            if self.log_lines == MAX_LOG_LINES_PER_CALL + 1 {
+                tracing::warn!(tenant = %self.tenant.config.id, "connector log limit reached; dropping further lines of this call");
+            }
+            return Ok(());
+        }
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let tenant = self.tenant.config.id.as_str();
+        match level {
+            wit_log::Level::Trace => {
+                tracing::trace!(target: "bbdc::connector", tenant, "{message}")
+            }
+            wit_log::Level::Debug => {
+                tracing::debug!(target: "bbdc::connector", tenant, "{message}")
+            }
+            wit_log::Level::Info => tracing::info!(target: "bbdc::connector", tenant, "{message}"),
+            wit_log::Level::Warn => tracing::warn!(target: "bbdc::connector", tenant, "{message}"),
+            wit_log::Level::Error => {
+                tracing::error!(target: "bbdc::connector", tenant, "{message}")
+            }
+        }
+        Ok(())
+    }
+}
+
+impl types::Host for CallState {}

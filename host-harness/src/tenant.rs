@@ -1,0 +1,112 @@
+//! A tenant: one customer's Bitbucket server, credentials and limits.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How the host authenticates to the tenant's server. `Debug` never prints the secret.
+#[derive(Clone)]
+pub enum Credentials {
+    /// `Authorization: Bearer <token>` (HTTP access tokens; project and repository tokens work
+    /// only this way).
+    Bearer(String),
+    /// `Authorization: Basic` with a user name and a password or token.
+    Basic {
+        /// User name.
+        username: String,
+        /// Password or token.
+        password: String,
+    },
+    /// No credentials (anonymous access).
+    None,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Bearer(_) => f.write_str("Bearer(<redacted>)"),
+            Credentials::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credentials::None => f.write_str("None"),
+        }
+    }
+}
+
+/// Per-call sandbox limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest linear memory a call may grow to.
+    pub memory_bytes: usize,
+    /// Wall-clock budget of one call, host I/O included.
+    pub deadline: Duration,
+    /// Largest response body `send` returns whole.
+    pub max_body_bytes: u64,
+    /// Largest response body `send-streaming` passes through.
+    pub max_stream_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(300),
+            max_body_bytes: 32 << 20,
+            max_stream_bytes: 1 << 30,
+        }
+    }
+}
+
+/// HTTP timeouts.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// Connect timeout.
+    pub connect: Duration,
+    /// Whole-request timeout (headers and body).
+    pub request: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            request: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Everything the host knows about one tenant.
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    /// Stable id; namespaces the tenant's storage.
+    pub id: String,
+    /// The server's base URL (with any context path).
+    pub base_url: String,
+    /// How to authenticate.
+    pub credentials: Credentials,
+    /// A PEM bundle of extra CA certificates to trust (self-signed servers).
+    pub ca_bundle: Option<PathBuf>,
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// HTTP timeouts.
+    pub timeouts: Timeouts,
+    /// Items per list request (`None`: the connector's default).
+    pub page_size: Option<u32>,
+}
+
+impl TenantConfig {
+    /// A tenant with default limits.
+    pub fn new(
+        id: impl Into<String>,
+        base_url: impl Into<String>,
+        credentials: Credentials,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            base_url: base_url.into(),
+            credentials,
+            ca_bundle: None,
+            limits: Limits::default(),
+            timeouts: Timeouts::default(),
+            page_size: None,
+        }
+    }
+}
