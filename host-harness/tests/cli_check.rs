@@ -1,0 +1,205 @@
+//! `bbdc check` as a user runs it: the real binary, secrets from the environment, against
+//! wiremock.
+
+use serde_json::{Value, json};
+use std::process::Command;
+use wiremock::matchers::{header, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const API: &str = "/rest/api/1.0";
+
+fn page(values: Vec<Value>) -> Value {
+    json!({"size": values.len(), "limit": 25, "start": 0, "isLastPage": true, "values": values})
+}
+
+async fn server() -> MockServer {
+    let s = MockServer::start().await;
+    let bearer = || header("authorization", "Bearer cli-secret-token");
+    Mock::given(path(format!("{API}/application-properties"))).and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"version": "9.2.4", "buildNumber": "9002004", "displayName": "Bitbucket"})).insert_header("X-AUSERNAME", "jdoe"))
+        .mount(&s).await;
+    Mock::given(path(format!("{API}/projects")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![
+            json!({"key": "PLAT", "id": 1, "name": "Platform"}),
+        ])))
+        .mount(&s)
+        .await;
+    let repo = json!({"slug": "api", "id": 3, "name": "api", "project": {"key": "PLAT"}});
+    Mock::given(path(format!("{API}/repos")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![repo.clone()])))
+        .mount(&s)
+        .await;
+    Mock::given(path(format!("{API}/projects/PLAT/repos")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![repo])))
+        .mount(&s)
+        .await;
+    Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests")))
+        .and(bearer())
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![])))
+        .mount(&s)
+        .await;
+    // Anything without the right token is refused as bad credentials.
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": [{"context": null, "message": "Authentication failed. Please check your credentials and try again.", "exceptionName": "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException"}]})))
+        .with_priority(10)
+        .mount(&s).await;
+    s
+}
+
+fn bbdc(args: &[&str], envs: &[(&str, &str)]) -> (bool, Value, String) {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let out = Command::new(env!("CARGO_BIN_EXE_bbdc"))
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("BBDC_CACHE_DIR", cache)
+        .output()
+        .expect("bbdc runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let json = serde_json::from_str(stdout.trim()).unwrap_or(Value::Null);
+    (out.status.success(), json, stdout)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_json_success_and_exit_zero() {
+    let s = server().await;
+    let uri = s.uri();
+    let (ok, json, raw) = tokio::task::spawn_blocking(move || {
+        bbdc(
+            &[
+                "check",
+                "--base-url",
+                &uri,
+                "--token-env",
+                "BB_TOKEN",
+                "--json",
+            ],
+            &[("BB_TOKEN", "cli-secret-token")],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "exit 0: {raw}");
+    assert_eq!(json["ok"], true);
+    assert_eq!(json["server_version"], "9.2.4");
+    assert_eq!(json["user"], "jdoe");
+    assert_eq!(json["projects"], 1);
+    assert_eq!(json["repos"], 1);
+    assert!(
+        !raw.contains("cli-secret-token"),
+        "the token is never printed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_json_failure_names_the_error_and_exits_non_zero() {
+    let s = server().await;
+    let uri = s.uri();
+    let (ok, json, raw) = tokio::task::spawn_blocking(move || {
+        bbdc(
+            &[
+                "check",
+                "--base-url",
+                &uri,
+                "--token-env",
+                "BB_TOKEN",
+                "--json",
+            ],
+            &[("BB_TOKEN", "wrong-token")],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!ok, "non-zero exit on failure");
+    assert_eq!(json["ok"], false, "{raw}");
+    assert_eq!(json["error"], "invalid_credentials");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("Authentication failed")
+    );
+    assert!(!raw.contains("wrong-token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_with_basic_auth_and_human_output() {
+    let s = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"errors": [{"message": "You are not permitted to access this resource", "exceptionName": "com.atlassian.bitbucket.AuthorisationException"}]})))
+        .mount(&s).await;
+    let uri = s.uri();
+    let (ok, _, raw) = tokio::task::spawn_blocking(move || {
+        bbdc(
+            &[
+                "check",
+                "--base-url",
+                &uri,
+                "--username",
+                "jdoe",
+                "--password-env",
+                "BB_PW",
+            ],
+            &[("BB_PW", "pw")],
+        )
+    })
+    .await
+    .unwrap();
+    assert!(!ok);
+    assert!(raw.is_empty(), "human failure output goes to stderr");
+    let auth = s.received_requests().await.unwrap()[0]
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(auth, "Basic amRvZTpwdw==");
+}
+
+#[test]
+fn missing_secret_variable_is_invalid_config() {
+    let (ok, json, _) = bbdc(
+        &[
+            "check",
+            "--base-url",
+            "https://bb.example",
+            "--token-env",
+            "BBDC_TEST_UNSET_VAR",
+            "--json",
+        ],
+        &[],
+    );
+    assert!(!ok);
+    assert_eq!(json["error"], "invalid_config");
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .contains("BBDC_TEST_UNSET_VAR")
+    );
+}
+
+#[test]
+fn unusable_ca_bundle_is_invalid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = dir.path().join("ca.pem");
+    std::fs::write(&pem, "not a certificate").unwrap();
+    let (ok, json, _) = bbdc(
+        &[
+            "check",
+            "--base-url",
+            "https://bb.example",
+            "--token-env",
+            "T",
+            "--ca-cert",
+            pem.to_str().unwrap(),
+            "--json",
+        ],
+        &[("T", "x")],
+    );
+    assert!(!ok);
+    assert_eq!(json["error"], "invalid_config");
+}
