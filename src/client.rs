@@ -2,7 +2,7 @@
 //! decodes JSON, walks pages and counts requests.
 
 use crate::error::{ConnectorError, classify_status};
-use crate::host::{Host, HttpRequest, LogLevel, ResponseHead};
+use crate::host::{BodyStream, Host, HttpRequest, LogLevel, ResponseHead};
 use crate::paging::{self, PageAnomaly, WirePage};
 use crate::urls::BaseUrl;
 use serde::de::DeserializeOwned;
@@ -74,6 +74,32 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         let value = serde_json::from_slice(&body)
             .map_err(|e| ConnectorError::MalformedResponse(format!("{what}: {e}")))?;
         Ok((value, head))
+    }
+
+    /// `GET /rest/api/1.0/{segments}?{query}` read as a stream by `read`, for bodies too large to
+    /// hold (diffs). An error answer's body is read (at most 64 KiB) to classify it.
+    pub fn get_streamed<T>(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        read: impl FnOnce(&mut dyn BodyStream) -> Result<T, ConnectorError>,
+    ) -> Result<T, ConnectorError> {
+        let url = self.base.api(segments, query);
+        let what = format!("GET /{}", segments.join("/"));
+        self.requests.set(self.requests.get().saturating_add(1));
+        self.host.log(LogLevel::Debug, &what);
+        let (head, mut body) = self.host.send_streaming(&HttpRequest::get_json(url))?;
+        if !(200..300).contains(&head.status) {
+            let mut error_body = Vec::new();
+            while error_body.len() < 64 * 1024 {
+                match body.read(16 * 1024) {
+                    Ok(Some(chunk)) => error_body.extend_from_slice(&chunk),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            return Err(classify_status(&head, &error_body, &what));
+        }
+        read(body.as_mut())
     }
 
     /// One page of a paged resource starting at `start`.

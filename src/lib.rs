@@ -12,12 +12,20 @@
 //! - [`paging`]: Bitbucket's paging rules and page cursors;
 //! - [`wire`]: serde mirrors of the REST JSON;
 //! - [`normalize`]: wire JSON → contract records;
+//! - [`timestamps`]: epoch-ms and ISO 8601 timestamps;
 //! - [`client`]: GET + classify + decode + page walking over the host;
 //! - [`check`]: the connection check;
-//! - [`listing`]: projects, repositories and users, a page per call.
+//! - [`activities`]: activities → review events, lifecycle events, merge facts;
+//! - [`diffstat`]: diff statistics counted while streaming, no source kept;
+//! - [`pulls`]: one pull request in full (snapshot + activities + diff);
+//! - [`sync`]: the incremental, resumable pull-request sync pass;
+//! - [`listing`]: projects, repositories and users, a page per call;
+//! - [`webhook`]: webhook verification and interpretation.
 
+pub mod activities;
 pub mod check;
 pub mod client;
+pub mod diffstat;
 pub mod error;
 pub mod fake;
 pub mod host;
@@ -26,6 +34,8 @@ pub mod model;
 pub mod normalize;
 pub mod paging;
 pub mod pulls;
+pub mod sync;
+pub mod timestamps;
 pub mod urls;
 pub mod webhook;
 pub mod wire;

@@ -269,7 +269,7 @@ pub struct PrEvent {
 }
 
 /// WIT `diff-stats`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DiffStats {
     /// Lines added.
     pub additions: u64,

@@ -1,7 +1,12 @@
 //! Wire JSON → contract records: the one place that decides what each record field means.
 
-use crate::model::{Project, ProjectKind, Repo, RepoRef, User, UserKind};
-use crate::wire::{WireProject, WireRepo, WireRepoRef, WireUser};
+use crate::model::{
+    PrCompleteness, PrRef, PrReviewer, PrState, Project, ProjectKind, PullRequest, RefKind, Repo,
+    RepoRef, ReviewerStatus, User, UserKind,
+};
+use crate::wire::{
+    WireParticipant, WireProject, WirePullRequest, WireRef, WireRepo, WireRepoRef, WireUser,
+};
 
 /// A project record.
 pub fn project(p: WireProject) -> Project {
@@ -66,6 +71,107 @@ pub fn user(u: WireUser) -> User {
             Some("SERVICE") => UserKind::Service,
             Some(_) => UserKind::Other,
         },
+    }
+}
+
+/// A reviewer status from `status`, falling back to the older `approved` flag.
+pub fn reviewer_status(status: Option<&str>, approved: Option<bool>) -> ReviewerStatus {
+    match status {
+        Some("APPROVED") => ReviewerStatus::Approved,
+        Some("NEEDS_WORK") | Some("CHANGES_REQUESTED") => ReviewerStatus::NeedsWork,
+        Some(_) => ReviewerStatus::Unapproved,
+        None if approved == Some(true) => ReviewerStatus::Approved,
+        None => ReviewerStatus::Unapproved,
+    }
+}
+
+/// A reviewer or participant.
+pub fn participant(p: &WireParticipant) -> PrReviewer {
+    PrReviewer {
+        user: user(p.user.clone()),
+        status: reviewer_status(p.status.as_deref(), p.approved),
+        last_reviewed_commit: p.last_reviewed_commit.clone(),
+    }
+}
+
+fn pr_ref(r: &WireRef) -> PrRef {
+    let id = r.id.clone().unwrap_or_default();
+    let declared = r.kind.as_ref().and_then(|k| k.id.as_deref());
+    let kind = if declared == Some("TAG") || id.starts_with("refs/tags/") {
+        RefKind::Tag
+    } else if declared == Some("BRANCH") || id.starts_with("refs/heads/") {
+        RefKind::Branch
+    } else {
+        RefKind::Other
+    };
+    let display_id = r.display_id.clone().unwrap_or_else(|| {
+        id.strip_prefix("refs/heads/")
+            .or_else(|| id.strip_prefix("refs/tags/"))
+            .unwrap_or(&id)
+            .to_owned()
+    });
+    PrRef {
+        id,
+        display_id,
+        kind,
+        latest_commit: r.latest_commit.clone(),
+        repo: r.repository.as_ref().map(repo_ref),
+    }
+}
+
+/// A pull-request state; anything unknown is kept as open only if the server says it is open.
+pub fn pr_state(state: Option<&str>) -> PrState {
+    match state {
+        Some("MERGED") => PrState::Merged,
+        Some("DECLINED") => PrState::Declined,
+        _ => PrState::Open,
+    }
+}
+
+/// A pull-request snapshot (no activities, no diff) from its JSON. `repo` is the repository it
+/// was listed under, used when the payload does not name its target repository.
+pub fn pull_request(p: &WirePullRequest, repo: &RepoRef) -> PullRequest {
+    let source = pr_ref(&p.from_ref);
+    let target = pr_ref(&p.to_ref);
+    let repo = target.repo.clone().unwrap_or_else(|| repo.clone());
+    let source_fork = source.repo.clone().filter(|s| *s != repo);
+    let state = pr_state(p.state.as_deref());
+    let created_at = p.created_date.unwrap_or_default();
+    let props = p.properties.clone().unwrap_or_default();
+    PullRequest {
+        id: p.id,
+        repo,
+        version: p.version.unwrap_or_default(),
+        title: p.title.clone().unwrap_or_default(),
+        description: p.description.clone(),
+        state,
+        draft: p.draft.unwrap_or(false),
+        author: p.author.as_ref().map(|a| user(a.user.clone())),
+        created_at,
+        updated_at: p.updated_date.unwrap_or(created_at),
+        closed_at: p.closed_date,
+        merged_at: if state == PrState::Merged {
+            p.closed_date
+        } else {
+            None
+        },
+        merged_by: None,
+        merge_commit: None,
+        source,
+        target,
+        source_fork,
+        url: p.links.web(),
+        reviewers: p.reviewers.iter().map(participant).collect(),
+        participants: p.participants.iter().map(participant).collect(),
+        comment_count: props.comment_count,
+        open_task_count: props.open_task_count,
+        resolved_task_count: props.resolved_task_count,
+        diff: None,
+        reviews: Vec::new(),
+        events: Vec::new(),
+        first_review_at: None,
+        first_approval_at: None,
+        completeness: PrCompleteness::Snapshot,
     }
 }
 
@@ -140,6 +246,90 @@ mod tests {
             (p.kind, p.name.as_str(), p.public),
             (ProjectKind::Normal, "Platform", true)
         );
+    }
+
+    fn wire_pr(v: serde_json::Value) -> WirePullRequest {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn repo_json(key: &str, slug: &str) -> serde_json::Value {
+        serde_json::json!({"slug": slug, "project": {"key": key}})
+    }
+
+    #[test]
+    fn fork_pull_request_names_its_source_repository() {
+        let p = wire_pr(serde_json::json!({
+            "id": 7, "version": 3, "title": "Fix", "state": "MERGED", "createdDate": 1000, "updatedDate": 3000, "closedDate": 2500,
+            "fromRef": {"id": "refs/heads/fix", "displayId": "fix", "latestCommit": "aaa", "repository": repo_json("~JDOE", "api")},
+            "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "bbb", "repository": repo_json("PLAT", "api")},
+            "author": {"user": {"name": "jdoe", "slug": "jdoe"}, "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+            "reviewers": [{"user": {"name": "ann", "slug": "ann"}, "role": "REVIEWER", "approved": true, "status": "APPROVED", "lastReviewedCommit": "aaa"}],
+            "properties": {"commentCount": 2, "openTaskCount": 1, "resolvedTaskCount": 0},
+            "links": {"self": [{"href": "https://bb/projects/PLAT/repos/api/pull-requests/7"}]}
+        }));
+        let r = pull_request(
+            &p,
+            &RepoRef {
+                project_key: "PLAT".into(),
+                slug: "api".into(),
+            },
+        );
+        assert_eq!(
+            r.source_fork,
+            Some(RepoRef {
+                project_key: "~JDOE".into(),
+                slug: "api".into()
+            })
+        );
+        assert_eq!(
+            (r.state, r.merged_at, r.closed_at),
+            (PrState::Merged, Some(2500), Some(2500))
+        );
+        assert_eq!(r.reviewers[0].status, ReviewerStatus::Approved);
+        assert_eq!((r.comment_count, r.open_task_count), (Some(2), Some(1)));
+        assert_eq!(r.author.unwrap().slug, "jdoe");
+        assert_eq!(r.source.kind, RefKind::Branch);
+    }
+
+    #[test]
+    fn tag_source_and_missing_optionals() {
+        let p = wire_pr(serde_json::json!({
+            "id": 1, "version": 0, "title": "Release", "state": "OPEN", "createdDate": 5, "updatedDate": 6,
+            "fromRef": {"id": "refs/tags/v1.0", "latestCommit": "ccc"},
+            "toRef": {"id": "refs/heads/main", "latestCommit": "ddd"}
+        }));
+        let r = pull_request(
+            &p,
+            &RepoRef {
+                project_key: "P".into(),
+                slug: "r".into(),
+            },
+        );
+        assert_eq!(
+            (r.source.kind, r.source.display_id.as_str()),
+            (RefKind::Tag, "v1.0")
+        );
+        assert_eq!(
+            (r.draft, r.closed_at, r.comment_count, r.source_fork.clone()),
+            (false, None, None, None)
+        );
+        assert_eq!(
+            r.repo,
+            RepoRef {
+                project_key: "P".into(),
+                slug: "r".into()
+            }
+        );
+    }
+
+    #[test]
+    fn reviewer_status_falls_back_to_approved_flag() {
+        assert_eq!(reviewer_status(None, Some(true)), ReviewerStatus::Approved);
+        assert_eq!(
+            reviewer_status(Some("NEEDS_WORK"), Some(false)),
+            ReviewerStatus::NeedsWork
+        );
+        assert_eq!(reviewer_status(None, None), ReviewerStatus::Unapproved);
     }
 
     #[test]

@@ -1,32 +1,126 @@
-//! Pull-request sync. Not yet implemented: the calls answer a clear error until it lands.
+//! One pull request in full: its snapshot plus activities (reviews, events, merge facts) and diff
+//! statistics. Shared by the sync pass and by `fetch-pull-request` (webhook refresh).
 
+use crate::activities;
+use crate::client::Client;
+use crate::diffstat::{self, DiffError};
 use crate::error::ConnectorError;
 use crate::host::Host;
-use crate::model::{Connection, PullRequest, PullRequestBatch, RepoRef, SyncOptions};
+use crate::model::{Connection, DiffStats, PrCompleteness, PullRequest, RepoRef};
+use crate::normalize;
+use crate::wire::{WireActivity, WirePullRequest};
 
-fn unavailable(call: &str) -> ConnectorError {
-    ConnectorError::InvalidConfig(format!(
-        "{call} is not available in this connector build yet"
-    ))
+/// The part of fetching details that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `GET .../pull-requests/{id}`.
+    Details,
+    /// `GET .../activities`.
+    Activities,
+    /// `GET .../diff`.
+    Diff,
 }
 
-/// One step of a repository's pull-request sync pass.
-pub fn fetch_pull_requests<H: Host + ?Sized>(
-    _host: &H,
-    _conn: &Connection,
-    _repo: &RepoRef,
-    _options: &SyncOptions,
-    _cursor: Option<&str>,
-) -> Result<PullRequestBatch, ConnectorError> {
-    Err(unavailable("fetch-pull-requests"))
+impl Stage {
+    /// The name used in `skipped-pull-request.stage`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Details => "details",
+            Stage::Activities => "activities",
+            Stage::Diff => "diff",
+        }
+    }
 }
 
-/// One pull request in full.
+fn pr_path<'a>(repo: &'a RepoRef, id: &'a str) -> [&'a str; 6] {
+    [
+        "projects",
+        &repo.project_key,
+        "repos",
+        &repo.slug,
+        "pull-requests",
+        id,
+    ]
+}
+
+/// Every activity of a pull request (all pages).
+pub fn fetch_activities<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    id: u64,
+) -> Result<Vec<WireActivity>, ConnectorError> {
+    let id = id.to_string();
+    let base = pr_path(repo, &id);
+    let segments = [&base[..], &["activities"]].concat();
+    client.get_all(&segments, &[])
+}
+
+/// Diff statistics of a pull request, counted while streaming.
+pub fn fetch_diff_stats<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    id: u64,
+) -> Result<DiffStats, ConnectorError> {
+    let id = id.to_string();
+    let base = pr_path(repo, &id);
+    let segments = [&base[..], &["diff"]].concat();
+    let what = format!("GET /{}", segments.join("/"));
+    client.get_streamed(
+        &segments,
+        &[("contextLines", "0"), ("withComments", "false")],
+        |body| {
+            diffstat::count_stream(body).map_err(|e| match e {
+                DiffError::Transport(t) => ConnectorError::Transport(format!("{what}: {t}")),
+                DiffError::Malformed(m) => {
+                    ConnectorError::MalformedResponse(format!("{what}: {m}"))
+                }
+            })
+        },
+    )
+}
+
+/// Completes a snapshot with activities and (unless `known_diff` is given, because the commit
+/// pair has not changed) diff statistics.
+pub fn complete<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    mut pr: PullRequest,
+    known_diff: Option<DiffStats>,
+) -> Result<PullRequest, (Stage, ConnectorError)> {
+    let repo = pr.repo.clone();
+    let acts = fetch_activities(client, &repo, pr.id).map_err(|e| (Stage::Activities, e))?;
+    activities::apply(&mut pr, acts);
+    let diff = match known_diff {
+        Some(d) => d,
+        None => fetch_diff_stats(client, &repo, pr.id).map_err(|e| (Stage::Diff, e))?,
+    };
+    pr.diff = Some(diff);
+    pr.completeness = PrCompleteness::Full;
+    Ok(pr)
+}
+
+/// `GET .../pull-requests/{id}` as a snapshot, with its wire form.
+pub fn fetch_snapshot<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    id: u64,
+) -> Result<(WirePullRequest, PullRequest), ConnectorError> {
+    let id_s = id.to_string();
+    let (wire, _) = client.get_json::<WirePullRequest>(&pr_path(repo, &id_s), &[])?;
+    let snapshot = normalize::pull_request(&wire, repo);
+    Ok((wire, snapshot))
+}
+
+/// One pull request in full, e.g. after a webhook. It does not touch the sync state: the next
+/// sync pass still fetches the pull request if it changed since that pass last saw it.
 pub fn fetch_pull_request<H: Host + ?Sized>(
-    _host: &H,
-    _conn: &Connection,
-    _repo: &RepoRef,
-    _id: u64,
+    host: &H,
+    conn: &Connection,
+    repo: &RepoRef,
+    id: u64,
 ) -> Result<PullRequest, ConnectorError> {
-    Err(unavailable("fetch-pull-request"))
+    let client = Client::new(host, &conn.base_url, conn.page_size)?;
+    let (_, snapshot) = fetch_snapshot(&client, repo, id)?;
+    complete(&client, snapshot, None).map_err(|(_, e)| e)
 }
+
+pub use crate::sync::fetch_pull_requests;

@@ -165,3 +165,151 @@ pub struct WireUser {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
 }
+
+/// `{"id": "TAG"}` inside a ref's `type`.
+#[derive(Debug, Deserialize, Default, Clone)]
+pub struct WireRefType {
+    /// `BRANCH` or `TAG`.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// One end of a pull request.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireRef {
+    /// `refs/heads/...`.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Short name.
+    #[serde(default)]
+    pub display_id: Option<String>,
+    /// Commit.
+    #[serde(default)]
+    pub latest_commit: Option<String>,
+    /// Branch or tag (newer servers).
+    #[serde(rename = "type", default)]
+    pub kind: Option<WireRefType>,
+    /// Repository of the ref.
+    #[serde(default)]
+    pub repository: Option<WireRepoRef>,
+}
+
+/// The author, a reviewer or a participant of a pull request.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireParticipant {
+    /// Who.
+    pub user: WireUser,
+    /// `AUTHOR`, `REVIEWER`, `PARTICIPANT`.
+    #[serde(default)]
+    pub role: Option<String>,
+    /// Approved flag (older servers).
+    #[serde(default)]
+    pub approved: Option<bool>,
+    /// `UNAPPROVED`, `NEEDS_WORK`, `APPROVED`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Last reviewed commit.
+    #[serde(default)]
+    pub last_reviewed_commit: Option<String>,
+}
+
+/// `properties` of a pull request.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WirePrProperties {
+    /// Comments.
+    #[serde(default)]
+    pub comment_count: Option<u32>,
+    /// Open tasks.
+    #[serde(default)]
+    pub open_task_count: Option<u32>,
+    /// Resolved tasks.
+    #[serde(default)]
+    pub resolved_task_count: Option<u32>,
+}
+
+/// A pull request, from a list page, `GET .../pull-requests/{id}` or a webhook payload.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WirePullRequest {
+    /// Id within the repository (required).
+    pub id: u64,
+    /// Version.
+    #[serde(default)]
+    pub version: Option<u32>,
+    /// Title.
+    #[serde(default)]
+    pub title: Option<String>,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `OPEN`, `MERGED`, `DECLINED`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Draft (8.18+).
+    #[serde(default)]
+    pub draft: Option<bool>,
+    /// Created.
+    #[serde(default, deserialize_with = "crate::timestamps::opt_millis")]
+    pub created_date: Option<i64>,
+    /// Updated.
+    #[serde(default, deserialize_with = "crate::timestamps::opt_millis")]
+    pub updated_date: Option<i64>,
+    /// Closed.
+    #[serde(default, deserialize_with = "crate::timestamps::opt_millis")]
+    pub closed_date: Option<i64>,
+    /// Source.
+    #[serde(default)]
+    pub from_ref: WireRef,
+    /// Target.
+    #[serde(default)]
+    pub to_ref: WireRef,
+    /// Author.
+    #[serde(default)]
+    pub author: Option<WireParticipant>,
+    /// Reviewers.
+    #[serde(default)]
+    pub reviewers: Vec<WireParticipant>,
+    /// Participants.
+    #[serde(default)]
+    pub participants: Vec<WireParticipant>,
+    /// Properties.
+    #[serde(default)]
+    pub properties: Option<WirePrProperties>,
+    /// Links.
+    #[serde(default)]
+    pub links: Links,
+}
+
+/// A commit reference inside an activity.
+#[derive(Debug, Deserialize, Clone)]
+pub struct WireCommit {
+    /// The commit hash.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+/// One entry of `GET .../pull-requests/{id}/activities`.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct WireActivity {
+    /// Activity id.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// When.
+    #[serde(default, deserialize_with = "crate::timestamps::opt_millis")]
+    pub created_date: Option<i64>,
+    /// Who.
+    #[serde(default)]
+    pub user: Option<WireUser>,
+    /// What (`APPROVED`, `COMMENTED`, `MERGED`, ...).
+    pub action: String,
+    /// For COMMENTED: `ADDED`, `EDITED`, `DELETED`, `REPLIED`.
+    #[serde(default)]
+    pub comment_action: Option<String>,
+    /// For MERGED: the merge commit.
+    #[serde(default)]
+    pub commit: Option<WireCommit>,
+}

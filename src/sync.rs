@@ -1,0 +1,609 @@
+//! Incremental, resumable pull-request sync of one repository.
+//!
+//! A *pass* lists the repository's pull requests (`state=ALL&order=NEWEST`), newest first, one
+//! list page per call, and fetches details (activities, diff) only for pull requests whose
+//! fingerprint changed since they were last fetched. The properties that matter:
+//!
+//! - **Nothing is lost when the host dies.** What a call learns (per-PR fingerprints, the pass's
+//!   position, the high-water mark) is staged as *pending* and committed only when the host calls
+//!   again with the batch's cursor, which says "I have persisted that batch". A host that dies
+//!   before persisting restarts without the cursor; the pending work is dropped and redone.
+//! - **The high-water mark moves only when a pass completes**, to the newest `updatedDate` on the
+//!   pass's first page. Anything updated after that page was read is newer and is listed by the
+//!   next pass; anything updated while a pass runs is therefore not lost, only picked up next time.
+//! - **Early stopping is verified.** An incremental pass stops at the first pull request older
+//!   than the high-water mark (less a safety margin) only while every page seen is in
+//!   non-increasing `updatedDate` order. An out-of-order page (a server that sorts by creation)
+//!   makes the pass list everything, and marks the repository so that every later pass does.
+//!   A full listing also runs when asked for, on the first pass, and at least daily, to reconcile
+//!   anything early stopping could miss; details are still fetched only for changed PRs.
+//! - **One bad pull request never fails the repository.** It is reported as skipped, remembered,
+//!   and retried at the start of the next pass.
+//! - **Bounded calls.** At most [`DETAIL_BUDGET`] pull requests get details per call; a page with
+//!   more changed PRs is read again by the next call, where the ones already done are unchanged.
+
+use crate::client::Client;
+use crate::error::ConnectorError;
+use crate::host::{Host, LogLevel};
+use crate::model::{
+    BatchStats, Connection, DiffStats, PullRequestBatch, RepoRef, SkippedPullRequest, SyncOptions,
+};
+use crate::normalize;
+use crate::pulls::{self, Stage};
+use crate::wire::WirePullRequest;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+
+/// Pull requests given details per call.
+pub const DETAIL_BUDGET: usize = 20;
+/// How far below the high-water mark an incremental pass still looks, for updates that became
+/// visible late (milliseconds).
+pub const SAFETY_MARGIN_MS: i64 = 10 * 60 * 1000;
+/// How often a full listing runs on its own (milliseconds).
+pub const RECONCILE_EVERY_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What the connector remembers about a pull request it fetched in full.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrMemo {
+    /// Fingerprint of everything on the list item that can signal a change.
+    pub fp: String,
+    /// `fromRef.latestCommit` when the diff was counted.
+    pub from: Option<String>,
+    /// `toRef.latestCommit` when the diff was counted.
+    pub to: Option<String>,
+    /// The diff statistics, reused while the commit pair is unchanged.
+    pub diff: Option<DiffStats>,
+}
+
+/// A repository's sync state, in host storage.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepoState {
+    /// Newest `updatedDate` of the last completed pass's first page.
+    #[serde(default)]
+    pub high_water: Option<i64>,
+    /// The server was seen listing out of `updatedDate` order: never stop early.
+    #[serde(default)]
+    pub order_untrusted: bool,
+    /// When the last full listing started (epoch ms).
+    #[serde(default)]
+    pub last_full_at: Option<i64>,
+    /// Pull requests that failed and are retried at the start of the next pass.
+    #[serde(default)]
+    pub retry: BTreeSet<u64>,
+    /// Pass counter.
+    #[serde(default)]
+    pub pass_seq: u64,
+    /// The id of the last completed pass.
+    #[serde(default)]
+    pub last_completed_pass: Option<u64>,
+    /// The pass in progress.
+    #[serde(default)]
+    pub pass: Option<Pass>,
+}
+
+/// A pass in progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pass {
+    /// Pass id (in cursors).
+    pub id: u64,
+    /// Listing everything (no early stop on the high-water mark).
+    pub full: bool,
+    /// Stop below this `updatedDate` (while the order holds); `None`: list to the end.
+    pub threshold: Option<i64>,
+    /// Ignore pull requests updated before this.
+    pub since: Option<i64>,
+    /// When the pass started.
+    pub started_at: i64,
+    /// Last committed batch number.
+    pub acked: u32,
+    /// Progress as of the last committed batch.
+    pub progress: Progress,
+    /// The batch handed to the host and not yet acknowledged.
+    pub pending: Option<Pending>,
+}
+
+/// Where a pass stands.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// The `start` of the next list page; `None` when the pass is over.
+    pub next_start: Option<u64>,
+    /// Newest `updatedDate` on the first page.
+    pub top_updated: Option<i64>,
+    /// `updatedDate` of the last pull request listed, for the order check across pages.
+    pub last_updated: Option<i64>,
+    /// Whether an out-of-order listing was seen.
+    pub order_violation: bool,
+    /// Whether the retry step of this pass ran.
+    pub retries_done: bool,
+}
+
+/// A batch handed to the host, committed when the host acknowledges it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    /// Batch number.
+    pub batch: u32,
+    /// Progress once committed.
+    pub progress: Progress,
+    /// Memos to write.
+    pub memos: Vec<(u64, PrMemo)>,
+    /// Pull requests to retry next pass.
+    pub retry_add: Vec<u64>,
+    /// Pull requests no longer to retry.
+    pub retry_remove: Vec<u64>,
+}
+
+/// Storage key of a repository's sync state.
+pub fn state_key(repo: &RepoRef) -> String {
+    format!("sync/{}/{}", repo.project_key, repo.slug)
+}
+
+/// Storage key of a pull request's memo.
+pub fn memo_key(repo: &RepoRef, id: u64) -> String {
+    format!("pr/{}/{}/{id}", repo.project_key, repo.slug)
+}
+
+/// The fingerprint of a list item: everything that can change without `version` changing too
+/// (approvals, comments, tasks, pushes) is in it.
+pub fn fingerprint(w: &WirePullRequest) -> String {
+    let mut h = Sha256::new();
+    let mut put = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0u8]);
+    };
+    put(&format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        w.version, w.updated_date, w.state, w.draft
+    ));
+    put(&format!(
+        "{:?}|{:?}",
+        w.from_ref.latest_commit, w.to_ref.latest_commit
+    ));
+    if let Some(p) = &w.properties {
+        put(&format!(
+            "{:?}|{:?}|{:?}",
+            p.comment_count, p.open_task_count, p.resolved_task_count
+        ));
+    }
+    for (role, list) in [("r", &w.reviewers), ("p", &w.participants)] {
+        for x in list.iter() {
+            put(&format!(
+                "{role}|{}|{:?}|{:?}|{:?}",
+                x.user.slug.as_deref().unwrap_or(&x.user.name),
+                x.status,
+                x.approved,
+                x.last_reviewed_commit
+            ));
+        }
+    }
+    h.finalize()
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn encode_cursor(pass: u64, batch: u32) -> String {
+    format!("{pass}.{batch}")
+}
+
+fn decode_cursor(c: &str) -> Result<(u64, u32), ConnectorError> {
+    let bad = || ConnectorError::InvalidConfig(format!("not a pull-request sync cursor: {c:?}"));
+    let (p, b) = c.split_once('.').ok_or_else(bad)?;
+    Ok((p.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?))
+}
+
+fn stale(c: &str) -> ConnectorError {
+    ConnectorError::InvalidConfig(format!(
+        "cursor {c:?} belongs to a pass that is no longer current; start again without a cursor"
+    ))
+}
+
+/// Reads the state; unreadable state is logged and replaced by a fresh one (a full re-sync
+/// loses nothing).
+fn load_state<H: Host + ?Sized>(host: &H, key: &str) -> (RepoState, Option<Vec<u8>>) {
+    let raw = host.storage_get(key);
+    let state = match raw.as_deref().map(serde_json::from_slice::<RepoState>) {
+        None => RepoState::default(),
+        Some(Ok(s)) => s,
+        Some(Err(e)) => {
+            host.log(
+                LogLevel::Warn,
+                &format!("{key}: unreadable sync state ({e}); starting afresh"),
+            );
+            RepoState::default()
+        }
+    };
+    (state, raw)
+}
+
+fn save_state<H: Host + ?Sized>(
+    host: &H,
+    key: &str,
+    old: Option<&[u8]>,
+    state: &RepoState,
+) -> Result<(), ConnectorError> {
+    let bytes = serde_json::to_vec(state).map_err(|e| ConnectorError::Storage(e.to_string()))?;
+    if host.storage_compare_and_swap(key, old, &bytes) {
+        Ok(())
+    } else {
+        Err(ConnectorError::Storage(format!(
+            "{key} changed during this call (is another sync of this repository running?)"
+        )))
+    }
+}
+
+fn load_memo<H: Host + ?Sized>(host: &H, repo: &RepoRef, id: u64) -> Option<PrMemo> {
+    host.storage_get(&memo_key(repo, id))
+        .and_then(|b| serde_json::from_slice(&b).ok())
+}
+
+/// Applies an acknowledged batch: memos, retries, progress; completes the pass if it is over.
+fn commit<H: Host + ?Sized>(
+    host: &H,
+    repo: &RepoRef,
+    state: &mut RepoState,
+    p: Pending,
+) -> Result<(), ConnectorError> {
+    for (id, memo) in &p.memos {
+        let bytes = serde_json::to_vec(memo).map_err(|e| ConnectorError::Storage(e.to_string()))?;
+        host.storage_set(&memo_key(repo, *id), &bytes);
+    }
+    for id in &p.retry_remove {
+        state.retry.remove(id);
+    }
+    state.retry.extend(p.retry_add.iter().copied());
+    let Some(pass) = state.pass.as_mut() else {
+        return Ok(());
+    };
+    pass.acked = p.batch;
+    pass.progress = p.progress;
+    pass.pending = None;
+    if pass.progress.next_start.is_none() {
+        finish_pass(state);
+    }
+    Ok(())
+}
+
+fn finish_pass(state: &mut RepoState) {
+    let Some(pass) = state.pass.take() else {
+        return;
+    };
+    if pass.progress.order_violation {
+        state.order_untrusted = true;
+    }
+    if let Some(top) = pass.progress.top_updated {
+        state.high_water = Some(state.high_water.map_or(top, |h| h.max(top)));
+    }
+    if pass.full {
+        state.last_full_at = Some(pass.started_at);
+    }
+    state.last_completed_pass = Some(pass.id);
+}
+
+fn new_pass(state: &mut RepoState, options: &SyncOptions, now: i64) -> Pass {
+    state.pass_seq += 1;
+    let reconcile_due = state
+        .last_full_at
+        .is_none_or(|t| now.saturating_sub(t) >= RECONCILE_EVERY_MS);
+    let full = options.full_listing
+        || state.order_untrusted
+        || state.high_water.is_none()
+        || reconcile_due;
+    let threshold = if full {
+        options.since
+    } else {
+        let hw = state.high_water.map(|h| h.saturating_sub(SAFETY_MARGIN_MS));
+        hw.max(options.since)
+    };
+    Pass {
+        id: state.pass_seq,
+        full,
+        threshold,
+        since: options.since,
+        started_at: now,
+        acked: 0,
+        progress: Progress {
+            next_start: Some(0),
+            ..Progress::default()
+        },
+        pending: None,
+    }
+}
+
+/// What one call produced before it is staged.
+struct Work {
+    batch: PullRequestBatch,
+    pending: Pending,
+}
+
+fn skipped(id: u64, stage: Stage, error: ConnectorError) -> SkippedPullRequest {
+    SkippedPullRequest {
+        id,
+        stage: stage.as_str().to_owned(),
+        error,
+    }
+}
+
+fn memo_for(w: &WirePullRequest, diff: Option<DiffStats>) -> PrMemo {
+    PrMemo {
+        fp: fingerprint(w),
+        from: w.from_ref.latest_commit.clone(),
+        to: w.to_ref.latest_commit.clone(),
+        diff,
+    }
+}
+
+/// Retries pull requests that failed in earlier passes.
+fn run_retries<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    retry: &BTreeSet<u64>,
+    budget: &mut usize,
+    work: &mut Work,
+) {
+    for &id in retry.iter() {
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
+        match pulls::fetch_snapshot(client, repo, id) {
+            Ok((wire, snap)) => match pulls::complete(client, snap, None) {
+                Ok(pr) => {
+                    work.pending.memos.push((id, memo_for(&wire, pr.diff)));
+                    work.pending.retry_remove.push(id);
+                    work.batch.pull_requests.push(pr);
+                }
+                Err((stage, e)) => work.batch.skipped.push(skipped(id, stage, e)),
+            },
+            Err(e @ ConnectorError::NotFound(_)) => {
+                // Deleted since it failed: nothing left to fetch.
+                work.pending.retry_remove.push(id);
+                work.batch.skipped.push(skipped(id, Stage::Details, e));
+            }
+            Err(e) => work.batch.skipped.push(skipped(id, Stage::Details, e)),
+        }
+    }
+}
+
+/// One step of a repository's pull-request sync pass (WIT `fetch-pull-requests`).
+pub fn fetch_pull_requests<H: Host + ?Sized>(
+    host: &H,
+    conn: &Connection,
+    repo: &RepoRef,
+    options: &SyncOptions,
+    cursor: Option<&str>,
+) -> Result<PullRequestBatch, ConnectorError> {
+    if repo.project_key.is_empty() || repo.slug.is_empty() {
+        return Err(ConnectorError::InvalidConfig(
+            "empty project key or repository slug".into(),
+        ));
+    }
+    let client = Client::new(host, &conn.base_url, conn.page_size)?;
+    let key = state_key(repo);
+    let (mut state, raw) = load_state(host, &key);
+    let empty = |requests| PullRequestBatch {
+        pull_requests: Vec::new(),
+        skipped: Vec::new(),
+        next_cursor: None,
+        stats: BatchStats {
+            requests,
+            ..BatchStats::default()
+        },
+    };
+
+    match cursor {
+        Some(c) => {
+            let (pass_id, batch) = decode_cursor(c)?;
+            let current = state
+                .pass
+                .as_ref()
+                .map(|p| (p.id, p.acked, p.pending.as_ref().map(|x| x.batch)));
+            match current {
+                Some((id, _, Some(pending))) if id == pass_id && pending == batch => {
+                    let p = state.pass.as_mut().and_then(|p| p.pending.take());
+                    if let Some(p) = p {
+                        commit(host, repo, &mut state, p)?;
+                    }
+                }
+                Some((id, acked, _)) if id == pass_id && acked == batch => {
+                    // Already committed (a repeated call): redo the step after it.
+                    if let Some(p) = state.pass.as_mut() {
+                        p.pending = None;
+                    }
+                }
+                None if state.last_completed_pass == Some(pass_id) => return Ok(empty(0)),
+                _ => return Err(stale(c)),
+            }
+            if state.pass.is_none() {
+                save_state(host, &key, raw.as_deref(), &state)?;
+                return Ok(empty(0));
+            }
+        }
+        None => match state.pass.as_mut() {
+            Some(p) => {
+                host.log(
+                    LogLevel::Info,
+                    &format!("{key}: resuming pass {} after batch {}", p.id, p.acked),
+                );
+                p.pending = None;
+            }
+            None => {
+                let pass = new_pass(&mut state, options, now_ms());
+                host.log(
+                    LogLevel::Debug,
+                    &format!(
+                        "{key}: pass {} ({})",
+                        pass.id,
+                        if pass.full {
+                            "full listing"
+                        } else {
+                            "incremental"
+                        }
+                    ),
+                );
+                state.pass = Some(pass);
+            }
+        },
+    }
+    let Some(pass) = state.pass.clone() else {
+        return Ok(empty(0));
+    };
+
+    let mut work = Work {
+        batch: empty(0),
+        pending: Pending {
+            batch: pass.acked + 1,
+            progress: pass.progress.clone(),
+            memos: Vec::new(),
+            retry_add: Vec::new(),
+            retry_remove: Vec::new(),
+        },
+    };
+    let mut budget = DETAIL_BUDGET;
+    if !pass.progress.retries_done {
+        run_retries(&client, repo, &state.retry, &mut budget, &mut work);
+        work.pending.progress.retries_done = true;
+    }
+    if let Some(start) = pass.progress.next_start {
+        list_page(
+            &client,
+            repo,
+            &pass,
+            &state.retry,
+            start,
+            &mut budget,
+            &mut work,
+        )?;
+    }
+
+    let Work { mut batch, pending } = work;
+    let needs_ack = !batch.pull_requests.is_empty()
+        || !pending.retry_add.is_empty()
+        || !pending.retry_remove.is_empty();
+    let pass_id = pass.id;
+    if needs_ack {
+        let n = pending.batch;
+        if let Some(p) = state.pass.as_mut() {
+            p.pending = Some(pending);
+        }
+        batch.next_cursor = Some(encode_cursor(pass_id, n));
+    } else {
+        let n = pending.batch;
+        commit(host, repo, &mut state, pending)?;
+        batch.next_cursor = state.pass.as_ref().map(|_| encode_cursor(pass_id, n));
+    }
+    save_state(host, &key, raw.as_deref(), &state)?;
+    batch.stats.requests = client.requests();
+    Ok(batch)
+}
+
+/// Reads one list page and fetches details of the changed pull requests on it.
+fn list_page<H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    pass: &Pass,
+    retry: &BTreeSet<u64>,
+    start: u64,
+    budget: &mut usize,
+    work: &mut Work,
+) -> Result<(), ConnectorError> {
+    let host = client.host();
+    let (page, _) = client.get_page::<WirePullRequest>(
+        &[
+            "projects",
+            &repo.project_key,
+            "repos",
+            &repo.slug,
+            "pull-requests",
+        ],
+        &[("state", "ALL"), ("order", "NEWEST")],
+        start,
+    )?;
+    let progress = &mut work.pending.progress;
+    let before = progress.last_updated;
+    let mut stop = false;
+    let mut exhausted = false;
+    let mut page_max: Option<i64> = None;
+    work.batch.stats.listed = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
+    for wire in &page.items {
+        let updated = wire.updated_date.or(wire.created_date).unwrap_or(0);
+        page_max = page_max.max(Some(updated));
+        if progress.last_updated.is_some_and(|prev| updated > prev) && !progress.order_violation {
+            progress.order_violation = true;
+            host.log(
+                LogLevel::Warn,
+                &format!(
+                    "{}/{}: pull requests are not listed newest-updated first; listing everything from now on",
+                    repo.project_key, repo.slug
+                ),
+            );
+        }
+        progress.last_updated = Some(updated);
+        if !progress.order_violation && pass.threshold.is_some_and(|t| updated < t) {
+            stop = true;
+        }
+        if pass.since.is_some_and(|s| updated < s)
+            || retry.contains(&wire.id)
+            || work.pending.memos.iter().any(|(id, _)| *id == wire.id)
+        {
+            continue;
+        }
+        let old = load_memo(host, repo, wire.id);
+        let fp = fingerprint(wire);
+        if old.as_ref().is_some_and(|m| m.fp == fp) {
+            work.batch.stats.unchanged += 1;
+            continue;
+        }
+        if *budget == 0 {
+            exhausted = true;
+            continue;
+        }
+        *budget -= 1;
+        let known_diff = old
+            .filter(|m| m.from == wire.from_ref.latest_commit && m.to == wire.to_ref.latest_commit)
+            .and_then(|m| m.diff);
+        match pulls::complete(client, normalize::pull_request(wire, repo), known_diff) {
+            Ok(pr) => {
+                work.pending.memos.push((wire.id, memo_for(wire, pr.diff)));
+                work.batch.pull_requests.push(pr);
+            }
+            Err((stage, e)) => {
+                host.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}/{} #{}: skipped, {} failed: {e}",
+                        repo.project_key,
+                        repo.slug,
+                        wire.id,
+                        stage.as_str()
+                    ),
+                );
+                work.pending.retry_add.push(wire.id);
+                work.batch.skipped.push(skipped(wire.id, stage, e));
+            }
+        }
+    }
+    if exhausted {
+        // More changed pull requests on this page than one call may fetch: the next call reads
+        // the same page again, where the ones done now are unchanged.
+        progress.last_updated = before;
+        progress.next_start = Some(start);
+        return Ok(());
+    }
+    if start == 0 {
+        progress.top_updated = progress.top_updated.max(page_max);
+    }
+    progress.next_start = if stop { None } else { page.next };
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,468 @@
+//! Native tests of the sync pass against the in-memory host.
+
+use super::*;
+use crate::fake::{Canned, FakeHost};
+use crate::model::PullRequest;
+use serde_json::{Value, json};
+
+const HOUR: i64 = 3_600_000;
+const T0: i64 = 1_700_000_000_000;
+const REPO_PATH: &str = "/bitbucket/rest/api/1.0/projects/PLAT/repos/api/pull-requests";
+
+fn repo() -> RepoRef {
+    RepoRef {
+        project_key: "PLAT".into(),
+        slug: "api".into(),
+    }
+}
+
+fn conn(page_size: u32) -> Connection {
+    Connection {
+        base_url: "https://bb.example/bitbucket".into(),
+        page_size: Some(page_size),
+    }
+}
+
+/// A pull request list item; `updated` and `created` in hours after T0.
+fn pr(id: u64, version: u32, created: i64, updated: i64) -> Value {
+    json!({
+        "id": id, "version": version, "title": format!("PR {id}"), "state": "OPEN", "open": true, "closed": false,
+        "createdDate": T0 + created * HOUR, "updatedDate": T0 + updated * HOUR,
+        "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": format!("from{id}-{version}"), "repository": {"slug": "api", "project": {"key": "PLAT"}}},
+        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "main1", "repository": {"slug": "api", "project": {"key": "PLAT"}}},
+        "author": {"user": {"name": "author", "slug": "author"}, "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+        "reviewers": [], "participants": [],
+        "properties": {"commentCount": 0, "openTaskCount": 0, "resolvedTaskCount": 0},
+        "links": {"self": [{"href": format!("https://bb.example/bitbucket/projects/PLAT/repos/api/pull-requests/{id}")}]}
+    })
+}
+
+/// Serves `prs` (already in list order) in pages of `size`, replacing any earlier listing.
+fn serve_list(host: &FakeHost, prs: &[Value], size: usize) {
+    let pages: Vec<&[Value]> = if prs.is_empty() {
+        vec![&[]]
+    } else {
+        prs.chunks(size).collect()
+    };
+    for (i, chunk) in pages.iter().enumerate() {
+        let start = i * size;
+        let next = start + chunk.len();
+        let last = i + 1 == pages.len();
+        let mut page = json!({"size": chunk.len(), "limit": size, "start": start, "isLastPage": last, "values": chunk});
+        if !last {
+            page["nextPageStart"] = json!(next);
+        }
+        host.json(REPO_PATH, &[("start", &start.to_string())], 200, page);
+    }
+    // A start past the end answers an empty last page (as after a shift).
+    for extra in [pages.len() * size, pages.len() * size + size] {
+        host.json(
+            REPO_PATH,
+            &[("start", &extra.to_string())],
+            200,
+            json!({"size": 0, "limit": size, "start": extra, "isLastPage": true, "values": []}),
+        );
+    }
+}
+
+fn serve_details(host: &FakeHost, id: u64) {
+    host.json(
+        &format!("{REPO_PATH}/{id}/activities"),
+        &[],
+        200,
+        json!({"size": 2, "limit": 500, "start": 0, "isLastPage": true, "values": [
+            {"id": id * 10 + 1, "createdDate": T0 + 2 * HOUR, "user": {"name": "ann", "slug": "ann"}, "action": "APPROVED"},
+            {"id": id * 10, "createdDate": T0, "user": {"name": "author", "slug": "author"}, "action": "OPENED"}
+        ]}),
+    );
+    host.json(
+        &format!("{REPO_PATH}/{id}/diff"),
+        &[],
+        200,
+        json!({"diffs": [{"hunks": [{"segments": [{"type": "ADDED", "lines": [{"line": "a"}, {"line": "b"}]}, {"type": "REMOVED", "lines": [{"line": "c"}]}]}]}], "truncated": false}),
+    );
+}
+
+/// Runs a pass to its end the way a host does: persist each batch, then acknowledge it.
+fn run_pass(
+    host: &FakeHost,
+    conn: &Connection,
+    options: &SyncOptions,
+) -> (Vec<PullRequest>, Vec<SkippedPullRequest>, usize) {
+    let before = host.requests.borrow().len();
+    let mut prs = Vec::new();
+    let mut skipped = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..100 {
+        let b =
+            fetch_pull_requests(host, conn, &repo(), options, cursor.as_deref()).expect("batch");
+        prs.extend(b.pull_requests);
+        skipped.extend(b.skipped);
+        match b.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return (prs, skipped, host.requests.borrow().len() - before),
+        }
+    }
+    panic!("pass did not end");
+}
+
+fn ids(prs: &[PullRequest]) -> Vec<u64> {
+    let mut v: Vec<u64> = prs.iter().map(|p| p.id).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn setup(prs: &[Value], size: usize) -> FakeHost {
+    let host = FakeHost::new();
+    serve_list(&host, prs, size);
+    for p in prs {
+        serve_details(&host, p["id"].as_u64().unwrap());
+    }
+    host
+}
+
+#[test]
+fn first_pass_fetches_everything_in_full_then_an_unchanged_pass_costs_one_request() {
+    let list = [
+        pr(4, 0, 4, 40),
+        pr(3, 0, 3, 30),
+        pr(2, 0, 2, 20),
+        pr(1, 0, 1, 10),
+    ];
+    let host = setup(&list, 2);
+    let (prs, skipped, _) = run_pass(&host, &conn(2), &SyncOptions::default());
+    assert_eq!(ids(&prs), [1, 2, 3, 4]);
+    assert!(skipped.is_empty());
+    let p = prs.iter().find(|p| p.id == 4).unwrap();
+    assert_eq!(
+        p.diff,
+        Some(DiffStats {
+            additions: 2,
+            deletions: 1,
+            files_changed: 1,
+            truncated: false
+        })
+    );
+    assert_eq!(p.first_approval_at, Some(T0 + 2 * HOUR));
+    assert_eq!(p.completeness, crate::model::PrCompleteness::Full);
+
+    let (prs, _, requests) = run_pass(&host, &conn(2), &SyncOptions::default());
+    assert!(prs.is_empty(), "nothing changed");
+    assert_eq!(
+        requests,
+        1,
+        "an unchanged repository costs one list request: {:?}",
+        host.sent()
+    );
+}
+
+#[test]
+fn only_changed_pull_requests_get_details_and_the_diff_only_when_commits_moved() {
+    let list = [pr(3, 0, 3, 30), pr(2, 0, 2, 20), pr(1, 0, 1, 10)];
+    let host = setup(&list, 10);
+    run_pass(&host, &conn(10), &SyncOptions::default());
+
+    // An approval: reviewers change, version and commits do not.
+    let mut approved = pr(2, 0, 2, 31);
+    approved["reviewers"] = json!([{"user": {"name": "ann", "slug": "ann"}, "role": "REVIEWER", "approved": true, "status": "APPROVED"}]);
+    serve_list(
+        &host,
+        &[approved.clone(), pr(3, 0, 3, 30), pr(1, 0, 1, 10)],
+        10,
+    );
+    let mark = host.requests.borrow().len();
+    let (prs, _, _) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert_eq!(ids(&prs), [2]);
+    let sent = host.sent()[mark..].to_vec();
+    assert!(sent.iter().any(|s| s.contains("/2/activities")), "{sent:?}");
+    assert!(
+        !sent.iter().any(|s| s.contains("/diff")),
+        "same commits: the diff is reused, not fetched: {sent:?}"
+    );
+    assert_eq!(
+        prs[0].diff.map(|d| d.additions),
+        Some(2),
+        "reused diff statistics are still reported"
+    );
+
+    // New commits: the diff is fetched again.
+    serve_list(&host, &[pr(3, 1, 3, 32), approved, pr(1, 0, 1, 10)], 10);
+    let mark = host.requests.borrow().len();
+    let (prs, _, _) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert_eq!(ids(&prs), [3]);
+    assert!(host.sent()[mark..].iter().any(|s| s.contains("/3/diff")));
+}
+
+#[test]
+fn a_pull_request_updated_between_two_pages_is_picked_up() {
+    let host = setup(
+        &[
+            pr(4, 0, 4, 40),
+            pr(3, 0, 3, 30),
+            pr(2, 0, 2, 20),
+            pr(1, 0, 1, 10),
+        ],
+        2,
+    );
+    let c = conn(2);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    assert_eq!(ids(&first.pull_requests), [3, 4]);
+    // PR 1 is updated before the second page is read: it jumps to the front.
+    serve_list(
+        &host,
+        &[
+            pr(1, 1, 1, 50),
+            pr(4, 0, 4, 40),
+            pr(3, 0, 3, 30),
+            pr(2, 0, 2, 20),
+        ],
+        2,
+    );
+    let mut all = first.pull_requests.clone();
+    let mut cursor = first.next_cursor;
+    while let Some(cur) = cursor {
+        let b = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cur)).unwrap();
+        all.extend(b.pull_requests);
+        cursor = b.next_cursor;
+    }
+    assert!(
+        !all.iter().any(|p| p.id == 1),
+        "this pass listed before PR 1's update"
+    );
+    // The next pass finds it: the high-water mark was the newest update on the first page.
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), [1]);
+    assert_eq!(prs[0].version, 1);
+}
+
+#[test]
+fn an_unacknowledged_batch_is_redone_after_a_restart() {
+    let list = [
+        pr(4, 0, 4, 40),
+        pr(3, 0, 3, 30),
+        pr(2, 0, 2, 20),
+        pr(1, 0, 1, 10),
+    ];
+    let host = setup(&list, 2);
+    let c = conn(2);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    assert_eq!(ids(&first.pull_requests), [3, 4]);
+    assert!(
+        host.storage.borrow().keys().all(|k| !k.starts_with("pr/")),
+        "nothing is remembered before the host acknowledges"
+    );
+    // The host died before persisting: it starts again without the cursor.
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(
+        ids(&prs),
+        [1, 2, 3, 4],
+        "the lost batch is delivered again, nothing is lost"
+    );
+}
+
+#[test]
+fn an_acknowledged_pass_resumes_where_it_stopped() {
+    let list = [
+        pr(4, 0, 4, 40),
+        pr(3, 0, 3, 30),
+        pr(2, 0, 2, 20),
+        pr(1, 0, 1, 10),
+    ];
+    let host = setup(&list, 2);
+    let c = conn(2);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    let cursor = first.next_cursor.unwrap();
+    // The host persisted batch 1 and acknowledged it, then died during the next call.
+    let second = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cursor)).unwrap();
+    assert_eq!(ids(&second.pull_requests), [1, 2]);
+    // Restart without a cursor: batch 1 is not fetched again, batch 2 (unacknowledged) is.
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), [1, 2]);
+    let (prs, _, requests) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+}
+
+#[test]
+fn a_repeated_call_with_the_same_cursor_is_harmless() {
+    let host = setup(&[pr(4, 0, 4, 40), pr(3, 0, 3, 30), pr(2, 0, 2, 20)], 2);
+    let c = conn(2);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    let cur = first.next_cursor.unwrap();
+    let a = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cur)).unwrap();
+    let b = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cur)).unwrap();
+    assert_eq!(ids(&a.pull_requests), ids(&b.pull_requests));
+    assert_eq!(a.next_cursor, b.next_cursor);
+    let e = fetch_pull_requests(&host, &c, &repo(), &opts, Some("99.1")).unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+    let e = fetch_pull_requests(&host, &c, &repo(), &opts, Some("garbage")).unwrap_err();
+    assert_eq!(e.code(), "invalid_config");
+}
+
+#[test]
+fn a_server_listing_by_creation_is_detected_and_nothing_is_missed() {
+    // Listed by creation (newest created first), not by update.
+    let host = setup(
+        &[
+            pr(6, 0, 6, 6),
+            pr(5, 0, 5, 5),
+            pr(4, 0, 4, 4),
+            pr(3, 0, 3, 3),
+            pr(2, 0, 2, 2),
+            pr(1, 0, 1, 1),
+        ],
+        2,
+    );
+    let c = conn(2);
+    let opts = SyncOptions::default();
+    run_pass(&host, &c, &opts);
+    // PR 5 and PR 1 are updated, but keep their places.
+    serve_list(
+        &host,
+        &[
+            pr(6, 0, 6, 6),
+            pr(5, 1, 5, 10),
+            pr(4, 0, 4, 4),
+            pr(3, 0, 3, 3),
+            pr(2, 0, 2, 2),
+            pr(1, 1, 1, 11),
+        ],
+        2,
+    );
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(
+        ids(&prs),
+        [1, 5],
+        "the out-of-order page disables early stopping"
+    );
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    assert!(state.order_untrusted, "later passes list everything");
+}
+
+#[test]
+fn a_full_listing_reconciles_what_early_stopping_cannot_see() {
+    let host = setup(
+        &[
+            pr(4, 0, 4, 4),
+            pr(3, 0, 3, 3),
+            pr(2, 0, 2, 2),
+            pr(1, 0, 1, 1),
+        ],
+        2,
+    );
+    let c = conn(2);
+    run_pass(&host, &c, &SyncOptions::default());
+    // A server sorting by creation, and an update deep in the list that no read page reveals.
+    serve_list(
+        &host,
+        &[
+            pr(4, 0, 4, 4),
+            pr(3, 0, 3, 3),
+            pr(2, 0, 2, 2),
+            pr(1, 1, 1, 9),
+        ],
+        2,
+    );
+    let (prs, _, _) = run_pass(&host, &c, &SyncOptions::default());
+    assert!(
+        prs.is_empty(),
+        "an incremental pass stops at the high-water mark"
+    );
+    let (prs, _, _) = run_pass(
+        &host,
+        &c,
+        &SyncOptions {
+            since: None,
+            full_listing: true,
+        },
+    );
+    assert_eq!(ids(&prs), [1]);
+}
+
+#[test]
+fn a_pull_request_whose_diff_fails_is_skipped_then_retried() {
+    let host = setup(&[pr(3, 0, 3, 30), pr(2, 0, 2, 20), pr(1, 0, 1, 10)], 10);
+    host.json(&format!("{REPO_PATH}/2/diff"), &[], 500, json!({"errors": [{"message": "git diff failed", "exceptionName": "com.atlassian.bitbucket.scm.CommandFailedException"}]}));
+    let c = conn(10);
+    let (prs, skipped, _) = run_pass(&host, &c, &SyncOptions::default());
+    assert_eq!(ids(&prs), [1, 3], "the rest of the repository is intact");
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(
+        (
+            skipped[0].id,
+            skipped[0].stage.as_str(),
+            skipped[0].error.code()
+        ),
+        (2, "diff", "server")
+    );
+    // The server recovers: the next pass retries PR 2 even though nothing about it changed.
+    serve_details(&host, 2);
+    host.json(&format!("{REPO_PATH}/2"), &[], 200, pr(2, 0, 2, 20));
+    let (prs, skipped, _) = run_pass(&host, &c, &SyncOptions::default());
+    assert_eq!(ids(&prs), [2]);
+    assert!(skipped.is_empty());
+    let (prs, _, requests) = run_pass(&host, &c, &SyncOptions::default());
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+}
+
+#[test]
+fn since_limits_the_pass() {
+    let host = setup(&[pr(3, 0, 3, 30), pr(2, 0, 2, 20), pr(1, 0, 1, 10)], 1);
+    let opts = SyncOptions {
+        since: Some(T0 + 15 * HOUR),
+        full_listing: false,
+    };
+    let (prs, _, _) = run_pass(&host, &conn(1), &opts);
+    assert_eq!(ids(&prs), [2, 3]);
+    // Page 3 (start=2) holds the first older PR; the listing stops there.
+    assert!(host.sent().iter().any(|s| s.contains("start=2&")));
+    assert!(
+        !host.sent().iter().any(|s| s.contains("start=3&")),
+        "listing stops at the first older PR: {:?}",
+        host.sent()
+    );
+}
+
+#[test]
+fn a_page_with_more_changes_than_one_call_takes_is_split_across_calls() {
+    let list: Vec<Value> = (1..=25)
+        .rev()
+        .map(|i| pr(i, 0, i as i64, i as i64))
+        .collect();
+    let host = setup(&list, 100);
+    let c = conn(100);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    assert_eq!(first.pull_requests.len(), DETAIL_BUDGET);
+    let cur = first.next_cursor.unwrap();
+    let second = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cur)).unwrap();
+    assert_eq!(second.pull_requests.len(), 25 - DETAIL_BUDGET);
+    let mut all = first.pull_requests;
+    all.extend(second.pull_requests);
+    assert_eq!(ids(&all), (1..=25).collect::<Vec<_>>());
+}
+
+#[test]
+fn unreadable_state_starts_afresh() {
+    let host = setup(&[pr(1, 0, 1, 10)], 10);
+    host.storage
+        .borrow_mut()
+        .insert(state_key(&repo()), b"{not json".to_vec());
+    let (prs, _, _) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert_eq!(ids(&prs), [1]);
+}
+
+#[test]
+fn list_failure_is_an_error_and_changes_nothing() {
+    let host = FakeHost::new();
+    host.on(REPO_PATH, &[], Canned::Response { status: 404, headers: vec![], body: br#"{"errors":[{"message":"Repository PLAT/api does not exist.","exceptionName":"com.atlassian.bitbucket.repository.NoSuchRepositoryException"}]}"#.to_vec() });
+    let e =
+        fetch_pull_requests(&host, &conn(10), &repo(), &SyncOptions::default(), None).unwrap_err();
+    assert_eq!(e.code(), "not_found");
+}

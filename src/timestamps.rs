@@ -1,0 +1,110 @@
+//! Timestamps as Bitbucket sends them: epoch milliseconds in REST bodies, and since DC 10.3 also
+//! ISO 8601 strings inside webhook payloads (`2026-08-19T17:27:55.266Z`); webhook envelopes carry
+//! dates with offsets written without a colon (`2019-03-26T15:47:11+0530`). All become epoch ms.
+
+use serde::{Deserialize, Deserializer};
+use time::OffsetDateTime;
+use time::format_description::well_known::{Iso8601, Rfc3339};
+
+/// Parses an ISO 8601 / RFC 3339 date-time into epoch milliseconds.
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let parsed = OffsetDateTime::parse(s, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(s, &Iso8601::PARSING))
+        .ok()
+        .or_else(|| OffsetDateTime::parse(&with_offset_colon(s)?, &Rfc3339).ok())?;
+    i64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// `...+0530` → `...+05:30`, for the envelope format RFC 3339 does not accept.
+fn with_offset_colon(s: &str) -> Option<String> {
+    let tail = s.get(s.len().checked_sub(5)?..)?;
+    let (sign, digits) = tail.split_at(1);
+    if (sign == "+" || sign == "-") && digits.bytes().all(|b| b.is_ascii_digit()) {
+        let head = &s[..s.len() - 5];
+        Some(format!("{head}{sign}{}:{}", &digits[..2], &digits[2..]))
+    } else {
+        None
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTime {
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+fn to_millis(raw: RawTime) -> Option<i64> {
+    match raw {
+        RawTime::Int(n) => Some(n),
+        // Saturating float-to-int conversion; fractional milliseconds are dropped.
+        RawTime::Float(f) if f.is_finite() => Some(f as i64),
+        RawTime::Float(_) => None,
+        RawTime::Text(s) => s.trim().parse::<i64>().ok().or_else(|| parse_iso8601(&s)),
+    }
+}
+
+/// Serde helper: an optional timestamp in any of the accepted forms. An unreadable value is an
+/// error (the caller decides whether that fails the record).
+pub fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Option::<RawTime>::deserialize(d)? {
+        None => Ok(None),
+        Some(raw) => to_millis(raw)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("unreadable timestamp")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct T {
+        #[serde(default, deserialize_with = "opt_millis")]
+        at: Option<i64>,
+    }
+
+    fn at(json: &str) -> Result<Option<i64>, serde_json::Error> {
+        serde_json::from_str::<T>(json).map(|t| t.at)
+    }
+
+    #[test]
+    fn accepts_every_form_bitbucket_sends() {
+        assert_eq!(
+            at(r#"{"at": 1700000000123}"#).unwrap(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            at(r#"{"at": 1700000000123.0}"#).unwrap(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            at(r#"{"at": "1700000000123"}"#).unwrap(),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(
+            at(r#"{"at": "2026-08-19T17:27:55.266Z"}"#).unwrap(),
+            Some(1_787_160_475_266)
+        );
+        assert_eq!(
+            at(r#"{"at": "2019-03-26T15:47:11+0530"}"#).unwrap(),
+            Some(1_553_595_431_000)
+        );
+        assert_eq!(
+            at(r#"{"at": "2019-03-26T15:47:11+05:30"}"#).unwrap(),
+            Some(1_553_595_431_000)
+        );
+        assert_eq!(at(r#"{"at": null}"#).unwrap(), None);
+        assert_eq!(at(r#"{}"#).unwrap(), None);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(at(r#"{"at": "yesterday"}"#).is_err());
+        assert!(at(r#"{"at": true}"#).is_err());
+        assert!(at(r#"{"at": "2019-13-45T99:00:00Z"}"#).is_err());
+    }
+}
