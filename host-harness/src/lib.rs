@@ -6,14 +6,18 @@
 //! - [`storage`]: the tenant-namespaced key-value store (SQLite by default);
 //! - [`tenant`]: tenant configuration;
 //! - [`output`]: stable JSON shapes of records and errors for the command line;
+//! - [`records`]: where ingested records go (SQLite tables by default);
+//! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
 //! - [`bindings`]: the generated host bindings.
 
 pub mod bindings;
 pub mod http;
 pub mod output;
+pub mod records;
 pub mod runtime;
 pub mod state;
 pub mod storage;
+pub mod sync;
 pub mod tenant;
 
 pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};

@@ -30,6 +30,54 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import projects, repositories, users and pull requests into SQLite (incremental).
+    Sync(SyncArgs),
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// SQLite file for records and sync state.
+    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
+    db: PathBuf,
+    /// Only this project (repeatable).
+    #[arg(long = "project", value_name = "KEY")]
+    projects: Vec<String>,
+    /// Only this repository, as KEY/slug (repeatable).
+    #[arg(long = "repo", value_name = "KEY/slug", value_parser = parse_repo)]
+    repos: Vec<(String, String)>,
+    /// Ignore pull requests last updated before this date (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    since: Option<i64>,
+    /// Repositories synced at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+    /// Also write every record as a JSON line to this file (`-` for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    jsonl: Option<String>,
+    /// List every pull request (reconciliation) instead of stopping at what is known.
+    #[arg(long)]
+    full: bool,
+    /// Print the closing summary as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_repo(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((k, r)) if !k.is_empty() && !r.is_empty() && !r.contains('/') => {
+            Ok((k.to_owned(), r.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not KEY/slug")),
+    }
+}
+
+fn parse_date(s: &str) -> Result<i64, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date =
+        time::Date::parse(s, &format).map_err(|e| format!("{s:?} is not YYYY-MM-DD: {e}"))?;
+    Ok(date.midnight().assume_utc().unix_timestamp() * 1000)
 }
 
 /// Where the server is and how to authenticate. Secrets come from environment variables only.
@@ -136,6 +184,65 @@ fn check(component: Option<PathBuf>, server: &ServerArgs, json: bool) -> Result<
     }
 }
 
+fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
+    use host_harness::records::SqliteRecords;
+    use host_harness::sync::{self, SyncJob};
+    use std::io::{IsTerminal, Write};
+    let config = args.server.tenant_config()?;
+    let kv = Arc::new(
+        SqliteKv::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
+    );
+    let records =
+        SqliteRecords::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let tenant = Arc::new(Tenant::new(config, kv)?);
+    let runtime = runtime(component)?;
+    let jsonl: Option<sync::JsonlOut> = match args.jsonl.as_deref() {
+        None => None,
+        Some("-") => Some(std::sync::Mutex::new(Box::new(std::io::stdout()))),
+        Some(path) => Some(std::sync::Mutex::new(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {path}"))?,
+        )))),
+    };
+    let job = SyncJob {
+        projects: args.projects.clone(),
+        repos: args.repos.clone(),
+        since: args.since,
+        full: args.full,
+        concurrency: args.concurrency.max(1),
+        progress: std::io::stderr().is_terminal(),
+    };
+    let report = match sync::run(&runtime, &tenant, &records, jsonl.as_ref(), &job) {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                );
+            }
+            bail!(e);
+        }
+    };
+    let ok = report.failed_repos.is_empty();
+    let summary = output::sync_summary_json(&report, &args.db);
+    // With JSON lines on stdout, the summary goes to stderr.
+    let mut out: Box<dyn Write> = if args.jsonl.as_deref() == Some("-") {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    if args.json {
+        writeln!(out, "{summary}")?;
+    } else {
+        writeln!(out, "{}", output::sync_summary_text(&report, &args.db))?;
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BBDC_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
@@ -150,6 +257,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Check { server, json } => check(cli.component.clone(), server, *json),
+        Command::Sync(args) => sync(cli.component.clone(), args),
     };
     match result.context("bbdc") {
         Ok(code) => code,

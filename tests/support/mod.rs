@@ -82,3 +82,81 @@ pub fn repo(project_key: &str, slug: &str, id: u64) -> Value {
 pub fn error_body(exception: &str, message: &str) -> Value {
     json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]})
 }
+
+/// Epoch ms base for fixtures.
+pub const T0: i64 = 1_750_000_000_000;
+/// An hour in ms.
+pub const HOUR: i64 = 3_600_000;
+
+/// A user object.
+pub fn user(slug: &str) -> Value {
+    json!({"name": slug, "emailAddress": format!("{slug}@example.com"), "active": true, "displayName": slug.to_uppercase(), "id": slug.len(), "slug": slug, "type": "NORMAL"})
+}
+
+/// A repository reference as a pull request's ref carries it.
+pub fn repo_ref(key: &str, slug: &str) -> Value {
+    json!({"slug": slug, "id": 1, "name": slug, "project": {"key": key, "id": 1, "name": key}})
+}
+
+/// A pull request list item in project PLAT, repository api; times in hours after T0.
+pub fn pr_json(id: u64, version: u32, state: &str, created_h: i64, updated_h: i64) -> Value {
+    let mut v = json!({
+        "id": id, "version": version, "title": format!("Change {id}"), "description": "Line one\r\nLine two",
+        "state": state, "open": state == "OPEN", "closed": state != "OPEN",
+        "createdDate": T0 + created_h * HOUR, "updatedDate": T0 + updated_h * HOUR,
+        "fromRef": {"id": format!("refs/heads/feature/{id}"), "displayId": format!("feature/{id}"), "latestCommit": format!("{id:040x}"), "type": {"id": "BRANCH"}, "repository": repo_ref("PLAT", "api")},
+        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "f".repeat(40), "type": {"id": "BRANCH"}, "repository": repo_ref("PLAT", "api")},
+        "locked": false,
+        "author": {"user": user("alice"), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+        "reviewers": [{"user": user("bob"), "role": "REVIEWER", "approved": true, "status": "APPROVED", "lastReviewedCommit": format!("{id:040x}")}],
+        "participants": [{"user": user("carol"), "role": "PARTICIPANT", "approved": false, "status": "UNAPPROVED"}],
+        "properties": {"mergeResult": {"outcome": "CLEAN", "current": true}, "resolvedTaskCount": 1, "commentCount": 3, "openTaskCount": 2},
+        "links": {"self": [{"href": format!("https://bb.example/projects/PLAT/repos/api/pull-requests/{id}")}]}
+    });
+    if state != "OPEN" {
+        v["closedDate"] = json!(T0 + updated_h * HOUR);
+    }
+    v
+}
+
+/// The activities of a pull request, newest first as the server sends them.
+pub fn activities_json(id: u64, merged: bool) -> Vec<Value> {
+    let at = |h: i64| T0 + h * HOUR;
+    let mut acts = vec![
+        json!({"id": id * 100 + 1, "createdDate": at(1), "user": user("alice"), "action": "OPENED"}),
+        json!({"id": id * 100 + 2, "createdDate": at(2), "user": user("carol"), "action": "COMMENTED", "commentAction": "ADDED", "comment": {"id": 1, "text": "looks odd"}}),
+        json!({"id": id * 100 + 3, "createdDate": at(3), "user": user("alice"), "action": "COMMENTED", "commentAction": "REPLIED", "comment": {"id": 2, "text": "fixed"}}),
+        json!({"id": id * 100 + 4, "createdDate": at(4), "user": user("bob"), "action": "REVIEWED"}),
+        json!({"id": id * 100 + 5, "createdDate": at(5), "user": user("alice"), "action": "RESCOPED", "fromHash": "a", "previousFromHash": "b"}),
+        json!({"id": id * 100 + 6, "createdDate": at(6), "user": user("alice"), "action": "UPDATED", "addedReviewers": [user("dave")], "removedReviewers": []}),
+        json!({"id": id * 100 + 7, "createdDate": at(7), "user": user("bob"), "action": "APPROVED"}),
+        json!({"id": id * 100 + 8, "createdDate": at(8), "user": user("dave"), "action": "UNAPPROVED"}),
+        json!({"id": id * 100 + 9, "createdDate": at(9), "user": user("bob"), "action": "DECLINED"}),
+        json!({"id": id * 100 + 10, "createdDate": at(10), "user": user("alice"), "action": "REOPENED"}),
+    ];
+    if merged {
+        acts.push(json!({"id": id * 100 + 11, "createdDate": at(11), "user": user("bob"), "action": "MERGED", "commit": {"id": "9".repeat(40), "displayId": "9999999"}}));
+    }
+    acts.reverse();
+    acts
+}
+
+/// A diff with `added` and `removed` lines in one file (line text is source code the connector
+/// must never keep), optionally a rename and a truncation flag.
+pub fn diff_json(added: usize, removed: usize, rename: bool, truncated: bool) -> Value {
+    let lines = |n: usize, kind: &str| -> Vec<Value> {
+        (0..n).map(|i| json!({"source": i + 1, "destination": i + 1, "line": format!("SOURCE-CODE-MARKER {kind} {i}"), "truncated": false})).collect()
+    };
+    let path = |p: &str| json!({"components": p.split('/').collect::<Vec<_>>(), "parent": "", "name": p, "toString": p});
+    let mut diffs = vec![json!({
+        "source": path("src/lib.rs"), "destination": path("src/lib.rs"),
+        "hunks": [{"sourceLine": 1, "sourceSpan": removed, "destinationLine": 1, "destinationSpan": added, "truncated": false,
+                   "segments": [{"type": "REMOVED", "lines": lines(removed, "removed"), "truncated": false},
+                                {"type": "ADDED", "lines": lines(added, "added"), "truncated": truncated}]}],
+        "truncated": false
+    })];
+    if rename {
+        diffs.push(json!({"source": path("docs/old.md"), "destination": path("docs/new.md"), "hunks": [], "truncated": false}));
+    }
+    json!({"fromHash": "a", "toHash": "b", "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false})
+}

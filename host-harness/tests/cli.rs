@@ -203,3 +203,188 @@ fn unusable_ca_bundle_is_invalid_config() {
     assert!(!ok);
     assert_eq!(json["error"], "invalid_config");
 }
+
+/// A small server for `bbdc sync`: one project, one repository, two users, two pull requests.
+async fn sync_server() -> MockServer {
+    let s = MockServer::start().await;
+    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
+    let user = |slug: &str| json!({"name": slug, "slug": slug, "id": 1, "displayName": slug, "active": true, "type": "NORMAL"});
+    let rref = json!({"slug": "api", "project": {"key": "PLAT"}});
+    let pr = |id: u64, state: &str| {
+        json!({
+            "id": id, "version": 2, "title": format!("T{id}"), "state": state, "createdDate": 1000 * id, "updatedDate": 5000 * id,
+            "closedDate": if state == "OPEN" { Value::Null } else { json!(5000 * id) },
+            "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": "a1", "repository": rref},
+            "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "b2", "repository": rref},
+            "author": {"user": user("alice"), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+            "reviewers": [{"user": user("bob"), "role": "REVIEWER", "approved": true, "status": "APPROVED"}],
+            "links": {"self": [{"href": format!("https://bb/pr/{id}")}]}
+        })
+    };
+    Mock::given(path(format!("{API}/projects")))
+        .respond_with(ok(page(vec![
+            json!({"key": "PLAT", "id": 1, "name": "Platform"}),
+        ])))
+        .mount(&s)
+        .await;
+    Mock::given(path(format!("{API}/projects/PLAT/repos")))
+        .respond_with(ok(page(vec![
+            json!({"slug": "api", "id": 3, "name": "api", "project": {"key": "PLAT"}}),
+        ])))
+        .mount(&s)
+        .await;
+    Mock::given(path(format!("{API}/admin/users")))
+        .respond_with(ok(page(vec![user("alice"), user("bob")])))
+        .mount(&s)
+        .await;
+    Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests")))
+        .respond_with(ok(page(vec![pr(2, "MERGED"), pr(1, "OPEN")])))
+        .mount(&s)
+        .await;
+    for id in [1, 2] {
+        Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests/{id}/activities")))
+            .respond_with(ok(page(vec![
+                json!({"id": 3, "createdDate": 4000, "user": user("bob"), "action": "MERGED", "commit": {"id": "m3"}}),
+                json!({"id": 2, "createdDate": 3000, "user": user("bob"), "action": "APPROVED"}),
+            ])))
+            .mount(&s).await;
+        Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests/{id}/diff")))
+            .respond_with(ok(json!({"diffs": [{"hunks": [{"segments": [{"type": "ADDED", "lines": [{"line": "x"}]}]}]}]})))
+            .mount(&s).await;
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_writes_jsonl_and_sqlite_and_exits_zero() {
+    let s = sync_server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.sqlite");
+    let (uri, db_s) = (s.uri(), db.to_str().unwrap().to_owned());
+    let out = tokio::task::spawn_blocking(move || {
+        let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+        Command::new(env!("CARGO_BIN_EXE_bbdc"))
+            .args([
+                "sync",
+                "--base-url",
+                &uri,
+                "--token-env",
+                "BB_TOKEN",
+                "--db",
+                &db_s,
+                "--jsonl",
+                "-",
+                "--json",
+            ])
+            .env("BB_TOKEN", "cli-secret-token")
+            .env("BBDC_CACHE_DIR", cache)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    let of = |t: &str| lines.iter().filter(|l| l["type"] == t).count();
+    assert_eq!(
+        (of("project"), of("repo"), of("user"), of("pull_request")),
+        (1, 1, 2, 2)
+    );
+    let pr = lines
+        .iter()
+        .find(|l| l["type"] == "pull_request" && l["id"] == 2)
+        .unwrap();
+    for field in [
+        "id",
+        "project_key",
+        "repo_slug",
+        "title",
+        "state",
+        "draft",
+        "author",
+        "created_at",
+        "updated_at",
+        "closed_at",
+        "merged_at",
+        "merged_by",
+        "merge_commit",
+        "source_branch",
+        "target_branch",
+        "url",
+        "version",
+        "additions",
+        "deletions",
+        "files_changed",
+        "diff_truncated",
+        "reviewers",
+        "reviews",
+        "first_review_at",
+        "first_approval_at",
+    ] {
+        assert!(
+            pr.get(field).is_some(),
+            "pull_request line lacks {field}: {pr}"
+        );
+    }
+    assert_eq!(pr["state"], "MERGED");
+    assert_eq!(pr["author"], "alice");
+    assert_eq!(pr["merged_by"], "bob");
+    assert_eq!(pr["merge_commit"], "m3");
+    assert_eq!(pr["merged_at"], 4000);
+    assert_eq!(pr["additions"], 1);
+    assert_eq!(
+        pr["reviewers"],
+        json!([{"user": "bob", "status": "APPROVED"}])
+    );
+    assert_eq!(
+        pr["reviews"],
+        json!([{"user": "bob", "state": "approved", "at": 3000}])
+    );
+    assert_eq!(pr["first_approval_at"], 3000);
+    let summary: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stderr).lines().last().unwrap())
+            .expect("summary on stderr");
+    assert_eq!(summary["ok"], true);
+    assert_eq!(summary["records"]["pull_request"], 2);
+    assert!(db.exists());
+    let raw =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!raw.contains("cli-secret-token"));
+}
+
+#[test]
+fn sync_rejects_a_bad_repo_filter_and_date() {
+    let (ok, _, _) = bbdc(
+        &[
+            "sync",
+            "--base-url",
+            "https://bb.example",
+            "--token-env",
+            "T",
+            "--repo",
+            "noslash",
+        ],
+        &[("T", "x")],
+    );
+    assert!(!ok);
+    let (ok, _, _) = bbdc(
+        &[
+            "sync",
+            "--base-url",
+            "https://bb.example",
+            "--token-env",
+            "T",
+            "--since",
+            "2026-13-01",
+        ],
+        &[("T", "x")],
+    );
+    assert!(!ok);
+}

@@ -1,0 +1,230 @@
+//! Where ingested records go. [`RecordSink`] is the seam a platform implements to write its own
+//! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
+//! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id).
+
+use crate::bindings::types::{Project, PullRequest, Repo, User};
+use crate::output;
+use rusqlite::{Connection, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Why the record store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("record store: {0}")]
+pub struct RecordError(String);
+
+impl From<rusqlite::Error> for RecordError {
+    fn from(e: rusqlite::Error) -> Self {
+        RecordError(e.to_string())
+    }
+}
+
+/// Receives ingested records. Every write is an idempotent upsert.
+pub trait RecordSink: Send + Sync {
+    /// Upserts projects.
+    fn projects(&self, items: &[Project]) -> Result<(), RecordError>;
+    /// Upserts repositories.
+    fn repos(&self, items: &[Repo]) -> Result<(), RecordError>;
+    /// Upserts users.
+    fn users(&self, items: &[User]) -> Result<(), RecordError>;
+    /// Upserts pull requests (and replaces the review history of those fetched in full), in one
+    /// transaction: the batch is durable when this returns.
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError>;
+}
+
+/// [`RecordSink`] on SQLite.
+pub struct SqliteRecords {
+    conn: Mutex<Connection>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projects (
+    key TEXT PRIMARY KEY, id INTEGER, name TEXT, description TEXT, public INTEGER, kind TEXT, url TEXT
+);
+CREATE TABLE IF NOT EXISTS repos (
+    project_key TEXT NOT NULL, slug TEXT NOT NULL, id INTEGER, name TEXT, description TEXT, scm TEXT,
+    state TEXT, public INTEGER, archived INTEGER, forkable INTEGER, origin_project_key TEXT,
+    origin_slug TEXT, url TEXT, clone_http TEXT, clone_ssh TEXT,
+    PRIMARY KEY (project_key, slug)
+);
+CREATE TABLE IF NOT EXISTS users (
+    slug TEXT PRIMARY KEY, id INTEGER, name TEXT, display_name TEXT, email TEXT, active INTEGER, kind TEXT
+);
+CREATE TABLE IF NOT EXISTS pull_requests (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, id INTEGER NOT NULL, version INTEGER NOT NULL,
+    title TEXT, description TEXT, state TEXT, draft INTEGER, author TEXT,
+    created_at INTEGER, updated_at INTEGER, closed_at INTEGER, merged_at INTEGER, merged_by TEXT,
+    merge_commit TEXT, source_branch TEXT, source_commit TEXT, source_repo TEXT, target_branch TEXT,
+    target_commit TEXT, url TEXT, comment_count INTEGER, open_task_count INTEGER,
+    resolved_task_count INTEGER, additions INTEGER, deletions INTEGER, files_changed INTEGER,
+    diff_truncated INTEGER, first_review_at INTEGER, first_approval_at INTEGER, complete INTEGER,
+    reviewers TEXT, participants TEXT, events TEXT, record TEXT,
+    PRIMARY KEY (project_key, repo_slug, id)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, pr_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    user TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, activity_id INTEGER,
+    PRIMARY KEY (project_key, repo_slug, pr_id, seq)
+);
+";
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl SqliteRecords {
+    /// Opens (creating if needed) the record tables in the SQLite file at `path`.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, RecordError>,
+    ) -> Result<T, RecordError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| RecordError("lock poisoned".into()))?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+impl RecordSink for SqliteRecords {
+    fn projects(&self, items: &[Project]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO projects (key, id, name, description, public, kind, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for p in items {
+                let j = output::project_json(p);
+                st.execute(params![p.key, i64_of(p.id), p.name, p.description, p.public, j["kind"].as_str(), p.url])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn repos(&self, items: &[Repo]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived, forkable,
+                 origin_project_key, origin_slug, url, clone_http, clone_ssh)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for r in items {
+                st.execute(params![
+                    r.repo_ref.project_key, r.repo_ref.slug, i64_of(r.id), r.name, r.description, r.scm, r.state,
+                    r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
+                    r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn users(&self, items: &[User]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO users (slug, id, name, display_name, email, active, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for u in items {
+                st.execute(params![u.slug, u.id.map(i64_of), u.name, u.display_name, u.email, u.active, output::user_kind(u.kind)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            for p in items {
+                upsert_pull_request(tx, p)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
+/// webhook or a list page) keeps the diff statistics and review history a full fetch stored.
+fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Result<(), RecordError> {
+    let j = output::pull_request_json(p);
+    let text = |v: &serde_json::Value| v.to_string();
+    let complete = matches!(p.completeness, crate::bindings::types::PrCompleteness::Full);
+    tx.prepare_cached(
+        "INSERT INTO pull_requests (project_key, repo_slug, id, version, title, description, state, draft, author,
+            created_at, updated_at, closed_at, merged_at, merged_by, merge_commit, source_branch, source_commit,
+            source_repo, target_branch, target_commit, url, comment_count, open_task_count, resolved_task_count,
+            additions, deletions, files_changed, diff_truncated, first_review_at, first_approval_at, complete,
+            reviewers, participants, events, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
+         ON CONFLICT (project_key, repo_slug, id) DO UPDATE SET
+            version = excluded.version, title = excluded.title, description = excluded.description,
+            state = excluded.state, draft = excluded.draft, author = excluded.author,
+            created_at = excluded.created_at, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+            merged_at = COALESCE(excluded.merged_at, merged_at), merged_by = COALESCE(excluded.merged_by, merged_by),
+            merge_commit = COALESCE(excluded.merge_commit, merge_commit), source_branch = excluded.source_branch,
+            source_commit = excluded.source_commit, source_repo = excluded.source_repo,
+            target_branch = excluded.target_branch, target_commit = excluded.target_commit, url = excluded.url,
+            comment_count = excluded.comment_count, open_task_count = excluded.open_task_count,
+            resolved_task_count = excluded.resolved_task_count,
+            additions = CASE WHEN excluded.complete THEN excluded.additions ELSE additions END,
+            deletions = CASE WHEN excluded.complete THEN excluded.deletions ELSE deletions END,
+            files_changed = CASE WHEN excluded.complete THEN excluded.files_changed ELSE files_changed END,
+            diff_truncated = CASE WHEN excluded.complete THEN excluded.diff_truncated ELSE diff_truncated END,
+            first_review_at = CASE WHEN excluded.complete THEN excluded.first_review_at ELSE first_review_at END,
+            first_approval_at = CASE WHEN excluded.complete THEN excluded.first_approval_at ELSE first_approval_at END,
+            events = CASE WHEN excluded.complete THEN excluded.events ELSE events END,
+            complete = MAX(complete, excluded.complete),
+            reviewers = excluded.reviewers, participants = excluded.participants, record = excluded.record
+         WHERE excluded.version >= pull_requests.version",
+    )?
+    .execute(params![
+        p.repo.project_key, p.repo.slug, i64_of(p.id), p.version, p.title, p.description, j["state"].as_str(),
+        p.draft, j["author"].as_str(), p.created_at, p.updated_at, p.closed_at, p.merged_at, j["merged_by"].as_str(),
+        p.merge_commit, p.source.display_id, p.source.latest_commit,
+        p.source_fork.as_ref().map(|r| format!("{}/{}", r.project_key, r.slug)), p.target.display_id,
+        p.target.latest_commit, p.url, p.comment_count, p.open_task_count, p.resolved_task_count,
+        p.diff.as_ref().map(|d| i64_of(d.additions)), p.diff.as_ref().map(|d| i64_of(d.deletions)),
+        p.diff.as_ref().map(|d| d.files_changed), p.diff.as_ref().map(|d| d.truncated), p.first_review_at,
+        p.first_approval_at, complete, text(&j["reviewers"]), text(&j["participants"]), text(&j["events"]), text(&j)
+    ])?;
+    if complete {
+        let current: u32 = tx.query_row(
+            "SELECT version FROM pull_requests WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+            params![p.repo.project_key, p.repo.slug, i64_of(p.id)],
+            |r| r.get(0),
+        )?;
+        if current == p.version {
+            tx.execute(
+                "DELETE FROM reviews WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+                params![p.repo.project_key, p.repo.slug, i64_of(p.id)],
+            )?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (seq, r) in p.reviews.iter().enumerate() {
+                st.execute(params![
+                    p.repo.project_key,
+                    p.repo.slug,
+                    i64_of(p.id),
+                    seq,
+                    r.user.slug,
+                    output::review_action(r.action),
+                    r.at,
+                    r.activity_id.map(i64_of)
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}

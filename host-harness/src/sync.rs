@@ -1,0 +1,360 @@
+//! The sync job behind `bbdc sync`: projects → repositories → users → pull requests, repositories
+//! in parallel (each call in its own store), every batch made durable in the [`RecordSink`] before
+//! the connector is told so (by calling it again with the batch's cursor).
+
+use crate::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
+use crate::bindings::types::{Project, Repo, User};
+use crate::output;
+use crate::records::RecordSink;
+use crate::runtime::{CallError, Runtime};
+use crate::state::Tenant;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncJob {
+    /// Only these project keys (empty: every visible project).
+    pub projects: Vec<String>,
+    /// Only these repositories, as (project key, slug) (empty: every repository of the projects).
+    pub repos: Vec<(String, String)>,
+    /// Ignore pull requests last updated before this instant (epoch ms).
+    pub since: Option<i64>,
+    /// List every pull request this run (reconciliation), not just what changed.
+    pub full: bool,
+    /// Repositories synced at once.
+    pub concurrency: usize,
+    /// Draw progress bars (on stderr, when it is a terminal).
+    pub progress: bool,
+}
+
+/// A pull request the connector could not fetch in full.
+#[derive(Debug, Clone)]
+pub struct SkippedPr {
+    /// `KEY/slug`.
+    pub repo: String,
+    /// PR id.
+    pub id: u64,
+    /// What failed.
+    pub stage: String,
+    /// Error code.
+    pub code: String,
+    /// Error message.
+    pub message: String,
+}
+
+/// The outcome of a sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Records written, by type.
+    pub records: BTreeMap<&'static str, u64>,
+    /// Pull requests listed but unchanged.
+    pub unchanged: u64,
+    /// HTTP requests sent to the server.
+    pub requests: u64,
+    /// Pull requests skipped, with reasons.
+    pub skipped: Vec<SkippedPr>,
+    /// Repositories that failed, with the error code and message.
+    pub failed_repos: Vec<(String, String, String)>,
+    /// Whether users came from `/users` because `/admin/users` was refused.
+    pub users_fallback: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// Why the job could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A listing (projects, repositories, users) failed.
+    #[error("{what} failed: {code}: {message}")]
+    Listing {
+        /// What was being listed.
+        what: String,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// Writing records failed.
+    #[error(transparent)]
+    Records(#[from] crate::records::RecordError),
+    /// Writing JSON lines failed.
+    #[error("writing JSON lines: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
+    let (code, message) = output::call_error(e);
+    SyncError::Listing {
+        what: what.into(),
+        code: code.into(),
+        message,
+    }
+}
+
+/// Writes JSON lines, shared by the workers.
+pub type JsonlOut = Mutex<Box<dyn Write + Send>>;
+
+fn emit(
+    out: Option<&JsonlOut>,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<(), std::io::Error> {
+    let Some(out) = out else { return Ok(()) };
+    let mut w = out
+        .lock()
+        .map_err(|_| std::io::Error::other("output lock poisoned"))?;
+    for v in values {
+        writeln!(w, "{v}")?;
+    }
+    w.flush()
+}
+
+/// Follows a paged listing to its end.
+fn all_pages<T>(
+    mut page: impl FnMut(Option<String>) -> Result<(Vec<T>, Option<String>), CallError<ConnectorError>>,
+) -> Result<Vec<T>, CallError<ConnectorError>> {
+    let mut items = Vec::new();
+    let mut cursor = None;
+    loop {
+        let (mut got, next) = page(cursor)?;
+        items.append(&mut got);
+        match next {
+            Some(n) => cursor = Some(n),
+            None => return Ok(items),
+        }
+    }
+}
+
+/// Runs the job.
+pub fn run(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    job: &SyncJob,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let requests_before = tenant.http.counters.requests.load(Ordering::Relaxed);
+    let mut report = SyncReport::default();
+    let bars = MultiProgress::with_draw_target(if job.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let phase = bars.add(ProgressBar::new_spinner());
+    phase.enable_steady_tick(Duration::from_millis(120));
+
+    // Projects.
+    phase.set_message("listing projects");
+    let mut wanted: Vec<String> = job.projects.clone();
+    wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
+    let projects: Vec<Project> =
+        all_pages(|c| runtime.list_projects(tenant, c).map(|p| (p.items, p.next)))
+            .map_err(|e| listing_error("listing projects", &e))?
+            .into_iter()
+            .filter(|p| wanted.is_empty() || wanted.contains(&p.key))
+            .collect();
+    for key in &wanted {
+        if !projects.iter().any(|p| &p.key == key) {
+            return Err(SyncError::Listing {
+                what: format!("project {key}"),
+                code: "not_found".into(),
+                message: format!("project {key} is not visible to this account"),
+            });
+        }
+    }
+    sink.projects(&projects)?;
+    emit(jsonl, projects.iter().map(output::project_json))?;
+    report.records.insert("project", projects.len() as u64);
+
+    // Repositories.
+    let mut repos: Vec<Repo> = Vec::new();
+    for p in &projects {
+        phase.set_message(format!("listing repositories of {}", p.key));
+        let key = p.key.clone();
+        let got = all_pages(|c| {
+            runtime
+                .list_repos(tenant, &key, c)
+                .map(|p| (p.items, p.next))
+        })
+        .map_err(|e| listing_error(format!("listing repositories of {key}"), &e))?;
+        repos.extend(got.into_iter().filter(|r| {
+            job.repos.is_empty()
+                || job
+                    .repos
+                    .iter()
+                    .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
+        }));
+    }
+    for (k, s) in &job.repos {
+        if !repos
+            .iter()
+            .any(|r| r.repo_ref.project_key == *k && r.repo_ref.slug == *s)
+        {
+            return Err(SyncError::Listing {
+                what: format!("repository {k}/{s}"),
+                code: "not_found".into(),
+                message: format!("repository {k}/{s} is not visible to this account"),
+            });
+        }
+    }
+    sink.repos(&repos)?;
+    emit(jsonl, repos.iter().map(output::repo_json))?;
+    report.records.insert("repo", repos.len() as u64);
+
+    // Users.
+    phase.set_message("listing users");
+    let mut fallback = false;
+    let users: Vec<User> = all_pages(|c| {
+        runtime.list_users(tenant, c).map(|p| {
+            fallback |= p.fallback;
+            (p.items, p.next)
+        })
+    })
+    .map_err(|e| listing_error("listing users", &e))?;
+    sink.users(&users)?;
+    emit(jsonl, users.iter().map(output::user_json))?;
+    report.records.insert("user", users.len() as u64);
+    report.users_fallback = fallback;
+    phase.finish_and_clear();
+
+    // Pull requests, repositories in parallel.
+    let bar = bars.add(ProgressBar::new(repos.len() as u64));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} pull requests [{bar:30}] {pos}/{len} repositories {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(
+        repos
+            .iter()
+            .map(|r| RepoRef {
+                project_key: r.repo_ref.project_key.clone(),
+                slug: r.repo_ref.slug.clone(),
+            })
+            .collect(),
+    );
+    let shared = Mutex::new((
+        0u64,
+        0u64,
+        Vec::<SkippedPr>::new(),
+        Vec::<(String, String, String)>::new(),
+        None::<SyncError>,
+    ));
+    let options = WitSyncOptions {
+        since: job.since,
+        full_listing: job.full,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..job.concurrency.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some(repo) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        return;
+                    };
+                    let name = format!("{}/{}", repo.project_key, repo.slug);
+                    let outcome = sync_repo(runtime, tenant, sink, jsonl, &repo, &options, &name);
+                    if let Ok(mut s) = shared.lock() {
+                        match outcome {
+                            Ok(r) => {
+                                s.0 += r.written;
+                                s.1 += r.unchanged;
+                                s.2.extend(r.skipped);
+                            }
+                            Err(RepoFailure::Call(code, message)) => {
+                                s.3.push((name, code, message))
+                            }
+                            Err(RepoFailure::Fatal(e)) => {
+                                s.4.get_or_insert(e);
+                            }
+                        }
+                        bar.set_message(format!("{} pull requests", s.0));
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let (written, unchanged, skipped, failed, fatal) =
+        shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    report.records.insert("pull_request", written);
+    report.unchanged = unchanged;
+    report.skipped = skipped;
+    report.failed_repos = failed;
+    report.requests = tenant.http.counters.requests.load(Ordering::Relaxed) - requests_before;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+struct RepoOutcome {
+    written: u64,
+    unchanged: u64,
+    skipped: Vec<SkippedPr>,
+}
+
+enum RepoFailure {
+    /// The connector or host failed for this repository (code, message).
+    Call(String, String),
+    /// Records could not be written: stop the job.
+    Fatal(SyncError),
+}
+
+fn sync_repo(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    repo: &RepoRef,
+    options: &WitSyncOptions,
+    name: &str,
+) -> Result<RepoOutcome, RepoFailure> {
+    let mut out = RepoOutcome {
+        written: 0,
+        unchanged: 0,
+        skipped: Vec::new(),
+    };
+    let mut cursor: Option<String> = None;
+    loop {
+        let batch = runtime
+            .fetch_pull_requests(tenant, repo, options, cursor.as_deref())
+            .map_err(|e| {
+                let (code, message) = output::call_error(&e);
+                tracing::warn!(repo = name, code, "repository sync failed: {message}");
+                RepoFailure::Call(code.into(), message)
+            })?;
+        // Durable first: only then may the connector be told (by the next call) that it is safe.
+        sink.pull_requests(&batch.pull_requests)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        emit(
+            jsonl,
+            batch.pull_requests.iter().map(output::pull_request_json),
+        )
+        .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        out.written += batch.pull_requests.len() as u64;
+        out.unchanged += u64::from(batch.stats.unchanged);
+        for s in batch.skipped {
+            let (code, message) = output::connector_error(&s.error);
+            out.skipped.push(SkippedPr {
+                repo: name.to_owned(),
+                id: s.id,
+                stage: s.stage,
+                code: code.into(),
+                message,
+            });
+        }
+        match batch.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
