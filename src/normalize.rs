@@ -156,7 +156,7 @@ pub fn pull_request(p: &WirePullRequest, repo: &RepoRef) -> PullRequest {
             None
         },
         merged_by: None,
-        merge_commit: None,
+        merge_commit: props.merge_commit.as_ref().and_then(|c| c.id.clone()),
         source,
         target,
         source_fork,

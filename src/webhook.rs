@@ -1,8 +1,51 @@
-//! Webhook verification and interpretation. Not yet implemented: deliveries are rejected with a
-//! clear error until it lands.
+//! Webhook deliveries: verification, interpretation and de-duplication.
+//!
+//! - With a secret configured, every delivery but `diagnostics:ping` must carry
+//!   `X-Hub-Signature: sha256=<hex>`, an HMAC-SHA256 of the raw body bytes, compared in constant
+//!   time. Bitbucket sends the ping unsigned even when a secret is set; it is answered and nothing
+//!   else rides on it.
+//! - Pull-request events become the same pull-request record as sync (a snapshot from the
+//!   payload), plus the reviewer's status change for reviewer events, the deletion for
+//!   `pr:deleted`, and what the host should refresh with `fetch-pull-request`.
+//! - A repeated `X-Request-Id` is a `duplicate`; a payload whose pull-request version is older
+//!   than one already handled is marked `stale` so it never overwrites newer data.
+//! - Anything that is not a Bitbucket payload is a typed [`WebhookError`], never a trap.
 
-use crate::host::Host;
-use crate::model::{Connection, WebhookOutcome, WebhookRequest};
+use crate::host::{Host, LogLevel};
+use crate::model::{
+    Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, User, WebhookOutcome,
+    WebhookRequest, WebhookResult,
+};
+use crate::normalize;
+use crate::timestamps;
+use crate::wire::{WireParticipant, WirePullRequest, WireUser};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+
+/// Largest body the connector reads (hosts cap lower; 1 MiB by default).
+pub const MAX_BODY_BYTES: usize = 8 << 20;
+
+/// The event Bitbucket sends for "Test connection".
+pub const PING: &str = "diagnostics:ping";
+
+/// Pull-request events the connector interprets; any other key is verified and ignored.
+pub const PR_EVENTS: &[&str] = &[
+    "pr:opened",
+    "pr:modified",
+    "pr:from_ref_updated",
+    "pr:reviewer:approved",
+    "pr:reviewer:unapproved",
+    "pr:reviewer:needs_work",
+    "pr:reviewer:changes_requested",
+    "pr:reviewer:updated",
+    "pr:declined",
+    "pr:merged",
+    "pr:deleted",
+    "pr:comment:added",
+    "pr:comment:edited",
+    "pr:comment:deleted",
+];
 
 /// Why a delivery was rejected (WIT `webhook-error`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,14 +64,247 @@ pub enum WebhookError {
     TooLarge(u64),
 }
 
-/// Verifies and interprets one delivery.
-pub fn handle_webhook<H: Host + ?Sized>(
-    _host: &H,
-    _conn: &Connection,
-    _secret: Option<&str>,
-    _req: &WebhookRequest,
-) -> Result<WebhookOutcome, WebhookError> {
-    Err(WebhookError::MalformedPayload(
-        "webhook handling is not available in this connector build yet".into(),
-    ))
+fn header<'a>(req: &'a WebhookRequest, name: &str) -> Option<&'a str> {
+    req.headers
+        .iter()
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
 }
+
+/// Checks `X-Hub-Signature: sha256=<hex>` against the raw body.
+pub fn verify_signature(
+    secret: &str,
+    body: &[u8],
+    header_value: Option<&str>,
+) -> Result<(), WebhookError> {
+    let value = header_value.ok_or(WebhookError::MissingSignature)?;
+    let (algorithm, hex_digest) = value
+        .split_once('=')
+        .ok_or_else(|| WebhookError::InvalidSignature("not of the form sha256=<hex>".into()))?;
+    if !algorithm.trim().eq_ignore_ascii_case("sha256") {
+        return Err(WebhookError::InvalidSignature(format!(
+            "unsupported algorithm {:?}",
+            algorithm.trim()
+        )));
+    }
+    let digest = hex::decode(hex_digest.trim())
+        .map_err(|_| WebhookError::InvalidSignature("the digest is not hexadecimal".into()))?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map_err(|_| WebhookError::InvalidSignature("unusable secret".into()))?;
+    mac.update(body);
+    mac.verify_slice(&digest)
+        .map_err(|_| WebhookError::InvalidSignature("the signature does not match the body".into()))
+}
+
+/// The envelope every event shares, plus the per-event fields the connector reads.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope {
+    #[serde(default)]
+    event_key: Option<String>,
+    #[serde(default, deserialize_with = "timestamps::opt_millis")]
+    date: Option<i64>,
+    #[serde(default)]
+    actor: Option<WireUser>,
+    #[serde(default)]
+    pull_request: Option<WirePullRequest>,
+    #[serde(default)]
+    participant: Option<WireParticipant>,
+    #[serde(default)]
+    previous_status: Option<String>,
+}
+
+fn seen_key(request_id: &str) -> String {
+    format!("webhook/seen/{request_id}")
+}
+
+fn version_key(pr: &PullRequest) -> String {
+    format!(
+        "webhook/version/{}/{}/{}",
+        pr.repo.project_key, pr.repo.slug, pr.id
+    )
+}
+
+/// Records `version` as the newest seen for the pull request; returns whether an even newer one
+/// was seen before (the delivery is stale).
+fn is_stale<H: Host + ?Sized>(host: &H, pr: &PullRequest) -> bool {
+    let key = version_key(pr);
+    for _ in 0..8 {
+        let current = host.storage_get(&key);
+        let known = current
+            .as_deref()
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .and_then(|s| s.parse::<u32>().ok());
+        if known.is_some_and(|k| k > pr.version) {
+            return true;
+        }
+        if known == Some(pr.version) {
+            return false;
+        }
+        if host.storage_compare_and_swap(
+            &key,
+            current.as_deref(),
+            pr.version.to_string().as_bytes(),
+        ) {
+            return false;
+        }
+    }
+    false
+}
+
+fn outcome(
+    result: WebhookResult,
+    event_key: &str,
+    request_id: Option<&str>,
+    verified: bool,
+) -> WebhookOutcome {
+    WebhookOutcome {
+        result,
+        event_key: event_key.to_owned(),
+        request_id: request_id.map(str::to_owned),
+        verified,
+        occurred_at: None,
+        actor: None,
+        pull_request: None,
+        review: None,
+        deleted: false,
+        refresh: None,
+        stale: false,
+    }
+}
+
+/// Verifies and interprets one delivery (WIT `handle-webhook`).
+pub fn handle_webhook<H: Host + ?Sized>(
+    host: &H,
+    _conn: &Connection,
+    secret: Option<&str>,
+    req: &WebhookRequest,
+) -> Result<WebhookOutcome, WebhookError> {
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(WebhookError::TooLarge(req.body.len() as u64));
+    }
+    let header_key = header(req, "x-event-key").map(str::to_owned);
+    let request_id = header(req, "x-request-id")
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned);
+    let secret = secret.filter(|s| !s.is_empty());
+
+    // The ping is answered unverified (Bitbucket does not sign it) and nothing else rides on it.
+    if header_key.as_deref() == Some(PING) {
+        return Ok(outcome(
+            WebhookResult::Ignored,
+            PING,
+            request_id.as_deref(),
+            false,
+        ));
+    }
+    let verified = match secret {
+        Some(s) => {
+            verify_signature(s, &req.body, header(req, "x-hub-signature"))?;
+            true
+        }
+        None => false,
+    };
+
+    let body = std::str::from_utf8(&req.body)
+        .map_err(|e| WebhookError::MalformedPayload(format!("the body is not UTF-8: {e}")))?;
+    let envelope: Envelope = serde_json::from_str(body).map_err(|e| {
+        WebhookError::MalformedPayload(format!("the body is not a webhook payload: {e}"))
+    })?;
+    let event_key = header_key
+        .or_else(|| envelope.event_key.clone())
+        .ok_or_else(|| {
+            WebhookError::MalformedPayload("no X-Event-Key header and no eventKey".into())
+        })?;
+    if event_key == PING {
+        return Ok(outcome(
+            WebhookResult::Ignored,
+            PING,
+            request_id.as_deref(),
+            verified,
+        ));
+    }
+    if !PR_EVENTS.contains(&event_key.as_str()) {
+        return Ok(outcome(
+            WebhookResult::Ignored,
+            &event_key,
+            request_id.as_deref(),
+            verified,
+        ));
+    }
+    let wire = envelope.pull_request.as_ref().ok_or_else(|| {
+        WebhookError::MalformedPayload(format!("{event_key} without a pullRequest"))
+    })?;
+    let target = wire
+        .to_ref
+        .repository
+        .as_ref()
+        .map(normalize::repo_ref)
+        .ok_or_else(|| {
+            WebhookError::MalformedPayload("the pull request does not name its repository".into())
+        })?;
+    let mut pr = normalize::pull_request(wire, &target);
+    pr.completeness = PrCompleteness::Snapshot;
+    let actor: Option<User> = envelope.actor.clone().map(normalize::user);
+    if event_key == "pr:merged" {
+        pr.merged_by = actor.clone();
+        pr.merged_at = pr.closed_at.or(envelope.date);
+    }
+    let review = match (
+        event_key.starts_with("pr:reviewer:") && event_key != "pr:reviewer:updated",
+        &envelope.participant,
+    ) {
+        (true, Some(p)) => Some(ReviewChange {
+            user: normalize::user(p.user.clone()),
+            status: normalize::reviewer_status(p.status.as_deref(), p.approved),
+            previous_status: envelope
+                .previous_status
+                .as_deref()
+                .map(|s| normalize::reviewer_status(Some(s), None)),
+        }),
+        (true, None) => {
+            return Err(WebhookError::MalformedPayload(format!(
+                "{event_key} without a participant"
+            )));
+        }
+        _ => None,
+    };
+
+    // Only now, with a verified and understood delivery, is its id spent.
+    if let Some(id) = &request_id
+        && !host.storage_compare_and_swap(&seen_key(id), None, b"1")
+    {
+        host.log(
+            LogLevel::Debug,
+            &format!("webhook {event_key} {id}: duplicate delivery"),
+        );
+        return Ok(outcome(
+            WebhookResult::Duplicate,
+            &event_key,
+            Some(id),
+            verified,
+        ));
+    }
+    let stale = is_stale(host, &pr);
+    let deleted = event_key == "pr:deleted";
+    let refresh = (!deleted).then(|| RefreshRequest {
+        repo: pr.repo.clone(),
+        id: pr.id,
+    });
+    Ok(WebhookOutcome {
+        result: WebhookResult::Accepted,
+        event_key,
+        request_id,
+        verified,
+        occurred_at: envelope.date,
+        actor,
+        pull_request: Some(pr),
+        review,
+        deleted,
+        refresh,
+        stale,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -228,6 +228,9 @@ pub struct WirePrProperties {
     /// Resolved tasks.
     #[serde(default)]
     pub resolved_task_count: Option<u32>,
+    /// The merge commit (merged pull requests in webhook payloads of newer servers).
+    #[serde(default)]
+    pub merge_commit: Option<WireCommit>,
 }
 
 /// A pull request, from a list page, `GET .../pull-requests/{id}` or a webhook payload.
