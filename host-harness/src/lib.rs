@@ -8,6 +8,8 @@
 //! - [`output`]: stable JSON shapes of records and errors for the command line;
 //! - [`records`]: where ingested records go (SQLite tables by default);
 //! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
+//! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
+//! - [`serve`]: the webhook HTTP endpoint with background refresh;
 //! - [`bindings`]: the generated host bindings.
 
 pub mod bindings;
@@ -15,10 +17,12 @@ pub mod http;
 pub mod output;
 pub mod records;
 pub mod runtime;
+pub mod serve;
 pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod tenant;
+pub mod webhook;
 
 pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
 pub use state::Tenant;

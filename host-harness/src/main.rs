@@ -32,6 +32,76 @@ enum Command {
     },
     /// Import projects, repositories, users and pull requests into SQLite (incremental).
     Sync(SyncArgs),
+    /// Handle one webhook delivery (body from a file or stdin) and print what became of it.
+    Webhook(WebhookArgs),
+    /// Answer Bitbucket webhooks over HTTP at POST /webhooks/bitbucket_data_center.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct WebhookArgs {
+    /// Name of the environment variable holding the webhook secret.
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+    /// A request header, as 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "'Name: value'", value_parser = parse_header)]
+    headers: Vec<(String, String)>,
+    /// The raw body: a file, or `-` for stdin.
+    #[arg(long, value_name = "PATH|-", default_value = "-")]
+    body: String,
+    /// Persist accepted deliveries (and deduplicate) in this SQLite file, as `serve` does.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+    /// Largest body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY)]
+    max_body: usize,
+    /// Print one JSON object (the default; kept for scripts that say so).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// SQLite file for records and state.
+    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
+    db: PathBuf,
+    /// Name of the environment variable holding the webhook secret.
+    #[arg(long, value_name = "VAR")]
+    secret_env: Option<String>,
+    /// Accept deliveries without a secret (unverified). Refused unless given.
+    #[arg(long)]
+    allow_unsigned: bool,
+    /// Server base URL: with credentials, accepted pull requests are refreshed in the background.
+    #[arg(long, value_name = "URL")]
+    base_url: Option<String>,
+    /// Name of the environment variable holding an HTTP access token.
+    #[arg(long, value_name = "VAR", requires = "base_url")]
+    token_env: Option<String>,
+    /// User name for Basic authentication (with --password-env).
+    #[arg(long, value_name = "USER", requires_all = ["base_url", "password_env"])]
+    username: Option<String>,
+    /// Name of the environment variable holding the password for --username.
+    #[arg(long, value_name = "VAR", requires = "username")]
+    password_env: Option<String>,
+    /// PEM file of CA certificates to trust.
+    #[arg(long, value_name = "PATH")]
+    ca_cert: Option<PathBuf>,
+    /// Threads answering deliveries.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    workers: usize,
+    /// Largest body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY)]
+    max_body: usize,
+}
+
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{s:?} is not 'Name: value'")),
+    }
 }
 
 #[derive(Args)]
@@ -243,9 +313,106 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     })
 }
 
+/// The tenant used when no server is configured (webhook handling needs none).
+const NO_SERVER: &str = "https://bitbucket.invalid";
+
+fn webhook(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
+    use host_harness::records::{RecordSink, SqliteRecords};
+    use std::io::Read;
+    let secret = args
+        .secret_env
+        .as_deref()
+        .map(secret_from_env)
+        .transpose()?;
+    let mut body = Vec::new();
+    if args.body == "-" {
+        std::io::stdin().read_to_end(&mut body)?;
+    } else {
+        body = std::fs::read(&args.body).with_context(|| format!("reading {}", args.body))?;
+    }
+    let kv: Arc<dyn host_harness::storage::KvStore> = match &args.db {
+        Some(db) => Arc::new(SqliteKv::open(db)?),
+        None => Arc::new(SqliteKv::in_memory()?),
+    };
+    let records = args.db.as_deref().map(SqliteRecords::open).transpose()?;
+    let tenant = Arc::new(Tenant::new(
+        TenantConfig::new("default", NO_SERVER, Credentials::None),
+        kv,
+    )?);
+    let runtime = runtime(component)?;
+    let report = host_harness::webhook::handle(
+        &runtime,
+        &tenant,
+        secret.as_deref(),
+        args.max_body,
+        args.headers.clone(),
+        body,
+        records.as_ref().map(|r| r as &dyn RecordSink),
+    );
+    println!("{}", host_harness::webhook::report_json(&report));
+    Ok(
+        if report.result == "rejected" || report.http_status >= 500 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
+    use host_harness::records::SqliteRecords;
+    use host_harness::serve::{ServeConfig, WebhookServer};
+    let secret = match (&args.secret_env, args.allow_unsigned) {
+        (Some(var), _) => Some(secret_from_env(var)?),
+        (None, true) => None,
+        (None, false) => bail!(
+            "refusing to accept unverified webhooks: give --secret-env VAR (or --allow-unsigned)"
+        ),
+    };
+    let (config, refresh) = match &args.base_url {
+        Some(url) => {
+            let server = ServerArgs {
+                base_url: url.clone(),
+                token_env: args.token_env.clone(),
+                username: args.username.clone(),
+                password_env: args.password_env.clone(),
+                ca_cert: args.ca_cert.clone(),
+            };
+            (server.tenant_config()?, true)
+        }
+        None => (
+            TenantConfig::new("default", NO_SERVER, Credentials::None),
+            false,
+        ),
+    };
+    let kv = Arc::new(SqliteKv::open(&args.db)?);
+    let records = Arc::new(SqliteRecords::open(&args.db)?);
+    let tenant = Arc::new(Tenant::new(config, kv)?);
+    let runtime = Arc::new(runtime(component)?);
+    let server = WebhookServer::start(
+        runtime,
+        tenant,
+        records,
+        ServeConfig {
+            listen: args.listen.clone(),
+            secret,
+            max_body: args.max_body,
+            workers: args.workers,
+            refresh,
+        },
+    )?;
+    eprintln!(
+        "bbdc serve: listening on http://{}{}",
+        server.addr(),
+        host_harness::serve::WEBHOOK_PATH
+    );
+    server.wait();
+    Ok(ExitCode::SUCCESS)
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BBDC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,host_harness::serve=info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -258,6 +425,8 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Check { server, json } => check(cli.component.clone(), server, *json),
         Command::Sync(args) => sync(cli.component.clone(), args),
+        Command::Webhook(args) => webhook(cli.component.clone(), args),
+        Command::Serve(args) => serve(cli.component.clone(), args),
     };
     match result.context("bbdc") {
         Ok(code) => code,

@@ -2,7 +2,9 @@
 //! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
 //! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id).
 
-use crate::bindings::types::{Project, PullRequest, Repo, User};
+use crate::bindings::types::{
+    Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
+};
 use crate::output;
 use rusqlite::{Connection, params};
 use std::path::Path;
@@ -30,6 +32,17 @@ pub trait RecordSink: Send + Sync {
     /// Upserts pull requests (and replaces the review history of those fetched in full), in one
     /// transaction: the batch is durable when this returns.
     fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError>;
+    /// Records a reviewer's status change reported by a webhook (appended to the review history
+    /// until the next full fetch of the pull request replaces it).
+    fn review_change(
+        &self,
+        repo: &RepoRef,
+        pr_id: u64,
+        change: &ReviewChange,
+        at: i64,
+    ) -> Result<(), RecordError>;
+    /// Marks a pull request deleted.
+    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError>;
 }
 
 /// [`RecordSink`] on SQLite.
@@ -58,7 +71,7 @@ CREATE TABLE IF NOT EXISTS pull_requests (
     target_commit TEXT, url TEXT, comment_count INTEGER, open_task_count INTEGER,
     resolved_task_count INTEGER, additions INTEGER, deletions INTEGER, files_changed INTEGER,
     diff_truncated INTEGER, first_review_at INTEGER, first_approval_at INTEGER, complete INTEGER,
-    reviewers TEXT, participants TEXT, events TEXT, record TEXT,
+    reviewers TEXT, participants TEXT, events TEXT, record TEXT, deleted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_key, repo_slug, id)
 );
 CREATE TABLE IF NOT EXISTS reviews (
@@ -148,6 +161,39 @@ impl RecordSink for SqliteRecords {
             for p in items {
                 upsert_pull_request(tx, p)?;
             }
+            Ok(())
+        })
+    }
+
+    fn review_change(
+        &self,
+        repo: &RepoRef,
+        pr_id: u64,
+        change: &ReviewChange,
+        at: i64,
+    ) -> Result<(), RecordError> {
+        let state = match change.status {
+            ReviewerStatus::Approved => "approved",
+            ReviewerStatus::NeedsWork => "needs_work",
+            ReviewerStatus::Unapproved => "unapproved",
+        };
+        self.with_tx(|tx| {
+            tx.execute(
+                "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id)
+                 SELECT ?1, ?2, ?3, COALESCE(MAX(seq) + 1, 0), ?4, ?5, ?6, NULL FROM reviews
+                 WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+                params![repo.project_key, repo.slug, i64_of(pr_id), change.user.slug, state, at],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            tx.execute(
+                "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+                params![repo.project_key, repo.slug, i64_of(pr_id)],
+            )?;
             Ok(())
         })
     }

@@ -388,3 +388,106 @@ fn sync_rejects_a_bad_repo_filter_and_date() {
     );
     assert!(!ok);
 }
+
+fn signed_body() -> (Vec<u8>, String) {
+    use std::fmt::Write;
+    let repo = json!({"slug": "api", "project": {"key": "PLAT"}});
+    let body = json!({
+        "eventKey": "pr:reviewer:approved", "date": "2026-03-26T15:47:11+0530",
+        "actor": {"name": "bob", "slug": "bob"},
+        "participant": {"user": {"name": "bob", "slug": "bob"}, "role": "REVIEWER", "approved": true, "status": "APPROVED"},
+        "previousStatus": "UNAPPROVED",
+        "pullRequest": {"id": 9, "version": 4, "title": "T", "state": "OPEN", "createdDate": 1, "updatedDate": 2,
+            "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": "a", "repository": repo},
+            "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "b", "repository": repo},
+            "author": {"user": {"name": "alice", "slug": "alice"}}}
+    }).to_string().into_bytes();
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(&body);
+    let mut sig = String::from("sha256=");
+    for b in mac.finalize().into_bytes() {
+        let _ = write!(sig, "{b:02x}");
+    }
+    (body, sig)
+}
+
+#[test]
+fn webhook_command_accepts_a_signed_delivery_and_rejects_a_forged_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (body, sig) = signed_body();
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, &body).unwrap();
+    let db = dir.path().join("hooks.sqlite");
+    let sig_header = format!("X-Hub-Signature: {sig}");
+    let args = [
+        "webhook",
+        "--secret-env",
+        "HOOK_SECRET",
+        "-H",
+        "X-Event-Key: pr:reviewer:approved",
+        "-H",
+        "X-Request-Id: 7d1e",
+        "-H",
+        &sig_header,
+        "--body",
+        file.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--json",
+    ];
+    let (ok, out, raw) = bbdc(&args, &[("HOOK_SECRET", "s3cret")]);
+    assert!(ok, "{raw}");
+    assert_eq!(
+        (
+            out["http_status"].as_u64(),
+            out["result"].as_str(),
+            out["verified"].as_bool()
+        ),
+        (Some(200), Some("accepted"), Some(true)),
+        "{out}"
+    );
+    assert_eq!(out["event_key"], "pr:reviewer:approved");
+    assert_eq!(out["request_id"], "7d1e");
+    assert_eq!(out["error"], Value::Null);
+    assert_eq!(out["pull_request"]["id"], 9);
+    assert_eq!(out["pull_request"]["state"], "OPEN");
+    assert_eq!(
+        out["review"],
+        json!({"user": "bob", "status": "APPROVED", "previous_status": "UNAPPROVED"})
+    );
+    assert!(!raw.contains("s3cret"));
+
+    // The same delivery again: a duplicate, thanks to the database.
+    let (ok, out, _) = bbdc(&args, &[("HOOK_SECRET", "s3cret")]);
+    assert!(ok);
+    assert_eq!(out["result"], "duplicate");
+
+    // The wrong secret: rejected with 403 and a non-zero exit.
+    let (ok, out, _) = bbdc(&args, &[("HOOK_SECRET", "other")]);
+    assert!(!ok);
+    assert_eq!(
+        (
+            out["http_status"].as_u64(),
+            out["result"].as_str(),
+            out["error"].as_str()
+        ),
+        (Some(403), Some("rejected"), Some("invalid_signature"))
+    );
+}
+
+#[test]
+fn serve_refuses_to_start_without_a_secret() {
+    let out = Command::new(env!("CARGO_BIN_EXE_bbdc"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            "/nonexistent/never-created.sqlite",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-unsigned"));
+}
