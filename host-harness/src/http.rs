@@ -2,10 +2,12 @@
 //! the host (never by the guest), TLS through rustls with an optional per-tenant CA bundle,
 //! timeouts, no redirects, and response size caps.
 
+use crate::policy::{HttpCounters, Limiter, is_retryable_status, parse_retry_after};
 use crate::tenant::{Credentials, TenantConfig};
 use std::io::Read;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use url::Url;
 
@@ -81,15 +83,6 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
 ];
 
-/// Counters for one tenant's HTTP.
-#[derive(Debug, Default)]
-pub struct HttpCounters {
-    /// Requests sent to the server.
-    pub requests: AtomicU64,
-    /// Requests refused by policy.
-    pub denied: AtomicU64,
-}
-
 /// One tenant's HTTP client and policy.
 pub struct TenantHttp {
     agent: ureq::Agent,
@@ -97,6 +90,7 @@ pub struct TenantHttp {
     auth: Option<String>,
     max_body: u64,
     max_stream: u64,
+    limiter: Limiter,
     /// Counters.
     pub counters: Arc<HttpCounters>,
 }
@@ -212,6 +206,7 @@ impl TenantHttp {
             auth: authorization(&tenant.credentials),
             max_body: tenant.limits.max_body_bytes,
             max_stream: tenant.limits.max_stream_bytes,
+            limiter: Limiter::new(tenant.http_policy.clone()),
             counters: Arc::new(HttpCounters::default()),
         })
     }
@@ -221,6 +216,9 @@ impl TenantHttp {
         &self.base
     }
 
+    /// Sends a request under the tenant's policy: base URL only, host credentials, rate limit,
+    /// Retry-After, bounded retries. Returns the final answer (a 429 or 503 the retries could
+    /// not get past is returned as a response, for the connector to report).
     fn start(
         &self,
         method: &str,
@@ -238,24 +236,71 @@ impl TenantHttp {
                 target.origin().ascii_serialization()
             )));
         }
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(target.as_str());
-        for (name, value) in headers {
-            let lower = name.to_ascii_lowercase();
-            if FORBIDDEN_HEADERS.contains(&lower.as_str()) {
-                continue;
-            }
-            req = req.header(name.as_str(), value.as_str());
-        }
+        let mut allowed: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(name, _)| !FORBIDDEN_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         if let Some(auth) = &self.auth {
-            req = req.header("Authorization", auth.as_str());
+            allowed.push(("Authorization", auth.as_str()));
         }
-        let req = req
-            .body(())
-            .map_err(|e| HttpFailure::Denied(format!("invalid request header: {e}")))?;
-        self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        self.agent.run(req).map_err(|e| failure(e, self.max_body))
+        let policy = self.limiter.policy();
+        let deadline = Instant::now() + policy.total_budget;
+        let mut attempt: u32 = 0;
+        loop {
+            let waited = self.limiter.acquire();
+            self.counters.waited_ms.fetch_add(
+                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
+            let mut req = ureq::http::Request::builder()
+                .method(method)
+                .uri(target.as_str());
+            for (k, v) in &allowed {
+                req = req.header(*k, *v);
+            }
+            let req = req
+                .body(())
+                .map_err(|e| HttpFailure::Denied(format!("invalid request header: {e}")))?;
+            self.counters.requests.fetch_add(1, Ordering::Relaxed);
+            attempt += 1;
+            let last = attempt >= policy.max_attempts || Instant::now() >= deadline;
+            match self.agent.run(req) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    if status == 429 {
+                        self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if !is_retryable_status(status) || last {
+                        return Ok(resp);
+                    }
+                    let retry_after = matches!(status, 429 | 503)
+                        .then(|| {
+                            resp.headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok())
+                        })
+                        .flatten()
+                        .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+                    match retry_after {
+                        Some(d) if Instant::now() + d > deadline => return Ok(resp),
+                        Some(d) => self.limiter.block_for(d),
+                        None => std::thread::sleep(self.limiter.backoff(attempt)),
+                    }
+                    // Drain the (small) error body so the connection can be reused.
+                    let _ = resp.body_mut().with_config().limit(64 * 1024).read_to_vec();
+                }
+                Err(e) => {
+                    let f = failure(e, self.max_body);
+                    if last || !matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout) {
+                        return Err(f);
+                    }
+                    std::thread::sleep(self.limiter.backoff(attempt));
+                }
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(attempt, "retrying {method} {}", target.path());
+        }
     }
 
     fn head_of(resp: &ureq::http::Response<ureq::Body>) -> Head {

@@ -2,7 +2,8 @@
 //!
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
 //! - [`state`]: a tenant's host state and the WIT imports implemented over it;
-//! - [`http`]: the tenant's HTTP policy (base URL only, host-added credentials, caps, TLS);
+//! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps, TLS);
+//! - [`policy`]: rate limit, Retry-After and retries shared by a tenant's calls;
 //! - [`storage`]: the tenant-namespaced key-value store (SQLite by default);
 //! - [`tenant`]: tenant configuration;
 //! - [`output`]: stable JSON shapes of records and errors for the command line;
@@ -15,6 +16,7 @@
 pub mod bindings;
 pub mod http;
 pub mod output;
+pub mod policy;
 pub mod records;
 pub mod runtime;
 pub mod serve;

@@ -210,6 +210,9 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
         "records": r.records,
         "unchanged_pull_requests": r.unchanged,
         "requests": r.requests,
+        "retries": r.retries,
+        "throttled": r.throttled,
+        "rate_limit_wait_seconds": r.rate_limit_wait.as_secs_f64(),
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
         "failed_repos": r.failed_repos.iter().map(|(repo, code, msg)| json!({"repo": repo, "error": code, "message": msg})).collect::<Vec<_>>(),
@@ -246,7 +249,14 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
         n("pull_request"),
         r.unchanged
     );
-    let _ = writeln!(s, "  requests: {}", r.requests);
+    let _ = writeln!(
+        s,
+        "  requests: {} ({} retried, {} rate-limited by the server, {:.1} s waiting for the rate limit)",
+        r.requests,
+        r.retries,
+        r.throttled,
+        r.rate_limit_wait.as_secs_f64()
+    );
     if !r.skipped.is_empty() {
         let _ = writeln!(
             s,

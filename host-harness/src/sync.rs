@@ -12,7 +12,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -55,8 +54,14 @@ pub struct SyncReport {
     pub records: BTreeMap<&'static str, u64>,
     /// Pull requests listed but unchanged.
     pub unchanged: u64,
-    /// HTTP requests sent to the server.
+    /// HTTP requests sent to the server (retries included).
     pub requests: u64,
+    /// Requests retried (429, 502, 503, 504, connection failures).
+    pub retries: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+    /// Time spent waiting for the rate limit and Retry-After.
+    pub rate_limit_wait: Duration,
     /// Pull requests skipped, with reasons.
     pub skipped: Vec<SkippedPr>,
     /// Repositories that failed, with the error code and message.
@@ -139,7 +144,7 @@ pub fn run(
     job: &SyncJob,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
-    let requests_before = tenant.http.counters.requests.load(Ordering::Relaxed);
+    let before = tenant.http.counters.snapshot();
     let mut report = SyncReport::default();
     let bars = MultiProgress::with_draw_target(if job.progress {
         ProgressDrawTarget::stderr()
@@ -291,7 +296,11 @@ pub fn run(
     report.unchanged = unchanged;
     report.skipped = skipped;
     report.failed_repos = failed;
-    report.requests = tenant.http.counters.requests.load(Ordering::Relaxed) - requests_before;
+    let after = tenant.http.counters.snapshot();
+    report.requests = after.0 - before.0;
+    report.retries = after.1 - before.1;
+    report.throttled = after.2 - before.2;
+    report.rate_limit_wait = after.3.saturating_sub(before.3);
     report.elapsed = started.elapsed();
     Ok(report)
 }

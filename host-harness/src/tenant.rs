@@ -90,6 +90,8 @@ pub struct TenantConfig {
     pub timeouts: Timeouts,
     /// Items per list request (`None`: the connector's default).
     pub page_size: Option<u32>,
+    /// Rate limit and retries, shared by all of the tenant's calls.
+    pub http_policy: crate::policy::HttpPolicy,
 }
 
 impl TenantConfig {
@@ -107,6 +109,7 @@ impl TenantConfig {
             limits: Limits::default(),
             timeouts: Timeouts::default(),
             page_size: None,
+            http_policy: crate::policy::HttpPolicy::default(),
         }
     }
 }

@@ -25,13 +25,17 @@ pub fn runtime() -> &'static Runtime {
     })
 }
 
-/// A tenant with a Bearer token against `base_url`, storage in memory.
+/// A tenant with a Bearer token against `base_url`, storage in memory, and no retries or
+/// client-side rate limit, so error answers reach the connector at once (the policy has its own
+/// tests in `resilience.rs`).
 pub fn tenant(base_url: &str) -> Arc<Tenant> {
-    tenant_with(TenantConfig::new(
-        "t1",
-        base_url,
-        Credentials::Bearer(TOKEN.into()),
-    ))
+    let mut config = TenantConfig::new("t1", base_url, Credentials::Bearer(TOKEN.into()));
+    config.http_policy = host_harness::policy::HttpPolicy {
+        burst: None,
+        max_attempts: 1,
+        ..Default::default()
+    };
+    tenant_with(config)
 }
 
 /// A tenant from a config, storage in memory.

@@ -1,0 +1,182 @@
+//! The host's HTTP policy end to end: Retry-After honoured (no request before it expires),
+//! retries on 502/503/504 and connection failures, none on other errors, and the counters.
+
+mod support;
+
+use host_harness::policy::HttpPolicy;
+use host_harness::{Credentials, TenantConfig};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::*;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+/// Answers a scripted sequence of statuses (then 200 with `ok_body`) and records arrival times.
+struct Script {
+    statuses: Vec<(u16, Option<&'static str>)>,
+    seen: Arc<Mutex<Vec<Instant>>>,
+    ok_body: serde_json::Value,
+}
+
+impl Respond for Script {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut seen = self.seen.lock().unwrap();
+        seen.push(Instant::now());
+        match self.statuses.get(seen.len() - 1) {
+            Some((status, retry_after)) => {
+                let mut r = ResponseTemplate::new(*status)
+                    .set_body_json(error_body("x.Throttled", "slow down"));
+                if let Some(ra) = retry_after {
+                    r = r.insert_header("Retry-After", *ra);
+                }
+                r
+            }
+            None => ResponseTemplate::new(200).set_body_json(self.ok_body.clone()),
+        }
+    }
+}
+
+async fn scripted(
+    statuses: Vec<(u16, Option<&'static str>)>,
+) -> (MockServer, Arc<Mutex<Vec<Instant>>>) {
+    let server = MockServer::start().await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    Mock::given(wiremock::matchers::any())
+        .respond_with(Script {
+            statuses,
+            seen: seen.clone(),
+            ok_body: page(vec![project("PLAT", 1)], 0, 25, None),
+        })
+        .mount(&server)
+        .await;
+    (server, seen)
+}
+
+fn retrying_tenant(uri: &str) -> Arc<host_harness::Tenant> {
+    let mut c = TenantConfig::new("r", uri, Credentials::Bearer(TOKEN.into()));
+    c.http_policy = HttpPolicy {
+        burst: None,
+        max_attempts: 5,
+        base_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(50),
+        ..Default::default()
+    };
+    tenant_with(c)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_request_arrives_before_its_retry_after() {
+    let (server, seen) = scripted(vec![(429, Some("1")), (429, Some("1")), (503, Some("1"))]).await;
+    let t = retrying_tenant(&server.uri());
+    let t2 = t.clone();
+    let page = blocking(move || runtime().list_projects(&t2, None))
+        .await
+        .expect("succeeds after the storm");
+    assert_eq!(page.items.len(), 1);
+    let times = seen.lock().unwrap().clone();
+    assert_eq!(times.len(), 4);
+    for pair in times.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_secs(1),
+            "a request arrived {:?} after a Retry-After of 1 s",
+            pair[1] - pair[0]
+        );
+    }
+    let (requests, retries, throttled, waited) = t.http.counters.snapshot();
+    assert_eq!((requests, retries, throttled), (4, 3, 2));
+    assert!(
+        waited >= Duration::from_secs(3),
+        "waiting for Retry-After is counted: {waited:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors_are_retried_and_server_errors_are_not() {
+    let (server, seen) = scripted(vec![(502, None), (504, None)]).await;
+    let t = retrying_tenant(&server.uri());
+    let t2 = t.clone();
+    blocking(move || runtime().list_projects(&t2, None))
+        .await
+        .expect("succeeds on the third attempt");
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(t.http.counters.retries.load(Ordering::Relaxed), 2);
+
+    let (server, seen) = scripted(vec![(500, None)]).await;
+    let t = retrying_tenant(&server.uri());
+    let e = blocking(move || runtime().list_projects(&t, None))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            host_harness::CallError::Connector(
+                host_harness::bindings::types::ConnectorError::Server(_)
+            )
+        ),
+        "{e:?}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "a 500 (the server failed this request for good) is not retried"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_that_outlasts_the_attempts_is_reported_as_rate_limited() {
+    let (server, seen) = scripted(vec![(429, Some("0")); 10]).await;
+    let t = retrying_tenant(&server.uri());
+    let e = blocking(move || runtime().list_projects(&t, None))
+        .await
+        .unwrap_err();
+    match e {
+        host_harness::CallError::Connector(
+            host_harness::bindings::types::ConnectorError::RateLimited(r),
+        ) => assert_eq!(r.retry_after_ms, Some(0)),
+        other => panic!("expected rate-limited, got {other:?}"),
+    }
+    assert_eq!(seen.lock().unwrap().len(), 5, "bounded by max_attempts");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_failures_are_retried_then_reported() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = retrying_tenant(&format!("http://127.0.0.1:{port}"));
+    let t2 = t.clone();
+    let e = blocking(move || runtime().list_projects(&t2, None))
+        .await
+        .unwrap_err();
+    assert!(format!("{e:?}").contains("Transport"), "{e:?}");
+    assert_eq!(t.http.counters.requests.load(Ordering::Relaxed), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_bucket_spaces_requests_beyond_the_burst() {
+    let (server, seen) = scripted(vec![]).await;
+    let mut c = TenantConfig::new("b", server.uri(), Credentials::Bearer(TOKEN.into()));
+    c.http_policy = HttpPolicy {
+        burst: Some(2.0),
+        per_second: 20.0,
+        ..Default::default()
+    };
+    let t = tenant_with(c);
+    let t2 = t.clone();
+    blocking(move || {
+        for _ in 0..6 {
+            runtime().list_projects(&t2, None).unwrap();
+        }
+    })
+    .await;
+    let times = seen.lock().unwrap().clone();
+    // Two leave at once; each further one waits for a token (1/20 s).
+    let span = *times.last().unwrap() - times[0];
+    assert!(
+        span >= Duration::from_millis(190),
+        "4 requests beyond the burst at 20/s span at least 200 ms: {span:?}"
+    );
+    assert!(t.http.counters.waited_ms.load(Ordering::Relaxed) > 0);
+}
