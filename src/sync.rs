@@ -116,6 +116,10 @@ pub struct Progress {
     pub order_violation: bool,
     /// Whether the retry step of this pass ran.
     pub retries_done: bool,
+    /// The page at `next_start` was partly processed (more changes than one call fetches): its
+    /// already-fetched pull requests are not counted as unchanged when it is read again.
+    #[serde(default)]
+    pub partial: bool,
 }
 
 /// A batch handed to the host, committed when the host acknowledges it.
@@ -559,7 +563,9 @@ fn list_page<H: Host + ?Sized>(
         let old = load_memo(host, repo, wire.id);
         let fp = fingerprint(wire);
         if old.as_ref().is_some_and(|m| m.fp == fp) {
-            work.batch.stats.unchanged += 1;
+            if !pass.progress.partial {
+                work.batch.stats.unchanged += 1;
+            }
             continue;
         }
         if *budget == 0 {
@@ -596,8 +602,10 @@ fn list_page<H: Host + ?Sized>(
         // the same page again, where the ones done now are unchanged.
         progress.last_updated = before;
         progress.next_start = Some(start);
+        progress.partial = true;
         return Ok(());
     }
+    progress.partial = false;
     if start == 0 {
         progress.top_updated = progress.top_updated.max(page_max);
     }

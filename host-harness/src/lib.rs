@@ -1,5 +1,7 @@
 //! The reference host for the Bitbucket DC connector component, and the library behind `bbdc`.
 //!
+//! - [`demo`]: `bbdc demo`, the whole product against the simulator;
+//! - [`sim`]: the Bitbucket Data Center simulator (faults, ground truth, webhooks);
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
 //! - [`state`]: a tenant's host state and the WIT imports implemented over it;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps, TLS);
@@ -14,12 +16,14 @@
 //! - [`bindings`]: the generated host bindings.
 
 pub mod bindings;
+pub mod demo;
 pub mod http;
 pub mod output;
 pub mod policy;
 pub mod records;
 pub mod runtime;
 pub mod serve;
+pub mod sim;
 pub mod state;
 pub mod storage;
 pub mod sync;

@@ -36,6 +36,72 @@ enum Command {
     Webhook(WebhookArgs),
     /// Answer Bitbucket webhooks over HTTP at POST /webhooks/bitbucket_data_center.
     Serve(ServeArgs),
+    /// Serve a simulated Bitbucket Data Center (for trials, tests and benchmarks).
+    Sim(SimArgs),
+    /// No setup: simulator, check, full sync, webhooks into serve, incremental sync.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7990")]
+    listen: String,
+    /// Seed of the generated instance.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Projects.
+    #[arg(long, default_value_t = 3)]
+    projects: usize,
+    /// Repositories per project.
+    #[arg(long, default_value_t = 3)]
+    repos_per_project: usize,
+    /// Pull requests per repository.
+    #[arg(long, default_value_t = 40)]
+    prs_per_repo: usize,
+    /// Users.
+    #[arg(long, default_value_t = 12)]
+    users: usize,
+    /// Require this Bearer token, read from the named environment variable.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
+    /// Share of requests answered 429 with Retry-After.
+    #[arg(long, default_value_t = 0.0)]
+    rate_429: f64,
+    /// Share of requests answered 502/503.
+    #[arg(long, default_value_t = 0.0)]
+    rate_5xx: f64,
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Share of responses cut mid-body.
+    #[arg(long, default_value_t = 0.0)]
+    cut_rate: f64,
+    /// Share of responses with malformed JSON.
+    #[arg(long, default_value_t = 0.0)]
+    malformed_rate: f64,
+    /// Pull requests whose diff always fails.
+    #[arg(long, default_value_t = 0)]
+    broken_prs: usize,
+    /// Change a random open pull request this often (milliseconds).
+    #[arg(long, value_name = "MS")]
+    update_every_ms: Option<u64>,
+    /// Send signed webhooks for changes to this URL.
+    #[arg(long, value_name = "URL", requires = "webhook_secret_env")]
+    webhook_url: Option<String>,
+    /// Environment variable holding the webhook secret.
+    #[arg(long, value_name = "VAR")]
+    webhook_secret_env: Option<String>,
+    /// Write the ground truth (one pull_request JSON line each) to this file and keep serving.
+    #[arg(long, value_name = "PATH")]
+    truth: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Where the demo's SQLite file goes.
+    #[arg(long, value_name = "PATH", default_value = "bbdc-demo.sqlite")]
+    db: PathBuf,
 }
 
 #[derive(Args)]
@@ -313,6 +379,53 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     })
 }
 
+fn sim_faults(a: &SimArgs) -> host_harness::sim::Faults {
+    host_harness::sim::Faults {
+        rate_429: a.rate_429,
+        rate_5xx: a.rate_5xx,
+        latency: std::time::Duration::from_millis(a.latency_ms),
+        cut_rate: a.cut_rate,
+        malformed_rate: a.malformed_rate,
+        broken_prs: a.broken_prs,
+        update_every: a.update_every_ms.map(std::time::Duration::from_millis),
+    }
+}
+
+fn sim(args: &SimArgs) -> Result<ExitCode> {
+    use host_harness::sim::{SimConfig, Simulator, world::WorldSpec};
+    let token = args.token_env.as_deref().map(secret_from_env).transpose()?;
+    let webhook = match (&args.webhook_url, &args.webhook_secret_env) {
+        (Some(url), Some(var)) => Some((url.clone(), secret_from_env(var)?)),
+        _ => None,
+    };
+    let sim = Simulator::start(SimConfig {
+        listen: args.listen.clone(),
+        spec: WorldSpec {
+            seed: args.seed,
+            projects: args.projects,
+            repos_per_project: args.repos_per_project,
+            prs_per_repo: args.prs_per_repo,
+            users: args.users,
+        },
+        faults: sim_faults(args),
+        token,
+        webhook,
+    })?;
+    if let Some(path) = &args.truth {
+        let lines: Vec<String> = sim.truth().iter().map(|v| v.to_string()).collect();
+        std::fs::write(path, lines.join("\n") + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    eprintln!(
+        "bbdc sim: a simulated Bitbucket Data Center at {}",
+        sim.base_url()
+    );
+    println!("{}", sim.base_url());
+    loop {
+        std::thread::park();
+    }
+}
+
 /// The tenant used when no server is configured (webhook handling needs none).
 const NO_SERVER: &str = "https://bitbucket.invalid";
 
@@ -410,9 +523,9 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn init_tracing() {
+fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BBDC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,host_harness::serve=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -420,13 +533,26 @@ fn init_tracing() {
 }
 
 fn main() -> ExitCode {
-    init_tracing();
     let cli = Cli::parse();
+    // `serve` logs one line per delivery; the demo narrates for itself.
+    init_tracing(match cli.command {
+        Command::Serve(_) => "warn,host_harness::serve=info",
+        Command::Demo(_) => "error",
+        _ => "warn",
+    });
     let result = match &cli.command {
         Command::Check { server, json } => check(cli.component.clone(), server, *json),
         Command::Sync(args) => sync(cli.component.clone(), args),
         Command::Webhook(args) => webhook(cli.component.clone(), args),
         Command::Serve(args) => serve(cli.component.clone(), args),
+        Command::Sim(args) => sim(args),
+        Command::Demo(args) => host_harness::demo::run(cli.component.clone(), &args.db).map(|ok| {
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }),
     };
     match result.context("bbdc") {
         Ok(code) => code,

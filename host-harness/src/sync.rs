@@ -119,14 +119,51 @@ fn emit(
     w.flush()
 }
 
+/// Attempts per connector call for failures that may pass (the host's HTTP policy has already
+/// retried single requests; this covers a malformed or cut body, or a storm that outlasted it).
+const CALL_ATTEMPTS: u32 = 4;
+
+/// Whether a failed call is worth repeating. Every call is safe to repeat: listings are reads,
+/// and a sync step with the same cursor is idempotent.
+fn transient(e: &CallError<ConnectorError>) -> bool {
+    match e {
+        CallError::Connector(c) => matches!(
+            c,
+            ConnectorError::RateLimited(_)
+                | ConnectorError::Server(_)
+                | ConnectorError::Transport(_)
+                | ConnectorError::MalformedResponse(_)
+        ),
+        CallError::Host(h) => matches!(h, crate::runtime::HostError::Deadline(_)),
+    }
+}
+
+/// Runs `call`, repeating it with a growing pause while it fails transiently.
+pub fn with_retries<T>(
+    mut call: impl FnMut() -> Result<T, CallError<ConnectorError>>,
+) -> Result<T, CallError<ConnectorError>> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match call() {
+            Err(e) if attempt < CALL_ATTEMPTS && transient(&e) => {
+                let (code, message) = output::call_error(&e);
+                tracing::debug!(attempt, code, "repeating a failed call: {message}");
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt * attempt)));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Follows a paged listing to its end.
 fn all_pages<T>(
     mut page: impl FnMut(Option<String>) -> Result<(Vec<T>, Option<String>), CallError<ConnectorError>>,
 ) -> Result<Vec<T>, CallError<ConnectorError>> {
     let mut items = Vec::new();
-    let mut cursor = None;
+    let mut cursor: Option<String> = None;
     loop {
-        let (mut got, next) = page(cursor)?;
+        let (mut got, next) = with_retries(|| page(cursor.clone()))?;
         items.append(&mut got);
         match next {
             Some(n) => cursor = Some(n),
@@ -332,15 +369,51 @@ fn sync_repo(
         unchanged: 0,
         skipped: Vec::new(),
     };
+    // Pull requests skipped in a pass are retried at the start of the next one; two extra passes
+    // right away let one run get past passing faults. Those still failing are reported.
+    for pass in 0..3 {
+        let skipped = sync_pass(
+            runtime,
+            tenant,
+            sink,
+            jsonl,
+            repo,
+            options,
+            name,
+            &mut out,
+            pass == 0,
+        )?;
+        if skipped.is_empty() || pass == 2 {
+            out.skipped = skipped;
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// One pass over a repository: call, persist, acknowledge (by calling again), until done.
+#[allow(clippy::too_many_arguments)]
+fn sync_pass(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    repo: &RepoRef,
+    options: &WitSyncOptions,
+    name: &str,
+    out: &mut RepoOutcome,
+    count_unchanged: bool,
+) -> Result<Vec<SkippedPr>, RepoFailure> {
+    let mut skipped = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let batch = runtime
-            .fetch_pull_requests(tenant, repo, options, cursor.as_deref())
-            .map_err(|e| {
-                let (code, message) = output::call_error(&e);
-                tracing::warn!(repo = name, code, "repository sync failed: {message}");
-                RepoFailure::Call(code.into(), message)
-            })?;
+        let batch =
+            with_retries(|| runtime.fetch_pull_requests(tenant, repo, options, cursor.as_deref()))
+                .map_err(|e| {
+                    let (code, message) = output::call_error(&e);
+                    tracing::warn!(repo = name, code, "repository sync failed: {message}");
+                    RepoFailure::Call(code.into(), message)
+                })?;
         // Durable first: only then may the connector be told (by the next call) that it is safe.
         sink.pull_requests(&batch.pull_requests)
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
@@ -350,10 +423,12 @@ fn sync_repo(
         )
         .map_err(|e| RepoFailure::Fatal(e.into()))?;
         out.written += batch.pull_requests.len() as u64;
-        out.unchanged += u64::from(batch.stats.unchanged);
+        if count_unchanged {
+            out.unchanged += u64::from(batch.stats.unchanged);
+        }
         for s in batch.skipped {
             let (code, message) = output::connector_error(&s.error);
-            out.skipped.push(SkippedPr {
+            skipped.push(SkippedPr {
                 repo: name.to_owned(),
                 id: s.id,
                 stage: s.stage,
@@ -363,7 +438,7 @@ fn sync_repo(
         }
         match batch.next_cursor {
             Some(c) => cursor = Some(c),
-            None => return Ok(out),
+            None => return Ok(skipped),
         }
     }
 }

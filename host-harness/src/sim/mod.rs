@@ -1,0 +1,650 @@
+//! A Bitbucket Data Center simulator for tests, benchmarks and the demo: a generated instance
+//! ([`world`]) served over real HTTP with the real paging semantics (per-resource caps, ids that
+//! skip, `nextPageStart`), the real error bodies, Bearer authentication, and fault injection
+//! (429 with Retry-After, 5xx, latency, connections cut mid-body, malformed JSON, pull requests
+//! whose diff always fails, pull requests updated while a sync runs). It can export its ground
+//! truth and send signed webhooks for the changes it makes.
+
+pub mod world;
+
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use std::collections::HashSet;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use world::{SimPr, SimRepo, World, WorldSpec};
+
+/// Faults to inject; each is independent.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share of API requests answered 429 with `Retry-After: 1`.
+    pub rate_429: f64,
+    /// Share of API requests answered 502 or 503.
+    pub rate_5xx: f64,
+    /// Latency added to every request.
+    pub latency: Duration,
+    /// Share of responses whose connection is cut halfway through the body.
+    pub cut_rate: f64,
+    /// Share of 200 responses whose JSON is cut short (still a complete HTTP response).
+    pub malformed_rate: f64,
+    /// Pull requests whose diff always fails with 500 (permanently broken).
+    pub broken_prs: usize,
+    /// Touch a random open pull request this often while serving (`None`: never).
+    pub update_every: Option<Duration>,
+}
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Address to listen on (`127.0.0.1:0` for a free port).
+    pub listen: String,
+    /// The world.
+    pub spec: WorldSpec,
+    /// Faults.
+    pub faults: Faults,
+    /// The Bearer token it accepts (`None`: any request).
+    pub token: Option<String>,
+    /// Where to send signed webhooks for changes, and the secret.
+    pub webhook: Option<(String, String)>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            spec: WorldSpec::default(),
+            faults: Faults::default(),
+            token: None,
+            webhook: None,
+        }
+    }
+}
+
+/// Page caps per resource, as a server configures them (and answers with).
+const CAP_PROJECTS: usize = 25;
+const CAP_REPOS: usize = 25;
+const CAP_USERS: usize = 25;
+const CAP_PRS: usize = 50;
+const CAP_ACTIVITIES: usize = 20;
+
+struct State {
+    world: Mutex<World>,
+    faults: Mutex<Faults>,
+    token: Option<String>,
+    rng: Mutex<fastrand::Rng>,
+    broken: HashSet<(String, String, u64)>,
+    requests: AtomicU64,
+    webhook: Mutex<Option<(String, String)>>,
+    base: String,
+}
+
+/// A running simulator.
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: Arc<tiny_http::Server>,
+    workers: Vec<JoinHandle<()>>,
+    stop_updates: Arc<AtomicBool>,
+    updater: Option<JoinHandle<()>>,
+}
+
+fn error_json(exception: &str, message: &str) -> String {
+    json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]})
+        .to_string()
+}
+
+fn user_json(slug: &str) -> Value {
+    json!({
+        "name": slug, "emailAddress": format!("{slug}@sim.example"), "id": slug.bytes().map(u64::from).sum::<u64>(),
+        "displayName": slug.to_uppercase(), "active": true, "slug": slug,
+        "type": if slug == "ci-bot" { "SERVICE" } else { "NORMAL" },
+        "links": {"self": [{"href": format!("https://sim.example/users/{slug}")}]}
+    })
+}
+
+fn repo_ref_json(project: &str, slug: &str) -> Value {
+    json!({"slug": slug, "name": slug, "project": {"key": project, "name": project}})
+}
+
+fn repo_json(r: &SimRepo) -> Value {
+    let mut v = json!({
+        "slug": r.slug, "id": r.id, "name": r.slug, "scmId": "git", "state": "AVAILABLE", "statusMessage": "Available",
+        "forkable": true, "public": false, "archived": false,
+        "project": {"key": r.project, "name": r.project, "type": if r.project.starts_with('~') { "PERSONAL" } else { "NORMAL" }},
+        "links": {"clone": [{"href": format!("https://sim.example/scm/{}/{}.git", r.project, r.slug), "name": "http"}],
+                  "self": [{"href": format!("https://sim.example/projects/{}/repos/{}/browse", r.project, r.slug)}]}
+    });
+    if let Some((k, s)) = &r.origin {
+        v["origin"] = repo_ref_json(k, s);
+    }
+    v
+}
+
+fn pr_json(r: &SimRepo, p: &SimPr) -> Value {
+    let (src_project, src_slug) = p
+        .fork
+        .clone()
+        .unwrap_or_else(|| (r.project.clone(), r.slug.clone()));
+    let mut v = json!({
+        "id": p.id, "version": p.version, "title": p.title, "description": format!("Why:\r\n{}", p.title),
+        "state": p.state, "open": p.state == "OPEN", "closed": p.state != "OPEN", "draft": p.draft,
+        "createdDate": p.created, "updatedDate": p.updated, "locked": false,
+        "fromRef": {"id": format!("refs/heads/{}", p.branch), "displayId": p.branch, "latestCommit": p.from_commit,
+                    "type": {"id": "BRANCH"}, "repository": repo_ref_json(&src_project, &src_slug)},
+        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": p.to_commit, "type": {"id": "BRANCH"},
+                  "repository": repo_ref_json(&r.project, &r.slug)},
+        "author": {"user": user_json(&p.author), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
+        "reviewers": p.reviewers.iter().map(|(u, s)| json!({"user": user_json(u), "role": "REVIEWER", "approved": *s == "APPROVED", "status": s})).collect::<Vec<_>>(),
+        "participants": [],
+        "properties": {"commentCount": p.comments, "openTaskCount": 0, "resolvedTaskCount": 0},
+        "links": {"self": [{"href": format!("https://sim.example/projects/{}/repos/{}/pull-requests/{}", r.project, r.slug, p.id)}]}
+    });
+    if let Some(c) = p.closed {
+        v["closedDate"] = json!(c);
+    }
+    v
+}
+
+fn activity_json(p: &SimPr, a: &world::Activity) -> Value {
+    let mut v =
+        json!({"id": a.id, "createdDate": a.at, "user": user_json(&a.user), "action": a.action});
+    if a.action == "COMMENTED" {
+        v["commentAction"] = json!("ADDED");
+        v["comment"] =
+            json!({"id": a.id, "text": "SIM-SOURCE-LINE looks fine", "author": user_json(&a.user)});
+    }
+    if a.action == "MERGED" {
+        v["commit"] =
+            json!({"id": world::merge_commit(p), "displayId": &world::merge_commit(p)[..11]});
+    }
+    v
+}
+
+fn diff_json(p: &SimPr) -> String {
+    let path = |s: &Option<String>| match s {
+        Some(x) => {
+            json!({"components": x.split('/').collect::<Vec<_>>(), "name": x.rsplit('/').next(), "toString": x})
+        }
+        None => Value::Null,
+    };
+    let lines = |n: u32, kind: &str| -> Vec<Value> {
+        (0..n).map(|i| json!({"source": i + 1, "destination": i + 1, "line": format!("SIM-SOURCE-LINE {kind} let x{i} = {i};"), "truncated": false})).collect()
+    };
+    let diffs: Vec<Value> = p.files.iter().map(|f| json!({
+        "source": path(&f.source), "destination": path(&f.destination), "truncated": false,
+        "hunks": [{"sourceLine": 1, "sourceSpan": f.removed, "destinationLine": 1, "destinationSpan": f.added, "truncated": false,
+                   "segments": [{"type": "CONTEXT", "lines": lines(1, "context"), "truncated": false},
+                                {"type": "REMOVED", "lines": lines(f.removed, "removed"), "truncated": false},
+                                {"type": "ADDED", "lines": lines(f.added, "added"), "truncated": false}]}]
+    })).collect();
+    json!({"fromHash": p.to_commit, "toHash": p.from_commit, "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false}).to_string()
+}
+
+fn query(url: &str) -> Vec<(String, String)> {
+    url.split_once('?')
+        .map(|(_, q)| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn page(values: Vec<Value>, q: &[(String, String)], cap: usize) -> String {
+    let get = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    let start = get("start").unwrap_or(0);
+    let limit = get("limit").unwrap_or(25).clamp(1, cap);
+    let slice: Vec<Value> = values.into_iter().skip(start).take(limit + 1).collect();
+    let last = slice.len() <= limit;
+    let items: Vec<Value> = slice.into_iter().take(limit).collect();
+    let mut v = json!({"size": items.len(), "limit": limit, "start": start, "isLastPage": last, "values": items});
+    if !last {
+        v["nextPageStart"] = json!(start + limit);
+    }
+    v.to_string()
+}
+
+/// A body reader that fails halfway: the connection is cut mid-body.
+struct CutReader {
+    data: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for CutReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.data.len() / 2 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "simulated cut",
+            ));
+        }
+        let n = buf.len().min(self.data.len() / 2 - self.pos);
+        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl State {
+    fn route(&self, url: &str) -> (u16, String) {
+        let path = url.split('?').next().unwrap_or("");
+        let q = query(url);
+        let rest = path
+            .strip_prefix("/rest/api/1.0/")
+            .or_else(|| path.strip_prefix("/rest/api/latest/"));
+        let Some(rest) = rest else {
+            return (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.NoSuchEntityException",
+                    "No such resource",
+                ),
+            );
+        };
+        let seg: Vec<String> = rest
+            .split('/')
+            .map(|s| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+        let Ok(world) = self.world.lock() else {
+            return (
+                500,
+                error_json(
+                    "java.lang.IllegalStateException",
+                    "simulator state poisoned",
+                ),
+            );
+        };
+        let find_repo =
+            |k: &str, s: &str| world.repos.iter().find(|r| r.project == k && r.slug == s);
+        let no_repo = |k: &str, s: &str| {
+            (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+                    &format!("Repository {k}/{s} does not exist."),
+                ),
+            )
+        };
+        match seg.as_slice() {
+            ["application-properties"] => (200, json!({"version": "9.2.4", "buildNumber": "9002004", "buildDate": "1731000000000", "displayName": "Bitbucket (simulated)"}).to_string()),
+            ["projects"] => (200, page(world.projects.iter().filter(|k| !k.starts_with('~')).map(|k| json!({"key": k, "id": k.len(), "name": format!("Project {k}"), "public": false, "type": "NORMAL"})).collect(), &q, CAP_PROJECTS)),
+            ["projects", key, "repos"] => {
+                if !world.projects.iter().any(|p| p == key) {
+                    return (404, error_json("com.atlassian.bitbucket.project.NoSuchProjectException", &format!("Project {key} does not exist.")));
+                }
+                (200, page(world.repos.iter().filter(|r| r.project == *key).map(repo_json).collect(), &q, CAP_REPOS))
+            }
+            ["repos"] => (200, page(world.repos.iter().map(repo_json).collect(), &q, CAP_REPOS)),
+            ["admin", "users"] | ["users"] => (200, page(world.users.iter().map(|u| user_json(u)).collect(), &q, CAP_USERS)),
+            ["projects", k, "repos", s, "pull-requests"] => {
+                let Some(r) = find_repo(k, s) else { return no_repo(k, s) };
+                let mut prs: Vec<&SimPr> = r.prs.iter().collect();
+                prs.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
+                (200, page(prs.into_iter().map(|p| pr_json(r, p)).collect(), &q, CAP_PRS))
+            }
+            ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
+                let Some(r) = find_repo(k, s) else { return no_repo(k, s) };
+                let Some(p) = id.parse::<u64>().ok().and_then(|id| r.prs.iter().find(|p| p.id == id)) else {
+                    return (404, error_json("com.atlassian.bitbucket.pull.NoSuchPullRequestException", &format!("Pull request {id} does not exist in {k}/{s}.")));
+                };
+                match rest {
+                    [] => (200, pr_json(r, p).to_string()),
+                    ["activities"] => (200, page(p.activities.iter().rev().map(|a| activity_json(p, a)).collect(), &q, CAP_ACTIVITIES)),
+                    ["diff"] if self.broken.contains(&(k.to_string(), s.to_string(), p.id)) => {
+                        (500, error_json("com.atlassian.bitbucket.scm.CommandFailedException", "git diff failed: fatal: bad object"))
+                    }
+                    ["diff"] => (200, diff_json(p)),
+                    _ => (404, error_json("com.atlassian.bitbucket.NoSuchEntityException", "No such resource")),
+                }
+            }
+            _ => (404, error_json("com.atlassian.bitbucket.NoSuchEntityException", "No such resource")),
+        }
+    }
+
+    fn handle(&self, request: tiny_http::Request) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+        if !faults.latency.is_zero() {
+            std::thread::sleep(faults.latency);
+        }
+        let url = request.url().to_owned();
+        let header = |name: &str| {
+            request
+                .headers()
+                .iter()
+                .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+                .map(|h| h.value.as_str().to_owned())
+        };
+        let json_header =
+            || tiny_http::Header::from_bytes("Content-Type", "application/json;charset=UTF-8").ok();
+        let respond = |request: tiny_http::Request,
+                       status: u16,
+                       body: String,
+                       extra: Option<tiny_http::Header>| {
+            let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+            if let Some(h) = json_header() {
+                resp = resp.with_header(h);
+            }
+            if let Some(h) = extra {
+                resp = resp.with_header(h);
+            }
+            let _ = request.respond(resp);
+        };
+        if let Some(token) = &self.token
+            && header("Authorization").as_deref() != Some(&format!("Bearer {token}"))
+        {
+            return respond(
+                request,
+                401,
+                error_json(
+                    "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+                    "Authentication failed. Please check your credentials and try again.",
+                ),
+                None,
+            );
+        }
+        let roll = |p: f64| p > 0.0 && self.rng.lock().map(|mut r| r.f64() < p).unwrap_or(false);
+        if roll(faults.rate_429) {
+            return respond(
+                request,
+                429,
+                error_json(
+                    "com.atlassian.bitbucket.ratelimit.RateLimitedException",
+                    "You have been rate limited.",
+                ),
+                tiny_http::Header::from_bytes("Retry-After", "1").ok(),
+            );
+        }
+        if roll(faults.rate_5xx) {
+            let status = if roll(0.5) { 502 } else { 503 };
+            return respond(
+                request,
+                status,
+                "<html>Service unavailable</html>".into(),
+                None,
+            );
+        }
+        let (status, body) = self.route(&url);
+        let user = self.token.as_ref().map(|_| "sim-user");
+        let user_header = user.and_then(|u| tiny_http::Header::from_bytes("X-AUSERNAME", u).ok());
+        if status == 200 && roll(faults.cut_rate) {
+            let len = body.len();
+            let mut headers = vec![];
+            if let Some(h) = json_header() {
+                headers.push(h);
+            }
+            let resp = tiny_http::Response::new(
+                tiny_http::StatusCode(200),
+                headers,
+                CutReader {
+                    data: body.into_bytes(),
+                    pos: 0,
+                },
+                Some(len),
+                None,
+            );
+            let _ = request.respond(resp);
+            return;
+        }
+        let body = if status == 200 && roll(faults.malformed_rate) {
+            body[..body.len() / 2].to_owned()
+        } else {
+            body
+        };
+        respond(request, status, body, user_header);
+    }
+
+    /// Touches a random open pull request; sends its webhook if configured.
+    fn touch_random(&self) -> Option<(String, String, u64, &'static str)> {
+        let mut rng = self.rng.lock().ok()?;
+        let mut world = self.world.lock().ok()?;
+        let open: Vec<(usize, usize)> = world
+            .repos
+            .iter()
+            .enumerate()
+            .flat_map(|(ri, r)| {
+                r.prs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| p.state == "OPEN")
+                    .map(move |(pi, _)| (ri, pi))
+            })
+            .filter(|(ri, pi)| {
+                let r = &world.repos[*ri];
+                !self
+                    .broken
+                    .contains(&(r.project.clone(), r.slug.clone(), r.prs[*pi].id))
+            })
+            .collect();
+        if open.is_empty() {
+            return None;
+        }
+        let (ri, pi) = open[rng.usize(0..open.len())];
+        let newest = world
+            .repos
+            .iter()
+            .flat_map(|r| r.prs.iter().map(|p| p.updated))
+            .max()
+            .unwrap_or(world::EPOCH);
+        world.clock = world.clock.max(newest) + 60_000;
+        let now = world.clock;
+        let (key, reviewer) = world.touch(ri, pi, now, &mut rng);
+        let r = &world.repos[ri];
+        let p = &r.prs[pi];
+        let target = self.webhook.lock().ok().and_then(|w| w.clone());
+        if let Some((url, secret)) = &target {
+            let mut payload = json!({"eventKey": key, "date": "2026-11-24T10:00:00+0000", "actor": user_json(reviewer.as_deref().unwrap_or(&p.author)), "pullRequest": pr_json(r, p)});
+            if let Some(who) = &reviewer {
+                payload["participant"] = json!({"user": user_json(who), "role": "REVIEWER", "approved": true, "status": "APPROVED"});
+                payload["previousStatus"] = json!("UNAPPROVED");
+            }
+            send_webhook(url, secret, key, &payload);
+        }
+        Some((r.project.clone(), r.slug.clone(), p.id, key))
+    }
+}
+
+/// POSTs a signed webhook delivery.
+pub fn send_webhook(url: &str, secret: &str, key: &str, payload: &Value) -> Option<u16> {
+    let body = payload.to_string();
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(body.as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let resp = agent
+        .post(url)
+        .header("X-Event-Key", key)
+        .header("X-Request-Id", format!("sim-{:032x}", fastrand::u128(..)))
+        .header("X-Hub-Signature", format!("sha256={sig}"))
+        .header("Content-Type", "application/json; charset=utf-8")
+        .send(body.as_bytes())
+        .ok()?;
+    Some(resp.status().as_u16())
+}
+
+impl Simulator {
+    /// Generates the world and starts serving it.
+    pub fn start(config: SimConfig) -> std::io::Result<Self> {
+        let server = Arc::new(
+            tiny_http::Server::http(&config.listen)
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .ok_or_else(|| std::io::Error::other("not an IP address"))?;
+        let world = World::generate(&config.spec);
+        // The first open pull requests of the last repository are permanently broken.
+        let broken: HashSet<(String, String, u64)> = world
+            .repos
+            .iter()
+            .rev()
+            .find(|r| !r.prs.is_empty())
+            .map(|r| {
+                r.prs
+                    .iter()
+                    .filter(|p| p.state == "OPEN")
+                    .take(config.faults.broken_prs)
+                    .map(|p| (r.project.clone(), r.slug.clone(), p.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = Arc::new(State {
+            world: Mutex::new(world),
+            faults: Mutex::new(config.faults.clone()),
+            token: config.token.clone(),
+            rng: Mutex::new(fastrand::Rng::with_seed(config.spec.seed ^ 0x5eed)),
+            broken,
+            requests: AtomicU64::new(0),
+            webhook: Mutex::new(config.webhook.clone()),
+            base: format!("http://{addr}"),
+        });
+        let workers = (0..8)
+            .map(|_| {
+                let (server, state) = (Arc::clone(&server), Arc::clone(&state));
+                std::thread::spawn(move || {
+                    while let Ok(rq) = server.recv() {
+                        state.handle(rq);
+                    }
+                })
+            })
+            .collect();
+        let stop_updates = Arc::new(AtomicBool::new(false));
+        let updater = config.faults.update_every.map(|every| {
+            let (state, stop) = (Arc::clone(&state), Arc::clone(&stop_updates));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(every);
+                    state.touch_random();
+                }
+            })
+        });
+        Ok(Self {
+            addr,
+            state,
+            server,
+            workers,
+            stop_updates,
+            updater,
+        })
+    }
+
+    /// The base URL to point the connector at.
+    pub fn base_url(&self) -> String {
+        self.state.base.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Sends signed webhooks for changes to `url` from now on.
+    pub fn set_webhook(&self, url: &str, secret: &str) {
+        if let Ok(mut w) = self.state.webhook.lock() {
+            *w = Some((url.to_owned(), secret.to_owned()));
+        }
+    }
+
+    /// Replaces the faults (e.g. to end a storm).
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            *f = faults;
+        }
+    }
+
+    /// Stops touching pull requests in the background.
+    pub fn stop_updates(&mut self) {
+        self.stop_updates.store(true, Ordering::Relaxed);
+        if let Some(h) = self.updater.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Changes `n` random open pull requests now (sending webhooks if configured); returns
+    /// (project, repo, id, event key) of each.
+    pub fn touch(&self, n: usize) -> Vec<(String, String, u64, &'static str)> {
+        (0..n).filter_map(|_| self.state.touch_random()).collect()
+    }
+
+    /// Ground truth: one `pull_request` line per pull request, sorted by (project, repo, id).
+    pub fn truth(&self) -> Vec<Value> {
+        let Ok(world) = self.state.world.lock() else {
+            return Vec::new();
+        };
+        let mut out: Vec<Value> = world
+            .repos
+            .iter()
+            .flat_map(|r| r.prs.iter().map(move |p| World::truth(r, p)))
+            .collect();
+        out.sort_by_key(|v| {
+            (
+                v["project_key"].as_str().unwrap_or("").to_owned(),
+                v["repo_slug"].as_str().unwrap_or("").to_owned(),
+                v["id"].as_u64().unwrap_or(0),
+            )
+        });
+        out
+    }
+
+    /// Pull requests the simulator made permanently broken: (project, repo, id).
+    pub fn broken(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<_> = self.state.broken.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Counts of the world: (projects listed by /projects, repositories, users).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.state
+            .world
+            .lock()
+            .map(|w| {
+                (
+                    w.projects.iter().filter(|k| !k.starts_with('~')).count(),
+                    w.repos.len(),
+                    w.users.len(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// Stops serving.
+    pub fn stop(mut self) {
+        self.stop_updates();
+        for _ in &self.workers {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
