@@ -87,15 +87,35 @@ pub fn complete<H: Host + ?Sized>(
     known_diff: Option<DiffStats>,
 ) -> Result<PullRequest, (Stage, ConnectorError)> {
     let repo = pr.repo.clone();
-    let acts = fetch_activities(client, &repo, pr.id).map_err(|e| (Stage::Activities, e))?;
+    let acts =
+        again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (Stage::Activities, e))?;
     activities::apply(&mut pr, acts);
     let diff = match known_diff {
         Some(d) => d,
-        None => fetch_diff_stats(client, &repo, pr.id).map_err(|e| (Stage::Diff, e))?,
+        None => again(|| fetch_diff_stats(client, &repo, pr.id)).map_err(|e| (Stage::Diff, e))?,
     };
     pr.diff = Some(diff);
     pr.completeness = PrCompleteness::Full;
     Ok(pr)
+}
+
+/// Attempts for a detail fetch whose body was cut or garbled in transit (the host has already
+/// retried statuses and connection failures; a body that arrives malformed is the connector's to
+/// notice). Anything else, such as a 500 for a broken diff, fails at once.
+const DETAIL_ATTEMPTS: u32 = 3;
+
+fn again<T>(mut fetch: impl FnMut() -> Result<T, ConnectorError>) -> Result<T, ConnectorError> {
+    let mut attempt = 1;
+    loop {
+        match fetch() {
+            Err(ConnectorError::MalformedResponse(_) | ConnectorError::Transport(_))
+                if attempt < DETAIL_ATTEMPTS =>
+            {
+                attempt += 1
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `GET .../pull-requests/{id}` as a snapshot, with its wire form.

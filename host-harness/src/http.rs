@@ -197,6 +197,8 @@ impl TenantHttp {
             .max_redirects(0)
             .timeout_connect(Some(tenant.timeouts.connect))
             .timeout_global(Some(tenant.timeouts.request))
+            .timeout_recv_response(Some(tenant.timeouts.read))
+            .timeout_recv_body(Some(tenant.timeouts.read))
             .user_agent(concat!("bbdc-connector/", env!("CARGO_PKG_VERSION")))
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build();
@@ -319,22 +321,37 @@ impl TenantHttp {
         }
     }
 
-    /// Sends a request and reads the whole body (capped).
+    /// Sends a request and reads the whole body (capped). A body cut short by the connection is
+    /// fetched again, within the policy's attempts (every call is a GET).
     pub fn send(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
     ) -> Result<(Head, Vec<u8>), HttpFailure> {
-        let mut resp = self.start(method, url, headers)?;
-        let head = Self::head_of(&resp);
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(self.max_body)
-            .read_to_vec()
-            .map_err(|e| failure(e, self.max_body))?;
-        Ok((head, body))
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let mut resp = self.start(method, url, headers)?;
+            let head = Self::head_of(&resp);
+            match resp
+                .body_mut()
+                .with_config()
+                .limit(self.max_body)
+                .read_to_vec()
+            {
+                Ok(body) => return Ok((head, body)),
+                Err(e) => {
+                    let f = failure(e, self.max_body);
+                    let retryable = matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout);
+                    if !retryable || attempt >= self.limiter.policy().max_attempts {
+                        return Err(f);
+                    }
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    std::thread::sleep(self.limiter.backoff(attempt));
+                }
+            }
+        }
     }
 
     /// Sends a request and returns the body as a stream (capped).

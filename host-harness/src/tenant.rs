@@ -62,6 +62,9 @@ pub struct Timeouts {
     pub connect: Duration,
     /// Whole-request timeout (headers and body).
     pub request: Duration,
+    /// Longest wait for the response headers, and for the body once they arrived (a stalled or
+    /// cut connection fails after this, and is retried).
+    pub read: Duration,
 }
 
 impl Default for Timeouts {
@@ -69,6 +72,7 @@ impl Default for Timeouts {
         Self {
             connect: Duration::from_secs(10),
             request: Duration::from_secs(120),
+            read: Duration::from_secs(60),
         }
     }
 }

@@ -11,7 +11,6 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::HashSet;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -213,27 +212,6 @@ fn page(values: Vec<Value>, q: &[(String, String)], cap: usize) -> String {
     v.to_string()
 }
 
-/// A body reader that fails halfway: the connection is cut mid-body.
-struct CutReader {
-    data: Vec<u8>,
-    pos: usize,
-}
-
-impl Read for CutReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.pos >= self.data.len() / 2 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "simulated cut",
-            ));
-        }
-        let n = buf.len().min(self.data.len() / 2 - self.pos);
-        buf[..n].copy_from_slice(&self.data[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 impl State {
     fn route(&self, url: &str) -> (u16, String) {
         let path = url.split('?').next().unwrap_or("");
@@ -383,22 +361,16 @@ impl State {
         let user = self.token.as_ref().map(|_| "sim-user");
         let user_header = user.and_then(|u| tiny_http::Header::from_bytes("X-AUSERNAME", u).ok());
         if status == 200 && roll(faults.cut_rate) {
-            let len = body.len();
-            let mut headers = vec![];
-            if let Some(h) = json_header() {
-                headers.push(h);
-            }
-            let resp = tiny_http::Response::new(
-                tiny_http::StatusCode(200),
-                headers,
-                CutReader {
-                    data: body.into_bytes(),
-                    pos: 0,
-                },
-                Some(len),
-                None,
+            // Promise the whole body, send half, and close the connection.
+            use std::io::Write;
+            let mut w = request.into_writer();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
             );
-            let _ = request.respond(resp);
+            let _ = w.write_all(head.as_bytes());
+            let _ = w.write_all(&body.as_bytes()[..body.len() / 2]);
+            let _ = w.flush();
             return;
         }
         let body = if status == 200 && roll(faults.malformed_rate) {

@@ -1,0 +1,243 @@
+//! Resilience against the simulator: for each fault alone and all together, a full sync ends
+//! equal to the simulator's ground truth (no pull request lost or duplicated, every field right),
+//! except the pull requests the simulator made permanently broken, which are reported.
+
+mod support;
+
+use host_harness::demo::compare_with_truth;
+use host_harness::policy::HttpPolicy;
+use host_harness::records::SqliteRecords;
+use host_harness::sim::world::WorldSpec;
+use host_harness::sim::{Faults, SimConfig, Simulator};
+use host_harness::storage::SqliteKv;
+use host_harness::sync::{SyncJob, SyncReport};
+use host_harness::{Credentials, Tenant, TenantConfig};
+use std::sync::Arc;
+use std::time::Duration;
+use support::*;
+
+const SIM_TOKEN: &str = "sim-token";
+
+fn start(faults: Faults, seed: u64) -> Simulator {
+    Simulator::start(SimConfig {
+        spec: WorldSpec {
+            seed,
+            projects: 1,
+            repos_per_project: 2,
+            prs_per_repo: 15,
+            users: 6,
+        },
+        faults,
+        token: Some(SIM_TOKEN.into()),
+        ..SimConfig::default()
+    })
+    .expect("simulator starts")
+}
+
+struct Run {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    tenant: Arc<Tenant>,
+}
+
+fn setup(sim: &Simulator) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("faults.sqlite");
+    let mut config = TenantConfig::new("t", sim.base_url(), Credentials::Bearer(SIM_TOKEN.into()));
+    // A safety net: a fault must never cost a long timeout.
+    config.timeouts.request = Duration::from_secs(10);
+    config.timeouts.read = Duration::from_millis(800);
+    config.http_policy = HttpPolicy {
+        burst: None,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(40),
+        ..HttpPolicy::default()
+    };
+    let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db).unwrap())).unwrap());
+    Run {
+        _dir: dir,
+        db,
+        tenant,
+    }
+}
+
+fn sync(run: &Run) -> SyncReport {
+    let records = SqliteRecords::open(&run.db).unwrap();
+    host_harness::sync::run(
+        runtime(),
+        &run.tenant,
+        &records,
+        None,
+        &SyncJob {
+            concurrency: 2,
+            ..SyncJob::default()
+        },
+    )
+    .expect("sync runs")
+}
+
+/// Syncs once and checks the database against the ground truth.
+async fn assert_sync_matches_truth(name: &'static str, faults: Faults) {
+    blocking(move || {
+        let sim = start(faults, 11);
+        let run = setup(&sim);
+        let report = sync(&run);
+        let broken = sim.broken();
+        let (matched, problems) = compare_with_truth(&run.db, &sim.truth(), &broken).unwrap();
+        assert!(problems.is_empty(), "{name}: {problems:#?}");
+        assert_eq!(matched, sim.truth().len() - broken.len(), "{name}");
+        assert!(
+            report.failed_repos.is_empty(),
+            "{name}: {:?}",
+            report.failed_repos
+        );
+        let skipped: Vec<(String, u64)> = report
+            .skipped
+            .iter()
+            .map(|s| (s.repo.clone(), s.id))
+            .collect();
+        let expected: Vec<(String, u64)> = broken
+            .iter()
+            .map(|(k, s, id)| (format!("{k}/{s}"), *id))
+            .collect();
+        assert_eq!(
+            skipped, expected,
+            "{name}: only the permanently broken pull requests are reported"
+        );
+        sim.stop();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_faults() {
+    assert_sync_matches_truth("none", Faults::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_with_retry_after() {
+    assert_sync_matches_truth(
+        "429",
+        Faults {
+            rate_429: 0.05,
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gateway_errors() {
+    assert_sync_matches_truth(
+        "5xx",
+        Faults {
+            rate_5xx: 0.15,
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn added_latency() {
+    assert_sync_matches_truth(
+        "latency",
+        Faults {
+            latency: Duration::from_millis(15),
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_cut_mid_body() {
+    assert_sync_matches_truth(
+        "cut",
+        Faults {
+            cut_rate: 0.1,
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_json_bodies() {
+    assert_sync_matches_truth(
+        "malformed",
+        Faults {
+            malformed_rate: 0.1,
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn permanently_broken_pull_requests() {
+    assert_sync_matches_truth(
+        "broken",
+        Faults {
+            broken_prs: 2,
+            ..Faults::default()
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn all_faults_together() {
+    assert_sync_matches_truth(
+        "all",
+        Faults {
+            rate_429: 0.03,
+            rate_5xx: 0.08,
+            latency: Duration::from_millis(2),
+            cut_rate: 0.05,
+            malformed_rate: 0.05,
+            broken_prs: 1,
+            update_every: None,
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pull_requests_updated_while_a_sync_runs_are_not_lost() {
+    blocking(|| {
+        let mut sim = start(
+            Faults {
+                latency: Duration::from_millis(3),
+                update_every: Some(Duration::from_millis(15)),
+                ..Faults::default()
+            },
+            12,
+        );
+        let run = setup(&sim);
+        sync(&run);
+        sim.stop_updates();
+        // A sync after the changes stop picks up whatever the first one could not see.
+        sync(&run);
+        let (matched, problems) = compare_with_truth(&run.db, &sim.truth(), &[]).unwrap();
+        assert!(problems.is_empty(), "{problems:#?}");
+        assert_eq!(matched, sim.truth().len());
+        sim.stop();
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unchanged_resync_costs_one_list_request_per_repository() {
+    blocking(|| {
+        let sim = start(Faults::default(), 13);
+        let run = setup(&sim);
+        sync(&run);
+        let report = sync(&run);
+        // projects (1 page) + repos of P1 (1) + users (1) + one pull-request list per repository.
+        assert_eq!(report.requests, 3 + 2, "{report:?}");
+        assert_eq!(report.records.get("pull_request"), Some(&0));
+        sim.stop();
+    })
+    .await;
+}
