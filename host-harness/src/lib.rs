@@ -6,6 +6,7 @@
 //! - [`state`]: a tenant's host state and the WIT imports implemented over it;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps, TLS);
 //! - [`policy`]: rate limit, Retry-After and retries shared by a tenant's calls;
+//! - [`logging`]: log filtering that keeps credentials out of logs;
 //! - [`storage`]: the tenant-namespaced key-value store (SQLite by default);
 //! - [`tenant`]: tenant configuration;
 //! - [`output`]: stable JSON shapes of records and errors for the command line;
@@ -18,6 +19,7 @@
 pub mod bindings;
 pub mod demo;
 pub mod http;
+pub mod logging;
 pub mod output;
 pub mod policy;
 pub mod records;

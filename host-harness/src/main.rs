@@ -524,8 +524,8 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
 }
 
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BBDC_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let spec = std::env::var("BBDC_LOG").unwrap_or_else(|_| default.to_owned());
+    let filter = host_harness::logging::env_filter(&spec);
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -155,7 +155,7 @@ fn activity_json(p: &SimPr, a: &world::Activity) -> Value {
     if a.action == "COMMENTED" {
         v["commentAction"] = json!("ADDED");
         v["comment"] =
-            json!({"id": a.id, "text": "SIM-SOURCE-LINE looks fine", "author": user_json(&a.user)});
+            json!({"id": a.id, "text": "Looks fine to me", "author": user_json(&a.user)});
     }
     if a.action == "MERGED" {
         v["commit"] =

@@ -1,0 +1,174 @@
+//! Secret hygiene and the no-source-code promise, end to end: with a recognisable token, webhook
+//! secret and source-code marker, a full sync, a refresh and a batch of webhook deliveries at the
+//! most verbose log level leave none of them in any log line, error message, record, JSON line,
+//! storage value or the SQLite files.
+
+mod support;
+
+use host_harness::records::{RecordSink, SqliteRecords};
+use host_harness::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
+use host_harness::sim::world::WorldSpec;
+use host_harness::sim::{Faults, SimConfig, Simulator, send_webhook};
+use host_harness::storage::SqliteKv;
+use host_harness::sync::SyncJob;
+use host_harness::{Credentials, Tenant, TenantConfig};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use support::*;
+
+const TOKEN_MARK: &str = "TOKEN-ZX9Q-7731";
+const SECRET_MARK: &str = "WHSEC-ZX9Q-4412";
+/// Every diff line the simulator serves carries this.
+const SOURCE_MARK: &str = "SIM-SOURCE-LINE";
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_token_secret_or_source_line_escapes() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(host_harness::logging::env_filter("trace"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+
+    let outputs = blocking(move || {
+        let sim = Simulator::start(SimConfig {
+            spec: WorldSpec {
+                seed: 5,
+                projects: 1,
+                repos_per_project: 2,
+                prs_per_repo: 12,
+                users: 5,
+            },
+            faults: Faults {
+                broken_prs: 1,
+                rate_5xx: 0.05,
+                ..Faults::default()
+            },
+            token: Some(TOKEN_MARK.into()),
+            ..SimConfig::default()
+        })
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("hygiene.sqlite");
+        let jsonl_path = dir.path().join("out.jsonl");
+        let mut config =
+            TenantConfig::new("h", sim.base_url(), Credentials::Bearer(TOKEN_MARK.into()));
+        config.http_policy.burst = None;
+        config.http_policy.base_backoff = std::time::Duration::from_millis(5);
+        let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db).unwrap())).unwrap());
+        let records = SqliteRecords::open(&db).unwrap();
+        let jsonl: host_harness::sync::JsonlOut =
+            Mutex::new(Box::new(std::fs::File::create(&jsonl_path).unwrap()));
+        let report = host_harness::sync::run(
+            runtime(),
+            &tenant,
+            &records,
+            Some(&jsonl),
+            &SyncJob {
+                concurrency: 2,
+                ..SyncJob::default()
+            },
+        )
+        .unwrap();
+        let mut texts = vec![host_harness::output::sync_summary_json(&report, &db).to_string()];
+
+        // A refresh of one pull request.
+        let first = sim.truth()[0].clone();
+        let repo = host_harness::bindings::api::RepoRef {
+            project_key: first["project_key"].as_str().unwrap().into(),
+            slug: first["repo_slug"].as_str().unwrap().into(),
+        };
+        let pr = runtime()
+            .fetch_pull_request(&tenant, &repo, first["id"].as_u64().unwrap())
+            .unwrap();
+        records.pull_requests(std::slice::from_ref(&pr)).unwrap();
+        texts.push(format!("{pr:?}"));
+
+        // Webhook deliveries, good and forged, through a real serve.
+        let server = WebhookServer::start(
+            Arc::new(
+                host_harness::Runtime::new(&host_harness::RuntimeConfig {
+                    cache_dir: Some(
+                        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+                            .join("component-cache"),
+                    ),
+                    ..Default::default()
+                })
+                .unwrap(),
+            ),
+            tenant.clone(),
+            Arc::new(SqliteRecords::open(&db).unwrap()),
+            ServeConfig {
+                listen: "127.0.0.1:0".into(),
+                secret: Some(SECRET_MARK.into()),
+                max_body: 1 << 20,
+                workers: 2,
+                refresh: true,
+            },
+        )
+        .unwrap();
+        let url = format!("http://{}{WEBHOOK_PATH}", server.addr());
+        sim.set_webhook(&url, SECRET_MARK);
+        let touched = sim.touch(6);
+        assert_eq!(touched.len(), 6);
+        let forged = send_webhook(
+            &url,
+            "not-the-secret",
+            "pr:opened",
+            &serde_json::json!({"eventKey": "pr:opened"}),
+        );
+        assert_eq!(forged, Some(403));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        server.stop();
+        drop(jsonl);
+        texts.push(std::fs::read_to_string(&jsonl_path).unwrap());
+        // Every byte of every SQLite file (records and connector storage alike).
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let p = entry.unwrap().path();
+            files.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+        }
+        sim.stop();
+        (texts, files)
+    })
+    .await;
+    let (texts, files) = outputs;
+    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("bbdc::connector"),
+        "the connector's own log lines were captured"
+    );
+    assert!(logs.lines().count() > 100, "trace level is on");
+    for mark in [TOKEN_MARK, SECRET_MARK, SOURCE_MARK] {
+        assert!(
+            !logs.contains(mark),
+            "{mark} in a log line: {}",
+            logs.lines().find(|l| l.contains(mark)).unwrap_or("")
+        );
+        for t in &texts {
+            assert!(!t.contains(mark), "{mark} in a record or report");
+        }
+        for (name, bytes) in &files {
+            let hit = bytes.windows(mark.len()).any(|w| w == mark.as_bytes());
+            assert!(!hit, "{mark} in {name}");
+        }
+    }
+    assert!(
+        texts[2].contains("\"pull_request\""),
+        "the JSON lines were written"
+    );
+}
