@@ -1,0 +1,292 @@
+//! The sandbox: a hostile component (tests/hostile-plugin, built here) tries an endless loop, a
+//! memory bomb, a panic, a request to another host, its own Authorization header, another
+//! tenant's storage and a log flood. Each is contained with a clear error, and the host keeps
+//! serving every tenant, including calls in flight for others.
+
+mod support;
+
+use host_harness::bindings::types::ConnectorError;
+use host_harness::storage::{KvStore, SqliteKv};
+use host_harness::{
+    CallError, Credentials, HostError, Runtime, RuntimeConfig, Tenant, TenantConfig,
+};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use support::*;
+use wiremock::matchers::{header, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+/// Builds the hostile component once (same cargo, the guest target directory).
+fn hostile_wasm() -> PathBuf {
+    static WASM: OnceLock<PathBuf> = OnceLock::new();
+    WASM.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let target = root.join("target/guest");
+        let status = std::process::Command::new(env!("CARGO"))
+            .current_dir(root.join("tests/hostile-plugin"))
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--target-dir",
+            ])
+            .arg(&target)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the hostile plugin failed");
+        target.join("wasm32-wasip2/release/hostile_plugin.wasm")
+    })
+    .clone()
+}
+
+fn hostile_runtime(fuel: Option<u64>) -> Runtime {
+    Runtime::new(&RuntimeConfig {
+        component_path: Some(hostile_wasm()),
+        cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+        fuel,
+    })
+    .expect("the hostile component loads")
+}
+
+fn hostile_tenant(id: &str, base: &str, kv: Arc<dyn KvStore>) -> Arc<Tenant> {
+    let mut c = TenantConfig::new(id, base, Credentials::Bearer(TOKEN.into()));
+    c.limits.deadline = Duration::from_millis(1500);
+    c.limits.memory_bytes = 64 << 20;
+    Arc::new(Tenant::new(c, kv).unwrap())
+}
+
+fn mem() -> Arc<dyn KvStore> {
+    Arc::new(SqliteKv::in_memory().unwrap())
+}
+
+fn note(
+    r: Result<host_harness::bindings::types::ConnectionReport, CallError<ConnectorError>>,
+) -> String {
+    r.expect("the call returns")
+        .server_version
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_loop_hits_the_deadline_and_others_keep_being_served() {
+    let healthy = MockServer::start().await;
+    Mock::given(path("/rest/api/1.0/projects"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(page(
+            vec![project("PLAT", 1)],
+            0,
+            25,
+            None,
+        )))
+        .mount(&healthy)
+        .await;
+    let (hostile, uri) = (hostile_runtime(None), healthy.uri());
+    blocking(move || {
+        let hostile = Arc::new(hostile);
+        let looping = {
+            let hostile = Arc::clone(&hostile);
+            std::thread::spawn(move || {
+                hostile.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/loop", mem()))
+            })
+        };
+        // While tenant a loops, tenant b's calls on the same host go through.
+        std::thread::sleep(Duration::from_millis(200));
+        for _ in 0..5 {
+            assert_eq!(
+                note(hostile.check_connection(&hostile_tenant(
+                    "b",
+                    "http://127.0.0.1:9/fine",
+                    mem()
+                ))),
+                "well-behaved"
+            );
+        }
+        // And the real connector, for another tenant, on another runtime of the same process.
+        let page = runtime()
+            .list_projects(&tenant(&uri), None)
+            .expect("served while a tenant loops");
+        assert_eq!(page.items.len(), 1);
+        match looping.join().unwrap() {
+            Err(CallError::Host(HostError::Deadline(d))) => {
+                assert_eq!(d, Duration::from_millis(1500))
+            }
+            other => panic!("expected the deadline, got {other:?}"),
+        }
+        // The host recovers: a fresh instance for the next call.
+        assert_eq!(
+            note(hostile.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            "well-behaved"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_memory_bomb_hits_the_memory_cap() {
+    blocking(|| {
+        let rt = hostile_runtime(None);
+        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/memory", mem())) {
+            Err(CallError::Host(HostError::MemoryLimit(n))) => assert_eq!(n, 64 << 20),
+            other => panic!("expected the memory limit, got {other:?}"),
+        }
+        assert_eq!(
+            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            "well-behaved"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fuel_stops_a_loop_when_metering_is_on() {
+    blocking(|| {
+        let rt = hostile_runtime(Some(50_000_000));
+        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/loop", mem())) {
+            Err(CallError::Host(HostError::Fuel)) => {}
+            other => panic!("expected fuel exhaustion, got {other:?}"),
+        }
+        assert_eq!(
+            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            "well-behaved"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_panic_is_a_trap_and_the_host_carries_on() {
+    blocking(|| {
+        let rt = hostile_runtime(None);
+        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/panic", mem())) {
+            Err(CallError::Host(HostError::Trap(_))) => {}
+            other => panic!("expected a trap, got {other:?}"),
+        }
+        assert_eq!(
+            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            "well-behaved"
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_to_another_host_is_denied_and_never_sent() {
+    let other = MockServer::start().await;
+    let port = other.address().port();
+    blocking(move || {
+        let rt = hostile_runtime(None);
+        let mut c = TenantConfig::new(
+            "a",
+            "http://127.0.0.1:9/other-host",
+            Credentials::Bearer(TOKEN.into()),
+        );
+        c.page_size = Some(u32::from(port));
+        let t = Arc::new(Tenant::new(c, mem()).unwrap());
+        let n = note(rt.check_connection(&t));
+        assert!(n.starts_with("denied:"), "{n}");
+    })
+    .await;
+    assert!(other.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_plugins_own_authorization_never_reaches_the_server() {
+    let server = MockServer::start().await;
+    Mock::given(path("/auth/rest/api/1.0/application-properties"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({})))
+        .mount(&server)
+        .await;
+    let uri = server.uri();
+    let n = blocking(move || {
+        note(hostile_runtime(None).check_connection(&hostile_tenant(
+            "a",
+            &format!("{uri}/auth"),
+            mem(),
+        )))
+    })
+    .await;
+    assert_eq!(n, "sent:200");
+    let requests = server.received_requests().await.unwrap();
+    let auth: Vec<_> = requests[0]
+        .headers
+        .get_all("authorization")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(auth, [format!("Bearer {TOKEN}")]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tenants_never_see_each_others_storage_even_all_at_once() {
+    blocking(|| {
+        let rt = Arc::new(hostile_runtime(None));
+        // One store shared by every tenant, as a platform would run it.
+        let kv: Arc<dyn KvStore> = Arc::new(SqliteKv::in_memory().unwrap());
+        let threads: Vec<_> = (0..24)
+            .map(|i| {
+                let (rt, kv) = (Arc::clone(&rt), Arc::clone(&kv));
+                std::thread::spawn(move || {
+                    let base = format!("http://127.0.0.1:9/t{i}/storage");
+                    let t = hostile_tenant(&format!("tenant-{i}"), &base, kv);
+                    let first = note(rt.check_connection(&t));
+                    let second = note(rt.check_connection(&t));
+                    (first, second, base)
+                })
+            })
+            .collect();
+        for h in threads {
+            let (first, second, base) = h.join().unwrap();
+            assert_eq!(
+                first, "seen:None",
+                "a fresh tenant sees nothing of the others"
+            );
+            assert_eq!(
+                second,
+                format!("seen:Some({base:?})"),
+                "and then only its own value"
+            );
+        }
+    })
+    .await;
+}
+
+#[derive(Clone, Default)]
+struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Lines {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_flood_is_cut_by_the_host() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .init();
+    let n = blocking(|| {
+        note(hostile_runtime(None).check_connection(&hostile_tenant(
+            "a",
+            "http://127.0.0.1:9/log-flood",
+            mem(),
+        )))
+    })
+    .await;
+    assert_eq!(n, "flooded", "the call completes");
+    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    let kept = text.lines().filter(|l| l.contains("flood ")).count();
+    assert_eq!(
+        kept, 10_000,
+        "the host keeps 10,000 lines of a call and drops the other 190,000"
+    );
+    assert!(text.contains("log limit reached"));
+}
