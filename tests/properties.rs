@@ -99,10 +99,10 @@ proptest! {
 
     #[test]
     fn page_parsing_never_panics_and_never_loops(v in any_json(), start in 0u64..1000) {
-        if let Ok(page) = serde_json::from_value::<WirePage<Value>>(v) {
-            if let (Some(next), _) = next_start(start, &page) {
-                prop_assert!(next > start, "the next start always moves forward");
-            }
+        if let Ok(page) = serde_json::from_value::<WirePage<Value>>(v)
+            && let (Some(next), _) = next_start(start, &page)
+        {
+            prop_assert!(next > start, "the next start always moves forward");
         }
     }
 
@@ -131,10 +131,8 @@ proptest! {
     fn webhook_handling_never_panics_on_json_shaped_payloads(v in any_json(), pr in any_json()) {
         let host = FakeHost::new();
         let mut payload = json!({"eventKey": "pr:modified", "date": "2026-01-01T00:00:00+0000", "pullRequest": pr});
-        if let Value::Object(extra) = v {
-            if let Some(o) = payload.as_object_mut() {
-                o.extend(extra);
-            }
+        if let (Value::Object(extra), Some(o)) = (v, payload.as_object_mut()) {
+            o.extend(extra);
         }
         let req = WebhookRequest { headers: vec![("X-Event-Key".into(), "pr:modified".into())], body: payload.to_string().into_bytes() };
         let _ = handle_webhook(&host, &conn(), None, &req);
