@@ -141,8 +141,16 @@ async fn a_memory_bomb_hits_the_memory_cap() {
 #[tokio::test(flavor = "multi_thread")]
 async fn fuel_stops_a_loop_when_metering_is_on() {
     blocking(|| {
-        let rt = hostile_runtime(Some(50_000_000));
-        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/loop", mem())) {
+        // The runtime's default is generous; this tenant's own limit is small.
+        let rt = hostile_runtime(Some(u64::MAX / 2));
+        let mut c = TenantConfig::new(
+            "a",
+            "http://127.0.0.1:9/loop",
+            Credentials::Bearer(TOKEN.into()),
+        );
+        c.limits.fuel = Some(50_000_000);
+        c.limits.deadline = Duration::from_secs(60);
+        match rt.check_connection(&Arc::new(Tenant::new(c, mem()).unwrap())) {
             Err(CallError::Host(HostError::Fuel)) => {}
             other => panic!("expected fuel exhaustion, got {other:?}"),
         }

@@ -66,7 +66,8 @@ pub struct RuntimeConfig {
     pub component_path: Option<PathBuf>,
     /// Where compiled components are cached (`None`: compile at every start).
     pub cache_dir: Option<PathBuf>,
-    /// Fuel per call (`None`: unmetered; the deadline still applies).
+    /// Meter fuel, with this much per call unless a tenant's `Limits::fuel` says otherwise
+    /// (`None`: unmetered; the deadline still applies).
     pub fuel: Option<u64>,
 }
 
@@ -212,9 +213,9 @@ impl Runtime {
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        if let Some(fuel) = self.fuel {
+        if let Some(default) = self.fuel {
             store
-                .set_fuel(fuel)
+                .set_fuel(limits.fuel.unwrap_or(default))
                 .map_err(|e| HostError::Load(e.to_string()))?;
         }
         let outcome = self

@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     /// Largest response body `send-streaming` passes through.
     pub max_stream_bytes: u64,
+    /// Fuel per call for this tenant, when the runtime meters fuel (`None`: the runtime's).
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             deadline: Duration::from_secs(300),
             max_body_bytes: 32 << 20,
             max_stream_bytes: 1 << 30,
+            fuel: None,
         }
     }
 }
