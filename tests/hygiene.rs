@@ -12,7 +12,6 @@ use host_harness::sim::{Faults, SimConfig, Simulator, send_webhook};
 use host_harness::storage::SqliteKv;
 use host_harness::sync::SyncJob;
 use host_harness::{Credentials, Tenant, TenantConfig};
-use std::io::Write;
 use std::sync::{Arc, Mutex};
 use support::*;
 
@@ -21,22 +20,9 @@ const SECRET_MARK: &str = "WHSEC-ZX9Q-4412";
 /// Every diff line the simulator serves carries this.
 const SOURCE_MARK: &str = "SIM-SOURCE-LINE";
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn no_token_secret_or_source_line_escapes() {
-    let logs = Captured::default();
+    let logs = CapturedLog::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
         .with_env_filter(host_harness::logging::env_filter("trace"))
@@ -147,7 +133,7 @@ async fn no_token_secret_or_source_line_escapes() {
     })
     .await;
     let (texts, files) = outputs;
-    let logs = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    let logs = logs.text();
     assert!(
         logs.contains("bbdc::connector"),
         "the connector's own log lines were captured"

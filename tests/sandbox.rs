@@ -260,22 +260,9 @@ async fn tenants_never_see_each_others_storage_even_all_at_once() {
     .await;
 }
 
-#[derive(Clone, Default)]
-struct Lines(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_log_flood_is_cut_by_the_host() {
-    let lines = Lines::default();
+    let lines = CapturedLog::default();
     let writer = lines.clone();
     tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
@@ -290,7 +277,7 @@ async fn a_log_flood_is_cut_by_the_host() {
     })
     .await;
     assert_eq!(n, "flooded", "the call completes");
-    let text = String::from_utf8_lossy(&lines.0.lock().unwrap()).into_owned();
+    let text = lines.text();
     let kept = text.lines().filter(|l| l.contains("flood ")).count();
     assert_eq!(
         kept, 10_000,

@@ -35,6 +35,10 @@ pub trait KvStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES (?1, ?2, ?3)
+     ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value";
+const SELECT: &str = "SELECT value FROM connector_kv WHERE tenant = ?1 AND key = ?2";
+
 /// [`KvStore`] on SQLite.
 pub struct SqliteKv {
     conn: Mutex<Connection>,
@@ -79,20 +83,12 @@ impl KvStore for SqliteKv {
     fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn()?
-            .query_row(
-                "SELECT value FROM connector_kv WHERE tenant = ?1 AND key = ?2",
-                params![tenant, key],
-                |r| r.get(0),
-            )
+            .query_row(SELECT, params![tenant, key], |r| r.get(0))
             .optional()?)
     }
 
     fn set(&self, tenant: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "INSERT INTO connector_kv (tenant, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
-            params![tenant, key, value],
-        )?;
+        self.conn()?.execute(UPSERT, params![tenant, key, value])?;
         Ok(())
     }
 
@@ -114,20 +110,12 @@ impl KvStore for SqliteKv {
         let mut conn = self.conn()?;
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let current: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT value FROM connector_kv WHERE tenant = ?1 AND key = ?2",
-                params![tenant, key],
-                |r| r.get(0),
-            )
+            .query_row(SELECT, params![tenant, key], |r| r.get(0))
             .optional()?;
         if current.as_deref() != expected {
             return Ok(false);
         }
-        tx.execute(
-            "INSERT INTO connector_kv (tenant, key, value) VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value",
-            params![tenant, key, value],
-        )?;
+        tx.execute(UPSERT, params![tenant, key, value])?;
         tx.commit()?;
         Ok(true)
     }

@@ -164,3 +164,24 @@ pub fn diff_json(added: usize, removed: usize, rename: bool, truncated: bool) ->
     }
     json!({"fromHash": "a", "toHash": "b", "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false})
 }
+
+/// A `tracing` writer that keeps everything written, for tests that read the logs.
+#[derive(Clone, Default)]
+pub struct CapturedLog(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl CapturedLog {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
