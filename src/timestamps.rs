@@ -19,6 +19,10 @@ pub fn parse_iso8601(s: &str) -> Option<i64> {
 /// `...+0530` → `...+05:30`, for the envelope format RFC 3339 does not accept.
 fn with_offset_colon(s: &str) -> Option<String> {
     let tail = s.get(s.len().checked_sub(5)?..)?;
+    // Only an ASCII tail can be an offset; checking first keeps every split below on a char boundary.
+    if !tail.is_ascii() {
+        return None;
+    }
     let (sign, digits) = tail.split_at(1);
     if (sign == "+" || sign == "-") && digits.bytes().all(|b| b.is_ascii_digit()) {
         let head = &s[..s.len() - 5];
@@ -106,5 +110,8 @@ mod tests {
         assert!(at(r#"{"at": "yesterday"}"#).is_err());
         assert!(at(r#"{"at": true}"#).is_err());
         assert!(at(r#"{"at": "2019-13-45T99:00:00Z"}"#).is_err());
+        // Found by cargo-fuzz: a multi-byte character where an offset's sign would be.
+        assert!(at("{\"at\": \"x\u{793}530\"}").is_err());
+        assert!(at("{\"at\": \"\u{7c4}0530\"}").is_err());
     }
 }
