@@ -305,6 +305,14 @@ fn pull_request(p: m::PullRequest) -> t::PullRequest {
 struct Component;
 
 impl Guest for Component {
+    fn describe() -> t::ConnectorInfo {
+        t::ConnectorInfo {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            rest_api: "1.0".into(),
+        }
+    }
+
     fn check_connection(conn: t::Connection) -> Result<t::ConnectionReport, t::ConnectorError> {
         crate::check::check_connection(&WitHost, &connection(conn))
             .map(|r| t::ConnectionReport {

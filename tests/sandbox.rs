@@ -46,6 +46,7 @@ fn hostile_runtime(fuel: Option<u64>) -> Runtime {
         component_path: Some(hostile_wasm()),
         cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
         fuel,
+        pooling_slots: None,
     })
     .expect("the hostile component loads")
 }

@@ -120,6 +120,7 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
         component_path: component,
         cache_dir: RuntimeConfig::default_cache_dir(),
         fuel: None,
+        pooling_slots: None,
     })?);
     let mut config =
         TenantConfig::new("default", sim.base_url(), Credentials::Bearer(token.into()));

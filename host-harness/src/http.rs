@@ -72,6 +72,35 @@ impl StreamBody {
     }
 }
 
+/// A response made in the host instead of read from the network (see [`Responder`]).
+pub struct CannedResponse {
+    /// Status.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// The body, read as the guest asks for it (so large bodies need not be held in memory).
+    pub body: Box<dyn Read + Send + Sync>,
+}
+
+impl CannedResponse {
+    /// A `200` JSON response holding `body`.
+    pub fn json(body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Box::new(std::io::Cursor::new(body.into())),
+        }
+    }
+}
+
+/// Answers a tenant's requests in place of the network, for benchmarks and embedders' tests that
+/// run the real component on the real host without a server. Every policy check (base URL,
+/// forbidden headers, rate limit, retries, body caps) still runs; only the socket is replaced.
+pub trait Responder: Send + Sync {
+    /// The answer to `method url`.
+    fn respond(&self, method: &str, url: &Url) -> CannedResponse;
+}
+
 /// Request headers the guest may not set: credentials and routing are the host's.
 const FORBIDDEN_HEADERS: &[&str] = &[
     "authorization",
@@ -91,6 +120,7 @@ pub struct TenantHttp {
     max_body: u64,
     max_stream: u64,
     limiter: Limiter,
+    responder: Option<Arc<dyn Responder>>,
     /// Counters.
     pub counters: Arc<HttpCounters>,
 }
@@ -209,6 +239,7 @@ impl TenantHttp {
             max_body: tenant.limits.max_body_bytes,
             max_stream: tenant.limits.max_stream_bytes,
             limiter: Limiter::new(tenant.http_policy.clone()),
+            responder: None,
             counters: Arc::new(HttpCounters::default()),
         })
     }
@@ -216,6 +247,29 @@ impl TenantHttp {
     /// The tenant's base URL.
     pub fn base(&self) -> &Url {
         &self.base
+    }
+
+    /// Answers every request from `responder` instead of the network (see [`Responder`]).
+    pub fn answer_from(&mut self, responder: Arc<dyn Responder>) {
+        self.responder = Some(responder);
+    }
+
+    /// One exchange: through the responder if there is one, else over the network.
+    fn exchange(
+        &self,
+        target: &Url,
+        req: ureq::http::Request<()>,
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+        let Some(responder) = &self.responder else {
+            return self.agent.run(req);
+        };
+        let canned = responder.respond(req.method().as_str(), target);
+        let mut resp = ureq::http::Response::builder().status(canned.status);
+        for (k, v) in &canned.headers {
+            resp = resp.header(k.as_str(), v.as_str());
+        }
+        resp.body(ureq::Body::builder().reader(canned.body))
+            .map_err(ureq::Error::from)
     }
 
     /// Sends a request under the tenant's policy: base URL only, host credentials, rate limit,
@@ -267,7 +321,7 @@ impl TenantHttp {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
             let last = attempt >= policy.max_attempts || Instant::now() >= deadline;
-            match self.agent.run(req) {
+            match self.exchange(&target, req) {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
                     if status == 429 {

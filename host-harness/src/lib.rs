@@ -16,6 +16,7 @@
 //! - [`serve`]: the webhook HTTP endpoint with background refresh;
 //! - [`bindings`]: the generated host bindings.
 
+pub mod bench;
 pub mod bindings;
 pub mod demo;
 pub mod http;

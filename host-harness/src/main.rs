@@ -40,6 +40,30 @@ enum Command {
     Sim(SimArgs),
     /// No setup: simulator, check, full sync, webhooks into serve, incremental sync.
     Demo(DemoArgs),
+    /// Run the benchmark suite (see BENCHMARKS.md); each line prints a figure and its target.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Small sizes, few iterations: checks the suite runs, the figures mean nothing.
+    #[arg(long)]
+    quick: bool,
+    /// Run only these benchmarks (1 to 6), e.g. `--only 1,3`.
+    #[arg(long, value_delimiter = ',', value_name = "N")]
+    only: Vec<u8>,
+    /// Latency the simulator adds per request in benchmark 4, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    latency_ms: u64,
+    /// Repositories synced at a time in benchmark 4 (both strategies).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    concurrency: usize,
+    /// Concurrent senders in benchmark 6.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    senders: usize,
+    /// Also print the figures as the Markdown table of BENCHMARKS.md.
+    #[arg(long)]
+    markdown: bool,
 }
 
 #[derive(Args)]
@@ -268,6 +292,7 @@ fn runtime(component: Option<PathBuf>) -> Result<Runtime> {
         component_path: component,
         cache_dir: RuntimeConfig::default_cache_dir(),
         fuel: None,
+        pooling_slots: None,
     })?)
 }
 
@@ -532,6 +557,41 @@ fn init_tracing(default: &str) {
         .init();
 }
 
+fn bench(component: Option<PathBuf>, args: &BenchArgs) -> Result<ExitCode> {
+    use host_harness::bench::{self, BenchOptions};
+    let options = BenchOptions {
+        quick: args.quick,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        concurrency: args.concurrency,
+        senders: args.senders,
+        component,
+        only: args.only.clone(),
+    };
+    let figures = bench::run(&options, |f| {
+        let verdict = match f.met() {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "",
+        };
+        println!(
+            "{}. {:<72} {:>12}   target {:<10} {verdict}",
+            f.bench,
+            f.name,
+            f.shown(),
+            f.target.describe(f.unit)
+        );
+        println!("   {}", f.detail);
+    })?;
+    if args.markdown {
+        println!("\n{}", bench::markdown_table(&figures));
+    }
+    let missed = figures.iter().filter(|f| f.met() == Some(false)).count();
+    if missed > 0 {
+        println!("{missed} figure(s) missed their target");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` logs one line per delivery; the demo narrates for itself.
@@ -546,6 +606,7 @@ fn main() -> ExitCode {
         Command::Webhook(args) => webhook(cli.component.clone(), args),
         Command::Serve(args) => serve(cli.component.clone(), args),
         Command::Sim(args) => sim(args),
+        Command::Bench(args) => bench(cli.component.clone(), args),
         Command::Demo(args) => host_harness::demo::run(cli.component.clone(), &args.db).map(|ok| {
             if ok {
                 ExitCode::SUCCESS

@@ -6,11 +6,12 @@ use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
 use crate::bindings::types::{
-    ConnectionReport, ProjectPage, PullRequest, PullRequestBatch, RepoPage, UserPage, WebhookError,
-    WebhookOutcome,
+    ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoPage,
+    UserPage, WebhookError, WebhookOutcome,
 };
 use crate::bindings::{ConnectorPlugin, ConnectorPluginPre};
 use crate::state::{CallState, Tenant};
+use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -69,6 +70,24 @@ pub struct RuntimeConfig {
     /// Meter fuel, with this much per call unless a tenant's `Limits::fuel` says otherwise
     /// (`None`: unmetered; the deadline still applies).
     pub fuel: Option<u64>,
+    /// Reserve this many instance slots up front with wasmtime's pooling allocator, so a call
+    /// reuses a slot instead of mapping fresh memory (`None`: allocate on demand). More calls
+    /// than slots at once fail with [`HostError::Load`]; each slot reserves address space (not
+    /// memory) for the largest `Limits::memory_bytes` of [`POOL_MAX_MEMORY`].
+    pub pooling_slots: Option<u32>,
+}
+
+/// The largest linear memory a call can have under the pooling allocator.
+pub const POOL_MAX_MEMORY: usize = 1 << 30;
+
+/// Bytes of each pooled memory kept resident between calls.
+pub const POOL_KEEP_RESIDENT: usize = 2 << 20;
+
+/// What one call used, for benchmarks and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// The largest linear memory the call reached, in bytes.
+    pub peak_memory: usize,
 }
 
 impl RuntimeConfig {
@@ -161,6 +180,25 @@ impl Runtime {
         if config.fuel.is_some() {
             wasm_config.consume_fuel(true);
         }
+        if let Some(slots) = config.pooling_slots {
+            let slots = slots.max(1);
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots.saturating_mul(4))
+                .total_memories(slots.saturating_mul(2))
+                .total_tables(slots.saturating_mul(4))
+                .max_memory_size(POOL_MAX_MEMORY)
+                // Reset a slot's first pages with memset instead of returning them to the
+                // kernel, so the next call does not fault them in again.
+                .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
+                .table_keep_resident(POOL_KEEP_RESIDENT);
+            wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        // `BBDC_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report` names the guest's
+        // functions.
+        if std::env::var_os("BBDC_PERFMAP").is_some() {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&wasm_config).map_err(load_err)?;
         let bytes = match &config.component_path {
             Some(p) => {
@@ -207,22 +245,35 @@ impl Runtime {
         tenant: &Arc<Tenant>,
         f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
     ) -> Result<T, CallError<E>> {
+        self.call_measured(tenant, f).0
+    }
+
+    /// [`Runtime::call_with`], also returning what the call used.
+    pub fn call_measured<T, E: std::fmt::Debug>(
+        &self,
+        tenant: &Arc<Tenant>,
+        f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
+    ) -> (Result<T, CallError<E>>, CallStats) {
         let limits = tenant.config.limits.clone();
         let mut store = Store::new(&self.engine, CallState::new(Arc::clone(tenant)));
         store.limiter(|s| &mut s.limiter);
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        if let Some(default) = self.fuel {
-            store
-                .set_fuel(limits.fuel.unwrap_or(default))
-                .map_err(|e| HostError::Load(e.to_string()))?;
+        if let Some(default) = self.fuel
+            && let Err(e) = store.set_fuel(limits.fuel.unwrap_or(default))
+        {
+            let err = CallError::Host(HostError::Load(e.to_string()));
+            return (Err(err), CallStats::default());
         }
         let outcome = self
             .pre
             .instantiate(&mut store)
             .and_then(|plugin| f(&plugin, &mut store));
-        match outcome {
+        let stats = CallStats {
+            peak_memory: store.data().limiter.peak,
+        };
+        let result = match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(CallError::Connector(e)),
             Err(e) => {
@@ -240,7 +291,8 @@ impl Runtime {
                 };
                 Err(CallError::Host(host))
             }
-        }
+        };
+        (result, stats)
     }
 
     /// The connection object the connector sees for a tenant.
@@ -249,6 +301,13 @@ impl Runtime {
             base_url: tenant.config.base_url.clone(),
             page_size: tenant.config.page_size,
         }
+    }
+
+    /// `describe`: the connector's name and version (no I/O).
+    pub fn describe(&self, tenant: &Arc<Tenant>) -> Result<ConnectorInfo, CallError<Infallible>> {
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector().call_describe(s).map(Ok)
+        })
     }
 
     /// `check-connection`.

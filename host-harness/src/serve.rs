@@ -1,14 +1,24 @@
 //! `bbdc serve`: `POST /webhooks/bitbucket_data_center` and `GET /healthz` over real HTTP, many
 //! deliveries at once, each persisted before it is answered, and (with server credentials) a
 //! background refresh of the pull request through `fetch-pull-request`.
+//!
+//! HTTP is axum on a small tokio runtime: connections (keep-alive included) cost no thread, and
+//! each delivery runs on a blocking thread, at most `workers` at a time, since a call into the
+//! component and the SQLite commit block.
 
 use crate::bindings::api::RepoRef;
 use crate::records::RecordSink;
 use crate::runtime::Runtime;
 use crate::state::Tenant;
-use crate::webhook;
+use crate::webhook::{self, DeliveryReport};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use std::collections::HashSet;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -26,7 +36,7 @@ pub struct ServeConfig {
     pub secret: Option<String>,
     /// Largest body accepted (413 beyond).
     pub max_body: usize,
-    /// Threads answering deliveries.
+    /// Deliveries handled at once (each on its own thread while it runs).
     pub workers: usize,
     /// Refresh pull requests through the server after accepted deliveries.
     pub refresh: bool,
@@ -40,8 +50,8 @@ pub struct ServeError(String, String);
 /// A running endpoint.
 pub struct WebhookServer {
     addr: SocketAddr,
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    http: Option<JoinHandle<()>>,
     refresher: Option<Refresher>,
 }
 
@@ -54,6 +64,14 @@ type Refresher = (mpsc::Sender<(RepoRef, u64)>, JoinHandle<()>);
 /// request queues one refresh.
 type Pending = Arc<Mutex<HashSet<(String, String, u64)>>>;
 
+/// What every request handler sees.
+struct Endpoint {
+    shared: Shared,
+    config: ServeConfig,
+    refresh: Option<Mutex<mpsc::Sender<(RepoRef, u64)>>>,
+    pending: Pending,
+}
+
 impl WebhookServer {
     /// Binds and starts answering.
     pub fn start(
@@ -62,37 +80,66 @@ impl WebhookServer {
         sink: Arc<dyn RecordSink>,
         config: ServeConfig,
     ) -> Result<Self, ServeError> {
-        let server = Arc::new(
-            tiny_http::Server::http(&config.listen)
-                .map_err(|e| ServeError(config.listen.clone(), e.to_string()))?,
-        );
-        let addr = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| ServeError(config.listen.clone(), "not an IP address".into()))?;
+        let fail = |e: &dyn std::fmt::Display| ServeError(config.listen.clone(), e.to_string());
+        let listener = std::net::TcpListener::bind(&config.listen).map_err(|e| fail(&e))?;
+        listener.set_nonblocking(true).map_err(|e| fail(&e))?;
+        let addr = listener.local_addr().map_err(|e| fail(&e))?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .max_blocking_threads(config.workers.max(1))
+            .thread_name("bbdc-serve")
+            .enable_io()
+            .build()
+            .map_err(|e| fail(&e))?;
+        let listener = {
+            let _guard = rt.enter();
+            tokio::net::TcpListener::from_std(listener).map_err(|e| fail(&e))?
+        };
         let shared: Shared = (runtime, tenant, sink);
         let pending: Pending = Arc::new(Mutex::new(HashSet::new()));
         let refresher = config
             .refresh
             .then(|| start_refresher(shared.clone(), Arc::clone(&pending)));
-        let workers = (0..config.workers.max(1))
-            .map(|_| {
-                let (server, shared, config) =
-                    (Arc::clone(&server), shared.clone(), config.clone());
-                let refresh_tx = refresher.as_ref().map(|(tx, _)| tx.clone());
-                let pending = Arc::clone(&pending);
-                std::thread::spawn(move || {
-                    while let Ok(request) = server.recv() {
-                        answer(request, &shared, &config, refresh_tx.as_ref(), &pending);
-                    }
-                })
+        let endpoint = Arc::new(Endpoint {
+            shared,
+            config: config.clone(),
+            refresh: refresher.as_ref().map(|(tx, _)| Mutex::new(tx.clone())),
+            pending,
+        });
+        let app = Router::new()
+            .route(
+                "/healthz",
+                get(|| async { json_response(200, r#"{"ok":true}"#.into()) }),
+            )
+            .route(
+                WEBHOOK_PATH,
+                post(deliver).fallback(|| async {
+                    json_response(405, r#"{"error":"method_not_allowed"}"#.into())
+                }),
+            )
+            .fallback(|| async { json_response(404, r#"{"error":"not_found"}"#.into()) })
+            .with_state(endpoint);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let http = std::thread::Builder::new()
+            .name("bbdc-serve-http".into())
+            .spawn(move || {
+                let served = rt.block_on(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = rx.await;
+                        })
+                        .await
+                });
+                if let Err(e) = served {
+                    tracing::error!("webhook endpoint stopped: {e}");
+                }
             })
-            .collect();
+            .map_err(|e| fail(&e))?;
         tracing::info!("listening on http://{addr}{WEBHOOK_PATH}");
         Ok(Self {
             addr,
-            server,
-            workers,
+            shutdown: Some(tx),
+            http: Some(http),
             refresher,
         })
     }
@@ -103,23 +150,23 @@ impl WebhookServer {
     }
 
     /// Stops answering and waits for in-flight deliveries and queued refreshes.
-    pub fn stop(self) {
-        for _ in &self.workers {
-            self.server.unblock();
+    pub fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
-        for w in self.workers {
-            let _ = w.join();
+        if let Some(h) = self.http.take() {
+            let _ = h.join();
         }
-        if let Some((tx, handle)) = self.refresher {
+        if let Some((tx, handle)) = self.refresher.take() {
             drop(tx);
             let _ = handle.join();
         }
     }
 
     /// Serves until the process is stopped.
-    pub fn wait(self) {
-        for w in self.workers {
-            let _ = w.join();
+    pub fn wait(mut self) {
+        if let Some(h) = self.http.take() {
+            let _ = h.join();
         }
     }
 }
@@ -151,51 +198,67 @@ fn start_refresher(
     (tx, handle)
 }
 
-fn respond(request: tiny_http::Request, status: u16, body: String) {
-    let content_type = tiny_http::Header::from_bytes("Content-Type", "application/json").ok();
-    let mut response = tiny_http::Response::from_string(body).with_status_code(status);
-    if let Some(h) = content_type {
-        response = response.with_header(h);
-    }
-    let _ = request.respond(response);
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn answer(
-    mut request: tiny_http::Request,
-    shared: &Shared,
-    config: &ServeConfig,
-    refresh: Option<&mpsc::Sender<(RepoRef, u64)>>,
-    pending: &Pending,
-) {
-    let path = request.url().split('?').next().unwrap_or("").to_owned();
-    match (request.method(), path.as_str()) {
-        (tiny_http::Method::Get, "/healthz") => {
-            return respond(request, 200, r#"{"ok":true}"#.into());
-        }
-        (tiny_http::Method::Post, WEBHOOK_PATH) => {}
-        (_, WEBHOOK_PATH) => {
-            return respond(request, 405, r#"{"error":"method_not_allowed"}"#.into());
-        }
-        _ => return respond(request, 404, r#"{"error":"not_found"}"#.into()),
-    }
-    let headers: Vec<(String, String)> = request
-        .headers()
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
         .iter()
-        .map(|h| {
+        .map(|(k, v)| {
             (
-                h.field.as_str().as_str().to_owned(),
-                h.value.as_str().to_owned(),
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
             )
         })
-        .collect();
-    let mut body = Vec::new();
-    let limit = u64::try_from(config.max_body)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    if let Err(e) = request.as_reader().take(limit).read_to_end(&mut body) {
-        return respond(request, 400, serde_json::json!({"result": "rejected", "error": "malformed_payload", "message": e.to_string()}).to_string());
+        .collect()
+}
+
+async fn deliver(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let headers = header_pairs(&headers);
+    let max_body = endpoint.config.max_body;
+    let limited = http_body_util::Limited::new(body, max_body);
+    let body = match limited.collect().await {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(e) => {
+            let report = if e.is::<http_body_util::LengthLimitError>() {
+                webhook::too_large(max_body, &headers)
+            } else {
+                webhook::unreadable(e.to_string(), &headers)
+            };
+            return json_response(
+                report.http_status,
+                webhook::report_json(&report).to_string(),
+            );
+        }
+    };
+    let answered = tokio::task::spawn_blocking(move || {
+        let report = handle(&endpoint, headers, body);
+        (
+            report.http_status,
+            webhook::report_json(&report).to_string(),
+        )
+    })
+    .await;
+    match answered {
+        Ok((status, body)) => json_response(status, body),
+        Err(e) => json_response(
+            500,
+            serde_json::json!({"result": "rejected", "error": "internal", "message": e.to_string()})
+                .to_string(),
+        ),
     }
-    let (runtime, tenant, sink) = shared;
+}
+
+/// One delivery, on a blocking thread: the call, persistence, the refresh queue, the log line.
+fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) -> DeliveryReport {
+    let (runtime, tenant, sink) = &endpoint.shared;
+    let config = &endpoint.config;
     let report = webhook::handle(
         runtime,
         tenant,
@@ -213,14 +276,18 @@ fn answer(
         "webhook delivery"
     );
     if let (Some(tx), Some(r)) = (
-        refresh,
+        &endpoint.refresh,
         report.outcome.as_ref().and_then(|o| o.refresh.clone()),
     ) {
         let key = (r.repo.project_key.clone(), r.repo.slug.clone(), r.id);
-        if pending.lock().map(|mut p| p.insert(key)).unwrap_or(true) {
+        let fresh = endpoint
+            .pending
+            .lock()
+            .map(|mut p| p.insert(key))
+            .unwrap_or(true);
+        if fresh && let Ok(tx) = tx.lock() {
             let _ = tx.send((r.repo, r.id));
         }
     }
-    let status = report.http_status;
-    respond(request, status, webhook::report_json(&report).to_string());
+    report
 }

@@ -36,6 +36,8 @@ pub struct MemoryCap {
     max: usize,
     /// Whether a growth was refused.
     pub hit: bool,
+    /// The largest size a memory of this call was allowed to reach, in bytes.
+    pub peak: usize,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -49,6 +51,7 @@ impl ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
@@ -88,6 +91,7 @@ impl CallState {
             limiter: MemoryCap {
                 max: tenant.config.limits.memory_bytes,
                 hit: false,
+                peak: 0,
             },
             tenant,
             log_lines: 0,

@@ -59,6 +59,21 @@ fn rejected(
     }
 }
 
+/// The report for a body over the cap, when the host stopped reading it.
+pub fn too_large(max_body: usize, headers: &[(String, String)]) -> DeliveryReport {
+    rejected(
+        413,
+        "too_large",
+        format!("the body is over the limit of {max_body} bytes"),
+        headers,
+    )
+}
+
+/// The report for a body that could not be read.
+pub fn unreadable(message: String, headers: &[(String, String)]) -> DeliveryReport {
+    rejected(400, "malformed_payload", message, headers)
+}
+
 /// Handles one delivery. With a `sink`, accepted deliveries are persisted: the snapshot (unless
 /// stale), the review change, the deletion.
 pub fn handle(

@@ -20,6 +20,7 @@ pub fn runtime() -> &'static Runtime {
                 std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
             ),
             fuel: None,
+            pooling_slots: None,
         })
         .expect("runtime loads the bundled component")
     })

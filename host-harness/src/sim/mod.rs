@@ -78,8 +78,45 @@ struct State {
     rng: Mutex<fastrand::Rng>,
     broken: HashSet<(String, String, u64)>,
     requests: AtomicU64,
+    counts: Mutex<RequestCounts>,
     webhook: Mutex<Option<(String, String)>>,
     base: String,
+}
+
+/// Requests answered so far, by kind of resource (for request budgets in tests and benchmarks).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Pull-request list pages (`.../pull-requests`).
+    pub pull_request_lists: u64,
+    /// Single pull requests (`.../pull-requests/{id}`).
+    pub pull_requests: u64,
+    /// Activity pages (`.../pull-requests/{id}/activities`).
+    pub activities: u64,
+    /// Diffs (`.../pull-requests/{id}/diff`).
+    pub diffs: u64,
+    /// Everything else: projects, repositories, users, server properties.
+    pub other: u64,
+}
+
+impl RequestCounts {
+    /// Every request.
+    pub fn total(&self) -> u64 {
+        self.pull_request_lists + self.pull_requests + self.activities + self.diffs + self.other
+    }
+
+    fn count(&mut self, url: &str) {
+        let path = url.split('?').next().unwrap_or("").trim_end_matches('/');
+        let mut seg = path.rsplit('/');
+        let (last, before) = (seg.next().unwrap_or(""), seg.next().unwrap_or(""));
+        let counter = match (before, last) {
+            (_, "pull-requests") => &mut self.pull_request_lists,
+            ("pull-requests", _) => &mut self.pull_requests,
+            (_, "activities") => &mut self.activities,
+            (_, "diff") => &mut self.diffs,
+            _ => &mut self.other,
+        };
+        *counter += 1;
+    }
 }
 
 /// A running simulator.
@@ -296,6 +333,9 @@ impl State {
 
     fn handle(&self, request: tiny_http::Request) {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut c) = self.counts.lock() {
+            c.count(request.url());
+        }
         let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         if !faults.latency.is_zero() {
             std::thread::sleep(faults.latency);
@@ -491,6 +531,7 @@ impl Simulator {
             rng: Mutex::new(fastrand::Rng::with_seed(config.spec.seed ^ 0x5eed)),
             broken,
             requests: AtomicU64::new(0),
+            counts: Mutex::new(RequestCounts::default()),
             webhook: Mutex::new(config.webhook.clone()),
             base: format!("http://{addr}"),
         });
@@ -537,6 +578,11 @@ impl Simulator {
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered so far, by kind.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.state.counts.lock().map(|c| *c).unwrap_or_default()
     }
 
     /// Sends signed webhooks for changes to `url` from now on.
@@ -618,5 +664,120 @@ impl Simulator {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+    }
+}
+
+/// One repository's responses as the simulator would serve them, for benchmarks that answer
+/// the connector from memory: the whole pull-request listing as a single page, and each pull
+/// request's activities and diff.
+#[derive(Debug, Clone)]
+pub struct RepoFixture {
+    /// Project key.
+    pub project: String,
+    /// Repository slug.
+    pub slug: String,
+    /// Every pull request on one page, newest first (`isLastPage: true`).
+    pub list_page: String,
+    /// The first pull request's JSON, as webhooks carry it.
+    pub first_pull_request: Value,
+    /// Activities page of each pull request, by id.
+    pub activities: std::collections::HashMap<u64, String>,
+    /// Diff of each pull request, by id.
+    pub diffs: std::collections::HashMap<u64, String>,
+}
+
+/// Generates a repository with `prs` pull requests (seeded, so every run is the same).
+pub fn repo_fixture(prs: usize) -> RepoFixture {
+    let world = World::generate(&WorldSpec {
+        seed: 11,
+        projects: 1,
+        repos_per_project: 1,
+        prs_per_repo: prs,
+        users: 12,
+    });
+    let repo = world
+        .repos
+        .iter()
+        .find(|r| !r.project.starts_with('~'))
+        .or(world.repos.first());
+    let Some(r) = repo else {
+        return RepoFixture {
+            project: String::new(),
+            slug: String::new(),
+            list_page: page(Vec::new(), &[], 1),
+            first_pull_request: Value::Null,
+            activities: Default::default(),
+            diffs: Default::default(),
+        };
+    };
+    let mut sorted: Vec<&SimPr> = r.prs.iter().collect();
+    sorted.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
+    let all = [("limit".to_string(), sorted.len().max(1).to_string())];
+    RepoFixture {
+        project: r.project.clone(),
+        slug: r.slug.clone(),
+        list_page: page(
+            sorted.iter().map(|p| pr_json(r, p)).collect(),
+            &all,
+            sorted.len().max(1),
+        ),
+        first_pull_request: sorted.first().map(|p| pr_json(r, p)).unwrap_or_default(),
+        activities: r
+            .prs
+            .iter()
+            .map(|p| {
+                let items: Vec<Value> = p
+                    .activities
+                    .iter()
+                    .rev()
+                    .map(|a| activity_json(p, a))
+                    .collect();
+                let n = items.len().max(1);
+                (
+                    p.id,
+                    page(items, &[("limit".to_string(), n.to_string())], n),
+                )
+            })
+            .collect(),
+        diffs: r.prs.iter().map(|p| (p.id, diff_json(p))).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_kind() {
+        let mut c = RequestCounts::default();
+        let base = "/rest/api/1.0/projects/P/repos/r/pull-requests";
+        c.count(&format!("{base}?state=ALL&limit=50"));
+        c.count(&format!("{base}/7"));
+        c.count(&format!("{base}/7/activities?start=0"));
+        c.count(&format!("{base}/7/diff?contextLines=0"));
+        c.count("/rest/api/1.0/projects?limit=25");
+        c.count("/rest/api/1.0/projects/P/repos");
+        assert_eq!(
+            c,
+            RequestCounts {
+                pull_request_lists: 1,
+                pull_requests: 1,
+                activities: 1,
+                diffs: 1,
+                other: 2,
+            }
+        );
+        assert_eq!(c.total(), 6);
+    }
+
+    #[test]
+    fn a_fixture_lists_every_pull_request_on_one_page() {
+        let f = repo_fixture(30);
+        let page: Value = serde_json::from_str(&f.list_page).unwrap();
+        assert_eq!(page["values"].as_array().map(Vec::len), Some(30));
+        assert_eq!(page["isLastPage"], json!(true));
+        assert_eq!(f.activities.len(), 30);
+        assert_eq!(f.diffs.len(), 30);
+        assert_eq!(f.first_pull_request["id"], page["values"][0]["id"]);
     }
 }

@@ -37,6 +37,14 @@ fn get(url: String, headers: Vec<(String, String)>) -> String {
 }
 
 impl Guest for Hostile {
+    fn describe() -> ConnectorInfo {
+        ConnectorInfo {
+            name: "hostile".into(),
+            version: "0".into(),
+            rest_api: "none".into(),
+        }
+    }
+
     fn check_connection(conn: Connection) -> Result<ConnectionReport, ConnectorError> {
         let base = conn.base_url.trim_end_matches('/').to_string();
         let (root, mode) = base.rsplit_once('/').unwrap_or((&base, ""));
