@@ -80,9 +80,6 @@ pub struct RuntimeConfig {
 /// The largest linear memory a call can have under the pooling allocator.
 pub const POOL_MAX_MEMORY: usize = 1 << 30;
 
-/// Bytes of each pooled memory kept resident between calls.
-pub const POOL_KEEP_RESIDENT: usize = 2 << 20;
-
 /// What one call used, for benchmarks and operators.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CallStats {
@@ -187,11 +184,7 @@ impl Runtime {
                 .total_core_instances(slots.saturating_mul(4))
                 .total_memories(slots.saturating_mul(2))
                 .total_tables(slots.saturating_mul(4))
-                .max_memory_size(POOL_MAX_MEMORY)
-                // Reset a slot's first pages with memset instead of returning them to the
-                // kernel, so the next call does not fault them in again.
-                .linear_memory_keep_resident(POOL_KEEP_RESIDENT)
-                .table_keep_resident(POOL_KEEP_RESIDENT);
+                .max_memory_size(POOL_MAX_MEMORY);
             wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         }
         // `BBDC_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report` names the guest's

@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use http_body_util::BodyExt;
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -124,6 +125,10 @@ impl WebhookServer {
             .name("bbdc-serve-http".into())
             .spawn(move || {
                 let served = rt.block_on(async move {
+                    // Answers go out at once, not after the client's delayed ACK (Nagle).
+                    let listener = listener.tap_io(|tcp| {
+                        let _ = tcp.set_nodelay(true);
+                    });
                     axum::serve(listener, app)
                         .with_graceful_shutdown(async move {
                             let _ = rx.await;

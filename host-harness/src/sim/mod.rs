@@ -497,11 +497,32 @@ pub fn send_webhook(url: &str, secret: &str, key: &str, payload: &Value) -> Opti
     Some(resp.status().as_u16())
 }
 
+/// A listener whose connections send without Nagle's delay (Linux hands `TCP_NODELAY` on to
+/// accepted sockets). tiny_http writes a response in 1 KiB pieces; with Nagle on, every piece
+/// after the first waited for the client's delayed ACK, about 40 ms per response.
+fn no_delay_listener(listen: &str) -> std::io::Result<std::net::TcpListener> {
+    use std::net::ToSocketAddrs;
+    let addr = listen
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{listen}: no address")))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
 impl Simulator {
     /// Generates the world and starts serving it.
     pub fn start(config: SimConfig) -> std::io::Result<Self> {
         let server = Arc::new(
-            tiny_http::Server::http(&config.listen)
+            tiny_http::Server::from_listener(no_delay_listener(&config.listen)?, None)
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
         let addr = server
