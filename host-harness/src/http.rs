@@ -55,6 +55,11 @@ pub struct StreamBody {
 }
 
 impl StreamBody {
+    /// A body read from `reader`; `cap` is the limit named when a read fails for size.
+    pub fn from_reader(reader: Box<dyn Read + Send>, cap: u64) -> Self {
+        Self { reader, cap }
+    }
+
     /// Reads up to `max` bytes; `None` at the end.
     pub fn read_chunk(&mut self, max: u32) -> Result<Option<Vec<u8>>, HttpFailure> {
         let mut buf = vec![0u8; max.clamp(1, 1 << 20) as usize];

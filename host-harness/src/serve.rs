@@ -69,7 +69,7 @@ type Pending = Arc<Mutex<HashSet<(String, String, u64)>>>;
 struct Endpoint {
     shared: Shared,
     config: ServeConfig,
-    refresh: Option<Mutex<mpsc::Sender<(RepoRef, u64)>>>,
+    refresh: Option<mpsc::Sender<(RepoRef, u64)>>,
     pending: Pending,
 }
 
@@ -104,7 +104,7 @@ impl WebhookServer {
         let endpoint = Arc::new(Endpoint {
             shared,
             config: config.clone(),
-            refresh: refresher.as_ref().map(|(tx, _)| Mutex::new(tx.clone())),
+            refresh: refresher.as_ref().map(|(tx, _)| tx.clone()),
             pending,
         });
         let app = Router::new()
@@ -290,7 +290,7 @@ fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) ->
             .lock()
             .map(|mut p| p.insert(key))
             .unwrap_or(true);
-        if fresh && let Ok(tx) = tx.lock() {
+        if fresh {
             let _ = tx.send((r.repo, r.id));
         }
     }

@@ -53,9 +53,10 @@ fn the_quick_suite_reports_every_benchmark_and_keeps_the_request_budget() {
         "Requests per repository, unchanged re-sync (naive)",
     );
     assert!(naive.value > 2.0, "{}", naive.detail);
-    // Counting a diff keeps guest memory bounded whatever its size.
+    // An 8 MB diff is counted as it streams: guest memory stays near its ~1.2 MiB baseline
+    // (buffering the diff would take more than 8 MiB).
     let memory = figure(&figures, "Peak guest memory");
-    assert!(memory.value < 16.0, "{}", memory.detail);
+    assert!(memory.value < 4.0, "{}", memory.detail);
     let table = bench::markdown_table(&figures);
     assert_eq!(table.lines().count(), figures.len() + 2);
 }

@@ -2,7 +2,7 @@
 //! component (through the host's real HTTP policy, see [`crate::http::Responder`]) and to the
 //! same core compiled natively (through [`NativeHost`]), so both sides do the same work.
 
-use crate::http::{CannedResponse, Responder};
+use crate::http::{CannedResponse, Responder, StreamBody};
 use crate::sim::{RepoFixture, repo_fixture};
 use bbdc_connector::fake::FakeHost;
 use bbdc_connector::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
@@ -154,23 +154,15 @@ impl Responder for FixtureResponder {
     }
 }
 
-/// A streamed body for the native side.
-struct NativeBody(Box<dyn Read + Send + Sync>);
+/// A streamed body for the native side: the host's own [`StreamBody`], so both sides read the
+/// same way.
+struct NativeBody(StreamBody);
 
 impl BodyStream for NativeBody {
     fn read(&mut self, max_bytes: u32) -> Result<Option<Vec<u8>>, HttpError> {
-        let mut buf = vec![0u8; max_bytes.clamp(1, 1 << 20) as usize];
-        loop {
-            match self.0.read(&mut buf) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(Some(buf));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(HttpError::Connection(e.to_string())),
-            }
-        }
+        self.0
+            .read_chunk(max_bytes)
+            .map_err(|e| HttpError::Connection(e.to_string()))
     }
 }
 
@@ -227,7 +219,8 @@ impl Host for NativeHost {
         req: &HttpRequest,
     ) -> Result<(ResponseHead, Box<dyn BodyStream>), HttpError> {
         let (head, canned) = self.exchange(req)?;
-        Ok((head, Box::new(NativeBody(canned.body))))
+        let body = StreamBody::from_reader(canned.body, u64::MAX);
+        Ok((head, Box::new(NativeBody(body))))
     }
 
     fn storage_get(&self, key: &str) -> Option<Vec<u8>> {
