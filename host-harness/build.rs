@@ -29,6 +29,7 @@ fn main() {
     // or target directory the outer build uses, so every profile shares one guest build.
     let target_dir = guest_target_dir(&root);
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    ensure_wasm_target();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
         .args([
@@ -62,6 +63,52 @@ fn main() {
     let wasm = target_dir.join("wasm32-wasip2/release/bbdc_connector.wasm");
     assert!(wasm.exists(), "component not found at {}", wasm.display());
     println!("cargo:rustc-env=BBDC_COMPONENT_WASM={}", wasm.display());
+}
+
+/// The guest target's standard library must be installed for the nested build. A fresh machine's
+/// toolchain often lacks it (rustup does not add `rust-toolchain.toml`'s targets to a toolchain
+/// that is already installed, and `RUSTUP_AUTO_INSTALL=0` turns installing off altogether), so
+/// when it is missing and the toolchain is rustup's, add it here: the README's commands then work
+/// with no set-up.
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-wasip2";
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let Some(sysroot) = sysroot else {
+        // Let the nested build report whatever is wrong with the compiler.
+        return;
+    };
+    if sysroot
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib")
+        .is_dir()
+    {
+        return;
+    }
+    let mut rustup = Command::new("rustup");
+    rustup.args(["target", "add", TARGET]);
+    if let Ok(toolchain) = env::var("RUSTUP_TOOLCHAIN") {
+        rustup.args(["--toolchain", &toolchain]);
+    }
+    println!(
+        "cargo:warning=the {TARGET} target is missing from the toolchain; adding it with rustup"
+    );
+    match rustup.status() {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!(
+            "`rustup target add {TARGET}` failed ({status}); install the target by hand to build the connector component"
+        ),
+        Err(e) => panic!(
+            "the {TARGET} target is not installed and rustup could not be run ({e}); install the target for {} to build the connector component",
+            sysroot.display()
+        ),
+    }
 }
 
 fn guest_target_dir(root: &Path) -> PathBuf {
