@@ -111,6 +111,13 @@ fn repo_ref_in(r: t::RepoRef) -> m::RepoRef {
     }
 }
 
+fn filter_in(f: t::RepoFilter) -> m::RepoFilter {
+    m::RepoFilter {
+        include_personal: f.include_personal,
+        include_archived: f.include_archived,
+    }
+}
+
 // ---- model → generated ----
 
 fn error(e: ConnectorError) -> t::ConnectorError {
@@ -158,6 +165,30 @@ fn project(p: m::Project) -> t::Project {
     }
 }
 
+fn unreadable(list: Vec<m::UnreadableRecord>) -> Vec<t::UnreadableRecord> {
+    list.into_iter()
+        .map(|u| t::UnreadableRecord {
+            kind: match u.kind {
+                m::RecordKind::Project => t::RecordKind::Project,
+                m::RecordKind::Repository => t::RecordKind::Repository,
+                m::RecordKind::User => t::RecordKind::User,
+                m::RecordKind::PullRequest => t::RecordKind::PullRequest,
+                m::RecordKind::Activity => t::RecordKind::Activity,
+            },
+            location: u.location,
+            reason: u.reason,
+        })
+        .collect()
+}
+
+fn repo_page(p: m::Page<m::Repo>) -> t::RepoPage {
+    t::RepoPage {
+        items: p.items.into_iter().map(repo).collect(),
+        next: p.next,
+        unreadable: unreadable(p.unreadable),
+    }
+}
+
 fn repo(r: m::Repo) -> t::Repo {
     t::Repo {
         id: r.id,
@@ -168,6 +199,7 @@ fn repo(r: m::Repo) -> t::Repo {
         state: r.state,
         public: r.public,
         archived: r.archived,
+        project: project(r.project),
         forkable: r.forkable,
         origin: r.origin.map(repo_ref),
         url: r.url,
@@ -313,8 +345,11 @@ impl Guest for Component {
         }
     }
 
-    fn check_connection(conn: t::Connection) -> Result<t::ConnectionReport, t::ConnectorError> {
-        crate::check::check_connection(&WitHost, &connection(conn))
+    fn check_connection(
+        conn: t::Connection,
+        filter: t::RepoFilter,
+    ) -> Result<t::ConnectionReport, t::ConnectorError> {
+        crate::check::check_connection(&WitHost, &connection(conn), &filter_in(filter))
             .map(|r| t::ConnectionReport {
                 server_version: r.server_version,
                 build_number: r.build_number,
@@ -322,6 +357,9 @@ impl Guest for Component {
                 user: r.user,
                 projects: r.projects,
                 repos: r.repos,
+                personal_repos: r.personal_repos,
+                archived_repos: r.archived_repos,
+                excluded_repos: r.excluded_repos,
             })
             .map_err(error)
     }
@@ -334,6 +372,7 @@ impl Guest for Component {
             .map(|p| t::ProjectPage {
                 items: p.items.into_iter().map(project).collect(),
                 next: p.next,
+                unreadable: unreadable(p.unreadable),
             })
             .map_err(error)
     }
@@ -341,18 +380,32 @@ impl Guest for Component {
     fn list_repos(
         conn: t::Connection,
         project_key: String,
+        filter: t::RepoFilter,
         page: t::PageRequest,
     ) -> Result<t::RepoPage, t::ConnectorError> {
         crate::listing::list_repos(
             &WitHost,
             &connection(conn),
             &project_key,
+            &filter_in(filter),
             page.cursor.as_deref(),
         )
-        .map(|p| t::RepoPage {
-            items: p.items.into_iter().map(repo).collect(),
-            next: p.next,
-        })
+        .map(repo_page)
+        .map_err(error)
+    }
+
+    fn list_all_repos(
+        conn: t::Connection,
+        filter: t::RepoFilter,
+        page: t::PageRequest,
+    ) -> Result<t::RepoPage, t::ConnectorError> {
+        crate::listing::list_all_repos(
+            &WitHost,
+            &connection(conn),
+            &filter_in(filter),
+            page.cursor.as_deref(),
+        )
+        .map(repo_page)
         .map_err(error)
     }
 
@@ -384,6 +437,7 @@ impl Guest for Component {
                     error: error(s.error),
                 })
                 .collect(),
+            unreadable: unreadable(b.unreadable),
             next_cursor: b.next_cursor,
             stats: t::BatchStats {
                 requests: b.stats.requests,
@@ -413,6 +467,7 @@ impl Guest for Component {
                 items: p.page.items.into_iter().map(user).collect(),
                 next: p.page.next,
                 fallback: p.fallback,
+                unreadable: unreadable(p.page.unreadable),
             })
             .map_err(error)
     }

@@ -1,10 +1,12 @@
 //! The connection check: server reachable, credentials valid, something to import, and the
 //! permissions the sync needs.
 
-use crate::client::Client;
+use crate::client::{Client, FetchedPage};
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel, ResponseHead};
-use crate::model::{Connection, ConnectionReport};
+use crate::listing::all_repos_query;
+use crate::model::{Connection, ConnectionReport, ProjectKind, RecordKind, RepoFilter, RepoRef};
+use crate::normalize;
 use crate::wire::{ApplicationProperties, WireProject, WireRepo};
 
 /// Header in which Bitbucket names the authenticated account.
@@ -28,47 +30,73 @@ fn refused(e: ConnectorError, what: &str) -> ConnectorError {
 
 /// Runs the check. The first failing step decides the error:
 /// 1. `/application-properties` (reachability, version; bad credentials fail here);
-/// 2. every page of `/projects`, and of `/repos` (all repositories, archived included), counted;
+/// 2. every page of `/projects`, and of `/repos` (every visible repository, personal ones
+///    included), counted as the sync with the same `filter` visits them;
 /// 3. the first project's repositories and the first repository's pull requests, one item each,
 ///    so a token that sees projects but may not read their contents is `invalid-permissions`;
 /// 4. no visible repository is `no-resources`.
 pub fn check_connection<H: Host + ?Sized>(
     host: &H,
     conn: &Connection,
+    filter: &RepoFilter,
 ) -> Result<ConnectionReport, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     let (props, head) =
         client.get_json::<ApplicationProperties>(&["application-properties"], &[])?;
     let mut user = user_of(&head);
 
-    let mut projects: Vec<WireProject> = Vec::new();
-    client.for_each_page(&["projects"], &[], |items| projects.extend(items))?;
-    let mut repo_count: u32 = 0;
-    let mut first_repo: Option<WireRepo> = None;
+    let mut project_count: u32 = 0;
+    let mut first_project: Option<String> = None;
     client.for_each_page(
+        RecordKind::Project,
+        &["projects"],
+        &[],
+        |page: FetchedPage<WireProject>| {
+            project_count = project_count.saturating_add(count(page.items.len()));
+            if first_project.is_none() {
+                first_project = page.items.into_iter().next().map(|p| p.key);
+            }
+        },
+    )?;
+    // Counted with everything visible, so the report can say what the filter left out.
+    let everything = RepoFilter::default();
+    let mut report = ConnectionReport::default();
+    let mut first_repo: Option<RepoRef> = None;
+    client.for_each_page(
+        RecordKind::Repository,
         &["repos"],
-        &[("archived", "ALL")],
-        |items: Vec<WireRepo>| {
-            repo_count = repo_count.saturating_add(u32::try_from(items.len()).unwrap_or(u32::MAX));
-            if first_repo.is_none() {
-                first_repo = items.into_iter().next();
+        &all_repos_query(&everything),
+        |page: FetchedPage<WireRepo>| {
+            for r in page.items.into_iter().map(normalize::repo) {
+                if !filter.admits(&r) {
+                    report.excluded_repos = report.excluded_repos.saturating_add(1);
+                    continue;
+                }
+                report.repos = report.repos.saturating_add(1);
+                if r.project.kind == ProjectKind::Personal {
+                    report.personal_repos = report.personal_repos.saturating_add(1);
+                }
+                if r.archived {
+                    report.archived_repos = report.archived_repos.saturating_add(1);
+                }
+                first_repo.get_or_insert(r.repo_ref);
             }
         },
     )?;
 
-    if let Some(p) = projects.first() {
+    if let Some(key) = &first_project {
         let (_, head) = client
-            .get_json::<serde_json::Value>(&["projects", &p.key, "repos"], &[("limit", "1")])
-            .map_err(|e| refused(e, &format!("the repositories of project {}", p.key)))?;
+            .get_json::<serde_json::Value>(&["projects", key, "repos"], &[("limit", "1")])
+            .map_err(|e| refused(e, &format!("the repositories of project {key}")))?;
         user = user.or_else(|| user_of(&head));
     }
     if let Some(r) = &first_repo {
-        let what = format!("the pull requests of {}/{}", r.project.key, r.slug);
+        let what = format!("the pull requests of {}/{}", r.project_key, r.slug);
         let (_, head) = client
             .get_json::<serde_json::Value>(
                 &[
                     "projects",
-                    &r.project.key,
+                    &r.project_key,
                     "repos",
                     &r.slug,
                     "pull-requests",
@@ -79,9 +107,13 @@ pub fn check_connection<H: Host + ?Sized>(
         user = user.or_else(|| user_of(&head));
     }
 
-    let project_count = u32::try_from(projects.len()).unwrap_or(u32::MAX);
-    if repo_count == 0 {
-        let msg = if project_count == 0 {
+    if report.repos == 0 {
+        let msg = if report.excluded_repos > 0 {
+            format!(
+                "the filter leaves out all {} repositories the account can see",
+                report.excluded_repos
+            )
+        } else if project_count == 0 {
             "the account can see no project and no repository".to_string()
         } else {
             format!("the account can see {project_count} project(s) but no repository")
@@ -91,9 +123,10 @@ pub fn check_connection<H: Host + ?Sized>(
     client.log(
         LogLevel::Info,
         &format!(
-            "connection ok: Bitbucket {} as {}, {project_count} projects, {repo_count} repositories, {} requests",
+            "connection ok: Bitbucket {} as {}, {project_count} projects, {} repositories, {} requests",
             props.version.as_deref().unwrap_or("(unknown version)"),
             user.as_deref().unwrap_or("(unnamed account)"),
+            report.repos,
             client.requests()
         ),
     );
@@ -103,6 +136,10 @@ pub fn check_connection<H: Host + ?Sized>(
         server_name: props.display_name,
         user,
         projects: project_count,
-        repos: repo_count,
+        ..report
     })
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

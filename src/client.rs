@@ -3,6 +3,7 @@
 
 use crate::error::{ConnectorError, classify_status};
 use crate::host::{BodyStream, Host, HttpRequest, LogLevel, ResponseHead};
+use crate::model::{RecordKind, UnreadableRecord};
 use crate::paging::{self, PageAnomaly, WirePage};
 use crate::urls::BaseUrl;
 use serde::de::DeserializeOwned;
@@ -13,6 +14,8 @@ use std::cell::Cell;
 pub struct FetchedPage<T> {
     /// Items.
     pub items: Vec<T>,
+    /// Items that could not be identified, left out of `items`.
+    pub unreadable: Vec<UnreadableRecord>,
     /// Next `start`, `None` when the listing is over.
     pub next: Option<u64>,
     /// The limit the server used.
@@ -63,6 +66,18 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> Result<(T, ResponseHead), ConnectorError> {
+        let (head, body, what) = self.get_body(segments, query)?;
+        let value = serde_json::from_slice(&body).map_err(|e| malformed(&what, &e))?;
+        Ok((value, head))
+    }
+
+    /// `GET /rest/api/1.0/{segments}?{query}`: a 2xx answer's head and whole body, and the
+    /// request's name for messages; any other answer as its typed error.
+    fn get_body(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<(ResponseHead, Vec<u8>, String), ConnectorError> {
         let url = self.base.api(segments, query);
         let what = format!("GET /{}", segments.join("/"));
         self.requests.set(self.requests.get().saturating_add(1));
@@ -71,9 +86,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         if !(200..300).contains(&head.status) {
             return Err(classify_status(&head, &body, &what));
         }
-        let value = serde_json::from_slice(&body)
-            .map_err(|e| ConnectorError::MalformedResponse(format!("{what}: {e}")))?;
-        Ok((value, head))
+        Ok((head, body, what))
     }
 
     /// `GET /rest/api/1.0/{segments}?{query}` read as a stream by `read`, for bodies too large to
@@ -102,9 +115,11 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         read(body.as_mut())
     }
 
-    /// One page of a paged resource starting at `start`.
+    /// One page of a paged resource starting at `start`, its items decoded one by one as `kind`
+    /// records: an item that cannot be identified is reported in `unreadable`, not fatal.
     pub fn get_page<T: DeserializeOwned>(
         &self,
+        kind: RecordKind,
         segments: &[&str],
         query: &[(&str, &str)],
         start: u64,
@@ -114,7 +129,20 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         let mut q: Vec<(&str, &str)> = query.to_vec();
         q.push(("start", &start_s));
         q.push(("limit", &limit_s));
-        let (page, head): (WirePage<T>, _) = self.get_json(segments, &q)?;
+        let (head, body, what) = self.get_body(segments, &q)?;
+        let page: WirePage<'_> = serde_json::from_slice(&body).map_err(|e| malformed(&what, &e))?;
+        let (items, unreadable) = page.decode::<T>(kind, &format!("{what} start={start}"));
+        for u in &unreadable {
+            self.log(
+                LogLevel::Warn,
+                &format!(
+                    "{}: left out a {} that cannot be identified: {}",
+                    u.location,
+                    kind.as_str(),
+                    u.reason
+                ),
+            );
+        }
         let (next, anomaly) = paging::next_start(start, &page);
         if let Some(a) = anomaly {
             let why = match a {
@@ -142,7 +170,8 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         }
         Ok((
             FetchedPage {
-                items: page.values,
+                items,
+                unreadable,
                 next,
                 limit: page.limit,
             },
@@ -150,32 +179,44 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         ))
     }
 
-    /// Every item of a paged resource, following pages to the end.
+    /// Every item of a paged resource, following pages to the end, with the items that could
+    /// not be identified.
     pub fn get_all<T: DeserializeOwned>(
         &self,
+        kind: RecordKind,
         segments: &[&str],
         query: &[(&str, &str)],
-    ) -> Result<Vec<T>, ConnectorError> {
+    ) -> Result<(Vec<T>, Vec<UnreadableRecord>), ConnectorError> {
         let mut all = Vec::new();
-        self.for_each_page(segments, query, |items: Vec<T>| all.extend(items))?;
-        Ok(all)
+        let mut unreadable = Vec::new();
+        self.for_each_page(kind, segments, query, |page: FetchedPage<T>| {
+            all.extend(page.items);
+            unreadable.extend(page.unreadable);
+        })?;
+        Ok((all, unreadable))
     }
 
-    /// Walks every page, handing each page's items to `f`.
+    /// Walks every page, handing each page to `f`.
     pub fn for_each_page<T: DeserializeOwned>(
         &self,
+        kind: RecordKind,
         segments: &[&str],
         query: &[(&str, &str)],
-        mut f: impl FnMut(Vec<T>),
+        mut f: impl FnMut(FetchedPage<T>),
     ) -> Result<(), ConnectorError> {
         let mut start = 0;
         loop {
-            let (page, _) = self.get_page::<T>(segments, query, start)?;
-            f(page.items);
-            match page.next {
+            let (page, _) = self.get_page::<T>(kind, segments, query, start)?;
+            let next = page.next;
+            f(page);
+            match next {
                 Some(n) => start = n,
                 None => return Ok(()),
             }
         }
     }
+}
+
+fn malformed(what: &str, e: &serde_json::Error) -> ConnectorError {
+    ConnectorError::MalformedResponse(format!("{what}: {}", paging::clean_reason(&e.to_string())))
 }

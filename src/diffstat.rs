@@ -74,11 +74,14 @@ pub fn count_stream(body: &mut dyn BodyStream) -> Result<DiffStats, DiffError> {
 pub fn count_reader(reader: impl Read) -> Result<DiffStats, DiffError> {
     let mut stats = DiffStats::default();
     let mut de = serde_json::Deserializer::from_reader(reader);
-    Level::Root
+    let was_object = Level::Root
         .seed(&mut stats)
         .deserialize(&mut de)
-        .and_then(|()| de.end())
+        .and_then(|object| de.end().map(|()| object))
         .map_err(|e| DiffError::Malformed(e.to_string()))?;
+    if !was_object {
+        return Err(DiffError::Malformed("the diff is not a JSON object".into()));
+    }
     Ok(stats)
 }
 
@@ -114,6 +117,42 @@ impl Level {
             Level::Segment => None,
         }
     }
+}
+
+/// Visitor methods for JSON shapes a visitor does not read: each listed shape answers `$value`,
+/// nested arrays and objects skipped unread first. One rule for "another shape is absent".
+macro_rules! other_shapes_answer {
+    ($value:expr; $($shape:ident),*) => { $( other_shapes_answer!(@ $shape $value); )* };
+    (@ unit $v:expr) => {
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ bool $v:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ i64 $v:expr) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ u64 $v:expr) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ f64 $v:expr) => {
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ str $v:expr) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> { Ok($v) }
+    };
+    (@ seq $v:expr) => {
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok($v)
+        }
+    };
+    (@ map $v:expr) => {
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok($v)
+        }
+    };
 }
 
 /// Keys the counter cares about; everything else is skipped unread.
@@ -168,7 +207,7 @@ impl<'de> DeserializeSeed<'de> for SegmentTypeSeed {
     }
 }
 
-impl Visitor<'_> for SegmentTypeSeed {
+impl<'de> Visitor<'de> for SegmentTypeSeed {
     type Value = SegmentType;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a segment type")
@@ -180,31 +219,51 @@ impl Visitor<'_> for SegmentTypeSeed {
             _ => SegmentType::Other,
         })
     }
-    fn visit_unit<E: de::Error>(self) -> Result<SegmentType, E> {
-        Ok(SegmentType::Other)
+    other_shapes_answer!(SegmentType::Other; unit, bool, i64, u64, f64, seq, map);
+}
+
+/// A flag (`truncated`): `true` only when it is the boolean `true`.
+struct FlagSeed;
+
+impl<'de> DeserializeSeed<'de> for FlagSeed {
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
-/// Reads one map of the diff at `level`, updating `stats`.
+impl<'de> Visitor<'de> for FlagSeed {
+    type Value = bool;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a flag")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<bool, E> {
+        Ok(v)
+    }
+    other_shapes_answer!(false; unit, i64, u64, f64, str, seq, map);
+}
+
+/// Reads one map of the diff at `level`, updating `stats`; answers whether it was a map (a
+/// `null` or another shape in its place is skipped and counts for nothing).
 struct MapSeed<'a> {
     level: Level,
     stats: &'a mut DiffStats,
 }
 
 impl<'de> DeserializeSeed<'de> for MapSeed<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
+    type Value = bool;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for MapSeed<'_> {
-    type Value = ();
+    type Value = bool;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a diff object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         let mut lines = 0u64;
         let mut kind = SegmentType::Other;
         while let Some(key) = map.next_key_seed(KeySeed(self.level))? {
@@ -217,7 +276,7 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
                     None => lines = map.next_value_seed(CountSeed)?,
                 },
                 Key::Truncated => {
-                    if map.next_value::<Option<bool>>()?.unwrap_or(false) {
+                    if map.next_value_seed(FlagSeed)? {
                         self.stats.truncated = true;
                     }
                 }
@@ -236,11 +295,13 @@ impl<'de> Visitor<'de> for MapSeed<'_> {
             }
             SegmentType::Other => {}
         }
-        Ok(())
+        Ok(true)
     }
+
+    other_shapes_answer!(false; unit, bool, i64, u64, f64, str, seq);
 }
 
-/// Reads an array (or null) of maps at `level`.
+/// Reads an array of maps at `level` (anything else in its place is empty).
 struct SeqSeed<'a> {
     level: Level,
     stats: &'a mut DiffStats,
@@ -259,24 +320,19 @@ impl<'de> Visitor<'de> for SeqSeed<'_> {
         f.write_str("an array of diff objects")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
+    other_shapes_answer!((); unit, bool, i64, u64, f64, str, map);
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        loop {
-            let found = seq.next_element_seed(self.level.seed(&mut *self.stats))?;
-            if found.is_none() {
-                return Ok(());
-            }
-            if matches!(self.level, Level::File) {
+        while let Some(was_map) = seq.next_element_seed(self.level.seed(&mut *self.stats))? {
+            if was_map && matches!(self.level, Level::File) {
                 self.stats.files_changed = self.stats.files_changed.saturating_add(1);
             }
         }
+        Ok(())
     }
 }
 
-/// Counts the elements of an array (or null) without reading them.
+/// Counts the non-null elements of an array without reading them (anything else is none).
 struct CountSeed;
 
 impl<'de> DeserializeSeed<'de> for CountSeed {
@@ -291,13 +347,13 @@ impl<'de> Visitor<'de> for CountSeed {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an array of lines")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Ok(0)
-    }
+    other_shapes_answer!(0; unit, bool, i64, u64, f64, str, map);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
         let mut n = 0u64;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
-            n += 1;
+        while let Some(line) = seq.next_element::<Option<IgnoredAny>>()? {
+            if line.is_some() {
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -390,6 +446,32 @@ mod tests {
     }
 
     #[test]
+    fn null_entries_and_other_shapes_count_for_nothing_and_fail_nothing() {
+        let d = json!({"diffs": [
+            null,
+            {"source": "a.rs", "destination": {"toString": 5}, "hunks": [null, {"segments": [
+                null,
+                {"type": "ADDED", "lines": [{"line": "x"}, null, {"line": "y"}], "truncated": "no"},
+                {"type": {"id": "REMOVED"}, "lines": [{"line": "z"}]},
+                {"type": "REMOVED", "lines": {"line": "w"}},
+                {"type": "REMOVED", "lines": [{"line": "v"}], "truncated": null}
+            ]}], "truncated": {"why": true}},
+            "not a file",
+            {"hunks": 7}
+        ], "truncated": 1});
+        assert_eq!(
+            count(d),
+            DiffStats {
+                additions: 2,
+                deletions: 1,
+                files_changed: 2,
+                truncated: false
+            }
+        );
+        assert_eq!(count(json!({"diffs": 5})), DiffStats::default());
+    }
+
+    #[test]
     fn empty_diff_and_garbage() {
         assert_eq!(count(json!({})), DiffStats::default());
         assert!(matches!(
@@ -401,7 +483,7 @@ mod tests {
             Err(DiffError::Malformed(_))
         ));
         assert!(matches!(
-            count_reader(&b"{\"diffs\": 5}"[..]),
+            count_reader(&b"[1, 2]"[..]),
             Err(DiffError::Malformed(_))
         ));
         assert!(matches!(

@@ -27,8 +27,80 @@ pub struct ConnectionReport {
     pub user: Option<String>,
     /// Visible projects.
     pub projects: u32,
-    /// Visible repositories.
+    /// Repositories the filter admits.
     pub repos: u32,
+    /// Of those, in personal projects.
+    pub personal_repos: u32,
+    /// Of those, archived.
+    pub archived_repos: u32,
+    /// Visible repositories the filter left out.
+    pub excluded_repos: u32,
+}
+
+/// WIT `repo-filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepoFilter {
+    /// Include repositories of personal projects.
+    pub include_personal: bool,
+    /// Include archived repositories.
+    pub include_archived: bool,
+}
+
+impl Default for RepoFilter {
+    /// Everything: nothing is left out unless asked.
+    fn default() -> Self {
+        Self {
+            include_personal: true,
+            include_archived: true,
+        }
+    }
+}
+
+impl RepoFilter {
+    /// Whether the filter admits `repo`. The one place that decides what a sync visits.
+    pub fn admits(&self, repo: &Repo) -> bool {
+        (self.include_personal || repo.project.kind != ProjectKind::Personal)
+            && (self.include_archived || !repo.archived)
+    }
+}
+
+/// WIT `record-kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordKind {
+    /// A project.
+    Project,
+    /// A repository.
+    Repository,
+    /// A user.
+    User,
+    /// A pull request.
+    PullRequest,
+    /// A pull-request activity.
+    Activity,
+}
+
+impl RecordKind {
+    /// The snake_case name `bbdc` prints.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Project => "project",
+            RecordKind::Repository => "repository",
+            RecordKind::User => "user",
+            RecordKind::PullRequest => "pull_request",
+            RecordKind::Activity => "activity",
+        }
+    }
+}
+
+/// WIT `unreadable-record`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    /// What it should have been.
+    pub kind: RecordKind,
+    /// Request and position.
+    pub location: String,
+    /// Why.
+    pub reason: String,
 }
 
 /// WIT `project-kind`.
@@ -87,6 +159,8 @@ pub struct Repo {
     pub public: bool,
     /// Archived.
     pub archived: bool,
+    /// The owning project.
+    pub project: Project,
     /// Forkable.
     pub forkable: bool,
     /// Fork origin.
@@ -136,6 +210,8 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// Next cursor, `None` on the last page.
     pub next: Option<String>,
+    /// Items that could not be identified.
+    pub unreadable: Vec<UnreadableRecord>,
 }
 
 /// WIT `user-page`.
@@ -391,6 +467,8 @@ pub struct PullRequestBatch {
     pub pull_requests: Vec<PullRequest>,
     /// PRs that failed.
     pub skipped: Vec<SkippedPullRequest>,
+    /// Items that could not be identified.
+    pub unreadable: Vec<UnreadableRecord>,
     /// Cursor to continue; `None` when the pass is complete.
     pub next_cursor: Option<String>,
     /// Counters.

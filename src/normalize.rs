@@ -4,9 +4,7 @@ use crate::model::{
     PrCompleteness, PrRef, PrReviewer, PrState, Project, ProjectKind, PullRequest, RefKind, Repo,
     RepoRef, ReviewerStatus, User, UserKind,
 };
-use crate::wire::{
-    WireParticipant, WireProject, WirePullRequest, WireRef, WireRepo, WireRepoRef, WireUser,
-};
+use crate::wire::{WireParticipant, WireProject, WirePullRequest, WireRef, WireRepo, WireUser};
 
 /// A project record.
 pub fn project(p: WireProject) -> Project {
@@ -28,7 +26,7 @@ pub fn project(p: WireProject) -> Project {
 }
 
 /// A repository reference.
-pub fn repo_ref(r: &WireRepoRef) -> RepoRef {
+pub fn repo_ref(r: &WireRepo) -> RepoRef {
     RepoRef {
         project_key: r.project.key.clone(),
         slug: r.slug.clone(),
@@ -41,7 +39,7 @@ pub fn repo(r: WireRepo) -> Repo {
         id: r.id.unwrap_or_default(),
         name: r.name.unwrap_or_else(|| r.slug.clone()),
         repo_ref: RepoRef {
-            project_key: r.project.key,
+            project_key: r.project.key.clone(),
             slug: r.slug,
         },
         description: r.description,
@@ -49,6 +47,7 @@ pub fn repo(r: WireRepo) -> Repo {
         state: r.state,
         public: r.public.unwrap_or(false),
         archived: r.archived.unwrap_or(false),
+        project: project(r.project),
         forkable: r.forkable.unwrap_or(false),
         origin: r.origin.as_deref().map(repo_ref),
         url: r.links.web(),
@@ -61,7 +60,7 @@ pub fn repo(r: WireRepo) -> Repo {
 pub fn user(u: WireUser) -> User {
     User {
         id: u.id,
-        slug: u.slug.unwrap_or_else(|| u.name.clone()),
+        slug: u.slug,
         name: u.name,
         display_name: u.display_name,
         email: u.email_address,
@@ -96,7 +95,7 @@ pub fn participant(p: &WireParticipant) -> PrReviewer {
 
 fn pr_ref(r: &WireRef) -> PrRef {
     let id = r.id.clone().unwrap_or_default();
-    let declared = r.kind.as_ref().and_then(|k| k.id.as_deref());
+    let declared = r.kind.as_deref();
     let kind = if declared == Some("TAG") || id.starts_with("refs/tags/") {
         RefKind::Tag
     } else if declared == Some("BRANCH") || id.starts_with("refs/heads/") {

@@ -6,30 +6,92 @@
 //! field says stop, or when `nextPageStart` does not move forward (which would loop forever).
 
 use crate::error::ConnectorError;
+use crate::model::{RecordKind, UnreadableRecord};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use serde_with::{DefaultOnError, serde_as};
 
 /// Largest page the connector asks for by default; servers cap lower per resource and say so.
 pub const DEFAULT_PAGE_SIZE: u32 = 1000;
 
-/// One page as the server sends it.
+/// Longest `reason` kept for an unreadable item: enough for the parser's message, never a page.
+const MAX_REASON: usize = 200;
+
+/// One page as the server sends it. The paging fields are read leniently (an unreadable one is
+/// absent, and absent fields mean "last page"); the items stay raw JSON, borrowed from the body,
+/// so that each is decoded on its own and one bad item cannot fail the page.
+#[serde_as]
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct WirePage<T> {
-    /// The items (absent on some error-ish empty answers: treated as none).
-    #[serde(default = "Vec::new")]
-    pub values: Vec<T>,
+pub struct WirePage<'a> {
+    /// The items, undecoded (absent or `null`: none).
+    #[serde(borrow, default)]
+    pub values: Option<Vec<&'a RawValue>>,
     /// The limit the server actually used.
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     pub limit: Option<u64>,
     /// The start the server actually used.
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     pub start: Option<u64>,
     /// Whether this is the last page.
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     pub is_last_page: Option<bool>,
     /// Where the next page starts.
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     pub next_page_start: Option<u64>,
+}
+
+impl WirePage<'_> {
+    /// Decodes every item as `T`. Items that do not decode (their identity is missing or
+    /// unreadable, or the item is not an object at all) are left out and described in the
+    /// second list; `location` names the request for those descriptions.
+    pub fn decode<T: DeserializeOwned>(
+        &self,
+        kind: RecordKind,
+        location: &str,
+    ) -> (Vec<T>, Vec<UnreadableRecord>) {
+        decode_items(self.values.as_deref().unwrap_or_default(), kind, location)
+    }
+}
+
+/// Decodes raw items one by one; see [`WirePage::decode`].
+pub fn decode_items<T: DeserializeOwned>(
+    raw: &[&RawValue],
+    kind: RecordKind,
+    location: &str,
+) -> (Vec<T>, Vec<UnreadableRecord>) {
+    let mut items = Vec::with_capacity(raw.len());
+    let mut unreadable = Vec::new();
+    for (i, item) in raw.iter().enumerate() {
+        match serde_json::from_str::<T>(item.get()) {
+            Ok(v) => items.push(v),
+            Err(e) => unreadable.push(UnreadableRecord {
+                kind,
+                location: format!("{location} item {i}"),
+                reason: clean_reason(&e.to_string()),
+            }),
+        }
+    }
+    (items, unreadable)
+}
+
+/// A parser message made safe to show: control characters (terminal escapes) replaced and the
+/// length bounded.
+pub fn clean_reason(message: &str) -> String {
+    let mut out: String = message
+        .chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .take(MAX_REASON)
+        .collect();
+    if message.chars().count() > MAX_REASON {
+        out.push('…');
+    }
+    out
 }
 
 /// Why a listing stopped, when it stopped for a reason other than the server saying so.
@@ -43,7 +105,7 @@ pub enum PageAnomaly {
 
 /// Where the next page starts, `None` when the listing is over. The anomaly, if any, is returned
 /// so the caller can log it.
-pub fn next_start<T>(requested: u64, page: &WirePage<T>) -> (Option<u64>, Option<PageAnomaly>) {
+pub fn next_start(requested: u64, page: &WirePage<'_>) -> (Option<u64>, Option<PageAnomaly>) {
     if page.is_last_page == Some(true) {
         return (None, None);
     }
@@ -81,7 +143,7 @@ pub fn page_size(configured: Option<u32>) -> u32 {
 mod tests {
     use super::*;
 
-    fn page(json: &str) -> WirePage<u32> {
+    fn page(json: &str) -> WirePage<'_> {
         serde_json::from_str(json).unwrap()
     }
 
@@ -122,7 +184,47 @@ mod tests {
     fn missing_flags_mean_last_page() {
         let p = page(r#"{"values":[]}"#);
         assert_eq!(next_start(0, &p), (None, None));
-        assert!(p.values.is_empty());
+        assert_eq!(p.values.map(|v| v.len()), Some(0));
+    }
+
+    #[test]
+    fn paging_fields_in_another_shape_mean_last_page() {
+        let p = page(r#"{"values":[1],"isLastPage":"no","nextPageStart":"25","limit":null}"#);
+        assert_eq!(next_start(0, &p), (None, None));
+        assert_eq!(p.limit, None);
+    }
+
+    #[test]
+    fn one_bad_item_is_reported_and_the_rest_kept() {
+        let p = page(
+            r#"{"values":[{"id":1},null,{"title":"no id"},{"id":"x"},{"id":4,"extra":{"a":[null]}}],"isLastPage":true}"#,
+        );
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Item {
+            id: u64,
+        }
+        let (items, bad) = p.decode::<Item>(RecordKind::PullRequest, "GET /x start=0");
+        assert_eq!(items, vec![Item { id: 1 }, Item { id: 4 }]);
+        let at: Vec<_> = bad.iter().map(|b| b.location.as_str()).collect();
+        assert_eq!(
+            at,
+            vec![
+                "GET /x start=0 item 1",
+                "GET /x start=0 item 2",
+                "GET /x start=0 item 3"
+            ]
+        );
+        assert!(
+            bad.iter()
+                .all(|b| b.kind == RecordKind::PullRequest && !b.reason.is_empty())
+        );
+    }
+
+    #[test]
+    fn reasons_carry_no_escape_codes_and_stay_short() {
+        let r = clean_reason(&format!("bad \u{1b}]0;owned\u{7} {}", "x".repeat(500)));
+        assert!(!r.chars().any(char::is_control));
+        assert!(r.chars().count() <= MAX_REASON + 1);
     }
 
     #[test]

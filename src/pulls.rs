@@ -5,8 +5,10 @@ use crate::activities;
 use crate::client::Client;
 use crate::diffstat::{self, DiffError};
 use crate::error::ConnectorError;
-use crate::host::Host;
-use crate::model::{Connection, DiffStats, PrCompleteness, PullRequest, RepoRef};
+use crate::host::{Host, LogLevel};
+use crate::model::{
+    Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, UnreadableRecord,
+};
 use crate::normalize;
 use crate::wire::{WireActivity, WirePullRequest};
 
@@ -43,16 +45,16 @@ fn pr_path<'a>(repo: &'a RepoRef, id: &'a str) -> [&'a str; 6] {
     ]
 }
 
-/// Every activity of a pull request (all pages).
+/// Every activity of a pull request (all pages), and those that could not be identified.
 pub fn fetch_activities<H: Host + ?Sized>(
     client: &Client<'_, H>,
     repo: &RepoRef,
     id: u64,
-) -> Result<Vec<WireActivity>, ConnectorError> {
+) -> Result<(Vec<WireActivity>, Vec<UnreadableRecord>), ConnectorError> {
     let id = id.to_string();
     let base = pr_path(repo, &id);
     let segments = [&base[..], &["activities"]].concat();
-    client.get_all(&segments, &[])
+    client.get_all(RecordKind::Activity, &segments, &[])
 }
 
 /// Diff statistics of a pull request, counted while streaming.
@@ -80,15 +82,18 @@ pub fn fetch_diff_stats<H: Host + ?Sized>(
 }
 
 /// Completes a snapshot with activities and (unless `known_diff` is given, because the commit
-/// pair has not changed) diff statistics.
+/// pair has not changed) diff statistics. Activities that cannot be identified are left out and
+/// added to `unreadable`.
 pub fn complete<H: Host + ?Sized>(
     client: &Client<'_, H>,
     mut pr: PullRequest,
     known_diff: Option<DiffStats>,
+    unreadable: &mut Vec<UnreadableRecord>,
 ) -> Result<PullRequest, (Stage, ConnectorError)> {
     let repo = pr.repo.clone();
-    let acts =
+    let (acts, bad) =
         again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (Stage::Activities, e))?;
+    unreadable.extend(bad);
     activities::apply(&mut pr, acts);
     let diff = match known_diff {
         Some(d) => d,
@@ -140,7 +145,21 @@ pub fn fetch_pull_request<H: Host + ?Sized>(
 ) -> Result<PullRequest, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     let (_, snapshot) = fetch_snapshot(&client, repo, id)?;
-    complete(&client, snapshot, None).map_err(|(_, e)| e)
+    // The contract's single pull request has no list to report them in; they were logged.
+    let mut unreadable = Vec::new();
+    let pr = complete(&client, snapshot, None, &mut unreadable).map_err(|(_, e)| e)?;
+    if !unreadable.is_empty() {
+        client.log(
+            LogLevel::Warn,
+            &format!(
+                "{}/{} #{id}: {} activities left out",
+                repo.project_key,
+                repo.slug,
+                unreadable.len()
+            ),
+        );
+    }
+    Ok(pr)
 }
 
 pub use crate::sync::fetch_pull_requests;

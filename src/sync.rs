@@ -26,7 +26,8 @@ use crate::client::Client;
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
 use crate::model::{
-    BatchStats, Connection, DiffStats, PullRequestBatch, RepoRef, SkippedPullRequest, SyncOptions,
+    BatchStats, Connection, DiffStats, PullRequestBatch, RecordKind, RepoRef, SkippedPullRequest,
+    SyncOptions,
 };
 use crate::normalize;
 use crate::pulls::{self, Stage};
@@ -173,10 +174,7 @@ pub fn fingerprint(w: &WirePullRequest) -> String {
         for x in list.iter() {
             put(&format!(
                 "{role}|{}|{:?}|{:?}|{:?}",
-                x.user.slug.as_deref().unwrap_or(&x.user.name),
-                x.status,
-                x.approved,
-                x.last_reviewed_commit
+                x.user.slug, x.status, x.approved, x.last_reviewed_commit
             ));
         }
     }
@@ -359,14 +357,16 @@ fn run_retries<H: Host + ?Sized>(
         }
         *budget -= 1;
         match pulls::fetch_snapshot(client, repo, id) {
-            Ok((wire, snap)) => match pulls::complete(client, snap, None) {
-                Ok(pr) => {
-                    work.pending.memos.push((id, memo_for(&wire, pr.diff)));
-                    work.pending.retry_remove.push(id);
-                    work.batch.pull_requests.push(pr);
+            Ok((wire, snap)) => {
+                match pulls::complete(client, snap, None, &mut work.batch.unreadable) {
+                    Ok(pr) => {
+                        work.pending.memos.push((id, memo_for(&wire, pr.diff)));
+                        work.pending.retry_remove.push(id);
+                        work.batch.pull_requests.push(pr);
+                    }
+                    Err((stage, e)) => work.batch.skipped.push(skipped(id, stage, e)),
                 }
-                Err((stage, e)) => work.batch.skipped.push(skipped(id, stage, e)),
-            },
+            }
             Err(e @ ConnectorError::NotFound(_)) => {
                 // Deleted since it failed: nothing left to fetch.
                 work.pending.retry_remove.push(id);
@@ -396,6 +396,7 @@ pub fn fetch_pull_requests<H: Host + ?Sized>(
     let empty = |requests| PullRequestBatch {
         pull_requests: Vec::new(),
         skipped: Vec::new(),
+        unreadable: Vec::new(),
         next_cursor: None,
         stats: BatchStats {
             requests,
@@ -521,6 +522,7 @@ fn list_page<H: Host + ?Sized>(
 ) -> Result<(), ConnectorError> {
     let host = client.host();
     let (page, _) = client.get_page::<WirePullRequest>(
+        RecordKind::PullRequest,
         &[
             "projects",
             &repo.project_key,
@@ -537,6 +539,11 @@ fn list_page<H: Host + ?Sized>(
     let mut exhausted = false;
     let mut page_max: Option<i64> = None;
     work.batch.stats.listed = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
+    if !pass.progress.partial {
+        work.batch
+            .unreadable
+            .extend(page.unreadable.iter().cloned());
+    }
     for wire in &page.items {
         let updated = wire.updated_date.or(wire.created_date).unwrap_or(0);
         page_max = page_max.max(Some(updated));
@@ -576,7 +583,12 @@ fn list_page<H: Host + ?Sized>(
         let known_diff = old
             .filter(|m| m.from == wire.from_ref.latest_commit && m.to == wire.to_ref.latest_commit)
             .and_then(|m| m.diff);
-        match pulls::complete(client, normalize::pull_request(wire, repo), known_diff) {
+        match pulls::complete(
+            client,
+            normalize::pull_request(wire, repo),
+            known_diff,
+            &mut work.batch.unreadable,
+        ) {
             Ok(pr) => {
                 work.pending.memos.push((wire.id, memo_for(wire, pr.diff)));
                 work.batch.pull_requests.push(pr);

@@ -50,14 +50,16 @@ fn to_millis(raw: RawTime) -> Option<i64> {
     }
 }
 
-/// Serde helper: an optional timestamp in any of the accepted forms. An unreadable value is an
-/// error (the caller decides whether that fails the record).
-pub fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    match Option::<RawTime>::deserialize(d)? {
-        None => Ok(None),
-        Some(raw) => to_millis(raw)
-            .map(Some)
-            .ok_or_else(|| serde::de::Error::custom("unreadable timestamp")),
+/// A timestamp in any of the accepted forms, for `#[serde_as(as = "...")]`: epoch milliseconds
+/// (an integer, a float, or a string of digits) or an ISO 8601 string with `Z` or an offset, with
+/// or without fractional seconds. An unreadable value is an error; wrap it in serde_with's
+/// `DefaultOnError` where it must not fail the record.
+pub struct EpochMillis;
+
+impl<'de> serde_with::DeserializeAs<'de, i64> for EpochMillis {
+    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        to_millis(RawTime::deserialize(d)?)
+            .ok_or_else(|| serde::de::Error::custom("unreadable timestamp"))
     }
 }
 
@@ -65,9 +67,11 @@ pub fn opt_millis<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Err
 mod tests {
     use super::*;
 
+    #[serde_with::serde_as]
     #[derive(Deserialize)]
     struct T {
-        #[serde(default, deserialize_with = "opt_millis")]
+        #[serde_as(as = "Option<EpochMillis>")]
+        #[serde(default)]
         at: Option<i64>,
     }
 
@@ -100,6 +104,14 @@ mod tests {
         assert_eq!(
             at(r#"{"at": "2019-03-26T15:47:11+05:30"}"#).unwrap(),
             Some(1_553_595_431_000)
+        );
+        assert_eq!(
+            at(r#"{"at": "2026-08-19T17:27:55Z"}"#).unwrap(),
+            Some(1_787_160_475_000)
+        );
+        assert_eq!(
+            at(r#"{"at": "2026-08-19T19:27:55.266+02:00"}"#).unwrap(),
+            Some(1_787_160_475_266)
         );
         assert_eq!(at(r#"{"at": null}"#).unwrap(), None);
         assert_eq!(at(r#"{}"#).unwrap(), None);

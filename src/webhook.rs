@@ -17,10 +17,13 @@ use crate::model::{
     WebhookRequest, WebhookResult,
 };
 use crate::normalize;
-use crate::timestamps;
+use crate::paging::clean_reason;
+use crate::timestamps::EpochMillis;
 use crate::wire::{WireParticipant, WirePullRequest, WireUser};
 use hmac::{Hmac, Mac};
 use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_with::{DefaultOnError, serde_as};
 use sha2::Sha256;
 
 /// Largest body the connector reads (hosts cap lower; 1 MiB by default).
@@ -96,20 +99,28 @@ pub fn verify_signature(
         .map_err(|_| WebhookError::InvalidSignature("the signature does not match the body".into()))
 }
 
-/// The envelope every event shares, plus the per-event fields the connector reads.
+/// The envelope every event shares, plus the per-event fields the connector reads. Like the
+/// wire model, every field is lenient; the pull request stays raw so that the reason it cannot
+/// be read (its identity) can be told.
+#[serde_as]
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct Envelope {
+struct Envelope<'a> {
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     event_key: Option<String>,
-    #[serde(default, deserialize_with = "timestamps::opt_millis")]
+    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
+    #[serde(default)]
     date: Option<i64>,
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     actor: Option<WireUser>,
-    #[serde(default)]
-    pull_request: Option<WirePullRequest>,
+    #[serde(borrow, default)]
+    pull_request: Option<&'a RawValue>,
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     participant: Option<WireParticipant>,
+    #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     previous_status: Option<String>,
 }
@@ -232,9 +243,19 @@ pub fn handle_webhook<H: Host + ?Sized>(
             verified,
         ));
     }
-    let wire = envelope.pull_request.as_ref().ok_or_else(|| {
-        WebhookError::MalformedPayload(format!("{event_key} without a pullRequest"))
+    let raw = envelope
+        .pull_request
+        .filter(|r| r.get() != "null")
+        .ok_or_else(|| {
+            WebhookError::MalformedPayload(format!("{event_key} without a pullRequest"))
+        })?;
+    let wire: WirePullRequest = serde_json::from_str(raw.get()).map_err(|e| {
+        WebhookError::MalformedPayload(format!(
+            "{event_key}: the pull request cannot be identified: {}",
+            clean_reason(&e.to_string())
+        ))
     })?;
+    let wire = &wire;
     let target = wire
         .to_ref
         .repository
@@ -250,25 +271,20 @@ pub fn handle_webhook<H: Host + ?Sized>(
         pr.merged_by = actor.clone();
         pr.merged_at = pr.closed_at.or(envelope.date);
     }
-    let review = match (
-        event_key.starts_with("pr:reviewer:") && event_key != "pr:reviewer:updated",
-        &envelope.participant,
-    ) {
-        (true, Some(p)) => Some(ReviewChange {
+    // A reviewer event whose participant cannot be read still carries the pull request; the
+    // refresh it asks for brings the reviewers' statuses.
+    let review = envelope
+        .participant
+        .as_ref()
+        .filter(|_| event_key.starts_with("pr:reviewer:") && event_key != "pr:reviewer:updated")
+        .map(|p| ReviewChange {
             user: normalize::user(p.user.clone()),
             status: normalize::reviewer_status(p.status.as_deref(), p.approved),
             previous_status: envelope
                 .previous_status
                 .as_deref()
                 .map(|s| normalize::reviewer_status(Some(s), None)),
-        }),
-        (true, None) => {
-            return Err(WebhookError::MalformedPayload(format!(
-                "{event_key} without a participant"
-            )));
-        }
-        _ => None,
-    };
+        });
 
     // Only now, with a verified and understood delivery, is its id spent.
     if let Some(id) = &request_id

@@ -102,7 +102,8 @@ proptest! {
 
     #[test]
     fn page_parsing_never_panics_and_never_loops(v in any_json(), start in 0u64..1000) {
-        if let Ok(page) = serde_json::from_value::<WirePage<Value>>(v)
+        let text = v.to_string();
+        if let Ok(page) = serde_json::from_str::<WirePage<'_>>(&text)
             && let (Some(next), _) = next_start(start, &page)
         {
             prop_assert!(next > start, "the next start always moves forward");

@@ -17,6 +17,9 @@ fn report(note: String) -> ConnectionReport {
         user: None,
         projects: 0,
         repos: 0,
+        personal_repos: 0,
+        archived_repos: 0,
+        excluded_repos: 0,
     }
 }
 
@@ -45,7 +48,7 @@ impl Guest for Hostile {
         }
     }
 
-    fn check_connection(conn: Connection) -> Result<ConnectionReport, ConnectorError> {
+    fn check_connection(conn: Connection, _: RepoFilter) -> Result<ConnectionReport, ConnectorError> {
         let base = conn.base_url.trim_end_matches('/').to_string();
         let (root, mode) = base.rsplit_once('/').unwrap_or((&base, ""));
         match mode {
@@ -96,7 +99,19 @@ impl Guest for Hostile {
     fn list_projects(_: Connection, _: PageRequest) -> Result<ProjectPage, ConnectorError> {
         Err(refuse())
     }
-    fn list_repos(_: Connection, _: String, _: PageRequest) -> Result<RepoPage, ConnectorError> {
+    fn list_repos(
+        _: Connection,
+        _: String,
+        _: RepoFilter,
+        _: PageRequest,
+    ) -> Result<RepoPage, ConnectorError> {
+        Err(refuse())
+    }
+    fn list_all_repos(
+        _: Connection,
+        _: RepoFilter,
+        _: PageRequest,
+    ) -> Result<RepoPage, ConnectorError> {
         Err(refuse())
     }
     fn fetch_pull_requests(
