@@ -5,9 +5,13 @@
 //! whose diff always fails, pull requests updated while a sync runs). It can export its ground
 //! truth and send signed webhooks for the changes it makes.
 
+pub mod render;
+pub mod vary;
+pub mod version;
 pub mod world;
 
 use hmac::{Hmac, Mac};
+use render::{Dialect, error as error_json, user as user_json};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::HashSet;
@@ -50,6 +54,8 @@ pub struct SimConfig {
     pub token: Option<String>,
     /// Where to send signed webhooks for changes, and the secret.
     pub webhook: Option<(String, String)>,
+    /// Which server version it imitates, and whether it varies shapes.
+    pub dialect: Dialect,
 }
 
 impl Default for SimConfig {
@@ -60,6 +66,7 @@ impl Default for SimConfig {
             faults: Faults::default(),
             token: None,
             webhook: None,
+            dialect: Dialect::default(),
         }
     }
 }
@@ -81,6 +88,7 @@ struct State {
     counts: Mutex<RequestCounts>,
     webhook: Mutex<Option<(String, String)>>,
     base: String,
+    dialect: Dialect,
 }
 
 /// Requests answered so far, by kind of resource (for request budgets in tests and benchmarks).
@@ -129,98 +137,6 @@ pub struct Simulator {
     updater: Option<JoinHandle<()>>,
 }
 
-fn error_json(exception: &str, message: &str) -> String {
-    json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]})
-        .to_string()
-}
-
-fn user_json(slug: &str) -> Value {
-    json!({
-        "name": slug, "emailAddress": format!("{slug}@sim.example"), "id": slug.bytes().map(u64::from).sum::<u64>(),
-        "displayName": slug.to_uppercase(), "active": true, "slug": slug,
-        "type": if slug == "ci-bot" { "SERVICE" } else { "NORMAL" },
-        "links": {"self": [{"href": format!("https://sim.example/users/{slug}")}]}
-    })
-}
-
-fn repo_ref_json(project: &str, slug: &str) -> Value {
-    json!({"slug": slug, "name": slug, "project": {"key": project, "name": project}})
-}
-
-fn repo_json(r: &SimRepo) -> Value {
-    let mut v = json!({
-        "slug": r.slug, "id": r.id, "name": r.slug, "scmId": "git", "state": "AVAILABLE", "statusMessage": "Available",
-        "forkable": true, "public": false, "archived": false,
-        "project": {"key": r.project, "name": r.project, "type": if r.project.starts_with('~') { "PERSONAL" } else { "NORMAL" }},
-        "links": {"clone": [{"href": format!("https://sim.example/scm/{}/{}.git", r.project, r.slug), "name": "http"}],
-                  "self": [{"href": format!("https://sim.example/projects/{}/repos/{}/browse", r.project, r.slug)}]}
-    });
-    if let Some((k, s)) = &r.origin {
-        v["origin"] = repo_ref_json(k, s);
-    }
-    v
-}
-
-fn pr_json(r: &SimRepo, p: &SimPr) -> Value {
-    let (src_project, src_slug) = p
-        .fork
-        .clone()
-        .unwrap_or_else(|| (r.project.clone(), r.slug.clone()));
-    let mut v = json!({
-        "id": p.id, "version": p.version, "title": p.title, "description": format!("Why:\r\n{}", p.title),
-        "state": p.state, "open": p.state == "OPEN", "closed": p.state != "OPEN", "draft": p.draft,
-        "createdDate": p.created, "updatedDate": p.updated, "locked": false,
-        "fromRef": {"id": format!("refs/heads/{}", p.branch), "displayId": p.branch, "latestCommit": p.from_commit,
-                    "type": {"id": "BRANCH"}, "repository": repo_ref_json(&src_project, &src_slug)},
-        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": p.to_commit, "type": {"id": "BRANCH"},
-                  "repository": repo_ref_json(&r.project, &r.slug)},
-        "author": {"user": user_json(&p.author), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
-        "reviewers": p.reviewers.iter().map(|(u, s)| json!({"user": user_json(u), "role": "REVIEWER", "approved": *s == "APPROVED", "status": s})).collect::<Vec<_>>(),
-        "participants": [],
-        "properties": {"commentCount": p.comments, "openTaskCount": 0, "resolvedTaskCount": 0},
-        "links": {"self": [{"href": format!("https://sim.example/projects/{}/repos/{}/pull-requests/{}", r.project, r.slug, p.id)}]}
-    });
-    if let Some(c) = p.closed {
-        v["closedDate"] = json!(c);
-    }
-    v
-}
-
-fn activity_json(p: &SimPr, a: &world::Activity) -> Value {
-    let mut v =
-        json!({"id": a.id, "createdDate": a.at, "user": user_json(&a.user), "action": a.action});
-    if a.action == "COMMENTED" {
-        v["commentAction"] = json!("ADDED");
-        v["comment"] =
-            json!({"id": a.id, "text": "Looks fine to me", "author": user_json(&a.user)});
-    }
-    if a.action == "MERGED" {
-        v["commit"] =
-            json!({"id": world::merge_commit(p), "displayId": &world::merge_commit(p)[..11]});
-    }
-    v
-}
-
-fn diff_json(p: &SimPr) -> String {
-    let path = |s: &Option<String>| match s {
-        Some(x) => {
-            json!({"components": x.split('/').collect::<Vec<_>>(), "name": x.rsplit('/').next(), "toString": x})
-        }
-        None => Value::Null,
-    };
-    let lines = |n: u32, kind: &str| -> Vec<Value> {
-        (0..n).map(|i| json!({"source": i + 1, "destination": i + 1, "line": format!("SIM-SOURCE-LINE {kind} let x{i} = {i};"), "truncated": false})).collect()
-    };
-    let diffs: Vec<Value> = p.files.iter().map(|f| json!({
-        "source": path(&f.source), "destination": path(&f.destination), "truncated": false,
-        "hunks": [{"sourceLine": 1, "sourceSpan": f.removed, "destinationLine": 1, "destinationSpan": f.added, "truncated": false,
-                   "segments": [{"type": "CONTEXT", "lines": lines(1, "context"), "truncated": false},
-                                {"type": "REMOVED", "lines": lines(f.removed, "removed"), "truncated": false},
-                                {"type": "ADDED", "lines": lines(f.added, "added"), "truncated": false}]}]
-    })).collect();
-    json!({"fromHash": p.to_commit, "toHash": p.from_commit, "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false}).to_string()
-}
-
 fn query(url: &str) -> Vec<(String, String)> {
     url.split_once('?')
         .map(|(_, q)| {
@@ -231,22 +147,14 @@ fn query(url: &str) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn page(values: Vec<Value>, q: &[(String, String)], cap: usize) -> String {
+/// `start` and `limit` of a listing request (Bitbucket's default limit is 25).
+fn paging(q: &[(String, String)]) -> (usize, usize) {
     let get = |k: &str| {
         q.iter()
             .find(|(n, _)| n == k)
             .and_then(|(_, v)| v.parse::<usize>().ok())
     };
-    let start = get("start").unwrap_or(0);
-    let limit = get("limit").unwrap_or(25).clamp(1, cap);
-    let slice: Vec<Value> = values.into_iter().skip(start).take(limit + 1).collect();
-    let last = slice.len() <= limit;
-    let items: Vec<Value> = slice.into_iter().take(limit).collect();
-    let mut v = json!({"size": items.len(), "limit": limit, "start": start, "isLastPage": last, "values": items});
-    if !last {
-        v["nextPageStart"] = json!(start + limit);
-    }
-    v.to_string()
+    (get("start").unwrap_or(0), get("limit").unwrap_or(25))
 }
 
 impl State {
@@ -295,39 +203,153 @@ impl State {
                 ),
             )
         };
+        let d = &self.dialect;
+        let (start, limit) = paging(&q);
+        let ok = |v: Value| (200, d.finish(url, v));
         match seg.as_slice() {
-            ["application-properties"] => (200, json!({"version": "9.2.4", "buildNumber": "9002004", "buildDate": "1731000000000", "displayName": "Bitbucket (simulated)"}).to_string()),
-            ["projects"] => (200, page(world.projects.iter().filter(|k| !k.starts_with('~')).map(|k| json!({"key": k, "id": k.len(), "name": format!("Project {k}"), "public": false, "type": "NORMAL"})).collect(), &q, CAP_PROJECTS)),
+            ["application-properties"] => ok(d.application_properties()),
+            // Personal projects are not listed (research notes rest.md §5; Sourcegraph and
+            // Renovate reach personal repositories through `/repos`).
+            ["projects"] => ok(d.page(
+                world
+                    .projects
+                    .iter()
+                    .filter(|k| !k.starts_with('~'))
+                    .map(|k| render::project(k))
+                    .collect(),
+                start,
+                limit,
+                CAP_PROJECTS,
+            )),
             ["projects", key, "repos"] => {
-                if !world.projects.iter().any(|p| p == key) {
-                    return (404, error_json("com.atlassian.bitbucket.project.NoSuchProjectException", &format!("Project {key} does not exist.")));
+                // A personal project exists for every user (it is made on first access: Atlassian
+                // KB "Personal projects in Bitbucket Server").
+                let personal_of_user = key
+                    .strip_prefix('~')
+                    .is_some_and(|u| world.users.iter().any(|x| x.eq_ignore_ascii_case(u)));
+                if !world.projects.iter().any(|p| p == key) && !personal_of_user {
+                    return (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.project.NoSuchProjectException",
+                            &format!("Project {key} does not exist."),
+                        ),
+                    );
                 }
-                (200, page(world.repos.iter().filter(|r| r.project == *key).map(repo_json).collect(), &q, CAP_REPOS))
+                // Archived repositories included: this listing has no `archived` filter (reference).
+                ok(d.page(
+                    world
+                        .repos
+                        .iter()
+                        .filter(|r| r.project == *key)
+                        .map(|r| d.repo(r))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_REPOS,
+                ))
             }
-            ["repos"] => (200, page(world.repos.iter().map(repo_json).collect(), &q, CAP_REPOS)),
-            ["admin", "users"] | ["users"] => (200, page(world.users.iter().map(|u| user_json(u)).collect(), &q, CAP_USERS)),
+            ["repos"] => {
+                let wanted = q
+                    .iter()
+                    .find(|(k, _)| k == "archived")
+                    .map(|(_, v)| v.to_ascii_uppercase());
+                let admits = |r: &&SimRepo| {
+                    // 8.0+ filters by `archived`, ACTIVE unless asked (reference); older servers
+                    // have no archiving and ignore the parameter.
+                    !d.version.has_archiving()
+                        || match wanted.as_deref() {
+                            Some("ALL") => true,
+                            Some("ARCHIVED") => r.archived,
+                            _ => !r.archived,
+                        }
+                };
+                ok(d.page(
+                    world
+                        .repos
+                        .iter()
+                        .filter(admits)
+                        .map(|r| d.repo(r))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_REPOS,
+                ))
+            }
+            ["admin", "users"] | ["users"] => ok(d.page(
+                world.users.iter().map(|u| user_json(u)).collect(),
+                start,
+                limit,
+                CAP_USERS,
+            )),
             ["projects", k, "repos", s, "pull-requests"] => {
-                let Some(r) = find_repo(k, s) else { return no_repo(k, s) };
+                let Some(r) = find_repo(k, s) else {
+                    return no_repo(k, s);
+                };
                 let mut prs: Vec<&SimPr> = r.prs.iter().collect();
                 prs.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
-                (200, page(prs.into_iter().map(|p| pr_json(r, p)).collect(), &q, CAP_PRS))
+                ok(d.page(
+                    prs.into_iter()
+                        .map(|p| d.pull_request(r, p, false))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_PRS,
+                ))
             }
             ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
-                let Some(r) = find_repo(k, s) else { return no_repo(k, s) };
-                let Some(p) = id.parse::<u64>().ok().and_then(|id| r.prs.iter().find(|p| p.id == id)) else {
-                    return (404, error_json("com.atlassian.bitbucket.pull.NoSuchPullRequestException", &format!("Pull request {id} does not exist in {k}/{s}.")));
+                let Some(r) = find_repo(k, s) else {
+                    return no_repo(k, s);
+                };
+                let Some(p) = id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| r.prs.iter().find(|p| p.id == id))
+                else {
+                    return (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.pull.NoSuchPullRequestException",
+                            &format!("Pull request {id} does not exist in {k}/{s}."),
+                        ),
+                    );
                 };
                 match rest {
-                    [] => (200, pr_json(r, p).to_string()),
-                    ["activities"] => (200, page(p.activities.iter().rev().map(|a| activity_json(p, a)).collect(), &q, CAP_ACTIVITIES)),
-                    ["diff"] if self.broken.contains(&(k.to_string(), s.to_string(), p.id)) => {
-                        (500, error_json("com.atlassian.bitbucket.scm.CommandFailedException", "git diff failed: fatal: bad object"))
-                    }
-                    ["diff"] => (200, diff_json(p)),
-                    _ => (404, error_json("com.atlassian.bitbucket.NoSuchEntityException", "No such resource")),
+                    [] => ok(d.pull_request(r, p, true)),
+                    ["activities"] => ok(d.page(
+                        p.activities
+                            .iter()
+                            .rev()
+                            .map(|a| d.activity(p, a))
+                            .collect(),
+                        start,
+                        limit,
+                        CAP_ACTIVITIES,
+                    )),
+                    ["diff"] if self.broken.contains(&(k.to_string(), s.to_string(), p.id)) => (
+                        500,
+                        error_json(
+                            "com.atlassian.bitbucket.scm.CommandFailedException",
+                            "git diff failed: fatal: bad object",
+                        ),
+                    ),
+                    ["diff"] => ok(d.diff(p)),
+                    _ => (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.NoSuchEntityException",
+                            "No such resource",
+                        ),
+                    ),
                 }
             }
-            _ => (404, error_json("com.atlassian.bitbucket.NoSuchEntityException", "No such resource")),
+            _ => (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.NoSuchEntityException",
+                    "No such resource",
+                ),
+            ),
         }
     }
 
@@ -436,6 +458,8 @@ impl State {
                     .filter(|(_, p)| p.state == "OPEN")
                     .map(move |(pi, _)| (ri, pi))
             })
+            // Archived repositories are read-only.
+            .filter(|(ri, _)| !world.repos[*ri].archived)
             .filter(|(ri, pi)| {
                 let r = &world.repos[*ri];
                 !self
@@ -460,22 +484,27 @@ impl State {
         let p = &r.prs[pi];
         let target = self.webhook.lock().ok().and_then(|w| w.clone());
         if let Some((url, secret)) = &target {
-            let mut payload = json!({"eventKey": key, "date": "2026-11-24T10:00:00+0000", "actor": user_json(reviewer.as_deref().unwrap_or(&p.author)), "pullRequest": pr_json(r, p)});
-            if let Some(who) = &reviewer {
-                payload["participant"] = json!({"user": user_json(who), "role": "REVIEWER", "approved": true, "status": "APPROVED"});
-                payload["previousStatus"] = json!("UNAPPROVED");
-            }
-            send_webhook(url, secret, key, &payload);
+            let d = &self.dialect;
+            let actor = reviewer.as_deref().unwrap_or(&p.author);
+            let extra = match &reviewer {
+                Some(who) => {
+                    json!({"participant": {"user": user_json(who), "role": "REVIEWER", "approved": true, "status": "APPROVED"},
+                                    "previousStatus": "UNAPPROVED"})
+                }
+                None => json!({}),
+            };
+            let payload = d.webhook(key, r, p, actor, extra);
+            let body = d.finish(&format!("webhook {key} {}", world.clock), payload);
+            send_webhook(url, secret, key, body.as_bytes());
         }
         Some((r.project.clone(), r.slug.clone(), p.id, key))
     }
 }
 
-/// POSTs a signed webhook delivery.
-pub fn send_webhook(url: &str, secret: &str, key: &str, payload: &Value) -> Option<u16> {
-    let body = payload.to_string();
+/// POSTs a signed webhook delivery of `body`.
+pub fn send_webhook(url: &str, secret: &str, key: &str, body: &[u8]) -> Option<u16> {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
-    mac.update(body.as_bytes());
+    mac.update(body);
     let sig: String = mac
         .finalize()
         .into_bytes()
@@ -492,7 +521,7 @@ pub fn send_webhook(url: &str, secret: &str, key: &str, payload: &Value) -> Opti
         .header("X-Request-Id", format!("sim-{:032x}", fastrand::u128(..)))
         .header("X-Hub-Signature", format!("sha256={sig}"))
         .header("Content-Type", "application/json; charset=utf-8")
-        .send(body.as_bytes())
+        .send(body)
         .ok()?;
     Some(resp.status().as_u16())
 }
@@ -555,6 +584,7 @@ impl Simulator {
             counts: Mutex::new(RequestCounts::default()),
             webhook: Mutex::new(config.webhook.clone()),
             base: format!("http://{addr}"),
+            dialect: config.dialect,
         });
         let workers = (0..8)
             .map(|_| {
@@ -639,10 +669,18 @@ impl Simulator {
         let Ok(world) = self.state.world.lock() else {
             return Vec::new();
         };
+        // A server without drafts (before 8.18) has no draft pull requests to report.
+        let drafts = self.state.dialect.version.has_draft();
         let mut out: Vec<Value> = world
             .repos
             .iter()
             .flat_map(|r| r.prs.iter().map(move |p| World::truth(r, p)))
+            .map(|mut t| {
+                if !drafts {
+                    t["draft"] = Value::Bool(false);
+                }
+                t
+            })
             .collect();
         out.sort_by_key(|v| {
             (
@@ -674,6 +712,20 @@ impl Simulator {
                 )
             })
             .unwrap_or_default()
+    }
+
+    /// How it speaks: server version and shape mode.
+    pub fn dialect(&self) -> Dialect {
+        self.state.dialect
+    }
+
+    /// A copy of the simulated instance as it is now.
+    pub fn world(&self) -> World {
+        self.state
+            .world
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
     }
 
     /// Stops serving.
@@ -721,11 +773,12 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
         .iter()
         .find(|r| !r.project.starts_with('~'))
         .or(world.repos.first());
+    let d = Dialect::default();
     let Some(r) = repo else {
         return RepoFixture {
             project: String::new(),
             slug: String::new(),
-            list_page: page(Vec::new(), &[], 1),
+            list_page: d.page(Vec::new(), 0, 1, 1).to_string(),
             first_pull_request: Value::Null,
             activities: Default::default(),
             diffs: Default::default(),
@@ -733,16 +786,22 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
     };
     let mut sorted: Vec<&SimPr> = r.prs.iter().collect();
     sorted.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
-    let all = [("limit".to_string(), sorted.len().max(1).to_string())];
+    let n = sorted.len().max(1);
     RepoFixture {
         project: r.project.clone(),
         slug: r.slug.clone(),
-        list_page: page(
-            sorted.iter().map(|p| pr_json(r, p)).collect(),
-            &all,
-            sorted.len().max(1),
-        ),
-        first_pull_request: sorted.first().map(|p| pr_json(r, p)).unwrap_or_default(),
+        list_page: d
+            .page(
+                sorted.iter().map(|p| d.pull_request(r, p, false)).collect(),
+                0,
+                n,
+                n,
+            )
+            .to_string(),
+        first_pull_request: sorted
+            .first()
+            .map(|p| d.pull_request(r, p, false))
+            .unwrap_or_default(),
         activities: r
             .prs
             .iter()
@@ -751,16 +810,17 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
                     .activities
                     .iter()
                     .rev()
-                    .map(|a| activity_json(p, a))
+                    .map(|a| d.activity(p, a))
                     .collect();
                 let n = items.len().max(1);
-                (
-                    p.id,
-                    page(items, &[("limit".to_string(), n.to_string())], n),
-                )
+                (p.id, d.page(items, 0, n, n).to_string())
             })
             .collect(),
-        diffs: r.prs.iter().map(|p| (p.id, diff_json(p))).collect(),
+        diffs: r
+            .prs
+            .iter()
+            .map(|p| (p.id, d.diff(p).to_string()))
+            .collect(),
     }
 }
 

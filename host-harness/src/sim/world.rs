@@ -1,6 +1,13 @@
-//! The simulator's generated Bitbucket: users, projects (a personal one too), repositories (a
-//! fork too), pull requests with reviewers, activities and diffs that agree with each other, and
-//! the ground truth a correct sync must reproduce. Everything derives from a seed.
+//! The simulator's generated Bitbucket: users, projects, repositories, pull requests with
+//! reviewers, activities and diffs that agree with each other, and the ground truth a correct
+//! sync must reproduce. Everything derives from a seed.
+//!
+//! Beside the normal projects it holds what real instances hold and a sync must not miss:
+//! - two personal projects (`~USER1`, `~USER2`), which `GET /projects` does not list: in the
+//!   first a fork of `P1/repo-1` (pull requests into `P1/repo-1` come from it, and it has pull
+//!   requests of its own), in the second a personal repository with pull requests;
+//! - an archived repository with pull requests (servers before 8.0 have no archiving, and show it
+//!   as an ordinary repository).
 
 use serde_json::{Value, json};
 
@@ -111,8 +118,17 @@ pub struct SimRepo {
     pub id: u64,
     /// Fork origin.
     pub origin: Option<(String, String)>,
+    /// Archived (Bitbucket 8.0+).
+    pub archived: bool,
     /// Pull requests.
     pub prs: Vec<SimPr>,
+}
+
+impl SimRepo {
+    /// Whether it lives in a personal project.
+    pub fn personal(&self) -> bool {
+        self.project.starts_with('~')
+    }
 }
 
 /// The world.
@@ -148,7 +164,9 @@ impl World {
             .map(|i| format!("P{i}"))
             .collect();
         let personal = format!("~{}", users[0].to_uppercase());
+        let personal2 = format!("~{}", users[1].to_uppercase());
         projects.push(personal.clone());
+        projects.push(personal2.clone());
         let mut world = World {
             users,
             projects,
@@ -165,24 +183,44 @@ impl World {
                     slug: format!("repo-{}", r + 1),
                     id: repo_id,
                     origin: None,
+                    archived: false,
                     prs: Vec::new(),
                 });
             }
         }
-        // A personal fork of the first repository: PRs into P1/repo-1 come from it.
-        world.repos.push(SimRepo {
-            project: personal.clone(),
-            slug: "repo-1".into(),
-            id: repo_id + 1,
-            origin: Some(("P1".into(), "repo-1".into())),
-            prs: Vec::new(),
-        });
+        let last_project = format!("P{}", spec.projects.max(1));
+        let extras = [
+            // A personal fork of the first repository: PRs into P1/repo-1 come from it.
+            (
+                personal.clone(),
+                "repo-1",
+                Some(("P1".to_string(), "repo-1".to_string())),
+                false,
+            ),
+            (personal2, "notes", None, false),
+            (last_project, "legacy", None, true),
+        ];
+        for (project, slug, origin, archived) in extras {
+            repo_id += 1;
+            world.repos.push(SimRepo {
+                project,
+                slug: slug.into(),
+                id: repo_id,
+                origin,
+                archived,
+                prs: Vec::new(),
+            });
+        }
+        // The extra repositories have fewer pull requests than the ordinary ones.
+        let normal = spec.projects.max(1) * spec.repos_per_project.max(1);
         for ri in 0..world.repos.len() {
-            if world.repos[ri].origin.is_some() {
-                continue;
-            }
+            let count = if ri < normal {
+                spec.prs_per_repo
+            } else {
+                spec.prs_per_repo.div_ceil(4)
+            };
             let mut id = 0u64;
-            for n in 0..spec.prs_per_repo {
+            for n in 0..count {
                 id += 1 + u64::from(rng.u32(0..4) == 0);
                 let fork =
                     (ri == 0 && n % 5 == 0).then(|| (personal.clone(), "repo-1".to_string()));
@@ -256,7 +294,14 @@ impl World {
             let who = pr.reviewers[i].0.clone();
             match rng.u32(0..4) {
                 0 => {
-                    self.push_activity(&mut pr, t, &who, "COMMENTED");
+                    // A comment published with the pending-comment review on servers that have
+                    // it (rendered as COMMENTED on older ones; see `version`).
+                    let action = if rng.bool() {
+                        "REVIEW_COMMENTED"
+                    } else {
+                        "COMMENTED"
+                    };
+                    self.push_activity(&mut pr, t, &who, action);
                     pr.comments += 1;
                 }
                 1 => {
@@ -349,7 +394,7 @@ impl World {
                     "APPROVED" => "approved",
                     "UNAPPROVED" => "unapproved",
                     "REVIEWED" => "needs_work",
-                    "COMMENTED" => "commented",
+                    "COMMENTED" | "REVIEW_COMMENTED" => "commented",
                     _ => return None,
                 };
                 Some(json!({"user": a.user, "state": state, "at": a.at}))
@@ -376,7 +421,7 @@ impl World {
             "files_changed": p.files.len(), "diff_truncated": false,
             "reviewers": p.reviewers.iter().map(|(u, s)| json!({"user": u, "status": s})).collect::<Vec<_>>(),
             "reviews": reviews,
-            "first_review_at": first(&["APPROVED", "REVIEWED", "COMMENTED"]),
+            "first_review_at": first(&["APPROVED", "REVIEWED", "COMMENTED", "REVIEW_COMMENTED"]),
             "first_approval_at": first(&["APPROVED"]),
             "source_repo": p.fork.as_ref().map(|(k, s)| json!({"project_key": k, "slug": s})),
         })
