@@ -130,25 +130,27 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
     let tenant = Arc::new(Tenant::new(config, kv)?);
 
     println!("2. bbdc check");
-    match runtime.check_connection(&tenant) {
+    let job = SyncJob {
+        concurrency: 4,
+        progress: false,
+        ..SyncJob::default()
+    };
+    match runtime.check_connection(&tenant, job.filter) {
         Ok(r) => println!(
-            "   ok: {} {} as {}, {} projects, {} repositories",
+            "   ok: {} {} as {}, {} projects, {} repositories to sync ({} personal, {} archived)",
             r.server_name.unwrap_or_default(),
             r.server_version.unwrap_or_default(),
             r.user.unwrap_or_default(),
             r.projects,
-            r.repos
+            r.repos,
+            r.personal_repos,
+            r.archived_repos
         ),
         Err(e) => anyhow::bail!("check failed: {:?}", output::call_error(&e)),
     }
 
     println!("3. bbdc sync (first, full)");
     let records = SqliteRecords::open(db)?;
-    let job = SyncJob {
-        concurrency: 4,
-        progress: false,
-        ..SyncJob::default()
-    };
     let first = sync::run(&runtime, &tenant, &records, None, &job)?;
     for line in output::sync_summary_text(&first, db).lines() {
         println!("   {line}");

@@ -26,6 +26,8 @@ enum Command {
     Check {
         #[command(flatten)]
         server: ServerArgs,
+        #[command(flatten)]
+        filter: FilterArgs,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -74,6 +76,17 @@ struct SimArgs {
     /// Seed of the generated instance.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// The Bitbucket version to imitate: 5.16, 7.21, 8.19, 9.2 or 10.3.
+    #[arg(long, value_name = "VERSION", default_value = "9.2")]
+    server_version: host_harness::sim::version::ServerVersion,
+    /// `reference` (bodies as that version sends them) or `varied[:SEED]` (also rewritten the way
+    /// plugins and proxies rewrite them: unknown fields, nulls, other types and shapes).
+    #[arg(
+        long,
+        value_name = "reference|varied[:SEED]",
+        default_value = "reference"
+    )]
+    shapes: host_harness::sim::render::Shapes,
     /// Projects.
     #[arg(long, default_value_t = 3)]
     projects: usize,
@@ -194,10 +207,51 @@ fn parse_header(s: &str) -> Result<(String, String), String> {
     }
 }
 
+/// Whether a kind of repository is visited.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Inclusion {
+    /// Visit them.
+    Include,
+    /// Leave them out.
+    Exclude,
+}
+
+/// Which of the visible repositories `check` counts and `sync` visits.
+#[derive(Args)]
+struct FilterArgs {
+    /// Repositories in personal projects (`~USER`), which `GET /projects` does not list.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "include|exclude",
+        default_value = "include"
+    )]
+    personal: Inclusion,
+    /// Archived repositories (Bitbucket 8.0+).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "include|exclude",
+        default_value = "include"
+    )]
+    archived: Inclusion,
+}
+
+impl FilterArgs {
+    fn filter(&self) -> host_harness::bindings::types::RepoFilter {
+        host_harness::bindings::types::RepoFilter {
+            include_personal: self.personal == Inclusion::Include,
+            include_archived: self.archived == Inclusion::Include,
+        }
+    }
+}
+
 #[derive(Args)]
 struct SyncArgs {
     #[command(flatten)]
     server: ServerArgs,
+    #[command(flatten)]
+    filter: FilterArgs,
     /// SQLite file for records and sync state.
     #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
     db: PathBuf,
@@ -296,7 +350,12 @@ fn runtime(component: Option<PathBuf>) -> Result<Runtime> {
     })?)
 }
 
-fn check(component: Option<PathBuf>, server: &ServerArgs, json: bool) -> Result<ExitCode> {
+fn check(
+    component: Option<PathBuf>,
+    server: &ServerArgs,
+    filter: &FilterArgs,
+    json: bool,
+) -> Result<ExitCode> {
     let fail = |code: &str, message: &str| {
         if json {
             println!("{}", output::failure_json(code, message));
@@ -315,7 +374,7 @@ fn check(component: Option<PathBuf>, server: &ServerArgs, json: bool) -> Result<
         Err(e) => return fail("invalid_config", &e.to_string()),
     };
     let runtime = runtime(component)?;
-    match runtime.check_connection(&tenant) {
+    match runtime.check_connection(&tenant, filter.filter()) {
         Ok(report) => {
             if json {
                 println!("{}", output::check_json(&report));
@@ -333,8 +392,17 @@ fn check(component: Option<PathBuf>, server: &ServerArgs, json: bool) -> Result<
                     "  account:      {}",
                     report.user.as_deref().unwrap_or("(the server did not say)")
                 );
-                println!("  projects:     {}", report.projects);
-                println!("  repositories: {}", report.repos);
+                println!(
+                    "  projects:     {} (personal projects are not listed)",
+                    report.projects
+                );
+                println!(
+                    "  repositories: {} to sync ({} personal, {} archived; {} left out by the filter)",
+                    report.repos,
+                    report.personal_repos,
+                    report.archived_repos,
+                    report.excluded_repos
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -367,6 +435,7 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     let job = SyncJob {
         projects: args.projects.clone(),
         repos: args.repos.clone(),
+        filter: args.filter.filter(),
         since: args.since,
         full: args.full,
         concurrency: args.concurrency.max(1),
@@ -435,6 +504,10 @@ fn sim(args: &SimArgs) -> Result<ExitCode> {
         faults: sim_faults(args),
         token,
         webhook,
+        dialect: host_harness::sim::render::Dialect {
+            version: args.server_version,
+            shapes: args.shapes,
+        },
     })?;
     if let Some(path) = &args.truth {
         let lines: Vec<String> = sim.truth().iter().map(|v| v.to_string()).collect();
@@ -442,7 +515,8 @@ fn sim(args: &SimArgs) -> Result<ExitCode> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     eprintln!(
-        "bbdc sim: a simulated Bitbucket Data Center at {}",
+        "bbdc sim: a simulated Bitbucket {} at {}",
+        args.server_version,
         sim.base_url()
     );
     println!("{}", sim.base_url());
@@ -601,7 +675,11 @@ fn main() -> ExitCode {
         _ => "warn",
     });
     let result = match &cli.command {
-        Command::Check { server, json } => check(cli.component.clone(), server, *json),
+        Command::Check {
+            server,
+            filter,
+            json,
+        } => check(cli.component.clone(), server, filter, *json),
         Command::Sync(args) => sync(cli.component.clone(), args),
         Command::Webhook(args) => webhook(cli.component.clone(), args),
         Command::Serve(args) => serve(cli.component.clone(), args),

@@ -62,13 +62,27 @@ pub fn check_json(r: &ConnectionReport) -> Value {
         "user": r.user,
         "projects": r.projects,
         "repos": r.repos,
+        "personal_repos": r.personal_repos,
+        "archived_repos": r.archived_repos,
+        "excluded_repos": r.excluded_repos,
     })
 }
 
 use crate::bindings::types::{
-    PrEventKind, PrState, Project, ProjectKind, PullRequest, RefKind, Repo, ReviewAction,
-    ReviewerStatus, User, UserKind,
+    PrEventKind, PrState, Project, ProjectKind, PullRequest, RecordKind, RefKind, Repo,
+    ReviewAction, ReviewerStatus, User, UserKind,
 };
+
+/// `"project" | "repository" | "user" | "pull_request" | "activity"`.
+pub fn record_kind(k: RecordKind) -> &'static str {
+    match k {
+        RecordKind::Project => "project",
+        RecordKind::Repository => "repository",
+        RecordKind::User => "user",
+        RecordKind::PullRequest => "pull_request",
+        RecordKind::Activity => "activity",
+    }
+}
 
 /// `"OPEN" | "MERGED" | "DECLINED"`.
 pub fn pr_state(s: PrState) -> &'static str {
@@ -215,6 +229,7 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
         "rate_limit_wait_seconds": r.rate_limit_wait.as_secs_f64(),
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
+        "unreadable": r.unreadable.iter().map(|(kind, location, reason)| json!({"kind": kind, "location": location, "reason": reason})).collect::<Vec<_>>(),
         "failed_repos": r.failed_repos.iter().map(|(repo, code, msg)| json!({"repo": repo, "error": code, "message": msg})).collect::<Vec<_>>(),
         "seconds": r.elapsed.as_secs_f64(),
     })
@@ -264,11 +279,29 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
             r.skipped.len()
         );
         for k in &r.skipped {
-            let _ = writeln!(
-                s,
-                "    {} #{}: {} failed: {}: {}",
-                k.repo, k.id, k.stage, k.code, k.message
-            );
+            match k.id {
+                Some(id) => writeln!(
+                    s,
+                    "    {} #{id}: {} failed: {}: {}",
+                    k.repo, k.stage, k.code, k.message
+                ),
+                None => writeln!(
+                    s,
+                    "    {}: a pull request without a readable id: {}",
+                    k.repo, k.message
+                ),
+            }
+            .ok();
+        }
+    }
+    if !r.unreadable.is_empty() {
+        let _ = writeln!(
+            s,
+            "  records left out because they cannot be identified ({}):",
+            r.unreadable.len()
+        );
+        for (kind, location, reason) in &r.unreadable {
+            let _ = writeln!(s, "    {kind} at {location}: {reason}");
         }
     }
     if !r.failed_repos.is_empty() {

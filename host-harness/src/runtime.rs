@@ -6,8 +6,8 @@ use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
 use crate::bindings::types::{
-    ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoPage,
-    UserPage, WebhookError, WebhookOutcome,
+    ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
+    RepoPage, UserPage, WebhookError, WebhookOutcome,
 };
 use crate::bindings::{ConnectorPlugin, ConnectorPluginPre};
 use crate::state::{CallState, Tenant};
@@ -303,15 +303,16 @@ impl Runtime {
         })
     }
 
-    /// `check-connection`.
+    /// `check-connection`, counting the repositories `filter` admits.
     pub fn check_connection(
         &self,
         tenant: &Arc<Tenant>,
+        filter: RepoFilter,
     ) -> Result<ConnectionReport, CallError<ConnectorError>> {
         let conn = Self::connection(tenant);
         self.call_with(tenant, |p, s| {
             p.ingest_bitbucket_dc_connector()
-                .call_check_connection(s, &conn)
+                .call_check_connection(s, &conn, filter)
         })
     }
 
@@ -329,18 +330,35 @@ impl Runtime {
         })
     }
 
-    /// `list-repos`.
+    /// `list-repos`: one page of a project's repositories that `filter` admits.
     pub fn list_repos(
         &self,
         tenant: &Arc<Tenant>,
         project_key: &str,
+        filter: RepoFilter,
         cursor: Option<String>,
     ) -> Result<RepoPage, CallError<ConnectorError>> {
         let conn = Self::connection(tenant);
         let page = PageRequest { cursor };
         self.call_with(tenant, |p, s| {
             p.ingest_bitbucket_dc_connector()
-                .call_list_repos(s, &conn, project_key, &page)
+                .call_list_repos(s, &conn, project_key, filter, &page)
+        })
+    }
+
+    /// `list-all-repos`: one page of every visible repository (personal ones included) that
+    /// `filter` admits.
+    pub fn list_all_repos(
+        &self,
+        tenant: &Arc<Tenant>,
+        filter: RepoFilter,
+        cursor: Option<String>,
+    ) -> Result<RepoPage, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        let page = PageRequest { cursor };
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_list_all_repos(s, &conn, filter, &page)
         })
     }
 

@@ -3,7 +3,7 @@
 //! the connector is told so (by calling it again with the batch's cursor).
 
 use crate::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
-use crate::bindings::types::{Project, Repo, User};
+use crate::bindings::types::{Project, RecordKind, Repo, RepoFilter, UnreadableRecord, User};
 use crate::output;
 use crate::records::RecordSink;
 use crate::runtime::{CallError, Runtime};
@@ -16,12 +16,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What to sync.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SyncJob {
     /// Only these project keys (empty: every visible project).
     pub projects: Vec<String>,
     /// Only these repositories, as (project key, slug) (empty: every repository of the projects).
     pub repos: Vec<(String, String)>,
+    /// Which visible repositories to visit (personal, archived).
+    pub filter: RepoFilter,
     /// Ignore pull requests last updated before this instant (epoch ms).
     pub since: Option<i64>,
     /// List every pull request this run (reconciliation), not just what changed.
@@ -32,13 +34,31 @@ pub struct SyncJob {
     pub progress: bool,
 }
 
-/// A pull request the connector could not fetch in full.
+impl Default for SyncJob {
+    /// Every visible repository, personal and archived ones included, four at a time.
+    fn default() -> Self {
+        Self {
+            projects: Vec::new(),
+            repos: Vec::new(),
+            filter: RepoFilter {
+                include_personal: true,
+                include_archived: true,
+            },
+            since: None,
+            full: false,
+            concurrency: 4,
+            progress: false,
+        }
+    }
+}
+
+/// A pull request the connector could not fetch in full, or could not even identify.
 #[derive(Debug, Clone)]
 pub struct SkippedPr {
     /// `KEY/slug`.
     pub repo: String,
-    /// PR id.
-    pub id: u64,
+    /// PR id; `None` for a listed pull request whose id could not be read (stage `identity`).
+    pub id: Option<u64>,
     /// What failed.
     pub stage: String,
     /// Error code.
@@ -64,6 +84,9 @@ pub struct SyncReport {
     pub rate_limit_wait: Duration,
     /// Pull requests skipped, with reasons.
     pub skipped: Vec<SkippedPr>,
+    /// Other listed records that could not be identified (projects, repositories, users,
+    /// activities): (kind, location, reason). Unreadable pull requests are in `skipped`.
+    pub unreadable: Vec<(String, String, String)>,
     /// Repositories that failed, with the error code and message.
     pub failed_repos: Vec<(String, String, String)>,
     /// Whether users came from `/users` because `/admin/users` was refused.
@@ -156,20 +179,125 @@ pub fn with_retries<T>(
     }
 }
 
-/// Follows a paged listing to its end.
+/// One page of a listing: items, next cursor, items that could not be identified.
+type ListingPage<T> = (Vec<T>, Option<String>, Vec<UnreadableRecord>);
+
+/// Follows a paged listing to its end, collecting the items that could not be identified.
 fn all_pages<T>(
-    mut page: impl FnMut(Option<String>) -> Result<(Vec<T>, Option<String>), CallError<ConnectorError>>,
+    mut page: impl FnMut(Option<String>) -> Result<ListingPage<T>, CallError<ConnectorError>>,
+    unreadable: &mut Vec<(String, String, String)>,
 ) -> Result<Vec<T>, CallError<ConnectorError>> {
     let mut items = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let (mut got, next) = with_retries(|| page(cursor.clone()))?;
+        let (mut got, next, bad) = with_retries(|| page(cursor.clone()))?;
         items.append(&mut got);
+        unreadable.extend(unreadable_entries(bad));
         match next {
             Some(n) => cursor = Some(n),
             None => return Ok(items),
         }
     }
+}
+
+fn unreadable_entries(
+    list: Vec<UnreadableRecord>,
+) -> impl Iterator<Item = (String, String, String)> {
+    list.into_iter()
+        .map(|u| (output::record_kind(u.kind).to_owned(), u.location, u.reason))
+}
+
+/// Which repositories to visit and which project records to write.
+struct Enumerated {
+    projects: Vec<Project>,
+    repos: Vec<Repo>,
+}
+
+/// Enumerates what the job visits. Without `--project`/`--repo`, every visible repository comes
+/// from one listing (`list-all-repos`: `GET /repos`, personal repositories included, which the
+/// project listing cannot reach); the project records are the listed projects plus the personal
+/// projects those repositories live in. With filters, only the named projects' repositories are
+/// listed (personal keys such as `~JDOE` included).
+fn enumerate(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    job: &SyncJob,
+    unreadable: &mut Vec<(String, String, String)>,
+) -> Result<Enumerated, SyncError> {
+    let filter = job.filter;
+    let mut wanted: Vec<String> = job.projects.clone();
+    wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
+    wanted.dedup();
+    let mut listed: Vec<Project> = all_pages(
+        |c| {
+            runtime
+                .list_projects(tenant, c)
+                .map(|p| (p.items, p.next, p.unreadable))
+        },
+        unreadable,
+    )
+    .map_err(|e| listing_error("listing projects", &e))?;
+    let mut repos: Vec<Repo> = Vec::new();
+    if wanted.is_empty() {
+        repos = all_pages(
+            |c| {
+                runtime
+                    .list_all_repos(tenant, filter, c)
+                    .map(|p| (p.items, p.next, p.unreadable))
+            },
+            unreadable,
+        )
+        .map_err(|e| listing_error("listing repositories", &e))?;
+    } else {
+        listed.retain(|p| wanted.contains(&p.key));
+        for key in &wanted {
+            let got = all_pages(
+                |c| {
+                    runtime
+                        .list_repos(tenant, key, filter, c)
+                        .map(|p| (p.items, p.next, p.unreadable))
+                },
+                unreadable,
+            )
+            .map_err(|e| match e {
+                CallError::Connector(ConnectorError::NotFound(_)) => SyncError::Listing {
+                    what: format!("project {key}"),
+                    code: "not_found".into(),
+                    message: format!("project {key} is not visible to this account"),
+                },
+                e => listing_error(format!("listing repositories of {key}"), &e),
+            })?;
+            repos.extend(got.into_iter().filter(|r| {
+                job.repos.is_empty()
+                    || job
+                        .repos
+                        .iter()
+                        .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
+            }));
+        }
+        for (k, s) in &job.repos {
+            if !repos
+                .iter()
+                .any(|r| r.repo_ref.project_key == *k && r.repo_ref.slug == *s)
+            {
+                return Err(SyncError::Listing {
+                    what: format!("repository {k}/{s}"),
+                    code: "not_found".into(),
+                    message: format!(
+                        "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
+                    ),
+                });
+            }
+        }
+    }
+    // Projects the listing leaves out (personal ones) come from their repositories.
+    let mut projects = listed;
+    for r in &repos {
+        if !projects.iter().any(|p| p.key == r.project.key) {
+            projects.push(r.project.clone());
+        }
+    }
+    Ok(Enumerated { projects, repos })
 }
 
 /// Runs the job.
@@ -191,60 +319,12 @@ pub fn run(
     let phase = bars.add(ProgressBar::new_spinner());
     phase.enable_steady_tick(Duration::from_millis(120));
 
-    // Projects.
-    phase.set_message("listing projects");
-    let mut wanted: Vec<String> = job.projects.clone();
-    wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
-    let projects: Vec<Project> =
-        all_pages(|c| runtime.list_projects(tenant, c).map(|p| (p.items, p.next)))
-            .map_err(|e| listing_error("listing projects", &e))?
-            .into_iter()
-            .filter(|p| wanted.is_empty() || wanted.contains(&p.key))
-            .collect();
-    for key in &wanted {
-        if !projects.iter().any(|p| &p.key == key) {
-            return Err(SyncError::Listing {
-                what: format!("project {key}"),
-                code: "not_found".into(),
-                message: format!("project {key} is not visible to this account"),
-            });
-        }
-    }
+    // Projects and repositories.
+    phase.set_message("listing projects and repositories");
+    let Enumerated { projects, repos } = enumerate(runtime, tenant, job, &mut report.unreadable)?;
     sink.projects(&projects)?;
     emit(jsonl, projects.iter().map(output::project_json))?;
     report.records.insert("project", projects.len() as u64);
-
-    // Repositories.
-    let mut repos: Vec<Repo> = Vec::new();
-    for p in &projects {
-        phase.set_message(format!("listing repositories of {}", p.key));
-        let key = p.key.clone();
-        let got = all_pages(|c| {
-            runtime
-                .list_repos(tenant, &key, c)
-                .map(|p| (p.items, p.next))
-        })
-        .map_err(|e| listing_error(format!("listing repositories of {key}"), &e))?;
-        repos.extend(got.into_iter().filter(|r| {
-            job.repos.is_empty()
-                || job
-                    .repos
-                    .iter()
-                    .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
-        }));
-    }
-    for (k, s) in &job.repos {
-        if !repos
-            .iter()
-            .any(|r| r.repo_ref.project_key == *k && r.repo_ref.slug == *s)
-        {
-            return Err(SyncError::Listing {
-                what: format!("repository {k}/{s}"),
-                code: "not_found".into(),
-                message: format!("repository {k}/{s} is not visible to this account"),
-            });
-        }
-    }
     sink.repos(&repos)?;
     emit(jsonl, repos.iter().map(output::repo_json))?;
     report.records.insert("repo", repos.len() as u64);
@@ -252,12 +332,15 @@ pub fn run(
     // Users.
     phase.set_message("listing users");
     let mut fallback = false;
-    let users: Vec<User> = all_pages(|c| {
-        runtime.list_users(tenant, c).map(|p| {
-            fallback |= p.fallback;
-            (p.items, p.next)
-        })
-    })
+    let users: Vec<User> = all_pages(
+        |c| {
+            runtime.list_users(tenant, c).map(|p| {
+                fallback |= p.fallback;
+                (p.items, p.next, p.unreadable)
+            })
+        },
+        &mut report.unreadable,
+    )
     .map_err(|e| listing_error("listing users", &e))?;
     sink.users(&users)?;
     emit(jsonl, users.iter().map(output::user_json))?;
@@ -288,6 +371,7 @@ pub fn run(
         Vec::<SkippedPr>::new(),
         Vec::<(String, String, String)>::new(),
         None::<SyncError>,
+        Vec::<(String, String, String)>::new(),
     ));
     let options = WitSyncOptions {
         since: job.since,
@@ -308,6 +392,7 @@ pub fn run(
                                 s.0 += r.written;
                                 s.1 += r.unchanged;
                                 s.2.extend(r.skipped);
+                                s.5.extend(r.unreadable);
                             }
                             Err(RepoFailure::Call(code, message)) => {
                                 s.3.push((name, code, message))
@@ -324,8 +409,9 @@ pub fn run(
         }
     });
     bar.finish_and_clear();
-    let (written, unchanged, skipped, failed, fatal) =
+    let (written, unchanged, skipped, failed, fatal, unreadable) =
         shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.unreadable.extend(unreadable);
     if let Some(e) = fatal {
         return Err(e);
     }
@@ -346,6 +432,11 @@ struct RepoOutcome {
     written: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
+    /// Unreadable activities of this repository's pull requests.
+    unreadable: Vec<(String, String, String)>,
+    /// Listed pull requests whose id could not be read (never retried: there is nothing to
+    /// ask for).
+    unidentified: Vec<SkippedPr>,
 }
 
 enum RepoFailure {
@@ -368,6 +459,8 @@ fn sync_repo(
         written: 0,
         unchanged: 0,
         skipped: Vec::new(),
+        unreadable: Vec::new(),
+        unidentified: Vec::new(),
     };
     // Pull requests skipped in a pass are retried at the start of the next one; two extra passes
     // right away let one run get past passing faults. Those still failing are reported.
@@ -388,6 +481,8 @@ fn sync_repo(
             break;
         }
     }
+    let unidentified = std::mem::take(&mut out.unidentified);
+    out.skipped.extend(unidentified);
     Ok(out)
 }
 
@@ -430,11 +525,25 @@ fn sync_pass(
             let (code, message) = output::connector_error(&s.error);
             skipped.push(SkippedPr {
                 repo: name.to_owned(),
-                id: s.id,
+                id: Some(s.id),
                 stage: s.stage,
                 code: code.into(),
                 message,
             });
+        }
+        // Reported once, from the first pass (the extra passes list the same pages again).
+        for u in batch.unreadable.into_iter().filter(|_| count_unchanged) {
+            if u.kind == RecordKind::PullRequest {
+                out.unidentified.push(SkippedPr {
+                    repo: name.to_owned(),
+                    id: None,
+                    stage: "identity".into(),
+                    code: "unreadable".into(),
+                    message: format!("{}: {}", u.location, u.reason),
+                });
+            } else {
+                out.unreadable.extend(unreadable_entries(vec![u]));
+            }
         }
         match batch.next_cursor {
             Some(c) => cursor = Some(c),

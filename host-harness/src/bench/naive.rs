@@ -128,12 +128,14 @@ pub fn naive_sync(base_url: &str, token: Option<&str>, concurrency: usize) -> Re
         requests: AtomicU64::new(0),
     };
     let _users = client.all("users")?;
+    let _projects = client.all("projects")?;
+    // Every visible repository, as the connector enumerates them (personal and archived included).
     let mut repos = VecDeque::new();
-    for project in client.all("projects")? {
-        let key = text(&project, "/key")?;
-        for repo in client.all(&format!("projects/{key}/repos"))? {
-            repos.push_back((key.to_owned(), text(&repo, "/slug")?.to_owned()));
-        }
+    for repo in client.all("repos?archived=ALL")? {
+        repos.push_back((
+            text(&repo, "/project/key")?.to_owned(),
+            text(&repo, "/slug")?.to_owned(),
+        ));
     }
     let repo_count = repos.len() as u64;
     let listing_requests = client.requests.load(Ordering::Relaxed);

@@ -112,8 +112,8 @@ pub fn sync_vs_naive(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<V
     config.http_policy.burst = None;
     let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db)?))?);
     let sink = SqliteRecords::open(&db)?;
-    let prs = (spec.projects * spec.repos_per_project * spec.prs_per_repo) as u64;
-    let repos = (spec.projects * spec.repos_per_project) as u64;
+    let prs = sim.truth().len() as u64;
+    let repos = sim.counts().1 as u64;
 
     let first = connector_run(runtime, &tenant, &sink, &sim, concurrency)?;
     ensure!(
