@@ -151,14 +151,19 @@ fn authorization(c: &Credentials) -> Option<String> {
     }
 }
 
-fn load_roots(path: &std::path::Path) -> Result<RootCerts, HttpSetupError> {
+/// The certificates of a PEM bundle, in DER.
+fn load_bundle(
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, HttpSetupError> {
     let shown = path.display().to_string();
     let pem =
         std::fs::read(path).map_err(|e| HttpSetupError::CaBundle(shown.clone(), e.to_string()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
-            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(PemItem::Certificate(c)) => {
+                certs.push(rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+            }
             Ok(_) => {}
             Err(e) => return Err(HttpSetupError::CaBundle(shown, e.to_string())),
         }
@@ -169,7 +174,7 @@ fn load_roots(path: &std::path::Path) -> Result<RootCerts, HttpSetupError> {
             "no certificate in the file".into(),
         ));
     }
-    Ok(RootCerts::Specific(Arc::new(certs)))
+    Ok(certs)
 }
 
 fn io_failure(e: std::io::Error, cap: u64) -> HttpFailure {
@@ -223,10 +228,6 @@ impl TenantHttp {
                 "must be an http(s) URL with a host".into(),
             ));
         }
-        let roots = match &tenant.ca_bundle {
-            Some(p) => load_roots(p)?,
-            None => RootCerts::WebPki,
-        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -235,10 +236,17 @@ impl TenantHttp {
             .timeout_recv_response(Some(tenant.timeouts.read))
             .timeout_recv_body(Some(tenant.timeouts.read))
             .user_agent(concat!("bbdc-connector/", env!("CARGO_PKG_VERSION")))
-            .tls_config(TlsConfig::builder().root_certs(roots).build())
+            .tls_config(TlsConfig::builder().root_certs(RootCerts::WebPki).build())
             .build();
+        // A tenant's own bundle also trusts a server presenting exactly one of its certificates
+        // (self-signed servers); see `tls`.
+        let agent = match &tenant.ca_bundle {
+            Some(path) => crate::tls::agent(config, load_bundle(path)?)
+                .map_err(|e| HttpSetupError::CaBundle(path.display().to_string(), e.to_string()))?,
+            None => config.into(),
+        };
         Ok(Self {
-            agent: config.into(),
+            agent,
             base,
             auth: authorization(&tenant.credentials),
             max_body: tenant.limits.max_body_bytes,

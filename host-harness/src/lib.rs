@@ -4,7 +4,8 @@
 //! - [`sim`]: the Bitbucket Data Center simulator (faults, ground truth, webhooks);
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
 //! - [`state`]: a tenant's host state and the WIT imports implemented over it;
-//! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps, TLS);
+//! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
+//! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
 //! - [`policy`]: rate limit, Retry-After and retries shared by a tenant's calls;
 //! - [`logging`]: log filtering that keeps credentials out of logs;
 //! - [`storage`]: the tenant-namespaced key-value store (SQLite by default);
@@ -31,6 +32,7 @@ pub mod state;
 pub mod storage;
 pub mod sync;
 pub mod tenant;
+pub mod tls;
 pub mod webhook;
 
 pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
