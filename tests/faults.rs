@@ -1,24 +1,27 @@
-//! Resilience against the simulator: for each fault alone and all together, a full sync ends
-//! equal to the simulator's ground truth (no pull request lost or duplicated, every field right),
-//! except the pull requests the simulator made permanently broken, which are reported.
+//! Resilience against the simulator: for each fault alone and all together, and on every server
+//! version the simulator imitates, a full sync ends equal to the simulator's ground truth (no
+//! pull request lost or duplicated, every field right, personal and archived repositories
+//! included), except the pull requests the simulator made permanently broken, which are reported.
 
 mod support;
 
 use host_harness::demo::compare_with_truth;
 use host_harness::policy::HttpPolicy;
-use host_harness::records::SqliteRecords;
+use host_harness::sim::render::Dialect;
+use host_harness::sim::version::ServerVersion;
 use host_harness::sim::world::WorldSpec;
 use host_harness::sim::{Faults, SimConfig, Simulator};
-use host_harness::storage::SqliteKv;
 use host_harness::sync::{SyncJob, SyncReport};
-use host_harness::{Credentials, Tenant, TenantConfig};
-use std::sync::Arc;
 use std::time::Duration;
 use support::*;
 
 const SIM_TOKEN: &str = "sim-token";
 
 fn start(faults: Faults, seed: u64) -> Simulator {
+    start_version(faults, seed, ServerVersion::default())
+}
+
+fn start_version(faults: Faults, seed: u64, version: ServerVersion) -> Simulator {
     Simulator::start(SimConfig {
         spec: WorldSpec {
             seed,
@@ -29,57 +32,48 @@ fn start(faults: Faults, seed: u64) -> Simulator {
         },
         faults,
         token: Some(SIM_TOKEN.into()),
+        dialect: Dialect {
+            version,
+            ..Dialect::default()
+        },
         ..SimConfig::default()
     })
     .expect("simulator starts")
 }
 
-struct Run {
-    _dir: tempfile::TempDir,
-    db: std::path::PathBuf,
-    tenant: Arc<Tenant>,
+fn setup(sim: &Simulator) -> SimRun {
+    sim_run(&sim.base_url(), SIM_TOKEN, |config| {
+        // A safety net: a fault must never cost a long timeout.
+        config.timeouts.request = Duration::from_secs(10);
+        config.timeouts.read = Duration::from_millis(800);
+        config.http_policy = HttpPolicy {
+            burst: None,
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(40),
+            ..HttpPolicy::default()
+        };
+    })
 }
 
-fn setup(sim: &Simulator) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("faults.sqlite");
-    let mut config = TenantConfig::new("t", sim.base_url(), Credentials::Bearer(SIM_TOKEN.into()));
-    // A safety net: a fault must never cost a long timeout.
-    config.timeouts.request = Duration::from_secs(10);
-    config.timeouts.read = Duration::from_millis(800);
-    config.http_policy = HttpPolicy {
-        burst: None,
-        base_backoff: Duration::from_millis(5),
-        max_backoff: Duration::from_millis(40),
-        ..HttpPolicy::default()
-    };
-    let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db).unwrap())).unwrap());
-    Run {
-        _dir: dir,
-        db,
-        tenant,
+fn sync(run: &SimRun) -> SyncReport {
+    run.sync(&SyncJob {
+        concurrency: 2,
+        ..SyncJob::default()
+    })
+}
+
+/// On every server version, syncs once and checks the database against the ground truth.
+async fn assert_sync_matches_truth(name: &'static str, faults: Faults) {
+    for version in ServerVersion::ALL {
+        let faults = faults.clone();
+        sync_matches_truth(&format!("{name} on {version}"), faults, version).await;
     }
 }
 
-fn sync(run: &Run) -> SyncReport {
-    let records = SqliteRecords::open(&run.db).unwrap();
-    host_harness::sync::run(
-        runtime(),
-        &run.tenant,
-        &records,
-        None,
-        &SyncJob {
-            concurrency: 2,
-            ..SyncJob::default()
-        },
-    )
-    .expect("sync runs")
-}
-
-/// Syncs once and checks the database against the ground truth.
-async fn assert_sync_matches_truth(name: &'static str, faults: Faults) {
+async fn sync_matches_truth(name: &str, faults: Faults, version: ServerVersion) {
+    let name = name.to_owned();
     blocking(move || {
-        let sim = start(faults, 11);
+        let sim = start_version(faults, 11, version);
         let run = setup(&sim);
         let report = sync(&run);
         let broken = sim.broken();
@@ -91,14 +85,14 @@ async fn assert_sync_matches_truth(name: &'static str, faults: Faults) {
             "{name}: {:?}",
             report.failed_repos
         );
-        let skipped: Vec<(String, u64)> = report
+        let skipped: Vec<(String, Option<u64>)> = report
             .skipped
             .iter()
             .map(|s| (s.repo.clone(), s.id))
             .collect();
-        let expected: Vec<(String, u64)> = broken
+        let expected: Vec<(String, Option<u64>)> = broken
             .iter()
-            .map(|(k, s, id)| (format!("{k}/{s}"), *id))
+            .map(|(k, s, id)| (format!("{k}/{s}"), Some(*id)))
             .collect();
         assert_eq!(
             skipped, expected,
@@ -234,8 +228,10 @@ async fn an_unchanged_resync_costs_one_list_request_per_repository() {
         let run = setup(&sim);
         sync(&run);
         let report = sync(&run);
-        // projects (1 page) + repos of P1 (1) + users (1) + one pull-request list per repository.
-        assert_eq!(report.requests, 3 + 2, "{report:?}");
+        // projects (1 page) + every repository (1 page of /repos) + users (1) + one
+        // pull-request list per repository.
+        let repos = sim.counts().1 as u64;
+        assert_eq!(report.requests, 3 + repos, "{report:?}");
         assert_eq!(report.records.get("pull_request"), Some(&0));
         sim.stop();
     })

@@ -5,7 +5,7 @@
 mod support;
 
 use host_harness::bindings::api::Connection;
-use host_harness::bindings::types::ConnectorError;
+use host_harness::bindings::types::{ConnectorError, RepoFilter};
 use host_harness::{CallError, Credentials, TenantConfig};
 use serde_json::json;
 use support::*;
@@ -84,7 +84,7 @@ fn code(e: &ConnectorError) -> &'static str {
 async fn check_reports_version_account_and_counts() {
     let server = healthy_server("").await;
     let t = tenant(&server.uri());
-    let report = blocking(move || runtime().check_connection(&t))
+    let report = blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING))
         .await
         .expect("check succeeds");
     assert_eq!(report.server_version.as_deref(), Some("9.2.4"));
@@ -105,7 +105,7 @@ async fn context_path_with_and_without_trailing_slash() {
         format!("{}/bitbucket/", server.uri()),
     ] {
         let t = tenant(&base);
-        let report = blocking(move || runtime().check_connection(&t))
+        let report = blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING))
             .await
             .expect("check succeeds under a context path");
         assert_eq!((report.projects, report.repos), (2, 3));
@@ -123,7 +123,7 @@ async fn context_path_with_and_without_trailing_slash() {
 async fn host_adds_the_tenants_bearer_token_to_every_request() {
     let server = healthy_server("").await;
     let t = tenant(&server.uri());
-    blocking(move || runtime().check_connection(&t))
+    blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING))
         .await
         .expect("check succeeds");
     let requests = server.received_requests().await.unwrap();
@@ -152,7 +152,7 @@ async fn basic_credentials_are_sent_as_basic() {
         },
     );
     let t = tenant_with(config);
-    blocking(move || runtime().check_connection(&t))
+    blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING))
         .await
         .expect("check succeeds");
     for r in server.received_requests().await.unwrap() {
@@ -248,14 +248,16 @@ async fn list_stops_when_next_page_start_does_not_advance() {
     let t = tenant(&server.uri());
     let first = {
         let t = t.clone();
-        blocking(move || runtime().list_repos(&t, "PLAT", None))
+        blocking(move || runtime().list_repos(&t, "PLAT", RepoFilter::EVERYTHING, None))
             .await
             .unwrap()
     };
     assert_eq!(first.next.as_deref(), Some("3"));
-    let second = blocking(move || runtime().list_repos(&t, "PLAT", Some("3".into())))
-        .await
-        .unwrap();
+    let second = blocking(move || {
+        runtime().list_repos(&t, "PLAT", RepoFilter::EVERYTHING, Some("3".into()))
+    })
+    .await
+    .unwrap();
     assert_eq!(second.items[0].repo_ref.slug, "b");
     assert_eq!(
         second.next, None,
@@ -274,7 +276,7 @@ async fn repos_are_normalised() {
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    let page = blocking(move || runtime().list_repos(&t, "~JDOE", None))
+    let page = blocking(move || runtime().list_repos(&t, "~JDOE", RepoFilter::EVERYTHING, None))
         .await
         .unwrap();
     let r = &page.items[0];
@@ -315,7 +317,7 @@ async fn check_error(
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    connector_error(blocking(move || runtime().check_connection(&t)).await)
+    connector_error(blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING)).await)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -402,15 +404,30 @@ async fn malformed_json_is_a_typed_error() {
     let t = tenant(&server.uri());
     let e = connector_error(blocking(move || runtime().list_projects(&t, None)).await);
     assert_eq!(code(&e), "malformed_response");
-    // A page whose items lack their identifying fields is malformed too, never a trap.
+    // An item that cannot be identified is left out and reported; the rest of its page is kept.
     let server = MockServer::start().await;
     Mock::given(method("GET"))
-        .respond_with(ok(page(vec![json!({"name": "no key"})], 0, 25, None)))
+        .respond_with(ok(page(
+            vec![json!({"name": "no key"}), project("PLAT", 1)],
+            0,
+            25,
+            None,
+        )))
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    let e = connector_error(blocking(move || runtime().list_projects(&t, None)).await);
-    assert_eq!(code(&e), "malformed_response");
+    let page = blocking(move || runtime().list_projects(&t, None))
+        .await
+        .expect("the page is kept");
+    let keys: Vec<&str> = page.items.iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["PLAT"]);
+    assert_eq!(page.unreadable.len(), 1);
+    assert_eq!(page.unreadable[0].location, "GET /projects start=0 item 0");
+    assert!(
+        page.unreadable[0].reason.contains("key"),
+        "{:?}",
+        page.unreadable[0]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,7 +439,9 @@ async fn unreachable_server_is_a_transport_error() {
         .unwrap()
         .port();
     let t = tenant(&format!("http://127.0.0.1:{port}"));
-    let e = connector_error(blocking(move || runtime().check_connection(&t)).await);
+    let e = connector_error(
+        blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING)).await,
+    );
     assert_eq!(code(&e), "transport");
 }
 
@@ -436,8 +455,11 @@ async fn unusable_base_url_is_invalid_config() {
     let e = connector_error(
         blocking(move || {
             runtime().call_with(&t, |p, s| {
-                p.ingest_bitbucket_dc_connector()
-                    .call_check_connection(s, &conn)
+                p.ingest_bitbucket_dc_connector().call_check_connection(
+                    s,
+                    &conn,
+                    RepoFilter::EVERYTHING,
+                )
             })
         })
         .await,
@@ -466,7 +488,9 @@ async fn no_projects_and_no_repos_is_no_resources() {
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    let e = connector_error(blocking(move || runtime().check_connection(&t)).await);
+    let e = connector_error(
+        blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING)).await,
+    );
     assert_eq!(code(&e), "no_resources", "{e:?}");
 }
 
@@ -483,7 +507,9 @@ async fn projects_visible_but_pull_requests_refused_is_invalid_permissions() {
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    let e = connector_error(blocking(move || runtime().check_connection(&t)).await);
+    let e = connector_error(
+        blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING)).await,
+    );
     assert_eq!(code(&e), "invalid_permissions", "{e:?}");
 }
 
@@ -499,7 +525,9 @@ async fn projects_visible_but_repositories_refused_is_invalid_permissions() {
         .mount(&server)
         .await;
     let t = tenant(&server.uri());
-    let e = connector_error(blocking(move || runtime().check_connection(&t)).await);
+    let e = connector_error(
+        blocking(move || runtime().check_connection(&t, RepoFilter::EVERYTHING)).await,
+    );
     assert_eq!(code(&e), "invalid_permissions", "{e:?}");
 }
 
@@ -516,8 +544,11 @@ async fn request_to_another_host_is_denied_and_never_sent() {
     let e = connector_error(
         blocking(move || {
             runtime().call_with(&t, |p, s| {
-                p.ingest_bitbucket_dc_connector()
-                    .call_check_connection(s, &conn)
+                p.ingest_bitbucket_dc_connector().call_check_connection(
+                    s,
+                    &conn,
+                    RepoFilter::EVERYTHING,
+                )
             })
         })
         .await,

@@ -118,7 +118,7 @@ async fn no_token_secret_or_source_line_escapes() {
             &url,
             "not-the-secret",
             "pr:opened",
-            &serde_json::json!({"eventKey": "pr:opened"}),
+            br#"{"eventKey": "pr:opened"}"#,
         );
         assert_eq!(forged, Some(403));
         std::thread::sleep(std::time::Duration::from_millis(500));

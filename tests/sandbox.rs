@@ -5,7 +5,7 @@
 
 mod support;
 
-use host_harness::bindings::types::ConnectorError;
+use host_harness::bindings::types::{ConnectorError, RepoFilter};
 use host_harness::storage::{KvStore, SqliteKv};
 use host_harness::{
     CallError, Credentials, HostError, Runtime, RuntimeConfig, Tenant, TenantConfig,
@@ -88,18 +88,20 @@ async fn an_endless_loop_hits_the_deadline_and_others_keep_being_served() {
         let looping = {
             let hostile = Arc::clone(&hostile);
             std::thread::spawn(move || {
-                hostile.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/loop", mem()))
+                hostile.check_connection(
+                    &hostile_tenant("a", "http://127.0.0.1:9/loop", mem()),
+                    RepoFilter::EVERYTHING,
+                )
             })
         };
         // While tenant a loops, tenant b's calls on the same host go through.
         std::thread::sleep(Duration::from_millis(200));
         for _ in 0..5 {
             assert_eq!(
-                note(hostile.check_connection(&hostile_tenant(
-                    "b",
-                    "http://127.0.0.1:9/fine",
-                    mem()
-                ))),
+                note(hostile.check_connection(
+                    &hostile_tenant("b", "http://127.0.0.1:9/fine", mem()),
+                    RepoFilter::EVERYTHING
+                )),
                 "well-behaved"
             );
         }
@@ -116,7 +118,10 @@ async fn an_endless_loop_hits_the_deadline_and_others_keep_being_served() {
         }
         // The host recovers: a fresh instance for the next call.
         assert_eq!(
-            note(hostile.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            note(hostile.check_connection(
+                &hostile_tenant("a", "http://127.0.0.1:9/fine", mem()),
+                RepoFilter::EVERYTHING
+            )),
             "well-behaved"
         );
     })
@@ -127,12 +132,18 @@ async fn an_endless_loop_hits_the_deadline_and_others_keep_being_served() {
 async fn a_memory_bomb_hits_the_memory_cap() {
     blocking(|| {
         let rt = hostile_runtime(None);
-        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/memory", mem())) {
+        match rt.check_connection(
+            &hostile_tenant("a", "http://127.0.0.1:9/memory", mem()),
+            RepoFilter::EVERYTHING,
+        ) {
             Err(CallError::Host(HostError::MemoryLimit(n))) => assert_eq!(n, 64 << 20),
             other => panic!("expected the memory limit, got {other:?}"),
         }
         assert_eq!(
-            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            note(rt.check_connection(
+                &hostile_tenant("a", "http://127.0.0.1:9/fine", mem()),
+                RepoFilter::EVERYTHING
+            )),
             "well-behaved"
         );
     })
@@ -151,12 +162,18 @@ async fn fuel_stops_a_loop_when_metering_is_on() {
         );
         c.limits.fuel = Some(50_000_000);
         c.limits.deadline = Duration::from_secs(60);
-        match rt.check_connection(&Arc::new(Tenant::new(c, mem()).unwrap())) {
+        match rt.check_connection(
+            &Arc::new(Tenant::new(c, mem()).unwrap()),
+            RepoFilter::EVERYTHING,
+        ) {
             Err(CallError::Host(HostError::Fuel)) => {}
             other => panic!("expected fuel exhaustion, got {other:?}"),
         }
         assert_eq!(
-            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            note(rt.check_connection(
+                &hostile_tenant("a", "http://127.0.0.1:9/fine", mem()),
+                RepoFilter::EVERYTHING
+            )),
             "well-behaved"
         );
     })
@@ -167,12 +184,18 @@ async fn fuel_stops_a_loop_when_metering_is_on() {
 async fn a_panic_is_a_trap_and_the_host_carries_on() {
     blocking(|| {
         let rt = hostile_runtime(None);
-        match rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/panic", mem())) {
+        match rt.check_connection(
+            &hostile_tenant("a", "http://127.0.0.1:9/panic", mem()),
+            RepoFilter::EVERYTHING,
+        ) {
             Err(CallError::Host(HostError::Trap(_))) => {}
             other => panic!("expected a trap, got {other:?}"),
         }
         assert_eq!(
-            note(rt.check_connection(&hostile_tenant("a", "http://127.0.0.1:9/fine", mem()))),
+            note(rt.check_connection(
+                &hostile_tenant("a", "http://127.0.0.1:9/fine", mem()),
+                RepoFilter::EVERYTHING
+            )),
             "well-behaved"
         );
     })
@@ -192,7 +215,7 @@ async fn a_request_to_another_host_is_denied_and_never_sent() {
         );
         c.page_size = Some(u32::from(port));
         let t = Arc::new(Tenant::new(c, mem()).unwrap());
-        let n = note(rt.check_connection(&t));
+        let n = note(rt.check_connection(&t, RepoFilter::EVERYTHING));
         assert!(n.starts_with("denied:"), "{n}");
     })
     .await;
@@ -209,11 +232,10 @@ async fn the_plugins_own_authorization_never_reaches_the_server() {
         .await;
     let uri = server.uri();
     let n = blocking(move || {
-        note(hostile_runtime(None).check_connection(&hostile_tenant(
-            "a",
-            &format!("{uri}/auth"),
-            mem(),
-        )))
+        note(hostile_runtime(None).check_connection(
+            &hostile_tenant("a", &format!("{uri}/auth"), mem()),
+            RepoFilter::EVERYTHING,
+        ))
     })
     .await;
     assert_eq!(n, "sent:200");
@@ -239,8 +261,8 @@ async fn tenants_never_see_each_others_storage_even_all_at_once() {
                 std::thread::spawn(move || {
                     let base = format!("http://127.0.0.1:9/t{i}/storage");
                     let t = hostile_tenant(&format!("tenant-{i}"), &base, kv);
-                    let first = note(rt.check_connection(&t));
-                    let second = note(rt.check_connection(&t));
+                    let first = note(rt.check_connection(&t, RepoFilter::EVERYTHING));
+                    let second = note(rt.check_connection(&t, RepoFilter::EVERYTHING));
                     (first, second, base)
                 })
             })
@@ -270,11 +292,10 @@ async fn a_log_flood_is_cut_by_the_host() {
         .with_ansi(false)
         .init();
     let n = blocking(|| {
-        note(hostile_runtime(None).check_connection(&hostile_tenant(
-            "a",
-            "http://127.0.0.1:9/log-flood",
-            mem(),
-        )))
+        note(hostile_runtime(None).check_connection(
+            &hostile_tenant("a", "http://127.0.0.1:9/log-flood", mem()),
+            RepoFilter::EVERYTHING,
+        ))
     })
     .await;
     assert_eq!(n, "flooded", "the call completes");

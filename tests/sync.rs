@@ -232,7 +232,7 @@ async fn fork_tag_missing_optionals_and_truncated_diff() {
     let mut fork = pr_json(3, 1, "OPEN", 3, 30);
     fork["fromRef"]["repository"] = repo_ref("~ALICE", "api");
     let mut tag = pr_json(2, 0, "DECLINED", 2, 20);
-    tag["fromRef"] = json!({"id": "refs/tags/v2.0", "displayId": "v2.0", "latestCommit": "c".repeat(40), "type": {"id": "TAG"}, "repository": repo_ref("PLAT", "api")});
+    tag["fromRef"] = json!({"id": "refs/tags/v2.0", "displayId": "v2.0", "latestCommit": "c".repeat(40), "type": "TAG", "repository": repo_ref("PLAT", "api")});
     let mut bare = pr_json(1, 0, "OPEN", 1, 10);
     for k in [
         "properties",
@@ -480,6 +480,11 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
         .respond_with(ok(page(vec![repo("PLAT", "api", 10)], 0, 25, None)))
         .mount(&server)
         .await;
+    Mock::given(path("/rest/api/1.0/repos"))
+        .and(wiremock::matchers::query_param("archived", "ALL"))
+        .respond_with(ok(page(vec![repo("PLAT", "api", 10)], 0, 25, None)))
+        .mount(&server)
+        .await;
     Mock::given(path("/rest/api/1.0/admin/users"))
         .respond_with(ok(page(vec![user("alice"), user("bob")], 0, 25, None)))
         .mount(&server)
@@ -580,4 +585,100 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
     assert_eq!(report.records.get("pull_request"), Some(&0));
     assert_eq!(report.unchanged, 2);
     assert_eq!(list_requests(&server).await - before, 1);
+}
+
+/// The shapes that lost pull requests in the first real-server trial, on one page through the
+/// component and the sync job: a ref's `type` as the invented object, `"links": {"self": [null]}`,
+/// ISO dates, an unknown field in an unexpected shape, a reviewer without a user, and a pull
+/// request whose id cannot be read. Every identifiable pull request is stored; the one without an
+/// id is reported in the skipped list with its reason, and the sync succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_reported() {
+    let server = MockServer::start().await;
+    Mock::given(path("/rest/api/1.0/projects"))
+        .respond_with(ok(page(vec![project("PLAT", 1)], 0, 25, None)))
+        .mount(&server)
+        .await;
+    Mock::given(path("/rest/api/1.0/repos"))
+        .respond_with(ok(page(vec![repo("PLAT", "api", 10)], 0, 25, None)))
+        .mount(&server)
+        .await;
+    Mock::given(path("/rest/api/1.0/admin/users"))
+        .respond_with(ok(page(vec![user("alice")], 0, 25, None)))
+        .mount(&server)
+        .await;
+    // Deliberately off the reference: these are the shapes real servers and proxies sent.
+    let mut odd = pr_json(3, 1, "OPEN", 1, 3);
+    odd["fromRef"]["type"] = json!({"id": "BRANCH"});
+    odd["links"] = json!({"self": [null]});
+    odd["createdDate"] = json!("2025-06-15T15:06:40.000+00:00");
+    odd["reviewers"] =
+        json!([null, {"role": "REVIEWER"}, {"user": user("bob"), "status": "APPROVED"}]);
+    odd["somePluginField"] = json!([{"nested": null}]);
+    let unidentifiable = json!({"title": "no id", "state": "OPEN"});
+    let items = vec![odd, unidentifiable, pr_json(1, 0, "OPEN", 1, 2)];
+    Mock::given(method("GET"))
+        .and(path(PRS))
+        .respond_with(ok(page(items, 0, 25, None)))
+        .mount(&server)
+        .await;
+    for id in [1, 3] {
+        mount_details(
+            &server,
+            id,
+            activities_json(id, false),
+            50,
+            diff_json(2, 1, false, false),
+        )
+        .await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("odd.sqlite");
+    let kv = Arc::new(host_harness::storage::SqliteKv::open(&db).unwrap());
+    let mut config = host_harness::TenantConfig::new(
+        "t1",
+        server.uri(),
+        host_harness::Credentials::Bearer(TOKEN.into()),
+    );
+    config.http_policy.burst = None;
+    let t = Arc::new(Tenant::new(config, kv).unwrap());
+    let records = SqliteRecords::open(&db).unwrap();
+    let report = blocking(move || {
+        host_harness::sync::run(
+            runtime(),
+            &t,
+            &records,
+            None,
+            &host_harness::sync::SyncJob::default(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    assert_eq!(report.records.get("pull_request"), Some(&2));
+    let unidentified: Vec<_> = report.skipped.iter().filter(|s| s.id.is_none()).collect();
+    assert_eq!(unidentified.len(), 1, "{:?}", report.skipped);
+    assert_eq!(unidentified[0].stage, "identity");
+    assert!(
+        unidentified[0].message.contains("item 1") && unidentified[0].message.contains("id"),
+        "{:?}",
+        unidentified[0]
+    );
+    let summary = host_harness::output::sync_summary_json(&report, &db);
+    assert_eq!(summary["ok"], json!(true));
+    assert_eq!(summary["skipped"][0]["stage"], json!("identity"));
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let (created, reviewers, url): (i64, String, Option<String>) = conn
+        .query_row(
+            "SELECT created_at, reviewers, url FROM pull_requests WHERE id = 3",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(created, 1_750_000_000_000);
+    assert!(
+        reviewers.contains("bob") && !reviewers.contains("null"),
+        "{reviewers}"
+    );
+    assert_eq!(url, None, "a link list of nulls is an empty link");
 }

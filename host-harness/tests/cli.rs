@@ -6,7 +6,17 @@ use std::process::Command;
 use wiremock::matchers::{header, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+// The OpenAPI reference check every fixture goes through (shared with the root crate's tests).
+#[path = "../../tests/support/reference.rs"]
+mod reference;
+
 const API: &str = "/rest/api/1.0";
+
+/// A `200` answer to `GET {API}{path}`, its body first checked against the reference.
+fn served(path: &str, body: Value) -> ResponseTemplate {
+    reference::assert_response(&format!("{API}{path}"), &body);
+    ResponseTemplate::new(200).set_body_json(body)
+}
 
 fn page(values: Vec<Value>) -> Value {
     json!({"size": values.len(), "limit": 25, "start": 0, "isLastPage": true, "values": values})
@@ -15,30 +25,42 @@ fn page(values: Vec<Value>) -> Value {
 async fn server() -> MockServer {
     let s = MockServer::start().await;
     let bearer = || header("authorization", "Bearer cli-secret-token");
-    Mock::given(path(format!("{API}/application-properties"))).and(bearer())
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"version": "9.2.4", "buildNumber": "9002004", "displayName": "Bitbucket"})).insert_header("X-AUSERNAME", "jdoe"))
-        .mount(&s).await;
+    Mock::given(path(format!("{API}/application-properties")))
+        .and(bearer())
+        .respond_with(
+            served(
+                "/application-properties",
+                json!({"version": "9.2.4", "buildNumber": "9002004", "displayName": "Bitbucket"}),
+            )
+            .insert_header("X-AUSERNAME", "jdoe"),
+        )
+        .mount(&s)
+        .await;
     Mock::given(path(format!("{API}/projects")))
         .and(bearer())
-        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![
-            json!({"key": "PLAT", "id": 1, "name": "Platform"}),
-        ])))
+        .respond_with(served(
+            "/projects",
+            page(vec![json!({"key": "PLAT", "id": 1, "name": "Platform"})]),
+        ))
         .mount(&s)
         .await;
     let repo = json!({"slug": "api", "id": 3, "name": "api", "project": {"key": "PLAT"}});
     Mock::given(path(format!("{API}/repos")))
         .and(bearer())
-        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![repo.clone()])))
+        .respond_with(served("/repos", page(vec![repo.clone()])))
         .mount(&s)
         .await;
     Mock::given(path(format!("{API}/projects/PLAT/repos")))
         .and(bearer())
-        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![repo])))
+        .respond_with(served("/projects/PLAT/repos", page(vec![repo])))
         .mount(&s)
         .await;
     Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests")))
         .and(bearer())
-        .respond_with(ResponseTemplate::new(200).set_body_json(page(vec![])))
+        .respond_with(served(
+            "/projects/PLAT/repos/api/pull-requests",
+            page(vec![]),
+        ))
         .mount(&s)
         .await;
     // Anything without the right token is refused as bad credentials.
@@ -207,50 +229,64 @@ fn unusable_ca_bundle_is_invalid_config() {
 /// A small server for `bbdc sync`: one project, one repository, two users, two pull requests.
 async fn sync_server() -> MockServer {
     let s = MockServer::start().await;
-    let ok = |v: Value| ResponseTemplate::new(200).set_body_json(v);
     let user = |slug: &str| json!({"name": slug, "slug": slug, "id": 1, "displayName": slug, "active": true, "type": "NORMAL"});
     let rref = json!({"slug": "api", "project": {"key": "PLAT"}});
     let pr = |id: u64, state: &str| {
-        json!({
+        let mut v = json!({
             "id": id, "version": 2, "title": format!("T{id}"), "state": state, "createdDate": 1000 * id, "updatedDate": 5000 * id,
-            "closedDate": if state == "OPEN" { Value::Null } else { json!(5000 * id) },
             "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": "a1", "repository": rref},
             "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "b2", "repository": rref},
             "author": {"user": user("alice"), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
             "reviewers": [{"user": user("bob"), "role": "REVIEWER", "approved": true, "status": "APPROVED"}],
             "links": {"self": [{"href": format!("https://bb/pr/{id}")}]}
-        })
+        });
+        // An open pull request has no `closedDate` (the reference types it as an integer).
+        if state != "OPEN" {
+            v["closedDate"] = json!(5000 * id);
+        }
+        v
     };
-    Mock::given(path(format!("{API}/projects")))
-        .respond_with(ok(page(vec![
-            json!({"key": "PLAT", "id": 1, "name": "Platform"}),
-        ])))
-        .mount(&s)
-        .await;
-    Mock::given(path(format!("{API}/projects/PLAT/repos")))
-        .respond_with(ok(page(vec![
-            json!({"slug": "api", "id": 3, "name": "api", "project": {"key": "PLAT"}}),
-        ])))
-        .mount(&s)
-        .await;
-    Mock::given(path(format!("{API}/admin/users")))
-        .respond_with(ok(page(vec![user("alice"), user("bob")])))
-        .mount(&s)
-        .await;
-    Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests")))
-        .respond_with(ok(page(vec![pr(2, "MERGED"), pr(1, "OPEN")])))
-        .mount(&s)
-        .await;
+    let mount = |p: String, body: Value| {
+        let s = &s;
+        async move {
+            Mock::given(path(format!("{API}{p}")))
+                .respond_with(served(&p, body))
+                .mount(s)
+                .await
+        }
+    };
+    mount(
+        "/projects".into(),
+        page(vec![json!({"key": "PLAT", "id": 1, "name": "Platform"})]),
+    )
+    .await;
+    let repo = json!({"slug": "api", "id": 3, "name": "api", "project": {"key": "PLAT"}});
+    mount("/projects/PLAT/repos".into(), page(vec![repo.clone()])).await;
+    mount("/repos".into(), page(vec![repo])).await;
+    mount(
+        "/admin/users".into(),
+        page(vec![user("alice"), user("bob")]),
+    )
+    .await;
+    mount(
+        "/projects/PLAT/repos/api/pull-requests".into(),
+        page(vec![pr(2, "MERGED"), pr(1, "OPEN")]),
+    )
+    .await;
     for id in [1, 2] {
-        Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests/{id}/activities")))
-            .respond_with(ok(page(vec![
+        mount(
+            format!("/projects/PLAT/repos/api/pull-requests/{id}/activities"),
+            page(vec![
                 json!({"id": 3, "createdDate": 4000, "user": user("bob"), "action": "MERGED", "commit": {"id": "m3"}}),
                 json!({"id": 2, "createdDate": 3000, "user": user("bob"), "action": "APPROVED"}),
-            ])))
-            .mount(&s).await;
-        Mock::given(path(format!("{API}/projects/PLAT/repos/api/pull-requests/{id}/diff")))
-            .respond_with(ok(json!({"diffs": [{"hunks": [{"segments": [{"type": "ADDED", "lines": [{"line": "x"}]}]}]}]})))
-            .mount(&s).await;
+            ]),
+        )
+        .await;
+        mount(
+            format!("/projects/PLAT/repos/api/pull-requests/{id}/diff"),
+            json!({"diffs": [{"hunks": [{"segments": [{"type": "ADDED", "lines": [{"line": "x"}]}]}]}]}),
+        )
+        .await;
     }
     s
 }
@@ -401,7 +437,9 @@ fn signed_body() -> (Vec<u8>, String) {
             "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": "a", "repository": repo},
             "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "b", "repository": repo},
             "author": {"user": {"name": "alice", "slug": "alice"}}}
-    }).to_string().into_bytes();
+    });
+    reference::assert_webhook("pr:reviewer:approved", &body);
+    let body = body.to_string().into_bytes();
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
     mac.update(&body);

@@ -1,7 +1,10 @@
 //! A sync killed at random points (a real process kill, several times) and restarted ends equal
-//! to the simulator's ground truth; and the no-setup demo runs green.
+//! to the simulator's ground truth, on every server version the simulator imitates; and the
+//! no-setup demo runs green.
 
 use host_harness::demo::compare_with_truth;
+use host_harness::sim::render::Dialect;
+use host_harness::sim::version::ServerVersion;
 use host_harness::sim::world::WorldSpec;
 use host_harness::sim::{Faults, SimConfig, Simulator};
 use std::process::Command;
@@ -18,12 +21,18 @@ fn bbdc() -> Command {
 
 #[test]
 fn a_sync_killed_at_random_points_and_restarted_loses_nothing() {
+    for (i, version) in ServerVersion::ALL.into_iter().enumerate() {
+        killed_and_restarted(version, 2026 + i as u64);
+    }
+}
+
+fn killed_and_restarted(version: ServerVersion, seed: u64) {
     let sim = Simulator::start(SimConfig {
         spec: WorldSpec {
             seed: 99,
             projects: 1,
             repos_per_project: 3,
-            prs_per_repo: 30,
+            prs_per_repo: 24,
             users: 6,
         },
         faults: Faults {
@@ -31,6 +40,10 @@ fn a_sync_killed_at_random_points_and_restarted_loses_nothing() {
             ..Faults::default()
         },
         token: Some("crash-token".into()),
+        dialect: Dialect {
+            version,
+            ..Dialect::default()
+        },
         ..SimConfig::default()
     })
     .unwrap();
@@ -52,9 +65,9 @@ fn a_sync_killed_at_random_points_and_restarted_loses_nothing() {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     };
-    let mut rng = fastrand::Rng::with_seed(2026);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut killed = 0;
-    for _ in 0..4 {
+    for _ in 0..3 {
         let mut cmd = bbdc();
         args(&mut cmd);
         let mut child = cmd.spawn().unwrap();
@@ -67,17 +80,17 @@ fn a_sync_killed_at_random_points_and_restarted_loses_nothing() {
     }
     assert!(
         killed >= 2,
-        "the kills must land mid-sync to mean anything ({killed} did)"
+        "{version}: the kills must land mid-sync to mean anything ({killed} did)"
     );
     let mut cmd = bbdc();
     args(&mut cmd);
     assert!(
         cmd.status().unwrap().success(),
-        "the restarted sync completes"
+        "{version}: the restarted sync completes"
     );
     let (matched, problems) = compare_with_truth(&db, &sim.truth(), &[]).unwrap();
-    assert!(problems.is_empty(), "{problems:#?}");
-    assert_eq!(matched, sim.truth().len());
+    assert!(problems.is_empty(), "{version}: {problems:#?}");
+    assert_eq!(matched, sim.truth().len(), "{version}");
     sim.stop();
 }
 

@@ -1,6 +1,9 @@
 //! Shared test support: one runtime per test binary, tenants pointed at a wiremock server, and
-//! Bitbucket-shaped JSON written from the shapes in BITBUCKET.md.
+//! Bitbucket-shaped JSON fixtures. Every fixture builder checks what it builds against the OpenAPI
+//! reference ([`reference`]) before handing it out, so no test runs on an invented shape.
 #![allow(dead_code)]
+
+pub mod reference;
 
 use host_harness::storage::{KvStore, SqliteKv};
 use host_harness::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
@@ -45,6 +48,38 @@ pub fn tenant_with(config: TenantConfig) -> Arc<Tenant> {
     Arc::new(Tenant::new(config, kv).expect("tenant"))
 }
 
+/// A tenant of a simulator, with its records and state in a SQLite file of a temporary folder.
+pub struct SimRun {
+    _dir: tempfile::TempDir,
+    /// The SQLite file.
+    pub db: std::path::PathBuf,
+    /// The tenant.
+    pub tenant: Arc<Tenant>,
+}
+
+/// A [`SimRun`] against `base_url` with a Bearer `token`, its config adjusted by `tweak`.
+pub fn sim_run(base_url: &str, token: &str, tweak: impl FnOnce(&mut TenantConfig)) -> SimRun {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("sim.sqlite");
+    let mut config = TenantConfig::new("t", base_url, Credentials::Bearer(token.into()));
+    tweak(&mut config);
+    let kv = Arc::new(SqliteKv::open(&db).expect("sqlite"));
+    let tenant = Arc::new(Tenant::new(config, kv).expect("tenant"));
+    SimRun {
+        _dir: dir,
+        db,
+        tenant,
+    }
+}
+
+impl SimRun {
+    /// Runs the sync job into this run's database.
+    pub fn sync(&self, job: &host_harness::sync::SyncJob) -> host_harness::sync::SyncReport {
+        let records = host_harness::records::SqliteRecords::open(&self.db).expect("records");
+        host_harness::sync::run(runtime(), &self.tenant, &records, None, job).expect("sync runs")
+    }
+}
+
 /// Runs blocking host work off the async test's worker threads, so wiremock keeps serving.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")
@@ -64,23 +99,46 @@ pub fn page(values: Vec<Value>, start: u64, limit: u64, next: Option<u64>) -> Va
 
 /// A project.
 pub fn project(key: &str, id: u64) -> Value {
-    json!({
-        "key": key, "id": id, "name": format!("Project {key}"), "public": false, "type": "NORMAL",
-        "links": {"self": [{"href": format!("https://bb.example/projects/{key}")}]}
-    })
+    checked(
+        "RestProject",
+        json!({
+            "key": key, "id": id, "name": format!("Project {key}"), "public": false, "type": "NORMAL",
+            "links": {"self": [{"href": format!("https://bb.example/projects/{key}")}]}
+        }),
+    )
+}
+
+/// `value`, after checking it conforms to the reference's schema `name`.
+pub fn checked(name: &str, value: Value) -> Value {
+    reference::assert_schema(name, &value, "a test fixture");
+    value
+}
+
+/// A project as a repository embeds it. A personal project (`~JDOE`) is named after its owner (the
+/// reference's `RestProject.name` never starts with `~`).
+pub fn project_ref(key: &str) -> Value {
+    match key.strip_prefix('~') {
+        Some(owner) => {
+            json!({"key": key, "id": 2, "name": owner.to_lowercase(), "type": "PERSONAL"})
+        }
+        None => json!({"key": key, "id": 1, "name": key, "type": "NORMAL"}),
+    }
 }
 
 /// A repository.
 pub fn repo(project_key: &str, slug: &str, id: u64) -> Value {
-    json!({
-        "slug": slug, "id": id, "name": slug, "scmId": "git", "state": "AVAILABLE",
-        "statusMessage": "Available", "forkable": true, "public": false, "archived": false,
-        "project": {"key": project_key, "id": 1, "name": project_key},
-        "links": {
-            "clone": [{"href": format!("https://bb.example/scm/{project_key}/{slug}.git"), "name": "http"}],
-            "self": [{"href": format!("https://bb.example/projects/{project_key}/repos/{slug}/browse")}]
-        }
-    })
+    checked(
+        "RestRepository",
+        json!({
+            "slug": slug, "id": id, "name": slug, "scmId": "git", "state": "AVAILABLE",
+            "statusMessage": "Available", "forkable": true, "public": false, "archived": false,
+            "project": project_ref(project_key),
+            "links": {
+                "clone": [{"href": format!("https://bb.example/scm/{project_key}/{slug}.git"), "name": "http"}],
+                "self": [{"href": format!("https://bb.example/projects/{project_key}/repos/{slug}/browse")}]
+            }
+        }),
+    )
 }
 
 /// A Bitbucket error body.
@@ -95,12 +153,18 @@ pub const HOUR: i64 = 3_600_000;
 
 /// A user object.
 pub fn user(slug: &str) -> Value {
-    json!({"name": slug, "emailAddress": format!("{slug}@example.com"), "active": true, "displayName": slug.to_uppercase(), "id": slug.len(), "slug": slug, "type": "NORMAL"})
+    checked(
+        "RestApplicationUser",
+        json!({"name": slug, "emailAddress": format!("{slug}@example.com"), "active": true, "displayName": slug.to_uppercase(), "id": slug.len(), "slug": slug, "type": "NORMAL"}),
+    )
 }
 
 /// A repository reference as a pull request's ref carries it.
 pub fn repo_ref(key: &str, slug: &str) -> Value {
-    json!({"slug": slug, "id": 1, "name": slug, "project": {"key": key, "id": 1, "name": key}})
+    checked(
+        "RestRepository",
+        json!({"slug": slug, "id": 1, "name": slug, "project": project_ref(key)}),
+    )
 }
 
 /// A pull request list item in project PLAT, repository api; times in hours after T0.
@@ -109,8 +173,8 @@ pub fn pr_json(id: u64, version: u32, state: &str, created_h: i64, updated_h: i6
         "id": id, "version": version, "title": format!("Change {id}"), "description": "Line one\r\nLine two",
         "state": state, "open": state == "OPEN", "closed": state != "OPEN",
         "createdDate": T0 + created_h * HOUR, "updatedDate": T0 + updated_h * HOUR,
-        "fromRef": {"id": format!("refs/heads/feature/{id}"), "displayId": format!("feature/{id}"), "latestCommit": format!("{id:040x}"), "type": {"id": "BRANCH"}, "repository": repo_ref("PLAT", "api")},
-        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "f".repeat(40), "type": {"id": "BRANCH"}, "repository": repo_ref("PLAT", "api")},
+        "fromRef": {"id": format!("refs/heads/feature/{id}"), "displayId": format!("feature/{id}"), "latestCommit": format!("{id:040x}"), "type": "BRANCH", "repository": repo_ref("PLAT", "api")},
+        "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "f".repeat(40), "type": "BRANCH", "repository": repo_ref("PLAT", "api")},
         "locked": false,
         "author": {"user": user("alice"), "role": "AUTHOR", "approved": false, "status": "UNAPPROVED"},
         "reviewers": [{"user": user("bob"), "role": "REVIEWER", "approved": true, "status": "APPROVED", "lastReviewedCommit": format!("{id:040x}")}],
@@ -121,7 +185,7 @@ pub fn pr_json(id: u64, version: u32, state: &str, created_h: i64, updated_h: i6
     if state != "OPEN" {
         v["closedDate"] = json!(T0 + updated_h * HOUR);
     }
-    v
+    checked("RestPullRequest", v)
 }
 
 /// The activities of a pull request, newest first as the server sends them.
@@ -143,7 +207,9 @@ pub fn activities_json(id: u64, merged: bool) -> Vec<Value> {
         acts.push(json!({"id": id * 100 + 11, "createdDate": at(11), "user": user("bob"), "action": "MERGED", "commit": {"id": "9".repeat(40), "displayId": "9999999"}}));
     }
     acts.reverse();
-    acts
+    acts.into_iter()
+        .map(|a| checked("RestPullRequestActivity", a))
+        .collect()
 }
 
 /// A diff with `added` and `removed` lines in one file (line text is source code the connector
@@ -163,7 +229,12 @@ pub fn diff_json(added: usize, removed: usize, rename: bool, truncated: bool) ->
     if rename {
         diffs.push(json!({"source": path("docs/old.md"), "destination": path("docs/new.md"), "hunks": [], "truncated": false}));
     }
-    json!({"fromHash": "a", "toHash": "b", "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false})
+    let diff = json!({"fromHash": "a", "toHash": "b", "contextLines": 0, "whitespace": "SHOW", "diffs": diffs, "truncated": false});
+    reference::assert_response(
+        "/rest/api/1.0/projects/PLAT/repos/api/pull-requests/1/diff",
+        &diff,
+    );
+    diff
 }
 
 /// A `tracing` writer that keeps everything written, for tests that read the logs.
