@@ -278,3 +278,32 @@ fn every_webhook_event_of_every_version_and_variant_is_accepted_with_its_snapsho
     assert!(delivered > 200, "{delivered} deliveries");
     sim.stop();
 }
+
+#[test]
+fn project_filters_reach_personal_projects_too() {
+    let sim = start(ServerVersion::V8_19, Shapes::Reference);
+    let run = setup(&sim);
+    let report = run.sync(&SyncJob {
+        projects: vec!["~USER2".into(), "P2".into(), "~USER2".into()],
+        concurrency: 2,
+        ..SyncJob::default()
+    });
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    let stored = stored_repos(&run);
+    assert!(
+        stored
+            .iter()
+            .all(|r| r.starts_with("P2/") || r.starts_with("~USER2/")),
+        "{stored:?}"
+    );
+    assert!(stored.contains(&"~USER2/notes".to_string()), "{stored:?}");
+    let kept: Vec<Value> = sim
+        .truth()
+        .into_iter()
+        .filter(|t| matches!(t["project_key"].as_str(), Some("P2" | "~USER2")))
+        .collect();
+    let (matched, problems) = compare_with_truth(&run.db, &kept, &[]).unwrap();
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(matched, kept.len());
+    sim.stop();
+}

@@ -227,6 +227,7 @@ fn enumerate(
     let filter = job.filter;
     let mut wanted: Vec<String> = job.projects.clone();
     wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
+    wanted.sort();
     wanted.dedup();
     let mut listed: Vec<Project> = all_pages(
         |c| {
