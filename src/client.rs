@@ -1,10 +1,10 @@
 //! A Bitbucket REST client over the [`Host`] trait: builds URLs, sends GETs, classifies errors,
-//! decodes JSON, walks pages and counts requests.
+//! decodes JSON, walks pages (within [`paging::Bounds`]) and counts requests.
 
 use crate::error::{ConnectorError, classify_status};
-use crate::host::{BodyStream, Host, HttpRequest, LogLevel, ResponseHead};
+use crate::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
 use crate::model::{RecordKind, UnreadableRecord};
-use crate::paging::{self, PageAnomaly, WirePage};
+use crate::paging::{self, Bounds, PageAnomaly, PageCursor, Tally, WirePage};
 use crate::urls::BaseUrl;
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
@@ -16,6 +16,8 @@ pub struct FetchedPage<T> {
     pub items: Vec<T>,
     /// Items that could not be identified, left out of `items`.
     pub unreadable: Vec<UnreadableRecord>,
+    /// Items the server sent on this page, identified or not.
+    pub received: usize,
     /// Next `start`, `None` when the listing is over.
     pub next: Option<u64>,
     /// The limit the server used.
@@ -78,8 +80,8 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> Result<(ResponseHead, Vec<u8>, String), ConnectorError> {
-        let url = self.base.api(segments, query);
-        let what = format!("GET /{}", segments.join("/"));
+        let url = self.base.api(segments, query)?;
+        let what = request_name(segments);
         self.requests.set(self.requests.get().saturating_add(1));
         self.host.log(LogLevel::Debug, &what);
         let (head, body) = self.host.send(&HttpRequest::get_json(url))?;
@@ -90,18 +92,25 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
     }
 
     /// `GET /rest/api/1.0/{segments}?{query}` read as a stream by `read`, for bodies too large to
-    /// hold (diffs). An error answer's body is read (at most 64 KiB) to classify it.
+    /// hold (diffs). An error answer's body is read (at most 64 KiB) to classify it. A body the
+    /// host refuses for its size before any of it is read reaches `read` as a stream whose first
+    /// read fails with [`HttpError::TooLarge`], as a body over the cap midway does: one case for
+    /// the reader.
     pub fn get_streamed<T>(
         &self,
         segments: &[&str],
         query: &[(&str, &str)],
         read: impl FnOnce(&mut dyn BodyStream) -> Result<T, ConnectorError>,
     ) -> Result<T, ConnectorError> {
-        let url = self.base.api(segments, query);
-        let what = format!("GET /{}", segments.join("/"));
+        let url = self.base.api(segments, query)?;
+        let what = request_name(segments);
         self.requests.set(self.requests.get().saturating_add(1));
         self.host.log(LogLevel::Debug, &what);
-        let (head, mut body) = self.host.send_streaming(&HttpRequest::get_json(url))?;
+        let (head, mut body) = match self.host.send_streaming(&HttpRequest::get_json(url)) {
+            Ok(answer) => answer,
+            Err(HttpError::TooLarge(cap)) => return read(&mut RefusedForSize(cap)),
+            Err(e) => return Err(e.into()),
+        };
         if !(200..300).contains(&head.status) {
             let mut error_body = Vec::new();
             while error_body.len() < 64 * 1024 {
@@ -116,7 +125,8 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
     }
 
     /// One page of a paged resource starting at `start`, its items decoded one by one as `kind`
-    /// records: an item that cannot be identified is reported in `unreadable`, not fatal.
+    /// records: an item that cannot be identified is reported in `unreadable`, not fatal. A
+    /// `nextPageStart` past [`paging::MAX_LISTING_ITEMS`] is an error.
     pub fn get_page<T: DeserializeOwned>(
         &self,
         kind: RecordKind,
@@ -144,6 +154,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
             );
         }
         let (next, anomaly) = paging::next_start(start, &page);
+        paging::check_next(next, &what)?;
         if let Some(a) = anomaly {
             let why = match a {
                 PageAnomaly::MissingNextStart => "isLastPage is false but nextPageStart is missing",
@@ -172,6 +183,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
             FetchedPage {
                 items,
                 unreadable,
+                received: page.values.as_ref().map_or(0, Vec::len),
                 next,
                 limit: page.limit,
             },
@@ -179,8 +191,36 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         ))
     }
 
+    /// The page at `cursor` of a listing the host pages through, one call per page, and the
+    /// cursor of the page after it (`None` at the end). Empty pages that say more follows are
+    /// counted across calls in the cursor; the listing fails at [`paging::MAX_EMPTY_PAGES`].
+    pub fn get_listed_page<T: DeserializeOwned>(
+        &self,
+        kind: RecordKind,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        cursor: PageCursor,
+    ) -> Result<(FetchedPage<T>, Option<PageCursor>), ConnectorError> {
+        let (page, _) = self.get_page::<T>(kind, segments, query, cursor.start)?;
+        let mut tally = Tally {
+            empty_run: cursor.empty_run,
+            ..Tally::default()
+        };
+        tally.count(
+            page.received,
+            page.next.is_some(),
+            Bounds::WALKED,
+            &request_name(segments),
+        )?;
+        let next = page.next.map(|start| PageCursor {
+            start,
+            empty_run: tally.empty_run,
+        });
+        Ok((page, next))
+    }
+
     /// Every item of a paged resource, following pages to the end, with the items that could
-    /// not be identified.
+    /// not be identified; within [`Bounds::COLLECTED`], since it holds them all.
     pub fn get_all<T: DeserializeOwned>(
         &self,
         kind: RecordKind,
@@ -189,25 +229,48 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
     ) -> Result<(Vec<T>, Vec<UnreadableRecord>), ConnectorError> {
         let mut all = Vec::new();
         let mut unreadable = Vec::new();
-        self.for_each_page(kind, segments, query, |page: FetchedPage<T>| {
-            all.extend(page.items);
-            unreadable.extend(page.unreadable);
-        })?;
+        self.walk(
+            kind,
+            segments,
+            query,
+            Bounds::COLLECTED,
+            |page: FetchedPage<T>| {
+                all.extend(page.items);
+                unreadable.extend(page.unreadable);
+            },
+        )?;
         Ok((all, unreadable))
     }
 
-    /// Walks every page, handing each page to `f`.
+    /// Walks every page, handing each page to `f`, within [`Bounds::WALKED`].
     pub fn for_each_page<T: DeserializeOwned>(
         &self,
         kind: RecordKind,
         segments: &[&str],
         query: &[(&str, &str)],
+        f: impl FnMut(FetchedPage<T>),
+    ) -> Result<(), ConnectorError> {
+        self.walk(kind, segments, query, Bounds::WALKED, f)
+    }
+
+    /// Walks every page within `bounds`, handing each page to `f`: a listing that would go on
+    /// past them (or past [`paging::MAX_EMPTY_PAGES`] empty pages in a row) fails before the
+    /// page that would.
+    fn walk<T: DeserializeOwned>(
+        &self,
+        kind: RecordKind,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        bounds: Bounds,
         mut f: impl FnMut(FetchedPage<T>),
     ) -> Result<(), ConnectorError> {
+        let what = request_name(segments);
+        let mut tally = Tally::default();
         let mut start = 0;
         loop {
             let (page, _) = self.get_page::<T>(kind, segments, query, start)?;
             let next = page.next;
+            tally.count(page.received, next.is_some(), bounds, &what)?;
             f(page);
             match next {
                 Some(n) => start = n,
@@ -217,6 +280,255 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
     }
 }
 
+/// How a request to `segments` is named in logs and messages: `GET /projects/PLAT/repos`.
+fn request_name(segments: &[&str]) -> String {
+    format!("GET /{}", segments.join("/"))
+}
+
+/// The body of a response the host refused for its size: every read fails with the cap.
+struct RefusedForSize(u64);
+
+impl BodyStream for RefusedForSize {
+    fn read(&mut self, _max_bytes: u32) -> Result<Option<Vec<u8>>, HttpError> {
+        Err(HttpError::TooLarge(self.0))
+    }
+}
+
 fn malformed(what: &str, e: &serde_json::Error) -> ConnectorError {
     ConnectorError::MalformedResponse(format!("{what}: {}", paging::clean_reason(&e.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{Canned, FakeHost};
+    use crate::paging::{MAX_COLLECTED_ITEMS, MAX_EMPTY_PAGES, MAX_LISTING_PAGES};
+    use crate::wire::{WireActivity, WireProject};
+    use serde_json::{Value, json};
+
+    const PROJECTS: &str = "/bb/rest/api/1.0/projects";
+
+    fn client(host: &FakeHost) -> Client<'_, FakeHost> {
+        Client::new(host, "https://h/bb", Some(25)).unwrap()
+    }
+
+    fn ok(body: Value) -> Canned {
+        Canned::Response {
+            status: 200,
+            headers: vec![],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    fn start_of(pairs: &[(String, String)]) -> u64 {
+        pairs
+            .iter()
+            .find(|(k, _)| k == "start")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A server whose pages come from `page(start)`; past `give_up_at` it ends the listing, so
+    /// that a client without bounds finishes (and the test fails) instead of hanging.
+    fn serve(host: &FakeHost, path: &str, give_up_at: u64, page: impl Fn(u64) -> Value + 'static) {
+        host.on_query(path, move |pairs| {
+            let start = start_of(pairs);
+            if start > give_up_at {
+                ok(json!({"start": start, "isLastPage": true, "values": []}))
+            } else {
+                ok(page(start))
+            }
+        });
+    }
+
+    fn walk_projects(host: &FakeHost) -> Result<u64, ConnectorError> {
+        let mut n = 0u64;
+        client(host).for_each_page(
+            RecordKind::Project,
+            &["projects"],
+            &[],
+            |p: FetchedPage<WireProject>| n += p.items.len() as u64,
+        )?;
+        Ok(n)
+    }
+
+    #[test]
+    fn empty_pages_that_say_more_end_a_walk_with_an_error() {
+        let host = FakeHost::new();
+        serve(
+            &host,
+            PROJECTS,
+            10_000,
+            |start| json!({"start": start, "limit": 25, "size": 0, "isLastPage": false, "values": [], "nextPageStart": start + 25}),
+        );
+        let e = walk_projects(&host).unwrap_err();
+        assert_eq!(e.code(), "malformed_response");
+        assert!(
+            e.to_string()
+                .contains("GET /projects: 3 empty pages in a row"),
+            "{e}"
+        );
+        assert_eq!(host.requests.borrow().len(), MAX_EMPTY_PAGES as usize);
+
+        // Collected listings (a pull request's activities) end the same way.
+        let e = client(&host)
+            .get_all::<WireActivity>(RecordKind::Activity, &["projects"], &[])
+            .unwrap_err();
+        assert!(e.to_string().contains("3 empty pages in a row"), "{e}");
+    }
+
+    #[test]
+    fn empty_pages_between_full_ones_are_followed() {
+        let host = FakeHost::new();
+        serve(&host, PROJECTS, 10_000, |start| match start {
+            0 | 1 | 3 | 4 => json!({"isLastPage": false, "values": [], "nextPageStart": start + 1}),
+            2 => json!({"isLastPage": false, "values": [{"key": "A"}], "nextPageStart": 3}),
+            _ => json!({"isLastPage": true, "values": [{"key": "B"}]}),
+        });
+        assert_eq!(walk_projects(&host).unwrap(), 2);
+    }
+
+    #[test]
+    fn a_page_stream_that_never_ends_fails_at_the_page_bound() {
+        let host = FakeHost::new();
+        let bound = u64::from(MAX_LISTING_PAGES);
+        serve(
+            &host,
+            PROJECTS,
+            bound + 10,
+            |start| json!({"start": start, "isLastPage": false, "values": [{"key": format!("P{start}")}], "nextPageStart": start + 1}),
+        );
+        let e = walk_projects(&host).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!(
+                "GET /projects: the listing goes on past {bound} pages"
+            )),
+            "{e}"
+        );
+        assert_eq!(host.requests.borrow().len() as u64, bound);
+    }
+
+    #[test]
+    fn a_collected_listing_fails_at_the_item_bound_instead_of_filling_memory() {
+        let host = FakeHost::new();
+        let path = "/bb/rest/api/1.0/projects/P/repos/r/pull-requests/1/activities";
+        let values: Vec<Value> = (0..1000)
+            .map(|i| json!({"id": i, "action": "COMMENTED"}))
+            .collect();
+        serve(
+            &host,
+            path,
+            10 * MAX_COLLECTED_ITEMS,
+            move |start| json!({"start": start, "isLastPage": false, "values": values, "nextPageStart": start + 1000}),
+        );
+        let e = client(&host)
+            .get_all::<WireActivity>(
+                RecordKind::Activity,
+                &[
+                    "projects",
+                    "P",
+                    "repos",
+                    "r",
+                    "pull-requests",
+                    "1",
+                    "activities",
+                ],
+                &[],
+            )
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("past {MAX_COLLECTED_ITEMS} items")),
+            "{e}"
+        );
+        assert_eq!(
+            host.requests.borrow().len() as u64,
+            MAX_COLLECTED_ITEMS / 1000
+        );
+    }
+
+    #[test]
+    fn a_next_page_start_at_the_end_of_the_range_is_refused_not_requested() {
+        let host = FakeHost::new();
+        host.on(
+            PROJECTS,
+            &[],
+            ok(json!({"start": 0, "isLastPage": false, "values": [{"key": "A"}], "nextPageStart": u64::MAX})),
+        );
+        let e = walk_projects(&host).unwrap_err();
+        assert_eq!(e.code(), "malformed_response");
+        assert!(
+            e.to_string()
+                .contains("GET /projects: nextPageStart 18446744073709551615"),
+            "{e}"
+        );
+        assert_eq!(host.requests.borrow().len(), 1);
+    }
+
+    #[test]
+    fn a_listed_page_carries_the_empty_run_in_its_cursor() {
+        let host = FakeHost::new();
+        serve(
+            &host,
+            PROJECTS,
+            10_000,
+            |start| json!({"isLastPage": false, "values": [], "nextPageStart": start + 25}),
+        );
+        let c = client(&host);
+        let (_, next) = c
+            .get_listed_page::<WireProject>(
+                RecordKind::Project,
+                &["projects"],
+                &[],
+                PageCursor::default(),
+            )
+            .unwrap();
+        assert_eq!(
+            next,
+            Some(PageCursor {
+                start: 25,
+                empty_run: 1
+            })
+        );
+        let (_, next) = c
+            .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], next.unwrap())
+            .unwrap();
+        assert_eq!(
+            next,
+            Some(PageCursor {
+                start: 50,
+                empty_run: 2
+            })
+        );
+        let e = c
+            .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], next.unwrap())
+            .unwrap_err();
+        assert!(e.to_string().contains("3 empty pages in a row"), "{e}");
+    }
+
+    #[test]
+    fn dot_segments_never_leave_the_connector() {
+        let host = FakeHost::new();
+        for bad in [".", ".."] {
+            let e = client(&host)
+                .get_json::<Value>(&["projects", bad, "repos"], &[])
+                .unwrap_err();
+            assert_eq!(e.code(), "invalid_config");
+            let e = client(&host)
+                .get_streamed(&["projects", "P", "repos", bad, "diff"], &[], |_| Ok(()))
+                .unwrap_err();
+            assert_eq!(e.code(), "invalid_config");
+        }
+        assert!(host.requests.borrow().is_empty());
+        // A slug of three dots is a name, and reaches its own path.
+        host.on(
+            "/bb/rest/api/1.0/projects/P/repos/...",
+            &[],
+            ok(json!({"slug": "..."})),
+        );
+        let (v, _) = client(&host)
+            .get_json::<Value>(&["projects", "P", "repos", "..."], &[])
+            .unwrap();
+        assert_eq!(v["slug"], "...");
+    }
 }

@@ -352,7 +352,7 @@ impl<'de> Visitor<'de> for CountSeed {
         let mut n = 0u64;
         while let Some(line) = seq.next_element::<Option<IgnoredAny>>()? {
             if line.is_some() {
-                n += 1;
+                n = n.saturating_add(1);
             }
         }
         Ok(n)

@@ -116,12 +116,17 @@ fn is_authentication_exception(name: &str) -> bool {
     name.to_ascii_lowercase().contains("authentication")
 }
 
-/// Parses `Retry-After` given in seconds into milliseconds. (HTTP-date values are resolved by the
-/// host, which owns the clock and the retry policy; the connector only reports.)
+/// Parses `Retry-After` given in seconds into milliseconds, saturating: a number of seconds too
+/// large for the counters (even beyond `u64`) is `u64::MAX` milliseconds, "a very long time",
+/// never a wrapped short wait. A sign, a fraction or anything else is no delay at all. (HTTP-date
+/// values are resolved by the host, which owns the clock and the retry policy; the connector
+/// only reports.)
 pub fn retry_after_ms(head: &ResponseHead) -> Option<u64> {
-    head.header("retry-after")
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|s| s.saturating_mul(1000))
+    let v = head.header("retry-after")?.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().unwrap_or(u64::MAX).saturating_mul(1000))
 }
 
 /// Turns a non-2xx answer into a typed error. `what` names the request for the message, e.g.
@@ -294,6 +299,37 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn extreme_retry_after_values_saturate_and_bad_ones_are_absent() {
+        let ms = |v: &str| retry_after_ms(&head(429, &[("Retry-After", v)]));
+        assert_eq!(ms("0"), Some(0));
+        assert_eq!(ms(" 120 "), Some(120_000));
+        assert_eq!(ms("18446744073709551"), Some(18_446_744_073_709_551_000));
+        assert_eq!(
+            ms("18446744073709552"),
+            Some(u64::MAX),
+            "seconds whose ms overflow"
+        );
+        assert_eq!(ms("18446744073709551615"), Some(u64::MAX));
+        assert_eq!(
+            ms("99999999999999999999999999999999"),
+            Some(u64::MAX),
+            "beyond u64 is a very long wait, not none"
+        );
+        for bad in [
+            "-1",
+            "-9223372036854775808",
+            "+5",
+            "1.5",
+            "1e3",
+            "",
+            "  ",
+            "5s",
+        ] {
+            assert_eq!(ms(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! An in-memory [`Host`] for native tests: canned responses by URL path and query, recorded
-//! requests, a storage map and captured logs.
+//! An in-memory [`Host`] for native tests: canned responses by URL path and query (or computed
+//! from the query), recorded requests, a storage map and captured logs.
 
 use crate::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
 use std::cell::RefCell;
@@ -19,12 +19,30 @@ pub enum Canned {
     },
     /// A transport failure.
     Error(HttpError),
+    /// A response whose streamed body fails with `error` after `body` (a cut connection, the
+    /// host's size cap hit midway); `send` fails with `error` at once.
+    CutBody {
+        /// Status.
+        status: u16,
+        /// The bytes that arrive before the failure.
+        body: Vec<u8>,
+        /// The failure.
+        error: HttpError,
+    },
+}
+
+/// The answer to a query's pairs, for routes whose answer depends on them (e.g. on `start`).
+type Responder = Box<dyn Fn(&[(String, String)]) -> Canned>;
+
+enum Answer {
+    Fixed(Canned),
+    Computed(Responder),
 }
 
 struct Route {
     path: String,
     query: Vec<(String, String)>,
-    answer: Canned,
+    answer: Answer,
 }
 
 /// The fake host.
@@ -53,6 +71,20 @@ impl FakeHost {
     /// Answers GETs of `path` (the URL path, e.g. `/rest/api/1.0/projects`) whose query contains
     /// every pair in `query`. Later routes take precedence.
     pub fn on(&self, path: &str, query: &[(&str, &str)], answer: Canned) -> &Self {
+        self.route(path, query, Answer::Fixed(answer))
+    }
+
+    /// Answers GETs of `path` with what `respond` makes of the request's query pairs (every
+    /// query matches). Later routes take precedence, as with [`FakeHost::on`].
+    pub fn on_query(
+        &self,
+        path: &str,
+        respond: impl Fn(&[(String, String)]) -> Canned + 'static,
+    ) -> &Self {
+        self.route(path, &[], Answer::Computed(Box::new(respond)))
+    }
+
+    fn route(&self, path: &str, query: &[(&str, &str)], answer: Answer) -> &Self {
         self.routes.borrow_mut().push(Route {
             path: path.to_owned(),
             query: query
@@ -112,8 +144,9 @@ impl FakeHost {
             .iter()
             .rev()
             .find(|r| r.path == url.path() && r.query.iter().all(|q| pairs.contains(q)));
-        match found {
-            Some(r) => r.answer.clone(),
+        match found.map(|r| &r.answer) {
+            Some(Answer::Fixed(c)) => c.clone(),
+            Some(Answer::Computed(f)) => f(&pairs),
             None => Canned::Response {
                 status: 404,
                 headers: vec![],
@@ -127,12 +160,17 @@ struct ChunkedBody {
     data: Vec<u8>,
     pos: usize,
     chunk: usize,
+    /// What reading past `data` gives, when not the end.
+    then: Option<HttpError>,
 }
 
 impl BodyStream for ChunkedBody {
     fn read(&mut self, max_bytes: u32) -> Result<Option<Vec<u8>>, HttpError> {
         if self.pos >= self.data.len() {
-            return Ok(None);
+            return match &self.then {
+                Some(e) => Err(e.clone()),
+                None => Ok(None),
+            };
         }
         let n = self.chunk.min(max_bytes as usize).max(1);
         let end = (self.pos + n).min(self.data.len());
@@ -150,7 +188,7 @@ impl Host for FakeHost {
                 headers,
                 body,
             } => Ok((ResponseHead { status, headers }, body)),
-            Canned::Error(e) => Err(e),
+            Canned::Error(e) | Canned::CutBody { error: e, .. } => Err(e),
         }
     }
 
@@ -158,13 +196,33 @@ impl Host for FakeHost {
         &self,
         req: &HttpRequest,
     ) -> Result<(ResponseHead, Box<dyn BodyStream>), HttpError> {
-        let (head, data) = self.send(req)?;
+        let (head, data, then) = match self.answer(req) {
+            Canned::Response {
+                status,
+                headers,
+                body,
+            } => (ResponseHead { status, headers }, body, None),
+            Canned::CutBody {
+                status,
+                body,
+                error,
+            } => (
+                ResponseHead {
+                    status,
+                    headers: Vec::new(),
+                },
+                body,
+                Some(error),
+            ),
+            Canned::Error(e) => return Err(e),
+        };
         Ok((
             head,
             Box::new(ChunkedBody {
                 data,
                 pos: 0,
                 chunk: self.chunk,
+                then,
             }),
         ))
     }

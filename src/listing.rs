@@ -1,12 +1,13 @@
 //! The paged listings: projects, repositories, users. One call returns one page; items that
-//! cannot be identified are left out of it and reported in its `unreadable` list.
+//! cannot be identified are left out of it and reported in its `unreadable` list. The cursor
+//! carries what bounds the listing across calls (see [`Client::get_listed_page`]).
 
 use crate::client::{Client, FetchedPage};
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
 use crate::model::{Connection, Page, Project, RecordKind, Repo, RepoFilter, UserPage};
 use crate::normalize;
-use crate::paging::{decode_cursor, encode_cursor};
+use crate::paging::{PageCursor, decode_cursor, encode_cursor};
 use crate::wire::{WireProject, WireRepo, WireUser};
 
 fn page_of<W, T>(page: FetchedPage<W>, next: Option<String>, f: impl Fn(W) -> T) -> Page<T> {
@@ -25,11 +26,10 @@ pub fn list_projects<H: Host + ?Sized>(
     cursor: Option<&str>,
 ) -> Result<Page<Project>, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
-    let start = decode_cursor(cursor)?;
-    let (page, _) =
-        client.get_page::<WireProject>(RecordKind::Project, &["projects"], &[], start)?;
-    let next = page.next.map(encode_cursor);
-    Ok(page_of(page, next, normalize::project))
+    let at = decode_cursor(cursor)?;
+    let (page, next) =
+        client.get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], at)?;
+    Ok(page_of(page, next.map(encode_cursor), normalize::project))
 }
 
 /// One page of repositories from `segments` (with `query`), normalised, those `filter` admits.
@@ -40,10 +40,10 @@ fn repo_page<H: Host + ?Sized>(
     filter: &RepoFilter,
     cursor: Option<&str>,
 ) -> Result<Page<Repo>, ConnectorError> {
-    let start = decode_cursor(cursor)?;
-    let (page, _) = client.get_page::<WireRepo>(RecordKind::Repository, segments, query, start)?;
-    let next = page.next.map(encode_cursor);
-    let mut page = page_of(page, next, normalize::repo);
+    let at = decode_cursor(cursor)?;
+    let (page, next) =
+        client.get_listed_page::<WireRepo>(RecordKind::Repository, segments, query, at)?;
+    let mut page = page_of(page, next.map(encode_cursor), normalize::repo);
     page.items.retain(|r| filter.admits(r));
     Ok(page)
 }
@@ -114,23 +114,22 @@ pub fn list_users<H: Host + ?Sized>(
     cursor: Option<&str>,
 ) -> Result<UserPage, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
-    let (fallback, start) = match cursor {
+    let (fallback, at) = match cursor {
         Some(c) => match c.strip_prefix(FALLBACK_PREFIX) {
             Some(rest) => (true, decode_cursor(Some(rest))?),
             None => (false, decode_cursor(Some(c))?),
         },
-        None => (false, 0),
+        None => (false, PageCursor::default()),
     };
     if !fallback {
-        match client.get_page::<WireUser>(RecordKind::User, &["admin", "users"], &[], start) {
-            Ok((page, _)) => {
-                let next = page.next.map(encode_cursor);
+        match client.get_listed_page::<WireUser>(RecordKind::User, &["admin", "users"], &[], at) {
+            Ok((page, next)) => {
                 return Ok(UserPage {
-                    page: page_of(page, next, normalize::user),
+                    page: page_of(page, next.map(encode_cursor), normalize::user),
                     fallback: false,
                 });
             }
-            Err(ConnectorError::InvalidPermissions(why)) if start == 0 => {
+            Err(ConnectorError::InvalidPermissions(why)) if at.start == 0 => {
                 client.log(
                     LogLevel::Warn,
                     &format!(
@@ -141,12 +140,98 @@ pub fn list_users<H: Host + ?Sized>(
             Err(e) => return Err(e),
         }
     }
-    let (page, _) = client.get_page::<WireUser>(RecordKind::User, &["users"], &[], start)?;
-    let next = page
-        .next
-        .map(|n| format!("{FALLBACK_PREFIX}{}", encode_cursor(n)));
+    let (page, next) = client.get_listed_page::<WireUser>(RecordKind::User, &["users"], &[], at)?;
+    let next = next.map(|n| format!("{FALLBACK_PREFIX}{}", encode_cursor(n)));
     Ok(UserPage {
         page: page_of(page, next, normalize::user),
         fallback: true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake::{Canned, FakeHost};
+    use serde_json::json;
+
+    fn conn() -> Connection {
+        Connection {
+            base_url: "https://h/bb".into(),
+            page_size: Some(25),
+        }
+    }
+
+    /// Every page empty and saying more follows; past start 1,000 the listing ends, so a
+    /// connector without the bound finishes instead of hanging.
+    fn empty_forever(host: &FakeHost, path: &str) {
+        host.on_query(path, |pairs| {
+            let start: u64 = pairs
+                .iter()
+                .find(|(k, _)| k == "start")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            let page = if start > 1000 {
+                json!({"isLastPage": true, "values": []})
+            } else {
+                json!({"isLastPage": false, "values": [], "nextPageStart": start + 25})
+            };
+            Canned::Response {
+                status: 200,
+                headers: vec![],
+                body: page.to_string().into_bytes(),
+            }
+        });
+    }
+
+    #[test]
+    fn empty_pages_end_a_listing_paged_by_the_host() {
+        let host = FakeHost::new();
+        empty_forever(&host, "/bb/rest/api/1.0/projects");
+        let mut cursor: Option<String> = None;
+        let mut cursors = Vec::new();
+        let err = loop {
+            match list_projects(&host, &conn(), cursor.as_deref()) {
+                Ok(page) => match page.next {
+                    Some(n) => {
+                        cursors.push(n.clone());
+                        cursor = Some(n);
+                    }
+                    None => panic!("the listing ended after {cursors:?}"),
+                },
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(cursors, ["25.1", "50.2"]);
+        assert_eq!(err.code(), "malformed_response");
+        assert!(
+            err.to_string()
+                .contains("GET /projects: 3 empty pages in a row"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_users_fallback_keeps_the_empty_run_in_its_cursor() {
+        let host = FakeHost::new();
+        empty_forever(&host, "/bb/rest/api/1.0/users");
+        let p = list_users(&host, &conn(), Some("users:50.2"));
+        assert!(
+            p.unwrap_err()
+                .to_string()
+                .contains("GET /users: 3 empty pages"),
+            "the run carried by the cursor counts"
+        );
+        let p = list_users(&host, &conn(), Some("users:50")).unwrap();
+        assert_eq!(p.page.next.as_deref(), Some("users:75.1"));
+    }
+
+    #[test]
+    fn a_dot_project_key_is_refused_before_any_request() {
+        let host = FakeHost::new();
+        for key in [".", ".."] {
+            let e = list_repos(&host, &conn(), key, &RepoFilter::default(), None).unwrap_err();
+            assert_eq!(e.code(), "invalid_config", "{key}");
+        }
+        assert!(host.requests.borrow().is_empty());
+    }
 }

@@ -1,11 +1,16 @@
 //! One pull request in full: its snapshot plus activities (reviews, events, merge facts) and diff
 //! statistics. Shared by the sync pass and by `fetch-pull-request` (webhook refresh).
+//!
+//! A diff larger than the host lets through (`too-large` from the body stream) is final for its
+//! commit pair: the pull request is delivered without diff statistics, the outcome
+//! ([`DiffOutcome::TooLarge`]) is remembered by the sync pass, and the diff is not asked for
+//! again until the pull request's commits change.
 
 use crate::activities;
 use crate::client::Client;
 use crate::diffstat::{self, DiffError};
 use crate::error::ConnectorError;
-use crate::host::{Host, LogLevel};
+use crate::host::{Host, HttpError, LogLevel};
 use crate::model::{
     Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, UnreadableRecord,
 };
@@ -34,6 +39,26 @@ impl Stage {
     }
 }
 
+/// What a pull request's diff came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiffOutcome {
+    /// Counted.
+    Counted(DiffStats),
+    /// Larger than the host lets through (its cap, in bytes): not counted, and not worth asking
+    /// for again while the commit pair stays the same.
+    TooLarge(u64),
+}
+
+impl DiffOutcome {
+    /// The statistics to report: none for a diff too large to count.
+    pub fn stats(self) -> Option<DiffStats> {
+        match self {
+            DiffOutcome::Counted(d) => Some(d),
+            DiffOutcome::TooLarge(_) => None,
+        }
+    }
+}
+
 fn pr_path<'a>(repo: &'a RepoRef, id: &'a str) -> [&'a str; 6] {
     [
         "projects",
@@ -57,12 +82,13 @@ pub fn fetch_activities<H: Host + ?Sized>(
     client.get_all(RecordKind::Activity, &segments, &[])
 }
 
-/// Diff statistics of a pull request, counted while streaming.
+/// Diff statistics of a pull request, counted while streaming; a diff over the host's cap is
+/// [`DiffOutcome::TooLarge`], not an error.
 pub fn fetch_diff_stats<H: Host + ?Sized>(
     client: &Client<'_, H>,
     repo: &RepoRef,
     id: u64,
-) -> Result<DiffStats, ConnectorError> {
+) -> Result<DiffOutcome, ConnectorError> {
     let id = id.to_string();
     let base = pr_path(repo, &id);
     let segments = [&base[..], &["diff"]].concat();
@@ -70,26 +96,27 @@ pub fn fetch_diff_stats<H: Host + ?Sized>(
     client.get_streamed(
         &segments,
         &[("contextLines", "0"), ("withComments", "false")],
-        |body| {
-            diffstat::count_stream(body).map_err(|e| match e {
-                DiffError::Transport(t) => ConnectorError::Transport(format!("{what}: {t}")),
-                DiffError::Malformed(m) => {
-                    ConnectorError::MalformedResponse(format!("{what}: {m}"))
-                }
-            })
+        |body| match diffstat::count_stream(body) {
+            Ok(stats) => Ok(DiffOutcome::Counted(stats)),
+            Err(DiffError::Transport(HttpError::TooLarge(cap))) => Ok(DiffOutcome::TooLarge(cap)),
+            Err(DiffError::Transport(t)) => Err(ConnectorError::Transport(format!("{what}: {t}"))),
+            Err(DiffError::Malformed(m)) => {
+                Err(ConnectorError::MalformedResponse(format!("{what}: {m}")))
+            }
         },
     )
 }
 
 /// Completes a snapshot with activities and (unless `known_diff` is given, because the commit
-/// pair has not changed) diff statistics. Activities that cannot be identified are left out and
-/// added to `unreadable`.
+/// pair has not changed) diff statistics, and says what the diff came to. Activities that cannot
+/// be identified are left out and added to `unreadable`. A diff too large to count leaves
+/// `diff` empty; the pull request is still complete.
 pub fn complete<H: Host + ?Sized>(
     client: &Client<'_, H>,
     mut pr: PullRequest,
-    known_diff: Option<DiffStats>,
+    known_diff: Option<DiffOutcome>,
     unreadable: &mut Vec<UnreadableRecord>,
-) -> Result<PullRequest, (Stage, ConnectorError)> {
+) -> Result<(PullRequest, DiffOutcome), (Stage, ConnectorError)> {
     let repo = pr.repo.clone();
     let (acts, bad) =
         again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (Stage::Activities, e))?;
@@ -97,11 +124,25 @@ pub fn complete<H: Host + ?Sized>(
     activities::apply(&mut pr, acts);
     let diff = match known_diff {
         Some(d) => d,
-        None => again(|| fetch_diff_stats(client, &repo, pr.id)).map_err(|e| (Stage::Diff, e))?,
+        None => {
+            let d =
+                again(|| fetch_diff_stats(client, &repo, pr.id)).map_err(|e| (Stage::Diff, e))?;
+            if let DiffOutcome::TooLarge(cap) = d {
+                client.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "{}/{} #{}: the diff is larger than the host lets through ({cap} bytes); \
+                         delivered without diff statistics, not asked for again until its commits change",
+                        repo.project_key, repo.slug, pr.id
+                    ),
+                );
+            }
+            d
+        }
     };
-    pr.diff = Some(diff);
+    pr.diff = diff.stats();
     pr.completeness = PrCompleteness::Full;
-    Ok(pr)
+    Ok((pr, diff))
 }
 
 /// Attempts for a detail fetch whose body was cut or garbled in transit (the host has already
@@ -135,8 +176,10 @@ pub fn fetch_snapshot<H: Host + ?Sized>(
     Ok((wire, snapshot))
 }
 
-/// One pull request in full, e.g. after a webhook. It does not touch the sync state: the next
-/// sync pass still fetches the pull request if it changed since that pass last saw it.
+/// One pull request in full, e.g. after a webhook. It does not change the sync state: the next
+/// sync pass still fetches the pull request if it changed since that pass last saw it. It only
+/// reads it for one thing: a diff the sync found too large for this commit pair is not
+/// downloaded again (its outcome cannot change, and it can be as large as the host's cap).
 pub fn fetch_pull_request<H: Host + ?Sized>(
     host: &H,
     conn: &Connection,
@@ -144,10 +187,12 @@ pub fn fetch_pull_request<H: Host + ?Sized>(
     id: u64,
 ) -> Result<PullRequest, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
-    let (_, snapshot) = fetch_snapshot(&client, repo, id)?;
+    let (wire, snapshot) = fetch_snapshot(&client, repo, id)?;
+    let known = crate::sync::known_diff(host, repo, &wire)
+        .filter(|d| matches!(d, DiffOutcome::TooLarge(_)));
     // The contract's single pull request has no list to report them in; they were logged.
     let mut unreadable = Vec::new();
-    let pr = complete(&client, snapshot, None, &mut unreadable).map_err(|(_, e)| e)?;
+    let (pr, _) = complete(&client, snapshot, known, &mut unreadable).map_err(|(_, e)| e)?;
     if !unreadable.is_empty() {
         client.log(
             LogLevel::Warn,

@@ -18,9 +18,18 @@
 //!   A full listing also runs when asked for, on the first pass, and at least daily, to reconcile
 //!   anything early stopping could miss; details are still fetched only for changed PRs.
 //! - **One bad pull request never fails the repository.** It is reported as skipped, remembered,
-//!   and retried at the start of the next pass.
+//!   and retried at the start of the next pass: every remembered one, in id order, over as many
+//!   calls as [`DETAIL_BUDGET`] needs, before the listing goes on. So however many fail, each is
+//!   retried once per pass; none waits behind the others.
+//! - **A diff too large for the host is final for its commit pair.** The pull request is
+//!   delivered without diff statistics, its memo says so, and the diff is not asked for again
+//!   (not by later passes, not by retries) until the commits change.
 //! - **Bounded calls.** At most [`DETAIL_BUDGET`] pull requests get details per call; a page with
 //!   more changed PRs is read again by the next call, where the ones already done are unchanged.
+//! - **Bounded passes.** The pass's listing is counted across calls ([`Tally`]): empty pages
+//!   that say more follows, and a listing past [`Bounds::WALKED`], end it with an error within
+//!   a bounded number of calls. Nothing is committed by the failing call, so a server that
+//!   recovers lets the pass go on from where it was.
 
 use crate::client::Client;
 use crate::error::ConnectorError;
@@ -30,11 +39,13 @@ use crate::model::{
     SyncOptions,
 };
 use crate::normalize;
-use crate::pulls::{self, Stage};
+use crate::paging::{Bounds, Tally};
+use crate::pulls::{self, DiffOutcome, Stage};
 use crate::wire::WirePullRequest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
+use std::ops::Bound;
 
 /// Pull requests given details per call.
 pub const DETAIL_BUDGET: usize = 20;
@@ -55,6 +66,25 @@ pub struct PrMemo {
     pub to: Option<String>,
     /// The diff statistics, reused while the commit pair is unchanged.
     pub diff: Option<DiffStats>,
+    /// The diff of this commit pair was larger than the host lets through (its cap, in bytes):
+    /// not asked for again while the pair is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diff_too_large: Option<u64>,
+}
+
+impl PrMemo {
+    /// What the diff of `w` came to when it was last fetched, if its commit pair is still the
+    /// one this memo counted (`None`: fetch it).
+    pub fn known_diff(&self, w: &WirePullRequest) -> Option<DiffOutcome> {
+        if self.from != w.from_ref.latest_commit || self.to != w.to_ref.latest_commit {
+            return None;
+        }
+        match (self.diff_too_large, self.diff) {
+            (Some(cap), _) => Some(DiffOutcome::TooLarge(cap)),
+            (None, Some(d)) => Some(DiffOutcome::Counted(d)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// A repository's sync state, in host storage.
@@ -115,8 +145,14 @@ pub struct Progress {
     pub last_updated: Option<i64>,
     /// Whether an out-of-order listing was seen.
     pub order_violation: bool,
-    /// Whether the retry step of this pass ran.
+    /// Whether the retry step of this pass ran to its end.
     pub retries_done: bool,
+    /// The last pull request the retry step of this pass tried; the next call goes on after it.
+    #[serde(default)]
+    pub retried_up_to: Option<u64>,
+    /// How far the pass's listing has come, to bound it (pages read, items, empty pages).
+    #[serde(default)]
+    pub listed: Tally,
     /// The page at `next_start` was partly processed (more changes than one call fetches): its
     /// already-fetched pull requests are not counted as unchanged when it is read again.
     #[serde(default)]
@@ -247,6 +283,16 @@ fn load_memo<H: Host + ?Sized>(host: &H, repo: &RepoRef, id: u64) -> Option<PrMe
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+/// What the diff of pull request `w` came to when the sync last fetched it, if its commit pair
+/// has not changed since (see [`PrMemo::known_diff`]).
+pub fn known_diff<H: Host + ?Sized>(
+    host: &H,
+    repo: &RepoRef,
+    w: &WirePullRequest,
+) -> Option<DiffOutcome> {
+    load_memo(host, repo, w.id).and_then(|m| m.known_diff(w))
+}
+
 /// Applies an acknowledged batch: memos, retries, progress; completes the pass if it is over.
 fn commit<H: Host + ?Sized>(
     host: &H,
@@ -291,7 +337,7 @@ fn finish_pass(state: &mut RepoState) {
 }
 
 fn new_pass(state: &mut RepoState, options: &SyncOptions, now: i64) -> Pass {
-    state.pass_seq += 1;
+    state.pass_seq = state.pass_seq.saturating_add(1);
     let reconcile_due = state
         .last_full_at
         .is_none_or(|t| now.saturating_sub(t) >= RECONCILE_EVERY_MS);
@@ -334,33 +380,43 @@ fn skipped(id: u64, stage: Stage, error: ConnectorError) -> SkippedPullRequest {
     }
 }
 
-fn memo_for(w: &WirePullRequest, diff: Option<DiffStats>) -> PrMemo {
+fn memo_for(w: &WirePullRequest, diff: DiffOutcome) -> PrMemo {
     PrMemo {
         fp: fingerprint(w),
         from: w.from_ref.latest_commit.clone(),
         to: w.to_ref.latest_commit.clone(),
-        diff,
+        diff: diff.stats(),
+        diff_too_large: match diff {
+            DiffOutcome::TooLarge(cap) => Some(cap),
+            DiffOutcome::Counted(_) => None,
+        },
     }
 }
 
-/// Retries pull requests that failed in earlier passes.
+/// Retries pull requests that failed in earlier passes, in id order from the one after
+/// `after`, while the budget lasts; answers whether every one was tried. The progress records
+/// the last one tried, so the next call of the pass goes on from there.
 fn run_retries<H: Host + ?Sized>(
     client: &Client<'_, H>,
     repo: &RepoRef,
     retry: &BTreeSet<u64>,
+    after: Option<u64>,
     budget: &mut usize,
     work: &mut Work,
-) {
-    for &id in retry.iter() {
+) -> bool {
+    let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+    for &id in retry.range((from, Bound::Unbounded)) {
         if *budget == 0 {
-            break;
+            return false;
         }
         *budget -= 1;
+        work.pending.progress.retried_up_to = Some(id);
         match pulls::fetch_snapshot(client, repo, id) {
             Ok((wire, snap)) => {
-                match pulls::complete(client, snap, None, &mut work.batch.unreadable) {
-                    Ok(pr) => {
-                        work.pending.memos.push((id, memo_for(&wire, pr.diff)));
+                let known = known_diff(client.host(), repo, &wire);
+                match pulls::complete(client, snap, known, &mut work.batch.unreadable) {
+                    Ok((pr, diff)) => {
+                        work.pending.memos.push((id, memo_for(&wire, diff)));
                         work.pending.retry_remove.push(id);
                         work.batch.pull_requests.push(pr);
                     }
@@ -375,6 +431,7 @@ fn run_retries<H: Host + ?Sized>(
             Err(e) => work.batch.skipped.push(skipped(id, Stage::Details, e)),
         }
     }
+    true
 }
 
 /// One step of a repository's pull-request sync pass (WIT `fetch-pull-requests`).
@@ -462,10 +519,16 @@ pub fn fetch_pull_requests<H: Host + ?Sized>(
         return Ok(empty(0));
     };
 
+    let batch_no = pass.acked.checked_add(1).ok_or_else(|| {
+        ConnectorError::Storage(format!(
+            "{key}: pass {} has run out of batch numbers; delete the key to start afresh",
+            pass.id
+        ))
+    })?;
     let mut work = Work {
         batch: empty(0),
         pending: Pending {
-            batch: pass.acked + 1,
+            batch: batch_no,
             progress: pass.progress.clone(),
             memos: Vec::new(),
             retry_add: Vec::new(),
@@ -474,10 +537,21 @@ pub fn fetch_pull_requests<H: Host + ?Sized>(
     };
     let mut budget = DETAIL_BUDGET;
     if !pass.progress.retries_done {
-        run_retries(&client, repo, &state.retry, &mut budget, &mut work);
-        work.pending.progress.retries_done = true;
+        work.pending.progress.retries_done = run_retries(
+            &client,
+            repo,
+            &state.retry,
+            pass.progress.retried_up_to,
+            &mut budget,
+            &mut work,
+        );
     }
-    if let Some(start) = pass.progress.next_start {
+    // The listing goes on once every pull request to retry was tried.
+    if let Some(start) = pass
+        .progress
+        .next_start
+        .filter(|_| work.pending.progress.retries_done)
+    {
         list_page(
             &client,
             repo,
@@ -521,19 +595,30 @@ fn list_page<H: Host + ?Sized>(
     work: &mut Work,
 ) -> Result<(), ConnectorError> {
     let host = client.host();
+    let segments = [
+        "projects",
+        &repo.project_key,
+        "repos",
+        &repo.slug,
+        "pull-requests",
+    ];
     let (page, _) = client.get_page::<WirePullRequest>(
         RecordKind::PullRequest,
-        &[
-            "projects",
-            &repo.project_key,
-            "repos",
-            &repo.slug,
-            "pull-requests",
-        ],
+        &segments,
         &[("state", "ALL"), ("order", "NEWEST")],
         start,
     )?;
     let progress = &mut work.pending.progress;
+    // Counted before any detail is fetched: a listing over its bounds fails this call with
+    // nothing staged, and the next call reads the same page again.
+    let what = format!("GET /{}", segments.join("/"));
+    if pass.progress.partial {
+        progress.listed.reread(Bounds::WALKED, &what)?;
+    } else {
+        progress
+            .listed
+            .count(page.received, page.next.is_some(), Bounds::WALKED, &what)?;
+    }
     let before = progress.last_updated;
     let mut stop = false;
     let mut exhausted = false;
@@ -571,7 +656,7 @@ fn list_page<H: Host + ?Sized>(
         let fp = fingerprint(wire);
         if old.as_ref().is_some_and(|m| m.fp == fp) {
             if !pass.progress.partial {
-                work.batch.stats.unchanged += 1;
+                work.batch.stats.unchanged = work.batch.stats.unchanged.saturating_add(1);
             }
             continue;
         }
@@ -580,17 +665,15 @@ fn list_page<H: Host + ?Sized>(
             continue;
         }
         *budget -= 1;
-        let known_diff = old
-            .filter(|m| m.from == wire.from_ref.latest_commit && m.to == wire.to_ref.latest_commit)
-            .and_then(|m| m.diff);
+        let known_diff = old.and_then(|m| m.known_diff(wire));
         match pulls::complete(
             client,
             normalize::pull_request(wire, repo),
             known_diff,
             &mut work.batch.unreadable,
         ) {
-            Ok(pr) => {
-                work.pending.memos.push((wire.id, memo_for(wire, pr.diff)));
+            Ok((pr, diff)) => {
+                work.pending.memos.push((wire.id, memo_for(wire, diff)));
                 work.batch.pull_requests.push(pr);
             }
             Err((stage, e)) => {

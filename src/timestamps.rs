@@ -118,6 +118,33 @@ mod tests {
     }
 
     #[test]
+    fn extreme_numbers_saturate_instead_of_wrapping() {
+        assert_eq!(
+            at(r#"{"at": -9223372036854775808}"#).unwrap(),
+            Some(i64::MIN)
+        );
+        assert_eq!(
+            at(r#"{"at": 9223372036854775807}"#).unwrap(),
+            Some(i64::MAX)
+        );
+        assert_eq!(at(r#"{"at": -1}"#).unwrap(), Some(-1));
+        // Beyond i64 (u64::MAX, huge floats): read as a float, then saturated.
+        assert_eq!(
+            at(r#"{"at": 18446744073709551615}"#).unwrap(),
+            Some(i64::MAX)
+        );
+        assert_eq!(at(r#"{"at": 1e300}"#).unwrap(), Some(i64::MAX));
+        assert_eq!(at(r#"{"at": -1e300}"#).unwrap(), Some(i64::MIN));
+        // A string of digits beyond i64 is not a timestamp.
+        assert!(at(r#"{"at": "18446744073709551615"}"#).is_err());
+        // The latest date RFC 3339 allows stays well within i64 milliseconds.
+        assert_eq!(
+            at(r#"{"at": "9999-12-31T23:59:59.999Z"}"#).unwrap(),
+            Some(253_402_300_799_999)
+        );
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(at(r#"{"at": "yesterday"}"#).is_err());
         assert!(at(r#"{"at": true}"#).is_err());

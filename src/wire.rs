@@ -25,6 +25,25 @@ use crate::timestamps::EpochMillis;
 use serde::Deserialize;
 use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError, serde_as};
 
+/// A Bitbucket id: a Java `long` on the server, so `0..=i64::MAX`, as a number or a string of
+/// digits. A larger number cannot be a real id, and would not survive a store with signed 64-bit
+/// integers (SQLite, PostgreSQL): it makes its record unreadable instead of colliding with
+/// another.
+pub struct JavaLongId;
+
+impl<'de> serde_with::DeserializeAs<'de, u64> for JavaLongId {
+    fn deserialize_as<D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        use serde::de::Error;
+        let n: u64 = PickFirst::<(serde_with::Same, DisplayFromStr)>::deserialize_as(d)?;
+        if i64::try_from(n).is_err() {
+            return Err(D::Error::custom(format!(
+                "id {n} is beyond the signed 64-bit range of Bitbucket ids"
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// `{"href": ..., "name": ...}` inside `links`.
 #[serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
@@ -325,8 +344,9 @@ pub struct WirePrProperties {
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePullRequest {
-    /// Id within the repository (required; a string of digits is accepted too).
-    #[serde_as(as = "PickFirst<(_, DisplayFromStr)>")]
+    /// Id within the repository (required; a string of digits is accepted too; at most
+    /// `i64::MAX`, see [`JavaLongId`]).
+    #[serde_as(as = "JavaLongId")]
     pub id: u64,
     /// Version.
     #[serde_as(as = "DefaultOnError")]
@@ -436,6 +456,21 @@ mod tests {
 
     fn pr(v: serde_json::Value) -> Result<WirePullRequest, serde_json::Error> {
         serde_json::from_value(v)
+    }
+
+    #[test]
+    fn ids_beyond_a_java_long_make_the_record_unreadable_instead_of_colliding() {
+        for id in [
+            json!(9_223_372_036_854_775_808u64),
+            json!(u64::MAX),
+            json!("9223372036854775809"),
+        ] {
+            let e = pr(json!({"id": id})).expect_err("refused");
+            assert!(e.to_string().contains("signed 64-bit"), "{e}");
+        }
+        assert_eq!(pr(json!({"id": i64::MAX})).unwrap().id, i64::MAX as u64);
+        assert_eq!(pr(json!({"id": "17"})).unwrap().id, 17);
+        assert!(pr(json!({"id": -1})).is_err());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::fake::{Canned, FakeHost};
+use crate::host::HttpError;
 use crate::model::PullRequest;
 use serde_json::{Value, json};
 
@@ -465,4 +466,382 @@ fn list_failure_is_an_error_and_changes_nothing() {
     let e =
         fetch_pull_requests(&host, &conn(10), &repo(), &SyncOptions::default(), None).unwrap_err();
     assert_eq!(e.code(), "not_found");
+}
+
+fn ok(body: Value) -> Canned {
+    Canned::Response {
+        status: 200,
+        headers: vec![],
+        body: body.to_string().into_bytes(),
+    }
+}
+
+/// Serves the pull-request list from `page(start)`, for listings no fixed table can hold.
+fn serve_pages(host: &FakeHost, page: impl Fn(u64) -> Value + 'static) {
+    host.on_query(REPO_PATH, move |pairs| {
+        let start = pairs
+            .iter()
+            .find(|(k, _)| k == "start")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        ok(page(start))
+    });
+}
+
+/// Diff requests of pull request `id` sent since request number `mark`.
+fn diff_requests(host: &FakeHost, mark: usize, id: u64) -> usize {
+    host.sent()[mark..]
+        .iter()
+        .filter(|s| s.starts_with(&format!("{REPO_PATH}/{id}/diff")))
+        .count()
+}
+
+/// Answers `GET .../pull-requests/{id}` with the pull request `newest_first` lists.
+fn serve_single(host: &FakeHost, id: u64) {
+    host.json(
+        &format!("{REPO_PATH}/{id}"),
+        &[],
+        200,
+        pr(id, 0, id as i64, id as i64),
+    );
+}
+
+/// Pull requests 1 to `n`, listed newest (highest id, latest update) first.
+fn newest_first(n: u64) -> Vec<Value> {
+    (1..=n)
+        .rev()
+        .map(|i| pr(i, 0, i as i64, i as i64))
+        .collect()
+}
+
+fn mark(host: &FakeHost) -> usize {
+    host.requests.borrow().len()
+}
+
+#[test]
+fn every_failing_pull_request_is_retried_every_pass_however_many_there_are() {
+    let budget = DETAIL_BUDGET as u64;
+    let n = 3 * budget + 5;
+    let list = newest_first(n);
+    let host = setup(&list, 100);
+    for id in 1..=n {
+        host.json(
+            &format!("{REPO_PATH}/{id}/diff"),
+            &[],
+            500,
+            json!({"errors": [{"message": "git diff failed"}]}),
+        );
+        serve_single(&host, id);
+    }
+    let c = conn(100);
+    let opts = SyncOptions::default();
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(skipped.len() as u64, n);
+
+    // All but the lowest ids heal; those stay broken. A retry step that starts from the lowest
+    // ids and stops at the budget would try only them, pass after pass, and never the others
+    // (which the listing leaves to the retry step).
+    for id in budget + 1..=n {
+        serve_details(&host, id);
+    }
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), (budget + 1..=n).collect::<Vec<_>>());
+    let mut tried: Vec<u64> = skipped.iter().map(|s| s.id).collect();
+    tried.sort_unstable();
+    assert_eq!(
+        tried,
+        (1..=budget).collect::<Vec<_>>(),
+        "the ones still broken were tried again too, once each"
+    );
+
+    // Then they heal too: the next pass delivers them, and nothing is left to retry.
+    for id in 1..=budget {
+        serve_details(&host, id);
+    }
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), (1..=budget).collect::<Vec<_>>());
+    assert!(skipped.is_empty());
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    assert!(state.retry.is_empty());
+    let (prs, _, requests) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+}
+
+#[test]
+fn a_retry_step_larger_than_a_call_resumes_where_it_stopped() {
+    let budget = DETAIL_BUDGET as u64;
+    let n = 2 * budget + 1;
+    let list = newest_first(n);
+    let host = setup(&list, 100);
+    for id in 1..=n {
+        host.json(&format!("{REPO_PATH}/{id}/activities"), &[], 500, json!({}));
+        serve_single(&host, id);
+    }
+    let c = conn(100);
+    let opts = SyncOptions::default();
+    run_pass(&host, &c, &opts);
+    // Each call of the next pass retries the next DETAIL_BUDGET ids, and lists nothing until
+    // the retry step is over.
+    let mut cursor: Option<String> = None;
+    let mut per_call = Vec::new();
+    loop {
+        let before = mark(&host);
+        let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
+        let retried: Vec<u64> = b.skipped.iter().map(|s| s.id).collect();
+        let listed = host.sent()[before..]
+            .iter()
+            .any(|s| s.starts_with(&format!("{REPO_PATH}?")));
+        per_call.push((retried, listed));
+        match b.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let first: Vec<u64> = (1..=budget).collect();
+    let second: Vec<u64> = (budget + 1..=2 * budget).collect();
+    assert_eq!(per_call[0], (first, false));
+    assert_eq!(per_call[1], (second, false));
+    assert_eq!(per_call[2], (vec![n], true));
+}
+
+/// A diff the host refuses for its size midway, as `send-streaming` does at its cap.
+fn too_large_diff(host: &FakeHost, id: u64) {
+    host.on(
+        &format!("{REPO_PATH}/{id}/diff"),
+        &[],
+        Canned::CutBody {
+            status: 200,
+            body: br#"{"diffs":[{"hunks":[{"segments":[{"type":"ADDED","lines":["#.to_vec(),
+            error: HttpError::TooLarge(1 << 30),
+        },
+    );
+}
+
+#[test]
+fn a_diff_too_large_for_the_host_is_asked_for_once_per_commit_pair() {
+    let host = setup(&[pr(2, 0, 2, 20), pr(1, 0, 1, 10)], 10);
+    too_large_diff(&host, 2);
+    let c = conn(10);
+    let opts = SyncOptions::default();
+    let at = mark(&host);
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(ids(&prs), [1, 2]);
+    let big = prs.iter().find(|p| p.id == 2).unwrap();
+    assert_eq!(
+        (big.diff, big.completeness),
+        (None, crate::model::PrCompleteness::Full),
+        "delivered in full, without diff statistics"
+    );
+    assert_eq!(big.first_approval_at, Some(T0 + 2 * HOUR));
+    assert_eq!(diff_requests(&host, at, 2), 1, "once, not once per attempt");
+    let memo = load_memo(&host, &repo(), 2).unwrap();
+    assert_eq!((memo.diff, memo.diff_too_large), (None, Some(1 << 30)));
+
+    // Unchanged: one list request, no diff.
+    let (prs, _, requests) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+
+    // An approval (same commits) whose activities fail: skipped, still no diff request.
+    let mut approved = pr(2, 0, 2, 30);
+    approved["reviewers"] = json!([{"user": {"name": "ann", "slug": "ann"}, "role": "REVIEWER", "approved": true, "status": "APPROVED"}]);
+    serve_list(&host, &[approved.clone(), pr(1, 0, 1, 10)], 10);
+    host.json(&format!("{REPO_PATH}/2/activities"), &[], 500, json!({}));
+    let at = mark(&host);
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(
+        (skipped[0].id, skipped[0].stage.as_str()),
+        (2, "activities")
+    );
+    // The activities heal: the retry delivers it, and does not ask for the diff either.
+    serve_details(&host, 2);
+    too_large_diff(&host, 2);
+    host.json(&format!("{REPO_PATH}/2"), &[], 200, approved);
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    assert_eq!(ids(&prs), [2]);
+    assert_eq!(prs[0].diff, None);
+    assert_eq!(diff_requests(&host, at, 2), 0, "{:?}", &host.sent()[at..]);
+
+    // A webhook refresh of the same commits does not download it again either.
+    let at = mark(&host);
+    let refreshed = crate::pulls::fetch_pull_request(&host, &c, &repo(), 2).unwrap();
+    assert_eq!(refreshed.diff, None);
+    assert_eq!(diff_requests(&host, at, 2), 0);
+
+    // New commits: the diff is asked for again, and counted now that it fits.
+    serve_details(&host, 2);
+    serve_list(&host, &[pr(2, 1, 2, 40), pr(1, 0, 1, 10)], 10);
+    let at = mark(&host);
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), [2]);
+    assert_eq!(diff_requests(&host, at, 2), 1);
+    assert_eq!(prs[0].diff.map(|d| d.additions), Some(2));
+    let memo = load_memo(&host, &repo(), 2).unwrap();
+    assert_eq!(memo.diff_too_large, None);
+}
+
+#[test]
+fn a_diff_the_host_refuses_before_reading_is_too_large_as_well() {
+    let host = setup(&[pr(1, 0, 1, 10)], 10);
+    host.on(
+        &format!("{REPO_PATH}/1/diff"),
+        &[],
+        Canned::Error(HttpError::TooLarge(5)),
+    );
+    let at = mark(&host);
+    let (prs, skipped, _) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert!(skipped.is_empty());
+    assert_eq!(prs[0].diff, None);
+    assert_eq!(diff_requests(&host, at, 1), 1);
+    assert_eq!(
+        load_memo(&host, &repo(), 1).unwrap().diff_too_large,
+        Some(5)
+    );
+    // Without a memo (a refresh before any sync), one download finds out.
+    let host = setup(&[pr(1, 0, 1, 10)], 10);
+    host.json(&format!("{REPO_PATH}/1"), &[], 200, pr(1, 0, 1, 10));
+    too_large_diff(&host, 1);
+    let pr1 = crate::pulls::fetch_pull_request(&host, &conn(10), &repo(), 1).unwrap();
+    assert_eq!(pr1.diff, None);
+    assert_eq!(diff_requests(&host, 0, 1), 1);
+}
+
+#[test]
+fn a_pass_over_empty_pages_that_say_more_ends_with_an_error_within_three_calls() {
+    let host = FakeHost::new();
+    // Past start 1,000 the listing ends, so a pass without the bound ends instead of hanging.
+    serve_pages(&host, |start| {
+        if start > 1000 {
+            json!({"isLastPage": true, "values": []})
+        } else {
+            json!({"isLastPage": false, "values": [], "nextPageStart": start + 10})
+        }
+    });
+    let c = conn(10);
+    let opts = SyncOptions::default();
+    let mut cursor: Option<String> = None;
+    let mut calls = 0;
+    let err = loop {
+        calls += 1;
+        match fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()) {
+            Ok(b) => cursor = Some(b.next_cursor.expect("the pass ended on empty pages")),
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(calls, 3);
+    assert_eq!(err.code(), "malformed_response");
+    assert!(
+        err.to_string()
+            .contains("GET /projects/PLAT/repos/api/pull-requests: 3 empty pages in a row"),
+        "{err}"
+    );
+    // It keeps failing while the server does...
+    let again = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap_err();
+    assert_eq!(again, err);
+    // ...and nothing was committed by the failing calls: once the server recovers, the pass
+    // goes on from the page where it stood.
+    serve_pages(&host, |start| {
+        let values = if start == 20 {
+            vec![pr(1, 0, 1, 10)]
+        } else {
+            vec![]
+        };
+        json!({"isLastPage": true, "values": values})
+    });
+    serve_details(&host, 1);
+    let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
+    assert_eq!(ids(&b.pull_requests), [1]);
+}
+
+#[test]
+fn a_pass_whose_listing_never_ends_fails_at_the_page_bound() {
+    let host = FakeHost::new();
+    // Every page holds one item that cannot be identified (nothing to fetch) and says more
+    // follows; far past the bound the listing ends, so a pass without it ends too.
+    serve_pages(&host, |start| {
+        if start > 10_000_000 {
+            json!({"isLastPage": true, "values": []})
+        } else {
+            json!({"isLastPage": false, "values": [{"title": "no id"}], "nextPageStart": start + 1})
+        }
+    });
+    // A pass that has read all but two pages of the bound.
+    let mut state = RepoState::default();
+    let mut pass = new_pass(&mut state, &SyncOptions::default(), now_ms());
+    pass.progress.listed.pages = crate::paging::MAX_LISTING_PAGES - 2;
+    pass.progress.next_start = Some(500);
+    pass.progress.retries_done = true;
+    state.pass = Some(pass);
+    host.storage_set(&state_key(&repo()), &serde_json::to_vec(&state).unwrap());
+    let c = conn(10);
+    let opts = SyncOptions::default();
+    let first = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap();
+    assert_eq!(first.unreadable.len(), 1);
+    let cursor = first.next_cursor.unwrap();
+    let e = fetch_pull_requests(&host, &c, &repo(), &opts, Some(&cursor)).unwrap_err();
+    assert_eq!(e.code(), "malformed_response");
+    assert!(
+        e.to_string().contains(&format!(
+            "pull-requests: the listing goes on past {} pages",
+            crate::paging::MAX_LISTING_PAGES
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_dot_slug_is_refused_before_any_request() {
+    let host = FakeHost::new();
+    for (key, slug) in [("PLAT", ".."), ("PLAT", "."), ("..", "api")] {
+        let r = RepoRef {
+            project_key: key.into(),
+            slug: slug.into(),
+        };
+        let e =
+            fetch_pull_requests(&host, &conn(10), &r, &SyncOptions::default(), None).unwrap_err();
+        assert_eq!(e.code(), "invalid_config", "{key}/{slug}");
+        let e = crate::pulls::fetch_pull_request(&host, &conn(10), &r, 1).unwrap_err();
+        assert_eq!(e.code(), "invalid_config", "{key}/{slug}");
+    }
+    assert!(host.requests.borrow().is_empty());
+}
+
+#[test]
+fn extreme_timestamps_and_counters_neither_panic_nor_wrap() {
+    let mut newest = pr(2, 0, 0, 0);
+    newest["updatedDate"] = json!(i64::MAX);
+    newest["createdDate"] = json!(i64::MAX);
+    let mut oldest = pr(1, 0, 0, 0);
+    oldest["updatedDate"] = json!(i64::MIN);
+    oldest["createdDate"] = json!(i64::MIN);
+    let host = setup(&[newest, oldest], 10);
+    let c = conn(10);
+    let opts = SyncOptions::default();
+    let (prs, _, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), [1, 2]);
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    assert_eq!(state.high_water, Some(i64::MAX));
+    // The next pass stops below i64::MAX less the margin, without overflowing.
+    let (prs, _, requests) = run_pass(&host, &c, &opts);
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+
+    // A pass counter at its end saturates: the pass still runs.
+    let (mut state, _) = load_state(&host, &state_key(&repo()));
+    state.pass_seq = u64::MAX;
+    host.storage_set(&state_key(&repo()), &serde_json::to_vec(&state).unwrap());
+    run_pass(&host, &c, &opts);
+    // A pass at its last batch number fails with a storage error instead of wrapping.
+    let (mut state, _) = load_state(&host, &state_key(&repo()));
+    let mut pass = new_pass(&mut state, &opts, now_ms());
+    pass.acked = u32::MAX;
+    state.pass = Some(pass);
+    host.storage_set(&state_key(&repo()), &serde_json::to_vec(&state).unwrap());
+    let e = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap_err();
+    assert_eq!(e.code(), "storage");
 }
