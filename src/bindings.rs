@@ -486,7 +486,6 @@ impl Guest for Component {
                 result: match o.result {
                     m::WebhookResult::Accepted => t::WebhookResult::Accepted,
                     m::WebhookResult::Ignored => t::WebhookResult::Ignored,
-                    m::WebhookResult::Duplicate => t::WebhookResult::Duplicate,
                 },
                 event_key: o.event_key,
                 request_id: o.request_id,

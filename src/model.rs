@@ -491,8 +491,6 @@ pub enum WebhookResult {
     Accepted,
     /// Ignored.
     Ignored,
-    /// Duplicate.
-    Duplicate,
 }
 
 /// WIT `review-change`.

@@ -7,11 +7,14 @@
 //! - Pull-request events become the same pull-request record as sync (a snapshot from the
 //!   payload), plus the reviewer's status change for reviewer events, the deletion for
 //!   `pr:deleted`, and what the host should refresh with `fetch-pull-request`.
-//! - A repeated `X-Request-Id` is a `duplicate`; a payload whose pull-request version is older
-//!   than one already handled is marked `stale` so it never overwrites newer data.
+//! - A payload whose pull-request version is older than one already handled is marked `stale`
+//!   so it never overwrites newer data. De-duplication by `X-Request-Id` is the host's: only the
+//!   host can make "seen" and "stored" one commit, so the connector reports the id and spends
+//!   nothing (a mark written here, before the host stored the records, lost every delivery
+//!   whose storing failed: its retry was answered as a duplicate).
 //! - Anything that is not a Bitbucket payload is a typed [`WebhookError`], never a trap.
 
-use crate::host::{Host, LogLevel};
+use crate::host::Host;
 use crate::model::{
     Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, User, WebhookOutcome,
     WebhookRequest, WebhookResult,
@@ -123,10 +126,6 @@ struct Envelope<'a> {
     #[serde_as(as = "DefaultOnError")]
     #[serde(default)]
     previous_status: Option<String>,
-}
-
-fn seen_key(request_id: &str) -> String {
-    format!("webhook/seen/{request_id}")
 }
 
 fn version_key(pr: &PullRequest) -> String {
@@ -286,21 +285,6 @@ pub fn handle_webhook<H: Host + ?Sized>(
                 .map(|s| normalize::reviewer_status(Some(s), None)),
         });
 
-    // Only now, with a verified and understood delivery, is its id spent.
-    if let Some(id) = &request_id
-        && !host.storage_compare_and_swap(&seen_key(id), None, b"1")
-    {
-        host.log(
-            LogLevel::Debug,
-            &format!("webhook {event_key} {id}: duplicate delivery"),
-        );
-        return Ok(outcome(
-            WebhookResult::Duplicate,
-            &event_key,
-            Some(id),
-            verified,
-        ));
-    }
     let stale = is_stale(host, &pr);
     let deleted = event_key == "pr:deleted";
     let refresh = (!deleted).then(|| RefreshRequest {

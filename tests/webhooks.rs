@@ -4,7 +4,7 @@
 mod support;
 
 use hmac::{Hmac, Mac};
-use host_harness::records::{RecordSink, SqliteRecords};
+use host_harness::records::{Delivery, RecordError, RecordSink, SqliteRecords, Stored};
 use host_harness::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
 use host_harness::storage::SqliteKv;
 use host_harness::webhook::{DEFAULT_MAX_BODY, handle, report_json};
@@ -320,11 +320,10 @@ async fn serve_answers_concurrent_deliveries_over_http_and_refreshes_in_the_back
     let d = db(&bb.uri());
     let records: Arc<dyn RecordSink> = Arc::new(SqliteRecords::open(&d.path).unwrap());
     let config = ServeConfig {
-        listen: "127.0.0.1:0".into(),
-        secret: Some(SECRET.into()),
         max_body: DEFAULT_MAX_BODY,
         workers: 8,
         refresh: true,
+        ..ServeConfig::new("127.0.0.1:0", Some(SECRET.into()))
     };
     let runtime = Arc::new(
         host_harness::Runtime::new(&host_harness::RuntimeConfig {
@@ -433,4 +432,200 @@ async fn serve_answers_concurrent_deliveries_over_http_and_refreshes_in_the_back
         })
         .unwrap();
     assert!(reviews > 0);
+}
+
+/// A record store whose disk is full for the first `failures` deliveries, then heals.
+struct FullDiskOnce {
+    inner: SqliteRecords,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl RecordSink for FullDiskOnce {
+    fn projects(&self, i: &[host_harness::bindings::types::Project]) -> Result<(), RecordError> {
+        self.inner.projects(i)
+    }
+    fn repos(&self, i: &[host_harness::bindings::types::Repo]) -> Result<(), RecordError> {
+        self.inner.repos(i)
+    }
+    fn users(&self, i: &[host_harness::bindings::types::User]) -> Result<(), RecordError> {
+        self.inner.users(i)
+    }
+    fn pull_requests(
+        &self,
+        i: &[host_harness::bindings::types::PullRequest],
+    ) -> Result<(), RecordError> {
+        self.inner.pull_requests(i)
+    }
+    fn review_change(
+        &self,
+        repo: &host_harness::bindings::types::RepoRef,
+        id: u64,
+        c: &host_harness::bindings::types::ReviewChange,
+        at: i64,
+    ) -> Result<(), RecordError> {
+        self.inner.review_change(repo, id, c, at)
+    }
+    fn pull_request_deleted(
+        &self,
+        repo: &host_harness::bindings::types::RepoRef,
+        id: u64,
+    ) -> Result<(), RecordError> {
+        self.inner.pull_request_deleted(repo, id)
+    }
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(RecordError::new("database or disk is full"));
+        }
+        self.inner.delivery(d)
+    }
+}
+
+#[test]
+fn a_delivery_whose_storing_failed_is_stored_when_bitbucket_retries_it() {
+    let d = db(NO_SERVER);
+    let sink = FullDiskOnce {
+        inner: SqliteRecords::open(&d.path).unwrap(),
+        failures: std::sync::atomic::AtomicU32::new(1),
+    };
+    let body = payload(
+        "pr:reviewer:approved",
+        5,
+        json!({"participant": {"user": user("carol"), "role": "REVIEWER", "approved": true, "status": "APPROVED"},
+               "previousStatus": "UNAPPROVED"}),
+    );
+    let mut body = body;
+    // `payload` writes one date as ISO text, as some servers do; the reference says epoch ms.
+    body["pullRequest"]["createdDate"] = json!(T0);
+    support::reference::assert_webhook("pr:reviewer:approved", &body);
+    let bytes = body.to_string().into_bytes();
+    let send = || {
+        report_json(&handle(
+            runtime(),
+            &d.tenant,
+            Some(SECRET),
+            DEFAULT_MAX_BODY,
+            headers("pr:reviewer:approved", "retried-1", Some(sign(&bytes))),
+            bytes.clone(),
+            Some(&sink as &dyn RecordSink),
+        ))
+    };
+    let first = send();
+    assert_eq!(
+        (first["http_status"].as_u64(), first["error"].as_str()),
+        (Some(500), Some("storage")),
+        "{first}"
+    );
+    assert!(
+        pr_row(&d.path).is_none(),
+        "nothing stored by the failed attempt"
+    );
+    let retry = send();
+    assert_eq!(
+        (retry["http_status"].as_u64(), retry["result"].as_str()),
+        (Some(200), Some("accepted")),
+        "the retry is stored, not answered as a duplicate: {retry}"
+    );
+    assert_eq!(pr_row(&d.path).map(|r| r.0), Some(5));
+    let again = send();
+    assert_eq!(again["result"], "duplicate", "{again}");
+    let reviews: i64 = Connection::open(&d.path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM reviews", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(reviews, 1, "the review event is stored exactly once");
+}
+
+#[test]
+fn delivery_marks_expire_after_the_window_so_storage_stays_bounded() {
+    let d = db(NO_SERVER);
+    let body = payload("pr:modified", 3, json!({}));
+    let bytes = body.to_string().into_bytes();
+    let report = handle(
+        runtime(),
+        &d.tenant,
+        Some(SECRET),
+        DEFAULT_MAX_BODY,
+        headers("pr:modified", "probe", Some(sign(&bytes))),
+        bytes,
+        None,
+    );
+    let pr = report
+        .outcome
+        .and_then(|o| o.pull_request)
+        .expect("a pull request");
+    let window = std::time::Duration::from_secs(600);
+    let records = SqliteRecords::open(&d.path)
+        .unwrap()
+        .with_dedup_window(window);
+    let minute = 60_000;
+    let at = |i: i64| 1_800_000_000_000 + i * minute;
+    let store = |id: &str, received_at: i64| {
+        records
+            .delivery(&Delivery {
+                request_id: Some(id),
+                received_at,
+                pull_request: &pr,
+                stale: false,
+                review: None,
+                deleted: false,
+            })
+            .unwrap()
+    };
+    // One delivery a minute for ten hours: at most a window's worth is remembered.
+    for i in 0..600 {
+        assert_eq!(store(&format!("d{i}"), at(i)), Stored::New);
+        assert!(records.remembered_deliveries().unwrap() <= 11, "at {i}");
+    }
+    assert_eq!(
+        store("d595", at(600)),
+        Stored::Duplicate,
+        "within the window a repeat is a duplicate"
+    );
+    assert_eq!(
+        store("d0", at(600)),
+        Stored::New,
+        "past the window the id is forgotten"
+    );
+}
+
+#[test]
+fn pull_request_ids_past_a_java_long_are_refused_not_collapsed_into_one_row() {
+    let d = db(NO_SERVER);
+    for (i, id) in ["9223372036854775808", "9223372036854775809"]
+        .iter()
+        .enumerate()
+    {
+        let mut body = payload("pr:opened", 1, json!({}));
+        // Written as JSON numbers beyond i64, as a hostile or broken sender would.
+        body["pullRequest"]["id"] = json!(0);
+        let bytes = body
+            .to_string()
+            .replace("\"id\":0,", &format!("\"id\":{id},"))
+            .into_bytes();
+        assert!(String::from_utf8_lossy(&bytes).contains(id));
+        let out = report_json(&handle(
+            runtime(),
+            &d.tenant,
+            Some(SECRET),
+            DEFAULT_MAX_BODY,
+            headers("pr:opened", &format!("big-{i}"), Some(sign(&bytes))),
+            bytes,
+            Some(&d.records as &dyn RecordSink),
+        ));
+        assert_eq!(
+            (out["http_status"].as_u64(), out["error"].as_str()),
+            (Some(400), Some("malformed_payload")),
+            "{out}"
+        );
+    }
+    let rows: i64 = Connection::open(&d.path)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM pull_requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0);
 }

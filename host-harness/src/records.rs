@@ -15,6 +15,13 @@ use std::sync::Mutex;
 #[error("record store: {0}")]
 pub struct RecordError(String);
 
+impl RecordError {
+    /// An error with this message (for stores a platform writes itself).
+    pub fn new(message: impl Into<String>) -> Self {
+        RecordError(message.into())
+    }
+}
+
 impl From<rusqlite::Error> for RecordError {
     fn from(e: rusqlite::Error) -> Self {
         RecordError(e.to_string())
@@ -43,11 +50,50 @@ pub trait RecordSink: Send + Sync {
     ) -> Result<(), RecordError>;
     /// Marks a pull request deleted.
     fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError>;
+    /// Stores one accepted webhook delivery (its snapshot unless stale, its review change, its
+    /// deletion) together with its de-duplication mark, in one transaction: either all of it is
+    /// durable when this returns `Ok`, or none of it is. Returns [`Stored::Duplicate`], changing
+    /// nothing, when a delivery with the same request id was stored within the de-duplication
+    /// window. This is what lets `bbdc serve` answer 2xx only for what is stored, and store a
+    /// retried delivery whose first attempt failed.
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError>;
 }
+
+/// One accepted webhook delivery, as [`RecordSink::delivery`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The `X-Request-Id` (`None`: nothing to de-duplicate by; stored every time).
+    pub request_id: Option<&'a str>,
+    /// When the host received it, epoch ms (the de-duplication window counts from here).
+    pub received_at: i64,
+    /// The pull request as the payload describes it.
+    pub pull_request: &'a PullRequest,
+    /// The payload is older than a version already handled: keep the stored snapshot.
+    pub stale: bool,
+    /// A reviewer's status change, and when it happened (epoch ms).
+    pub review: Option<(&'a ReviewChange, i64)>,
+    /// The pull request was deleted.
+    pub deleted: bool,
+}
+
+/// What [`RecordSink::delivery`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The delivery and its mark are durable.
+    New,
+    /// A delivery with this request id was stored before; nothing changed.
+    Duplicate,
+}
+
+/// How long a delivery's request id is remembered by default: Bitbucket retries a failed
+/// delivery within minutes, so a week leaves a wide margin while keeping the table bounded.
+pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// [`RecordSink`] on SQLite.
 pub struct SqliteRecords {
     conn: Mutex<Connection>,
+    /// How long a delivery's request id is remembered.
+    dedup_window: std::time::Duration,
 }
 
 const SCHEMA: &str = "
@@ -79,15 +125,32 @@ CREATE TABLE IF NOT EXISTS reviews (
     user TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, activity_id INTEGER,
     PRIMARY KEY (project_key, repo_slug, pr_id, seq)
 );
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (received_at);
 ";
 
-fn i64_of(n: u64) -> i64 {
+/// A count (lines, files) as SQLite's signed integer; counts past `i64::MAX` cannot occur in a
+/// real diff and are kept at the maximum.
+fn count_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// An identity (pull-request, repository, project, user or activity id) as SQLite's signed
+/// integer, losslessly or not at all: two ids must never collapse into one row.
+fn id_of(what: &str, n: u64) -> Result<i64, RecordError> {
+    i64::try_from(n).map_err(|_| {
+        RecordError(format!(
+            "{what} id {n} is beyond the 64-bit signed range Bitbucket ids have; refused"
+        ))
+    })
 }
 
 impl SqliteRecords {
     /// Opens (creating if needed) the record tables in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, RecordError> {
+        crate::storage::create_private(path).map_err(|e| RecordError(e.to_string()))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -96,7 +159,25 @@ impl SqliteRecords {
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            dedup_window: DEFAULT_DEDUP_WINDOW,
         })
+    }
+
+    /// Remembers delivery request ids for `window` instead of [`DEFAULT_DEDUP_WINDOW`]; older
+    /// marks are pruned as deliveries arrive.
+    pub fn with_dedup_window(mut self, window: std::time::Duration) -> Self {
+        self.dedup_window = window;
+        self
+    }
+
+    /// How many delivery request ids are remembered now.
+    pub fn remembered_deliveries(&self) -> Result<u64, RecordError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| RecordError("lock poisoned".into()))?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn with_tx<T>(
@@ -122,7 +203,7 @@ impl RecordSink for SqliteRecords {
             )?;
             for p in items {
                 let j = output::project_json(p);
-                st.execute(params![p.key, i64_of(p.id), p.name, p.description, p.public, j["kind"].as_str(), p.url])?;
+                st.execute(params![p.key, id_of("project", p.id)?, p.name, p.description, p.public, j["kind"].as_str(), p.url])?;
             }
             Ok(())
         })
@@ -137,7 +218,7 @@ impl RecordSink for SqliteRecords {
             )?;
             for r in items {
                 st.execute(params![
-                    r.repo_ref.project_key, r.repo_ref.slug, i64_of(r.id), r.name, r.description, r.scm, r.state,
+                    r.repo_ref.project_key, r.repo_ref.slug, id_of("repository", r.id)?, r.name, r.description, r.scm, r.state,
                     r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
                     r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh
                 ])?;
@@ -152,7 +233,7 @@ impl RecordSink for SqliteRecords {
                 "INSERT OR REPLACE INTO users (slug, id, name, display_name, email, active, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             for u in items {
-                st.execute(params![u.slug, u.id.map(i64_of), u.name, u.display_name, u.email, u.active, output::user_kind(u.kind)])?;
+                st.execute(params![u.slug, u.id.map(|n| id_of("user", n)).transpose()?, u.name, u.display_name, u.email, u.active, output::user_kind(u.kind)])?;
             }
             Ok(())
         })
@@ -174,31 +255,84 @@ impl RecordSink for SqliteRecords {
         change: &ReviewChange,
         at: i64,
     ) -> Result<(), RecordError> {
-        let state = match change.status {
-            ReviewerStatus::Approved => "approved",
-            ReviewerStatus::NeedsWork => "needs_work",
-            ReviewerStatus::Unapproved => "unapproved",
-        };
-        self.with_tx(|tx| {
-            tx.execute(
-                "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id)
-                 SELECT ?1, ?2, ?3, COALESCE(MAX(seq) + 1, 0), ?4, ?5, ?6, NULL FROM reviews
-                 WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
-                params![repo.project_key, repo.slug, i64_of(pr_id), change.user.slug, state, at],
-            )?;
-            Ok(())
-        })
+        self.with_tx(|tx| append_review(tx, repo, pr_id, change, at))
     }
 
     fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError> {
+        self.with_tx(|tx| mark_deleted(tx, repo, pr_id))
+    }
+
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError> {
+        let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
         self.with_tx(|tx| {
-            tx.execute(
-                "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
-                params![repo.project_key, repo.slug, i64_of(pr_id)],
-            )?;
-            Ok(())
+            if let Some(id) = d.request_id {
+                // Expired marks go as deliveries arrive, so the table holds one window at most.
+                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
+                    .execute(params![d.received_at.saturating_sub(window)])?;
+                let fresh = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![id, d.received_at])?;
+                if fresh == 0 {
+                    return Ok(Stored::Duplicate);
+                }
+            }
+            let pr = d.pull_request;
+            if !d.stale {
+                upsert_pull_request(tx, pr)?;
+            }
+            if let Some((change, at)) = d.review {
+                append_review(tx, &pr.repo, pr.id, change, at)?;
+            }
+            if d.deleted {
+                mark_deleted(tx, &pr.repo, pr.id)?;
+            }
+            Ok(Stored::New)
         })
     }
+}
+
+/// Appends a reviewer's status change to a pull request's review history.
+fn append_review(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &RepoRef,
+    pr_id: u64,
+    change: &ReviewChange,
+    at: i64,
+) -> Result<(), RecordError> {
+    let state = match change.status {
+        ReviewerStatus::Approved => "approved",
+        ReviewerStatus::NeedsWork => "needs_work",
+        ReviewerStatus::Unapproved => "unapproved",
+    };
+    tx.prepare_cached(
+        "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id)
+         SELECT ?1, ?2, ?3, COALESCE(MAX(seq) + 1, 0), ?4, ?5, ?6, NULL FROM reviews
+         WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+    )?
+    .execute(params![
+        repo.project_key,
+        repo.slug,
+        id_of("pull request", pr_id)?,
+        change.user.slug,
+        state,
+        at
+    ])?;
+    Ok(())
+}
+
+/// Marks a pull request deleted.
+fn mark_deleted(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &RepoRef,
+    pr_id: u64,
+) -> Result<(), RecordError> {
+    tx.prepare_cached(
+        "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+    )?
+    .execute(params![repo.project_key, repo.slug, id_of("pull request", pr_id)?])?;
+    Ok(())
 }
 
 /// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
@@ -207,6 +341,7 @@ fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Resul
     let j = output::pull_request_json(p);
     let text = |v: &serde_json::Value| v.to_string();
     let complete = matches!(p.completeness, crate::bindings::types::PrCompleteness::Full);
+    let pr_id = id_of("pull request", p.id)?;
     tx.prepare_cached(
         "INSERT INTO pull_requests (project_key, repo_slug, id, version, title, description, state, draft, author,
             created_at, updated_at, closed_at, merged_at, merged_by, merge_commit, source_branch, source_commit,
@@ -237,25 +372,25 @@ fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Resul
          WHERE excluded.version >= pull_requests.version",
     )?
     .execute(params![
-        p.repo.project_key, p.repo.slug, i64_of(p.id), p.version, p.title, p.description, j["state"].as_str(),
+        p.repo.project_key, p.repo.slug, pr_id, p.version, p.title, p.description, j["state"].as_str(),
         p.draft, j["author"].as_str(), p.created_at, p.updated_at, p.closed_at, p.merged_at, j["merged_by"].as_str(),
         p.merge_commit, p.source.display_id, p.source.latest_commit,
         p.source_fork.as_ref().map(|r| format!("{}/{}", r.project_key, r.slug)), p.target.display_id,
         p.target.latest_commit, p.url, p.comment_count, p.open_task_count, p.resolved_task_count,
-        p.diff.as_ref().map(|d| i64_of(d.additions)), p.diff.as_ref().map(|d| i64_of(d.deletions)),
+        p.diff.as_ref().map(|d| count_of(d.additions)), p.diff.as_ref().map(|d| count_of(d.deletions)),
         p.diff.as_ref().map(|d| d.files_changed), p.diff.as_ref().map(|d| d.truncated), p.first_review_at,
         p.first_approval_at, complete, text(&j["reviewers"]), text(&j["participants"]), text(&j["events"]), text(&j)
     ])?;
     if complete {
         let current: u32 = tx.query_row(
             "SELECT version FROM pull_requests WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
-            params![p.repo.project_key, p.repo.slug, i64_of(p.id)],
+            params![p.repo.project_key, p.repo.slug, pr_id],
             |r| r.get(0),
         )?;
         if current == p.version {
             tx.execute(
                 "DELETE FROM reviews WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
-                params![p.repo.project_key, p.repo.slug, i64_of(p.id)],
+                params![p.repo.project_key, p.repo.slug, pr_id],
             )?;
             let mut st = tx.prepare_cached(
                 "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -264,12 +399,12 @@ fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Resul
                 st.execute(params![
                     p.repo.project_key,
                     p.repo.slug,
-                    i64_of(p.id),
+                    pr_id,
                     seq,
                     r.user.slug,
                     output::review_action(r.action),
                     r.at,
-                    r.activity_id.map(i64_of)
+                    r.activity_id.map(|n| id_of("activity", n)).transpose()?
                 ])?;
             }
         }

@@ -39,6 +39,21 @@ const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES (?1, 
      ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value";
 const SELECT: &str = "SELECT value FROM connector_kv WHERE tenant = ?1 AND key = ?2";
 
+/// Creates `path` empty and readable by its owner only (0600) unless it exists, so a database
+/// holding a tenant's records and state is never world-readable; SQLite gives its `-wal` and
+/// `-shm` files the database file's permissions. An existing file is left as it is.
+pub fn create_private(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// [`KvStore`] on SQLite.
 pub struct SqliteKv {
     conn: Mutex<Connection>,
@@ -47,6 +62,7 @@ pub struct SqliteKv {
 impl SqliteKv {
     /// Opens (creating if needed) a store in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        create_private(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -233,6 +249,23 @@ mod tests {
         assert!(!kv.compare_and_swap("t", "k", Some(b"0"), b"2").unwrap());
         assert!(kv.compare_and_swap("t", "k", Some(b"1"), b"2").unwrap());
         assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn database_files_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sqlite");
+        let kv = SqliteKv::open(&path).unwrap();
+        kv.set("t", "k", b"v").unwrap();
+        for file in ["s.sqlite", "s.sqlite-wal"] {
+            let mode = std::fs::metadata(dir.path().join(file))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{file} is open to others: {mode:o}");
+        }
     }
 
     #[test]
