@@ -581,6 +581,7 @@ async fn guest_supplied_authorization_is_replaced_by_the_hosts() {
                 ("Authorization".into(), "Bearer stolen-elsewhere".into()),
                 ("Accept".into(), "application/json".into()),
             ],
+            std::time::Instant::now() + std::time::Duration::from_secs(60),
         )
     })
     .await

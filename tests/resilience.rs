@@ -52,6 +52,22 @@ async fn scripted(
     (server, seen)
 }
 
+/// Lists projects against a server answering `statuses`: the error and the requests it took.
+async fn listing_fails(
+    statuses: Vec<(u16, Option<&'static str>)>,
+) -> (
+    host_harness::CallError<host_harness::bindings::types::ConnectorError>,
+    usize,
+) {
+    let (server, seen) = scripted(statuses).await;
+    let t = retrying_tenant(&server.uri());
+    let e = blocking(move || runtime().list_projects(&t, None))
+        .await
+        .expect_err("the listing fails");
+    let requests = seen.lock().unwrap().len();
+    (e, requests)
+}
+
 fn retrying_tenant(uri: &str) -> Arc<host_harness::Tenant> {
     let mut c = TenantConfig::new("r", uri, Credentials::Bearer(TOKEN.into()));
     c.http_policy = HttpPolicy {
@@ -102,11 +118,7 @@ async fn gateway_errors_are_retried_and_server_errors_are_not() {
     assert_eq!(seen.lock().unwrap().len(), 3);
     assert_eq!(t.http.counters.retries.load(Ordering::Relaxed), 2);
 
-    let (server, seen) = scripted(vec![(500, None)]).await;
-    let t = retrying_tenant(&server.uri());
-    let e = blocking(move || runtime().list_projects(&t, None))
-        .await
-        .unwrap_err();
+    let (e, requests) = listing_fails(vec![(500, None)]).await;
     assert!(
         matches!(
             e,
@@ -117,8 +129,7 @@ async fn gateway_errors_are_retried_and_server_errors_are_not() {
         "{e:?}"
     );
     assert_eq!(
-        seen.lock().unwrap().len(),
-        1,
+        requests, 1,
         "a 500 (the server failed this request for good) is not retried"
     );
 }
@@ -180,4 +191,117 @@ async fn the_token_bucket_spaces_requests_beyond_the_burst() {
         "4 requests beyond the burst at 20/s span at least 200 ms: {span:?}"
     );
     assert!(t.http.counters.waited_ms.load(Ordering::Relaxed) > 0);
+}
+
+/// A server that answers every request with headers promising a body, sends a little of it and
+/// then stalls, never closing: the body never completes.
+fn stalling_server() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{\"size\":1,",
+            );
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn stalled_tenant(deadline: Duration) -> Arc<host_harness::Tenant> {
+    let mut c = TenantConfig::new(
+        "stall",
+        stalling_server(),
+        Credentials::Bearer(TOKEN.into()),
+    );
+    // The read timeout alone would let each attempt wait a minute, six times over.
+    c.limits.deadline = deadline;
+    tenant_with(c)
+}
+
+/// How far past its deadline a call may end: scheduling and the trap's unwinding.
+const SLACK: Duration = Duration::from_millis(1500);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_stalls_mid_way_ends_check_within_its_deadline() {
+    let deadline = Duration::from_secs(3);
+    let t = stalled_tenant(deadline);
+    let started = Instant::now();
+    let e = blocking(move || {
+        runtime().check_connection(&t, host_harness::bindings::types::RepoFilter::EVERYTHING)
+    })
+    .await
+    .unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(
+            e,
+            host_harness::CallError::Host(host_harness::HostError::Deadline(_))
+        ),
+        "{e:?}"
+    );
+    assert!(
+        took < deadline + SLACK,
+        "check took {took:?} against {deadline:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_failure_is_not_repeated_by_sync() {
+    let deadline = Duration::from_secs(2);
+    let t = stalled_tenant(deadline);
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let records = host_harness::records::SqliteRecords::open(&dir.path().join("r.sqlite")).unwrap();
+    let t2 = t.clone();
+    let out = blocking(move || {
+        host_harness::sync::run(
+            runtime(),
+            &t2,
+            &records,
+            None,
+            &host_harness::sync::SyncJob::default(),
+        )
+        .map(|_| ())
+    })
+    .await;
+    let took = started.elapsed();
+    let e = out.unwrap_err().to_string();
+    assert!(e.contains("deadline"), "{e}");
+    assert!(
+        took < deadline + SLACK,
+        "sync took {took:?}: the failed call was repeated"
+    );
+    assert_eq!(
+        t.http.counters.requests.load(Ordering::Relaxed),
+        1,
+        "one request, never retried past the deadline"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_of_any_size_fails_rate_limited_at_once_without_a_panic() {
+    for huge in ["18446744073709551615", "9223372036854775807", "3600"] {
+        let started = Instant::now();
+        let (e, requests) = listing_fails(vec![(429, Some(huge)); 3]).await;
+        assert!(
+            matches!(
+                e,
+                host_harness::CallError::Connector(
+                    host_harness::bindings::types::ConnectorError::RateLimited(_)
+                )
+            ),
+            "{huge}: {e:?}"
+        );
+        assert_eq!(
+            requests, 1,
+            "{huge}: a wait past the maximum is not waited for"
+        );
+        assert!(started.elapsed() < Duration::from_secs(30), "{huge}");
+    }
 }

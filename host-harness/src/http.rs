@@ -7,7 +7,7 @@ use crate::tenant::{Credentials, TenantConfig};
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use url::Url;
 
@@ -125,6 +125,8 @@ pub struct TenantHttp {
     max_body: u64,
     max_stream: u64,
     limiter: Limiter,
+    /// The tenant's whole-request timeout (each attempt is cut further to the call's deadline).
+    request_timeout: Duration,
     responder: Option<Arc<dyn Responder>>,
     /// Counters.
     pub counters: Arc<HttpCounters>,
@@ -200,6 +202,20 @@ fn failure(e: ureq::Error, cap: u64) -> HttpFailure {
     }
 }
 
+/// `url` with any user name and password replaced by `***`, for messages: a secret pasted into
+/// a base URL never reaches a terminal or a log.
+pub fn redact_url(url: &str) -> String {
+    let url = url.trim();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// Whether `target` lies under `base`: same scheme, host and port, no user info, and a path
 /// equal to or below the base path (on a segment boundary). `Url` has already resolved `..`.
 pub fn is_under_base(base: &Url, target: &Url) -> bool {
@@ -220,12 +236,21 @@ pub fn is_under_base(base: &Url, target: &Url) -> bool {
 impl TenantHttp {
     /// Builds the client for a tenant.
     pub fn new(tenant: &TenantConfig) -> Result<Self, HttpSetupError> {
+        let shown = redact_url(&tenant.base_url);
         let base = Url::parse(tenant.base_url.trim())
-            .map_err(|e| HttpSetupError::BaseUrl(tenant.base_url.clone(), e.to_string()))?;
+            .map_err(|e| HttpSetupError::BaseUrl(shown.clone(), e.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(HttpSetupError::BaseUrl(
-                tenant.base_url.clone(),
+                shown,
                 "must be an http(s) URL with a host".into(),
+            ));
+        }
+        if !base.username().is_empty() || base.password().is_some() {
+            return Err(HttpSetupError::BaseUrl(
+                shown,
+                "must not carry credentials: give a token or a user name and password through \
+                 their own settings"
+                    .into(),
             ));
         }
         let config = ureq::Agent::config_builder()
@@ -252,6 +277,7 @@ impl TenantHttp {
             max_body: tenant.limits.max_body_bytes,
             max_stream: tenant.limits.max_stream_bytes,
             limiter: Limiter::new(tenant.http_policy.clone()),
+            request_timeout: tenant.timeouts.request,
             responder: None,
             counters: Arc::new(HttpCounters::default()),
         })
@@ -288,11 +314,15 @@ impl TenantHttp {
     /// Sends a request under the tenant's policy: base URL only, host credentials, rate limit,
     /// Retry-After, bounded retries. Returns the final answer (a 429 or 503 the retries could
     /// not get past is returned as a response, for the connector to report).
+    ///
+    /// Nothing here outlives `deadline` (the call's): each attempt's timeout is cut to the time
+    /// left, and no wait (rate limit, Retry-After, backoff) is started that would end past it.
     fn start(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
+        deadline: Instant,
     ) -> Result<ureq::http::Response<ureq::Body>, HttpFailure> {
         let target = Url::parse(url).map_err(|e| {
             self.counters.denied.fetch_add(1, Ordering::Relaxed);
@@ -314,14 +344,25 @@ impl TenantHttp {
             allowed.push(("Authorization", auth.as_str()));
         }
         let policy = self.limiter.policy();
-        let deadline = Instant::now() + policy.total_budget;
+        let call_deadline = deadline;
+        let deadline = Instant::now()
+            .checked_add(policy.total_budget)
+            .map_or(call_deadline, |d| d.min(call_deadline));
         let mut attempt: u32 = 0;
         loop {
-            let waited = self.limiter.acquire();
+            let waited = self.limiter.acquire(call_deadline);
+            let (Ok(w) | Err(w)) = waited;
             self.counters.waited_ms.fetch_add(
-                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(w.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
+            let Some(left) = call_deadline
+                .checked_duration_since(Instant::now())
+                .filter(|_| waited.is_ok())
+                .filter(|d| !d.is_zero())
+            else {
+                return Err(HttpFailure::Timeout);
+            };
             let mut req = ureq::http::Request::builder()
                 .method(method)
                 .uri(target.as_str());
@@ -331,6 +372,11 @@ impl TenantHttp {
             let req = req
                 .body(())
                 .map_err(|e| HttpFailure::Denied(format!("invalid request header: {e}")))?;
+            let req = self
+                .agent
+                .configure_request(req)
+                .timeout_global(Some(left.min(self.request_timeout)))
+                .build();
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             attempt += 1;
             let last = attempt >= policy.max_attempts || Instant::now() >= deadline;
@@ -352,24 +398,48 @@ impl TenantHttp {
                         .flatten()
                         .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
                     match retry_after {
-                        Some(d) if Instant::now() + d > deadline => return Ok(resp),
+                        Some(d) if d > policy.max_wait => {
+                            tracing::warn!(
+                                "the server asked to wait {d:?} (Retry-After), longer than the {:?} allowed; not waiting",
+                                policy.max_wait
+                            );
+                            return Ok(resp);
+                        }
+                        Some(d) if Instant::now().checked_add(d).is_none_or(|t| t > deadline) => {
+                            return Ok(resp);
+                        }
                         Some(d) => self.limiter.block_for(d),
-                        None => std::thread::sleep(self.limiter.backoff(attempt)),
+                        None => {
+                            if !self.pause(self.limiter.backoff(attempt), deadline) {
+                                return Ok(resp);
+                            }
+                        }
                     }
                     // Drain the (small) error body so the connection can be reused.
                     let _ = resp.body_mut().with_config().limit(64 * 1024).read_to_vec();
                 }
                 Err(e) => {
                     let f = failure(e, self.max_body);
-                    if last || !matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout) {
+                    if last
+                        || !matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout)
+                        || !self.pause(self.limiter.backoff(attempt), deadline)
+                    {
                         return Err(f);
                     }
-                    std::thread::sleep(self.limiter.backoff(attempt));
                 }
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(attempt, "retrying {method} {}", target.path());
         }
+    }
+
+    /// Sleeps `d` unless that would end past `deadline`; returns whether it slept.
+    fn pause(&self, d: Duration, deadline: Instant) -> bool {
+        if Instant::now().checked_add(d).is_none_or(|t| t > deadline) {
+            return false;
+        }
+        std::thread::sleep(d);
+        true
     }
 
     fn head_of(resp: &ureq::http::Response<ureq::Body>) -> Head {
@@ -390,16 +460,18 @@ impl TenantHttp {
 
     /// Sends a request and reads the whole body (capped). A body cut short by the connection is
     /// fetched again, within the policy's attempts (every call is a GET).
+    /// Nothing outlives `deadline`.
     pub fn send(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
+        deadline: Instant,
     ) -> Result<(Head, Vec<u8>), HttpFailure> {
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let mut resp = self.start(method, url, headers)?;
+            let mut resp = self.start(method, url, headers, deadline)?;
             let head = Self::head_of(&resp);
             match resp
                 .body_mut()
@@ -411,24 +483,28 @@ impl TenantHttp {
                 Err(e) => {
                     let f = failure(e, self.max_body);
                     let retryable = matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout);
-                    if !retryable || attempt >= self.limiter.policy().max_attempts {
+                    if !retryable
+                        || attempt >= self.limiter.policy().max_attempts
+                        || !self.pause(self.limiter.backoff(attempt), deadline)
+                    {
                         return Err(f);
                     }
                     self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(self.limiter.backoff(attempt));
                 }
             }
         }
     }
 
-    /// Sends a request and returns the body as a stream (capped).
+    /// Sends a request and returns the body as a stream (capped). Reading the stream is bounded
+    /// by `deadline` too (the request's timeout covers its body).
     pub fn send_streaming(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
+        deadline: Instant,
     ) -> Result<(Head, StreamBody), HttpFailure> {
-        let resp = self.start(method, url, headers)?;
+        let resp = self.start(method, url, headers, deadline)?;
         let head = Self::head_of(&resp);
         let reader = resp
             .into_body()
@@ -474,6 +550,24 @@ mod tests {
         assert!(!under(b, "https://git.acme.com:8443/bitbucket/rest"));
         assert!(!under(b, "https://user:pw@git.acme.com/bitbucket/rest"));
         assert!(!under(b, "https://git.acme.com.evil.com/bitbucket/rest"));
+    }
+
+    #[test]
+    fn a_password_in_the_base_url_is_refused_without_being_echoed() {
+        for url in [
+            "https://admin:hunter2-secret@bitbucket.example.com/bb",
+            "https://hunter2-secret@bitbucket.example.com",
+            "https://admin:hunter2-secret@[::1",
+        ] {
+            let config = TenantConfig::new("t", url, Credentials::None);
+            let err = TenantHttp::new(&config).expect_err(url).to_string();
+            assert!(!err.contains("hunter2-secret"), "{err}");
+            assert!(err.contains("***@"), "{err}");
+        }
+        assert_eq!(
+            redact_url("https://u:p@h.example/a@b"),
+            "https://***@h.example/a@b"
+        );
     }
 
     #[test]

@@ -23,7 +23,13 @@ pub struct HttpPolicy {
     pub max_backoff: Duration,
     /// Longest a request may spend waiting and retrying before the last answer is returned.
     pub total_budget: Duration,
+    /// Longest server-requested wait (`Retry-After`) that is honoured. A longer one is not
+    /// waited for: the answer goes back at once and the call fails `rate-limited`.
+    pub max_wait: Duration,
 }
+
+/// Default [`HttpPolicy::max_wait`]: 15 minutes.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
 impl Default for HttpPolicy {
     fn default() -> Self {
@@ -34,6 +40,7 @@ impl Default for HttpPolicy {
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
             total_budget: Duration::from_secs(120),
+            max_wait: DEFAULT_MAX_WAIT,
         }
     }
 }
@@ -112,13 +119,15 @@ impl Limiter {
         &self.policy
     }
 
-    /// Waits until a request may leave (Retry-After, then a token); returns how long it slept.
-    pub fn acquire(&self) -> Duration {
+    /// Waits until a request may leave (Retry-After, then a token); returns how long it slept,
+    /// or `Err` with the time slept when leaving would take past `deadline` (the wait is not
+    /// started then).
+    pub fn acquire(&self, deadline: Instant) -> Result<Duration, Duration> {
         let mut slept = Duration::ZERO;
         loop {
             let wait = {
                 let Ok(mut b) = self.bucket.lock() else {
-                    return slept;
+                    return Ok(slept);
                 };
                 let now = Instant::now();
                 if let Some(until) = b.blocked_until.filter(|u| *u > now) {
@@ -129,22 +138,34 @@ impl Limiter {
                     b.refilled = now;
                     if b.tokens >= 1.0 {
                         b.tokens -= 1.0;
-                        return slept;
+                        return Ok(slept);
                     }
-                    Duration::from_secs_f64((1.0 - b.tokens) / self.policy.per_second.max(0.001))
+                    Duration::try_from_secs_f64(
+                        (1.0 - b.tokens) / self.policy.per_second.max(0.001),
+                    )
+                    .unwrap_or(Duration::MAX)
                 } else {
-                    return slept;
+                    return Ok(slept);
                 }
             };
+            if Instant::now()
+                .checked_add(wait)
+                .is_none_or(|t| t > deadline)
+            {
+                return Err(slept);
+            }
             std::thread::sleep(wait);
             slept += wait;
         }
     }
 
-    /// Holds every request of the tenant until `delay` from now has passed.
+    /// Holds every request of the tenant until `delay` from now has passed; a delay longer
+    /// than [`HttpPolicy::max_wait`] holds them for `max_wait`.
     pub fn block_for(&self, delay: Duration) {
-        if let Ok(mut b) = self.bucket.lock() {
-            let until = Instant::now() + delay;
+        let delay = delay.min(self.policy.max_wait);
+        if let Ok(mut b) = self.bucket.lock()
+            && let Some(until) = Instant::now().checked_add(delay)
+        {
             b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
         }
     }
@@ -164,6 +185,10 @@ impl Limiter {
 mod tests {
     use super::*;
 
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(3600)
+    }
+
     #[test]
     fn retry_after_in_seconds_and_as_a_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
@@ -177,6 +202,46 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retry_after_of_any_size_or_sign_never_panics() {
+        let now = SystemTime::now();
+        for v in [
+            "18446744073709551615",
+            "9223372036854775807",
+            "99999999999999999999999",
+            "-1",
+            "-9223372036854775808",
+            "1e9",
+            "Fri, 31 Dec 9999 23:59:59 GMT",
+            "Thu, 01 Jan 1970 00:00:00 GMT",
+        ] {
+            let parsed = parse_retry_after(v, now);
+            let l = Limiter::new(HttpPolicy {
+                burst: None,
+                max_wait: Duration::from_millis(20),
+                ..HttpPolicy::default()
+            });
+            if let Some(d) = parsed {
+                l.block_for(d);
+            }
+            let far = Instant::now() + Duration::from_secs(3600);
+            let waited = l.acquire(far).expect("within the deadline");
+            assert!(waited <= Duration::from_secs(1), "{v}: waited {waited:?}");
+        }
+    }
+
+    #[test]
+    fn a_wait_past_the_deadline_is_not_started() {
+        let l = Limiter::new(HttpPolicy {
+            burst: None,
+            ..HttpPolicy::default()
+        });
+        l.block_for(Duration::from_secs(60));
+        let started = Instant::now();
+        assert!(l.acquire(started + Duration::from_millis(50)).is_err());
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
@@ -205,10 +270,10 @@ mod tests {
             ..HttpPolicy::default()
         });
         for _ in 0..3 {
-            assert_eq!(l.acquire(), Duration::ZERO);
+            assert_eq!(l.acquire(far()), Ok(Duration::ZERO));
         }
         assert!(
-            l.acquire() > Duration::ZERO,
+            l.acquire(far()).unwrap() > Duration::ZERO,
             "the fourth request waits for a token"
         );
     }
@@ -220,6 +285,6 @@ mod tests {
             ..HttpPolicy::default()
         });
         l.block_for(Duration::from_millis(30));
-        assert!(l.acquire() >= Duration::from_millis(25));
+        assert!(l.acquire(far()).unwrap() >= Duration::from_millis(25));
     }
 }

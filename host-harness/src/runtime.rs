@@ -123,7 +123,17 @@ fn load_err(e: impl std::fmt::Display) -> HostError {
     HostError::Load(e.to_string())
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Loads the compiled form of `bytes` from the cache, or compiles and caches it.
+///
+/// The cache holds `connector-<component digest>-<engine hash>.cwasm` and, beside it, the
+/// SHA-256 of that file as the host wrote it (`.sha256`). A cached file is deserialised only when
+/// its content has that digest, so a truncated, corrupted or substituted file is compiled afresh
+/// instead of being trusted as machine code. The directory is created private (0700) and the
+/// files 0600.
 fn load_component(
     engine: &Engine,
     bytes: &[u8],
@@ -135,35 +145,62 @@ fn load_component(
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let engine_hash = h.finish();
-    let digest = sha2::Sha256::digest(bytes);
-    let name: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    let name = hex(&sha2::Sha256::digest(bytes)[..12]);
     let path = dir.join(format!("connector-{name}-{engine_hash:016x}.cwasm"));
-    if path.exists() {
-        // SAFETY: the file was written by `precompile_component` of an engine with the same
-        // compatibility hash (it is in the name), in a directory this host owns.
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(c) => return Ok(c),
-            Err(e) => tracing::warn!(
-                "ignoring unreadable component cache {}: {e}",
+    let digest_path = path.with_extension("cwasm.sha256");
+    if let (Ok(cached), Ok(recorded)) =
+        (std::fs::read(&path), std::fs::read_to_string(&digest_path))
+    {
+        if hex(&sha2::Sha256::digest(&cached)) == recorded.trim() {
+            // SAFETY: the bytes are exactly those `precompile_component` produced for an engine
+            // with the same compatibility hash (in the name): their digest is the one recorded
+            // when this host wrote them.
+            match unsafe { Component::deserialize(engine, &cached) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(
+                    "ignoring unreadable component cache {}: {e}",
+                    path.display()
+                ),
+            }
+        } else {
+            tracing::warn!(
+                "ignoring component cache {}: its digest is not the one recorded when it was written",
                 path.display()
-            ),
+            );
         }
     }
     let compiled = engine.precompile_component(bytes).map_err(load_err)?;
     // SAFETY: produced just now by this engine.
     let component = unsafe { Component::deserialize(engine, &compiled) }.map_err(load_err)?;
-    let tmp = dir.join(format!(".{name}-{}.tmp", std::process::id()));
-    let written = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&tmp, &compiled))
-        .and_then(|()| std::fs::rename(&tmp, &path));
-    if let Err(e) = written {
+    if let Err(e) = write_cache(dir, &path, &digest_path, &compiled) {
         tracing::warn!(
             "could not cache the compiled component in {}: {e}",
             dir.display()
         );
-        let _ = std::fs::remove_file(&tmp);
     }
     Ok(component)
+}
+
+/// Writes a compiled component and its digest, each atomically (temporary file, then rename),
+/// the digest last so a reader never sees a digest without its file.
+fn write_cache(
+    dir: &Path,
+    path: &Path,
+    digest_path: &Path,
+    compiled: &[u8],
+) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let digest = hex(&sha2::Sha256::digest(compiled));
+    for (target, content) in [(path, compiled), (digest_path, digest.as_bytes())] {
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::fs::write(tmp.path(), content)?;
+        tmp.persist(target).map_err(|e| e.error)?;
+    }
+    Ok(())
 }
 
 use sha2::Digest;
@@ -268,6 +305,11 @@ impl Runtime {
         };
         let result = match outcome {
             Ok(Ok(v)) => Ok(v),
+            // Host I/O cut short by the deadline: the connector's error (a timeout) is the
+            // deadline's, and is reported as such so that no caller repeats it.
+            Ok(Err(_)) if store.data().deadline_hit => {
+                Err(CallError::Host(HostError::Deadline(limits.deadline)))
+            }
             Ok(Err(e)) => Err(CallError::Connector(e)),
             Err(e) => {
                 let state = store.data();

@@ -80,11 +80,17 @@ pub struct CallState {
     log_lines: u32,
     /// A storage failure that turned into a trap, for the error message.
     pub storage_failure: Option<String>,
+    /// When the call's deadline passes: host I/O done for the call ends by then.
+    deadline: std::time::Instant,
+    /// Whether host I/O was cut short by the deadline: the call's failure is then the host's
+    /// `Deadline`, which nothing above the HTTP policy repeats.
+    pub deadline_hit: bool,
 }
 
 impl CallState {
     /// Fresh state for one call: WASI granting nothing (no files, sockets, env or args).
     pub fn new(tenant: Arc<Tenant>) -> Self {
+        let tenant_deadline = tenant.config.limits.deadline;
         Self {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
@@ -96,6 +102,8 @@ impl CallState {
             tenant,
             log_lines: 0,
             storage_failure: None,
+            deadline: deadline_after(tenant_deadline),
+            deadline_hit: false,
         }
     }
 
@@ -106,11 +114,30 @@ impl CallState {
     }
 }
 
+/// `now + d`, or as far as an `Instant` reaches.
+fn deadline_after(d: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + std::time::Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl CallState {
+    /// Notes a timeout that came from the call's deadline rather than the server.
+    fn note_timeout<T>(&mut self, r: &std::result::Result<T, HttpFailure>) {
+        let slack = std::time::Duration::from_millis(50);
+        if matches!(r, Err(HttpFailure::Timeout))
+            && std::time::Instant::now() + slack >= self.deadline
+        {
+            self.deadline_hit = true;
         }
     }
 }
@@ -143,23 +170,26 @@ impl wit_http::Host for CallState {
         &mut self,
         req: wit_http::Request,
     ) -> Result<Result<(wit_http::ResponseHead, Vec<u8>), wit_http::HttpError>> {
-        Ok(self
+        let sent = self
             .tenant
             .http
-            .send(method(req.method), &req.url, &req.headers)
-            .map(|(h, b)| (wit_head(h), b))
-            .map_err(wit_error))
+            .send(method(req.method), &req.url, &req.headers, self.deadline);
+        self.note_timeout(&sent);
+        Ok(sent.map(|(h, b)| (wit_head(h), b)).map_err(wit_error))
     }
 
     fn send_streaming(
         &mut self,
         req: wit_http::Request,
     ) -> Result<Result<(wit_http::ResponseHead, Resource<StreamBody>), wit_http::HttpError>> {
-        match self
-            .tenant
-            .http
-            .send_streaming(method(req.method), &req.url, &req.headers)
-        {
+        let sent = self.tenant.http.send_streaming(
+            method(req.method),
+            &req.url,
+            &req.headers,
+            self.deadline,
+        );
+        self.note_timeout(&sent);
+        match sent {
             Ok((head, body)) => {
                 let handle = self.table.push(body)?;
                 Ok(Ok((wit_head(head), handle)))
@@ -175,8 +205,9 @@ impl wit_http::HostBody for CallState {
         body: Resource<StreamBody>,
         max_bytes: u32,
     ) -> Result<Result<Option<Vec<u8>>, wit_http::HttpError>> {
-        let body = self.table.get_mut(&body)?;
-        Ok(body.read_chunk(max_bytes).map_err(wit_error))
+        let chunk = self.table.get_mut(&body)?.read_chunk(max_bytes);
+        self.note_timeout(&chunk);
+        Ok(chunk.map_err(wit_error))
     }
 
     fn drop(&mut self, body: Resource<StreamBody>) -> Result<()> {

@@ -127,7 +127,9 @@ fn get(host: &str, port: u16, bundle: Option<&str>) -> Result<u16, HttpFailure> 
     }
     let http = TenantHttp::new(&config).expect("client");
     let url = format!("https://{host}:{port}/rest/api/1.0/application-properties");
-    http.send("GET", &url, &[]).map(|(head, _)| head.status)
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    http.send("GET", &url, &[], deadline)
+        .map(|(head, _)| head.status)
 }
 
 fn refused(result: Result<u16, HttpFailure>, why: &str) -> String {
