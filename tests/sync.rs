@@ -682,3 +682,94 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
     );
     assert_eq!(url, None, "a link list of nulls is an empty link");
 }
+
+/// Answers every page of a listing with `items(start)` and a next page, forever; each body is
+/// checked against the reference for `path`.
+struct Endless {
+    path: &'static str,
+    items: fn(u64) -> Vec<Value>,
+}
+
+impl wiremock::Respond for Endless {
+    fn respond(&self, req: &wiremock::Request) -> ResponseTemplate {
+        let start: u64 = req
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "start")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let body = page((self.items)(start), start, 25, Some(start + 25));
+        support::reference::assert_response(self.path, &body);
+        ok(body)
+    }
+}
+
+async fn endless(server: &MockServer, path_: &'static str, items: fn(u64) -> Vec<Value>) {
+    Mock::given(method("GET"))
+        .and(path(path_))
+        .respond_with(Endless { path: path_, items })
+        .mount(server)
+        .await;
+}
+
+fn sync_into(
+    uri: &str,
+    job: host_harness::sync::SyncJob,
+) -> (String, std::path::PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("endless.sqlite");
+    let records = SqliteRecords::open(&db).unwrap();
+    let t = tenant(uri);
+    let e = host_harness::sync::run(runtime(), &t, &records, None, &job)
+        .map(|_| ())
+        .expect_err("a listing that never ends fails");
+    (e.to_string(), db, dir)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_pages_that_keep_promising_more_end_the_listing_with_an_error() {
+    let server = MockServer::start().await;
+    endless(&server, "/rest/api/1.0/projects", |_| Vec::new()).await;
+    let uri = server.uri();
+    let (e, _, _dir) =
+        blocking(move || sync_into(&uri, host_harness::sync::SyncJob::default())).await;
+    assert!(e.contains("listing projects"), "{e}");
+    assert!(e.contains("empty"), "{e}");
+    let asked = server.received_requests().await.unwrap().len();
+    assert!(asked <= 16, "stopped after a few empty pages, not {asked}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_endless_listing_is_capped_and_its_pages_are_written_as_they_arrive() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/rest/api/1.0/projects"))
+        .respond_with(ok(page(vec![project("PLAT", 1)], 0, 25, None)))
+        .mount(&server)
+        .await;
+    endless(&server, "/rest/api/1.0/repos", |start| {
+        vec![
+            repo("PLAT", &format!("r{start}-a"), start * 2 + 1),
+            repo("PLAT", &format!("r{start}-b"), start * 2 + 2),
+        ]
+    })
+    .await;
+    let uri = server.uri();
+    let (e, db, _dir) = blocking(move || {
+        sync_into(
+            &uri,
+            host_harness::sync::SyncJob {
+                max_listing_pages: 20,
+                ..Default::default()
+            },
+        )
+    })
+    .await;
+    assert!(e.contains("listing repositories"), "{e}");
+    assert!(e.contains("did not end after 20 pages"), "{e}");
+    let written: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM repos", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(written, 40, "every page was written as it arrived");
+}

@@ -24,6 +24,7 @@ pub mod http;
 pub mod logging;
 pub mod output;
 pub mod policy;
+pub mod printable;
 pub mod records;
 pub mod runtime;
 pub mod serve;

@@ -219,7 +219,8 @@ pub fn pull_request_json(p: &PullRequest) -> Value {
 /// The closing summary of a sync as JSON.
 pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> Value {
     json!({
-        "ok": r.failed_repos.is_empty(),
+        "ok": r.failed_repos.is_empty() && r.failed_projects.is_empty(),
+        "status": r.status().name(),
         "db": db.display().to_string(),
         "records": r.records,
         "unchanged_pull_requests": r.unchanged,
@@ -230,20 +231,23 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
         "unreadable": r.unreadable.iter().map(|(kind, location, reason)| json!({"kind": kind, "location": location, "reason": reason})).collect::<Vec<_>>(),
+        "failed_projects": r.failed_projects.iter().map(|(key, code, msg)| json!({"project": key, "error": code, "message": msg})).collect::<Vec<_>>(),
         "failed_repos": r.failed_repos.iter().map(|(repo, code, msg)| json!({"repo": repo, "error": code, "message": msg})).collect::<Vec<_>>(),
         "seconds": r.elapsed.as_secs_f64(),
     })
 }
 
-/// The closing summary of a sync for people.
+/// The closing summary of a sync for people. Every text that came from the server is shown
+/// escaped ([`crate::printable`]).
 pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> String {
+    use crate::printable::shown;
     use std::fmt::Write;
     let mut s = String::new();
     let n = |k: &str| r.records.get(k).copied().unwrap_or(0);
     let _ = writeln!(
         s,
         "sync {} in {:.1} s",
-        if r.failed_repos.is_empty() {
+        if r.failed_repos.is_empty() && r.failed_projects.is_empty() {
             "complete"
         } else {
             "finished with failures"
@@ -283,12 +287,16 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
                 Some(id) => writeln!(
                     s,
                     "    {} #{id}: {} failed: {}: {}",
-                    k.repo, k.stage, k.code, k.message
+                    shown(&k.repo),
+                    k.stage,
+                    k.code,
+                    shown(&k.message)
                 ),
                 None => writeln!(
                     s,
                     "    {}: a pull request without a readable id: {}",
-                    k.repo, k.message
+                    shown(&k.repo),
+                    shown(&k.message)
                 ),
             }
             .ok();
@@ -301,13 +309,23 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
             r.unreadable.len()
         );
         for (kind, location, reason) in &r.unreadable {
-            let _ = writeln!(s, "    {kind} at {location}: {reason}");
+            let _ = writeln!(s, "    {kind} at {}: {}", shown(location), shown(reason));
+        }
+    }
+    if !r.failed_projects.is_empty() {
+        let _ = writeln!(
+            s,
+            "  failed projects ({}), their repositories not synced:",
+            r.failed_projects.len()
+        );
+        for (key, code, msg) in &r.failed_projects {
+            let _ = writeln!(s, "    {}: {code}: {}", shown(key), shown(msg));
         }
     }
     if !r.failed_repos.is_empty() {
         let _ = writeln!(s, "  failed repositories ({}):", r.failed_repos.len());
         for (repo, code, msg) in &r.failed_repos {
-            let _ = writeln!(s, "    {repo}: {code}: {msg}");
+            let _ = writeln!(s, "    {}: {code}: {}", shown(repo), shown(msg));
         }
     }
     let _ = write!(s, "  database: {}", db.display());

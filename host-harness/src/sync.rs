@@ -32,6 +32,11 @@ pub struct SyncJob {
     pub concurrency: usize,
     /// Draw progress bars (on stderr, when it is a terminal).
     pub progress: bool,
+    /// Most pages one listing (projects, repositories, users) may take before it is stopped
+    /// with an error.
+    pub max_listing_pages: u64,
+    /// Most items one listing may bring before it is stopped with an error.
+    pub max_listing_items: u64,
 }
 
 impl Default for SyncJob {
@@ -48,6 +53,8 @@ impl Default for SyncJob {
             full: false,
             concurrency: 4,
             progress: false,
+            max_listing_pages: MAX_LISTING_PAGES,
+            max_listing_items: MAX_LISTING_ITEMS,
         }
     }
 }
@@ -89,10 +96,56 @@ pub struct SyncReport {
     pub unreadable: Vec<(String, String, String)>,
     /// Repositories that failed, with the error code and message.
     pub failed_repos: Vec<(String, String, String)>,
+    /// Projects named with `--project` (or by a `--repo`) whose repositories could not be
+    /// listed, with the error code and message; the other projects were synced.
+    pub failed_projects: Vec<(String, String, String)>,
     /// Whether users came from `/users` because `/admin/users` was refused.
     pub users_fallback: bool,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// How a sync ended, as `bbdc sync`'s exit status tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Everything asked for was synced (skipped pull requests are listed and retried by the next
+    /// sync). Exit status 0.
+    Complete,
+    /// Some projects or repositories failed and are listed; the rest was synced. Exit status 3.
+    Partial,
+}
+
+impl SyncStatus {
+    /// `complete` or `partial`, as the JSON summary's `status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncStatus::Complete => "complete",
+            SyncStatus::Partial => "partial",
+        }
+    }
+
+    /// The process exit status: 0 complete, 3 partial. (1 is "nothing done": the job could not
+    /// run at all; 2 is a command-line usage error.)
+    pub fn exit_code(self) -> u8 {
+        match self {
+            SyncStatus::Complete => 0,
+            SyncStatus::Partial => PARTIAL_EXIT,
+        }
+    }
+}
+
+/// Exit status of a sync that synced part of what was asked for.
+pub const PARTIAL_EXIT: u8 = 3;
+
+impl SyncReport {
+    /// Whether everything asked for was synced.
+    pub fn status(&self) -> SyncStatus {
+        if self.failed_repos.is_empty() && self.failed_projects.is_empty() {
+            SyncStatus::Complete
+        } else {
+            SyncStatus::Partial
+        }
+    }
 }
 
 /// Why the job could not run at all.
@@ -147,17 +200,18 @@ fn emit(
 const CALL_ATTEMPTS: u32 = 4;
 
 /// Whether a failed call is worth repeating. Every call is safe to repeat: listings are reads,
-/// and a sync step with the same cursor is idempotent.
+/// and a sync step with the same cursor is idempotent. A deadline or a rate limit is never
+/// repeated here: the host's HTTP policy already spent the call's time waiting and retrying,
+/// and repeating would multiply the deadline the operator set.
 fn transient(e: &CallError<ConnectorError>) -> bool {
     match e {
         CallError::Connector(c) => matches!(
             c,
-            ConnectorError::RateLimited(_)
-                | ConnectorError::Server(_)
+            ConnectorError::Server(_)
                 | ConnectorError::Transport(_)
                 | ConnectorError::MalformedResponse(_)
         ),
-        CallError::Host(h) => matches!(h, crate::runtime::HostError::Deadline(_)),
+        CallError::Host(_) => false,
     }
 }
 
@@ -182,21 +236,60 @@ pub fn with_retries<T>(
 /// One page of a listing: items, next cursor, items that could not be identified.
 type ListingPage<T> = (Vec<T>, Option<String>, Vec<UnreadableRecord>);
 
-/// Follows a paged listing to its end, collecting the items that could not be identified.
+/// Default [`SyncJob::max_listing_pages`]: far beyond any real server (50,000 repositories are
+/// 500 pages of 100), so a page stream that never ends fails instead of running forever.
+pub const MAX_LISTING_PAGES: u64 = 200_000;
+/// Default [`SyncJob::max_listing_items`], for the same reason: it bounds what a listing can make
+/// the job hold (the repositories to visit).
+pub const MAX_LISTING_ITEMS: u64 = 5_000_000;
+/// Pages in a row that bring nothing but another cursor before a listing is declared stuck.
+pub const MAX_EMPTY_PAGES: u32 = 3;
+
+/// Why a listing was stopped: it made no progress, or never ended.
+fn runaway(why: String) -> PageFailure {
+    PageFailure::Call(CallError::Connector(ConnectorError::MalformedResponse(why)))
+}
+
+/// Follows a paged listing to its end, handing each page to `on_page` as it arrives (so
+/// nothing accumulates here) and collecting the items that could not be identified. A listing
+/// that keeps answering empty pages with a next cursor, repeats a cursor, or passes
+/// the job's page or item cap ends with an error.
 fn all_pages<T>(
+    job: &SyncJob,
     mut page: impl FnMut(Option<String>) -> Result<ListingPage<T>, CallError<ConnectorError>>,
     unreadable: &mut Vec<(String, String, String)>,
-) -> Result<Vec<T>, CallError<ConnectorError>> {
-    let mut items = Vec::new();
+    mut on_page: impl FnMut(Vec<T>) -> Result<(), SyncError>,
+) -> Result<(), PageFailure> {
     let mut cursor: Option<String> = None;
+    let (mut pages, mut items, mut empty) = (0u64, 0u64, 0u32);
     loop {
-        let (mut got, next, bad) = with_retries(|| page(cursor.clone()))?;
-        items.append(&mut got);
+        let (got, next, bad) = with_retries(|| page(cursor.clone())).map_err(PageFailure::Call)?;
+        pages += 1;
+        items = items.saturating_add(got.len() as u64);
+        empty = if got.is_empty() && bad.is_empty() {
+            empty + 1
+        } else {
+            0
+        };
         unreadable.extend(unreadable_entries(bad));
-        match next {
-            Some(n) => cursor = Some(n),
-            None => return Ok(items),
+        on_page(got).map_err(PageFailure::Store)?;
+        let Some(next) = next else {
+            return Ok(());
+        };
+        if empty >= MAX_EMPTY_PAGES {
+            return Err(runaway(format!(
+                "the listing answered {empty} empty pages in a row that each promised more; stopped"
+            )));
         }
+        if cursor.as_deref() == Some(next.as_str()) {
+            return Err(runaway("the listing repeated its cursor; stopped".into()));
+        }
+        if pages >= job.max_listing_pages || items >= job.max_listing_items {
+            return Err(runaway(format!(
+                "the listing did not end after {pages} pages and {items} items; stopped"
+            )));
+        }
+        cursor = Some(next);
     }
 }
 
@@ -207,95 +300,174 @@ fn unreadable_entries(
         .map(|u| (output::record_kind(u.kind).to_owned(), u.location, u.reason))
 }
 
-/// Which repositories to visit and which project records to write.
+/// What the job visits: the repositories (already written, page by page), and the project
+/// records to write once the listing is done.
 struct Enumerated {
     projects: Vec<Project>,
-    repos: Vec<Repo>,
+    repos: Vec<RepoRef>,
 }
 
-/// Enumerates what the job visits. Without `--project`/`--repo`, every visible repository comes
-/// from one listing (`list-all-repos`: `GET /repos`, personal repositories included, which the
-/// project listing cannot reach); the project records are the listed projects plus the personal
-/// projects those repositories live in. With filters, only the named projects' repositories are
-/// listed (personal keys such as `~JDOE` included).
+/// Why following a listing stopped.
+enum PageFailure {
+    /// The connector or host failed.
+    Call(CallError<ConnectorError>),
+    /// A page could not be written.
+    Store(SyncError),
+}
+
+impl PageFailure {
+    fn into_sync(self, what: impl Into<String>) -> SyncError {
+        match self {
+            PageFailure::Call(e) => listing_error(what, &e),
+            PageFailure::Store(e) => e,
+        }
+    }
+}
+
+/// Where listed records go as their pages arrive.
+struct Writer<'a> {
+    sink: &'a dyn RecordSink,
+    jsonl: Option<&'a JsonlOut>,
+}
+
+impl Writer<'_> {
+    fn repos(&self, page: &[Repo]) -> Result<(), SyncError> {
+        self.sink.repos(page)?;
+        emit(self.jsonl, page.iter().map(output::repo_json))?;
+        Ok(())
+    }
+}
+
+/// Enumerates what the job visits, writing repositories as their pages arrive. Without
+/// `--project`/`--repo`, every visible repository comes from one listing (`list-all-repos`:
+/// `GET /repos`, personal repositories included, which the project listing cannot reach); the
+/// project records are the listed projects plus the personal projects those repositories live
+/// in. With filters, only the named projects' repositories are listed (personal keys such as
+/// `~JDOE` included); a named project that cannot be listed is reported in `failed_projects`
+/// and the others are synced.
 fn enumerate(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     job: &SyncJob,
-    unreadable: &mut Vec<(String, String, String)>,
+    out: &Writer<'_>,
+    report: &mut SyncReport,
 ) -> Result<Enumerated, SyncError> {
     let filter = job.filter;
     let mut wanted: Vec<String> = job.projects.clone();
     wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
     wanted.sort();
     wanted.dedup();
-    let mut listed: Vec<Project> = all_pages(
+    let mut projects: Vec<Project> = Vec::new();
+    all_pages(
+        job,
         |c| {
             runtime
                 .list_projects(tenant, c)
                 .map(|p| (p.items, p.next, p.unreadable))
         },
-        unreadable,
+        &mut report.unreadable,
+        |page| {
+            projects.extend(
+                page.into_iter()
+                    .filter(|p| wanted.is_empty() || wanted.contains(&p.key)),
+            );
+            Ok(())
+        },
     )
-    .map_err(|e| listing_error("listing projects", &e))?;
-    let mut repos: Vec<Repo> = Vec::new();
-    if wanted.is_empty() {
-        repos = all_pages(
-            |c| {
-                runtime
-                    .list_all_repos(tenant, filter, c)
-                    .map(|p| (p.items, p.next, p.unreadable))
-            },
-            unreadable,
-        )
-        .map_err(|e| listing_error("listing repositories", &e))?;
-    } else {
-        listed.retain(|p| wanted.contains(&p.key));
-        for key in &wanted {
-            let got = all_pages(
-                |c| {
-                    runtime
-                        .list_repos(tenant, key, filter, c)
-                        .map(|p| (p.items, p.next, p.unreadable))
-                },
-                unreadable,
-            )
-            .map_err(|e| match e {
-                CallError::Connector(ConnectorError::NotFound(_)) => SyncError::Listing {
-                    what: format!("project {key}"),
-                    code: "not_found".into(),
-                    message: format!("project {key} is not visible to this account"),
-                },
-                e => listing_error(format!("listing repositories of {key}"), &e),
-            })?;
-            repos.extend(got.into_iter().filter(|r| {
+    .map_err(|e| e.into_sync("listing projects"))?;
+    let mut repos: Vec<RepoRef> = Vec::new();
+    // Projects the listing leaves out (personal ones) come from their repositories.
+    let mut keep = |page: Vec<Repo>, projects: &mut Vec<Project>| -> Result<(), SyncError> {
+        let page: Vec<Repo> = page
+            .into_iter()
+            .filter(|r| {
                 job.repos.is_empty()
                     || job
                         .repos
                         .iter()
                         .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
-            }));
+            })
+            .collect();
+        out.repos(&page)?;
+        for r in page {
+            if !projects.iter().any(|p| p.key == r.project.key) {
+                projects.push(r.project.clone());
+            }
+            repos.push(r.repo_ref);
         }
-        for (k, s) in &job.repos {
-            if !repos
-                .iter()
-                .any(|r| r.repo_ref.project_key == *k && r.repo_ref.slug == *s)
-            {
-                return Err(SyncError::Listing {
-                    what: format!("repository {k}/{s}"),
-                    code: "not_found".into(),
-                    message: format!(
-                        "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
-                    ),
-                });
+        Ok(())
+    };
+    if wanted.is_empty() {
+        all_pages(
+            job,
+            |c| {
+                runtime
+                    .list_all_repos(tenant, filter, c)
+                    .map(|p| (p.items, p.next, p.unreadable))
+            },
+            &mut report.unreadable,
+            |page| keep(page, &mut projects),
+        )
+        .map_err(|e| e.into_sync("listing repositories"))?;
+    } else {
+        for key in &wanted {
+            let listed = all_pages(
+                job,
+                |c| {
+                    runtime
+                        .list_repos(tenant, key, filter, c)
+                        .map(|p| (p.items, p.next, p.unreadable))
+                },
+                &mut report.unreadable,
+                |page| keep(page, &mut projects),
+            );
+            // One project that cannot be listed is reported; the others are synced.
+            match listed {
+                Ok(()) => {}
+                Err(PageFailure::Store(e)) => return Err(e),
+                Err(PageFailure::Call(e)) => {
+                    let (code, message) = output::call_error(&e);
+                    tracing::warn!(
+                        project = %crate::printable::shown(key),
+                        code,
+                        "listing repositories failed: {}",
+                        crate::printable::shown(&message)
+                    );
+                    report
+                        .failed_projects
+                        .push((key.clone(), code.into(), message));
+                }
             }
         }
-    }
-    // Projects the listing leaves out (personal ones) come from their repositories.
-    let mut projects = listed;
-    for r in &repos {
-        if !projects.iter().any(|p| p.key == r.project.key) {
-            projects.push(r.project.clone());
+        if let Some((key, code, message)) = report.failed_projects.first()
+            && report.failed_projects.len() == wanted.len()
+        {
+            // Every project named failed: nothing can be done.
+            return Err(SyncError::Listing {
+                what: format!("project {key}"),
+                code: code.clone(),
+                message: message.clone(),
+            });
+        }
+        for (k, s) in &job.repos {
+            let listed_project = !report.failed_projects.iter().any(|(key, _, _)| key == k);
+            if listed_project && !repos.iter().any(|r| r.project_key == *k && r.slug == *s) {
+                report.failed_repos.push((
+                    format!("{k}/{s}"),
+                    "not_found".into(),
+                    format!(
+                        "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
+                    ),
+                ));
+            }
+        }
+        if !job.repos.is_empty() && repos.is_empty() && job.projects.is_empty() {
+            let (repo, code, message) = report.failed_repos.first().cloned().unwrap_or_default();
+            return Err(SyncError::Listing {
+                what: format!("repository {repo}"),
+                code,
+                message,
+            });
         }
     }
     Ok(Enumerated { projects, repos })
@@ -320,20 +492,21 @@ pub fn run(
     let phase = bars.add(ProgressBar::new_spinner());
     phase.enable_steady_tick(Duration::from_millis(120));
 
-    // Projects and repositories.
+    // Projects and repositories (written as their pages arrive).
     phase.set_message("listing projects and repositories");
-    let Enumerated { projects, repos } = enumerate(runtime, tenant, job, &mut report.unreadable)?;
+    let writer = Writer { sink, jsonl };
+    let Enumerated { projects, repos } = enumerate(runtime, tenant, job, &writer, &mut report)?;
     sink.projects(&projects)?;
     emit(jsonl, projects.iter().map(output::project_json))?;
     report.records.insert("project", projects.len() as u64);
-    sink.repos(&repos)?;
-    emit(jsonl, repos.iter().map(output::repo_json))?;
     report.records.insert("repo", repos.len() as u64);
 
-    // Users.
+    // Users (written as their pages arrive).
     phase.set_message("listing users");
     let mut fallback = false;
-    let users: Vec<User> = all_pages(
+    let mut user_count = 0u64;
+    all_pages(
+        job,
         |c| {
             runtime.list_users(tenant, c).map(|p| {
                 fallback |= p.fallback;
@@ -341,11 +514,15 @@ pub fn run(
             })
         },
         &mut report.unreadable,
+        |page: Vec<User>| {
+            sink.users(&page)?;
+            emit(jsonl, page.iter().map(output::user_json))?;
+            user_count += page.len() as u64;
+            Ok(())
+        },
     )
-    .map_err(|e| listing_error("listing users", &e))?;
-    sink.users(&users)?;
-    emit(jsonl, users.iter().map(output::user_json))?;
-    report.records.insert("user", users.len() as u64);
+    .map_err(|e| e.into_sync("listing users"))?;
+    report.records.insert("user", user_count);
     report.users_fallback = fallback;
     phase.finish_and_clear();
 
@@ -357,15 +534,7 @@ pub fn run(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(
-        repos
-            .iter()
-            .map(|r| RepoRef {
-                project_key: r.repo_ref.project_key.clone(),
-                slug: r.repo_ref.slug.clone(),
-            })
-            .collect(),
-    );
+    let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(repos.into_iter().collect());
     let shared = Mutex::new((
         0u64,
         0u64,
@@ -419,11 +588,11 @@ pub fn run(
     report.records.insert("pull_request", written);
     report.unchanged = unchanged;
     report.skipped = skipped;
-    report.failed_repos = failed;
+    report.failed_repos.extend(failed);
     let after = tenant.http.counters.snapshot();
-    report.requests = after.0 - before.0;
-    report.retries = after.1 - before.1;
-    report.throttled = after.2 - before.2;
+    report.requests = after.0.saturating_sub(before.0);
+    report.retries = after.1.saturating_sub(before.1);
+    report.throttled = after.2.saturating_sub(before.2);
     report.rate_limit_wait = after.3.saturating_sub(before.3);
     report.elapsed = started.elapsed();
     Ok(report)
