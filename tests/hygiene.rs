@@ -102,11 +102,10 @@ async fn no_token_secret_or_source_line_escapes() {
             tenant.clone(),
             Arc::new(SqliteRecords::open(&db).unwrap()),
             ServeConfig {
-                listen: "127.0.0.1:0".into(),
-                secret: Some(SECRET_MARK.into()),
                 max_body: 1 << 20,
                 workers: 2,
                 refresh: true,
+                ..ServeConfig::new("127.0.0.1:0", Some(SECRET_MARK.into()))
             },
         )
         .unwrap();

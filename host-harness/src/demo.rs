@@ -162,11 +162,10 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
         Arc::clone(&tenant),
         Arc::new(SqliteRecords::open(db)?),
         ServeConfig {
-            listen: "127.0.0.1:0".into(),
-            secret: Some(secret.into()),
             max_body: crate::webhook::DEFAULT_MAX_BODY,
             workers: 4,
             refresh: true,
+            ..ServeConfig::new("127.0.0.1:0", Some(secret.into()))
         },
     )?;
     sim.set_webhook(&format!("http://{}{WEBHOOK_PATH}", server.addr()), secret);

@@ -3,6 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use host_harness::output;
+use host_harness::printable;
 use host_harness::storage::SqliteKv;
 use host_harness::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use std::path::PathBuf;
@@ -155,8 +156,8 @@ struct WebhookArgs {
     /// Persist accepted deliveries (and deduplicate) in this SQLite file, as `serve` does.
     #[arg(long, value_name = "PATH")]
     db: Option<PathBuf>,
-    /// Largest body accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY)]
+    /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
     max_body: usize,
     /// Print one JSON object (the default; kept for scripts that say so).
     #[arg(long)]
@@ -192,12 +193,59 @@ struct ServeArgs {
     /// PEM file of CA certificates to trust.
     #[arg(long, value_name = "PATH")]
     ca_cert: Option<PathBuf>,
-    /// Threads answering deliveries.
-    #[arg(long, value_name = "N", default_value_t = 8)]
-    workers: usize,
-    /// Largest body accepted, in bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY)]
+    /// Threads answering deliveries (1 to 256).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
+    /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
     max_body: usize,
+    /// Connections open at once (1 to 65536); more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
+    /// Close a connection that sends no complete request head this long after opening or after
+    /// its last answer (e.g. `15s`).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
+    idle_timeout: std::time::Duration,
+    /// Longest wait for a request body once its head arrived (408 beyond).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    body_timeout: std::time::Duration,
+    /// How long a delivery's X-Request-Id is remembered for de-duplication (e.g. `7d`).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_window)]
+    dedup_window: std::time::Duration,
+}
+
+/// A body cap no larger than the connector accepts.
+fn parse_max_body(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let cap = host_harness::webhook::CONNECTOR_MAX_BODY;
+    if n == 0 || n > cap {
+        return Err(format!(
+            "must be between 1 and {cap} (the connector's own cap)"
+        ));
+    }
+    Ok(n)
+}
+
+/// A duration such as `30s` or `2m`, between 1 s and 1 h.
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 3600)
+}
+
+/// A duration such as `7d`, between 1 s and 365 days.
+fn parse_window(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 365 * 24 * 3600)
+}
+
+fn parse_duration_within(s: &str, min_s: u64, max_s: u64) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.as_secs() < min_s || d.as_secs() > max_s {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(std::time::Duration::from_secs(min_s)),
+            humantime::format_duration(std::time::Duration::from_secs(max_s))
+        ));
+    }
+    Ok(d)
 }
 
 fn parse_header(s: &str) -> Result<(String, String), String> {
@@ -264,9 +312,9 @@ struct SyncArgs {
     /// Ignore pull requests last updated before this date (UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     since: Option<i64>,
-    /// Repositories synced at once.
-    #[arg(long, value_name = "N", default_value_t = 4)]
-    concurrency: usize,
+    /// Repositories synced at once (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
     /// Also write every record as a JSON line to this file (`-` for stdout).
     #[arg(long, value_name = "PATH|-")]
     jsonl: Option<String>,
@@ -360,7 +408,10 @@ fn check(
         if json {
             println!("{}", output::failure_json(code, message));
         } else {
-            eprintln!("connection check failed: {code}: {message}");
+            eprintln!(
+                "connection check failed: {code}: {}",
+                printable::shown(message)
+            );
         }
         Ok(ExitCode::FAILURE)
     };
@@ -382,15 +433,17 @@ fn check(
                 println!("connection ok");
                 println!(
                     "  server:       {} {}",
-                    report.server_name.as_deref().unwrap_or("Bitbucket"),
-                    report
-                        .server_version
-                        .as_deref()
-                        .unwrap_or("(version unknown)")
+                    printable::shown(report.server_name.as_deref().unwrap_or("Bitbucket")),
+                    printable::shown(
+                        report
+                            .server_version
+                            .as_deref()
+                            .unwrap_or("(version unknown)")
+                    )
                 );
                 println!(
                     "  account:      {}",
-                    report.user.as_deref().unwrap_or("(the server did not say)")
+                    printable::shown(report.user.as_deref().unwrap_or("(the server did not say)"))
                 );
                 println!(
                     "  projects:     {} (personal projects are not listed)",
@@ -438,8 +491,9 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         filter: args.filter.filter(),
         since: args.since,
         full: args.full,
-        concurrency: args.concurrency.max(1),
+        concurrency: usize::from(args.concurrency),
         progress: std::io::stderr().is_terminal(),
+        ..SyncJob::default()
     };
     let report = match sync::run(&runtime, &tenant, &records, jsonl.as_ref(), &job) {
         Ok(r) => r,
@@ -453,7 +507,6 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
             bail!(e);
         }
     };
-    let ok = report.failed_repos.is_empty();
     let summary = output::sync_summary_json(&report, &args.db);
     // With JSON lines on stdout, the summary goes to stderr.
     let mut out: Box<dyn Write> = if args.jsonl.as_deref() == Some("-") {
@@ -466,11 +519,7 @@ fn sync(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     } else {
         writeln!(out, "{}", output::sync_summary_text(&report, &args.db))?;
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(ExitCode::from(report.status().exit_code()))
 }
 
 fn sim_faults(a: &SimArgs) -> host_harness::sim::Faults {
@@ -536,11 +585,17 @@ fn webhook(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
         .as_deref()
         .map(secret_from_env)
         .transpose()?;
+    // At most the cap and one byte more are read: enough to tell a body over the cap.
+    let limit = u64::try_from(args.max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     let mut body = Vec::new();
     if args.body == "-" {
-        std::io::stdin().read_to_end(&mut body)?;
+        std::io::stdin().take(limit).read_to_end(&mut body)?;
     } else {
-        body = std::fs::read(&args.body).with_context(|| format!("reading {}", args.body))?;
+        std::fs::File::open(&args.body)
+            .and_then(|f| f.take(limit).read_to_end(&mut body))
+            .with_context(|| format!("reading {}", args.body))?;
     }
     let kv: Arc<dyn host_harness::storage::KvStore> = match &args.db {
         Some(db) => Arc::new(SqliteKv::open(db)?),
@@ -598,7 +653,7 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         ),
     };
     let kv = Arc::new(SqliteKv::open(&args.db)?);
-    let records = Arc::new(SqliteRecords::open(&args.db)?);
+    let records = Arc::new(SqliteRecords::open(&args.db)?.with_dedup_window(args.dedup_window));
     let tenant = Arc::new(Tenant::new(config, kv)?);
     let runtime = Arc::new(runtime(component)?);
     let server = WebhookServer::start(
@@ -606,11 +661,14 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         tenant,
         records,
         ServeConfig {
-            listen: args.listen.clone(),
-            secret,
             max_body: args.max_body,
-            workers: args.workers,
+            workers: usize::from(args.workers),
             refresh,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            idle_timeout: args.idle_timeout,
+            body_timeout: args.body_timeout,
+            stop_on_signals: true,
+            ..ServeConfig::new(args.listen.clone(), secret)
         },
     )?;
     eprintln!(
@@ -618,15 +676,20 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         server.addr(),
         host_harness::serve::WEBHOOK_PATH
     );
+    // Returns after SIGTERM or SIGINT, once the deliveries in flight are answered.
     server.wait();
+    eprintln!("bbdc serve: stopped");
     Ok(ExitCode::SUCCESS)
 }
 
 fn init_tracing(default: &str) {
     let spec = std::env::var("BBDC_LOG").unwrap_or_else(|_| default.to_owned());
     let filter = host_harness::logging::env_filter(&spec);
+    // Colours only for a terminal: a log file or pipe gets no escape codes at all.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
 }
@@ -696,7 +759,7 @@ fn main() -> ExitCode {
     match result.context("bbdc") {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", printable::shown(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@ use wiremock::matchers::{header, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 // The OpenAPI reference check every fixture goes through (shared with the root crate's tests).
+mod common;
 #[path = "../../tests/support/reference.rs"]
 mod reference;
 
@@ -395,6 +396,93 @@ async fn sync_writes_jsonl_and_sqlite_and_exits_zero() {
     assert!(!raw.contains("cli-secret-token"));
 }
 
+/// Runs `bbdc sync` against `uri` with `extra` arguments.
+fn run_sync(uri: &str, db: &str, extra: &[&str]) -> std::process::Output {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let mut args = vec![
+        "sync",
+        "--base-url",
+        uri,
+        "--token-env",
+        "BB_TOKEN",
+        "--db",
+        db,
+    ];
+    args.extend_from_slice(extra);
+    Command::new(env!("CARGO_BIN_EXE_bbdc"))
+        .args(&args)
+        .env("BB_TOKEN", "cli-secret-token")
+        .env("BBDC_CACHE_DIR", cache)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_project_that_cannot_be_listed_leaves_the_others_synced_and_exits_partial() {
+    let s = sync_server().await;
+    // Its message carries terminal escapes: a title change (OSC) and red text (CSI).
+    let gone = json!({"errors": [{
+        "message": "Project GONE does not exist.\u{1b}]0;pwned\u{7}\u{1b}[31m",
+        "exceptionName": "com.atlassian.bitbucket.project.NoSuchProjectException"}]});
+    reference::assert_schema("RestErrors", &gone, "the 404 body");
+    Mock::given(path(format!("{API}/projects/GONE/repos")))
+        .respond_with(ResponseTemplate::new(404).set_body_json(gone))
+        .mount(&s)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("out.sqlite");
+    let (uri, db_s) = (s.uri(), db.to_str().unwrap().to_owned());
+    let (json_out, text_out) = tokio::task::spawn_blocking(move || {
+        let projects = ["--project", "GONE", "--project", "PLAT"];
+        let mut json_args = projects.to_vec();
+        json_args.push("--json");
+        (
+            run_sync(&uri, &db_s, &json_args),
+            run_sync(&uri, &db_s, &projects),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        json_out.status.code(),
+        Some(3),
+        "partial: {}",
+        String::from_utf8_lossy(&json_out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&json_out.stdout).expect("one JSON summary");
+    assert_eq!(summary["status"], "partial", "{summary}");
+    assert_eq!(
+        summary["failed_projects"][0]["project"], "GONE",
+        "{summary}"
+    );
+    assert_eq!(
+        summary["failed_projects"][0]["error"], "not_found",
+        "{summary}"
+    );
+    assert_eq!(
+        summary["records"]["pull_request"], 2,
+        "PLAT was synced: {summary}"
+    );
+    let stored: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM pull_requests", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored, 2);
+
+    assert_eq!(text_out.status.code(), Some(3));
+    let text = String::from_utf8_lossy(&text_out.stdout).into_owned()
+        + &String::from_utf8_lossy(&text_out.stderr);
+    assert!(text.contains("failed projects (1)"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "no escape reaches the terminal raw: {text:?}"
+    );
+    assert!(
+        text.contains("\\u{1b}]0;pwned"),
+        "the escape is shown: {text}"
+    );
+}
+
 #[test]
 fn sync_rejects_a_bad_repo_filter_and_date() {
     let (ok, _, _) = bbdc(
@@ -425,29 +513,65 @@ fn sync_rejects_a_bad_repo_filter_and_date() {
     assert!(!ok);
 }
 
+#[test]
+fn flags_past_their_limits_are_usage_errors() {
+    let code = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_bbdc"))
+            .args(args)
+            .env("T", "x")
+            .output()
+            .expect("bbdc runs")
+            .status
+            .code()
+    };
+    let server = ["--base-url", "https://bb.example", "--token-env", "T"];
+    let with = |cmd: &'static str, extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = vec![cmd];
+        v.extend_from_slice(&server);
+        v.extend_from_slice(extra);
+        v
+    };
+    assert_eq!(code(&with("sync", &["--concurrency", "1000000"])), Some(2));
+    assert_eq!(code(&with("sync", &["--concurrency", "0"])), Some(2));
+    assert_eq!(
+        code(&["serve", "--allow-unsigned", "--max-body", "999999999"]),
+        Some(2),
+        "a body cap above the connector's own is refused"
+    );
+    assert_eq!(
+        code(&["serve", "--allow-unsigned", "--workers", "100000"]),
+        Some(2)
+    );
+    assert_eq!(
+        code(&["serve", "--allow-unsigned", "--idle-timeout", "0s"]),
+        Some(2)
+    );
+    assert_eq!(code(&["webhook", "--max-body", "99999999999"]), Some(2));
+}
+
+#[test]
+fn webhook_command_reads_no_more_than_the_cap_of_an_endless_stdin() {
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    // /dev/zero never ends: reading it whole would never return.
+    let out = Command::new(env!("CARGO_BIN_EXE_bbdc"))
+        .args([
+            "webhook",
+            "--max-body",
+            "4096",
+            "-H",
+            "X-Event-Key: pr:opened",
+        ])
+        .env("BBDC_CACHE_DIR", cache)
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .expect("bbdc runs");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report["http_status"], 413, "{report}");
+    assert_eq!(report["error"], "too_large", "{report}");
+}
+
 fn signed_body() -> (Vec<u8>, String) {
-    use std::fmt::Write;
-    let repo = json!({"slug": "api", "project": {"key": "PLAT"}});
-    let body = json!({
-        "eventKey": "pr:reviewer:approved", "date": "2026-03-26T15:47:11+0530",
-        "actor": {"name": "bob", "slug": "bob"},
-        "participant": {"user": {"name": "bob", "slug": "bob"}, "role": "REVIEWER", "approved": true, "status": "APPROVED"},
-        "previousStatus": "UNAPPROVED",
-        "pullRequest": {"id": 9, "version": 4, "title": "T", "state": "OPEN", "createdDate": 1, "updatedDate": 2,
-            "fromRef": {"id": "refs/heads/f", "displayId": "f", "latestCommit": "a", "repository": repo},
-            "toRef": {"id": "refs/heads/main", "displayId": "main", "latestCommit": "b", "repository": repo},
-            "author": {"user": {"name": "alice", "slug": "alice"}}}
-    });
-    reference::assert_webhook("pr:reviewer:approved", &body);
-    let body = body.to_string().into_bytes();
-    use hmac::Mac;
-    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
-    mac.update(&body);
-    let mut sig = String::from("sha256=");
-    for b in mac.finalize().into_bytes() {
-        let _ = write!(sig, "{b:02x}");
-    }
-    (body, sig)
+    common::signed_approval("s3cret", 9, 4)
 }
 
 #[test]

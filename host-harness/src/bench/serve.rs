@@ -40,11 +40,10 @@ pub fn throughput(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<Vec<
         tenant,
         records,
         ServeConfig {
-            listen: "127.0.0.1:0".into(),
-            secret: Some(SECRET.into()),
             max_body: crate::webhook::DEFAULT_MAX_BODY,
             workers: SERVE_WORKERS,
             refresh: false,
+            ..ServeConfig::new("127.0.0.1:0", Some(SECRET.into()))
         },
     )?;
     let url = format!("http://{}{WEBHOOK_PATH}", server.addr());

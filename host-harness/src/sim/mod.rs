@@ -501,16 +501,19 @@ impl State {
     }
 }
 
+/// The `X-Hub-Signature` Bitbucket sends for `body` under `secret`: `sha256=` and the hex
+/// HMAC-SHA256.
+pub fn signature(secret: &str, body: &[u8]) -> String {
+    let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .map(|m| m.chain_update(body).finalize().into_bytes().to_vec())
+        .unwrap_or_default();
+    let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
 /// POSTs a signed webhook delivery of `body`.
 pub fn send_webhook(url: &str, secret: &str, key: &str, body: &[u8]) -> Option<u16> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
-    mac.update(body);
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sig = signature(secret, body);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -519,7 +522,7 @@ pub fn send_webhook(url: &str, secret: &str, key: &str, body: &[u8]) -> Option<u
         .post(url)
         .header("X-Event-Key", key)
         .header("X-Request-Id", format!("sim-{:032x}", fastrand::u128(..)))
-        .header("X-Hub-Signature", format!("sha256={sig}"))
+        .header("X-Hub-Signature", sig)
         .header("Content-Type", "application/json; charset=utf-8")
         .send(body)
         .ok()?;
