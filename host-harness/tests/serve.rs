@@ -192,8 +192,9 @@ fn interrupted_burst(signal: &str, trials: u32) {
             let signal = signal.to_owned();
             move || {
                 std::thread::sleep(delay);
-                Command::new("kill")
-                    .args([&format!("-{signal}"), &pid])
+                // The shell's own `kill`: no procps needed.
+                Command::new("sh")
+                    .args(["-c", &format!("kill -{signal} {pid}")])
                     .status()
                     .expect("kill runs");
             }
@@ -335,4 +336,34 @@ fn an_oversized_request_id_is_refused_and_logged_as_a_prefix() {
         serde_json::from_str(text.split("\r\n\r\n").nth(1).unwrap_or("{}")).unwrap_or(Value::Null)
     };
     assert_eq!(resp["result"], "duplicate", "{resp}");
+}
+
+#[test]
+fn connections_past_the_cap_wait_until_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.sqlite");
+    let serve = start(
+        &db,
+        dir.path(),
+        &["--max-connections", "2", "--idle-timeout", "60s"],
+        None,
+    );
+    let addr = serve.addr;
+    let first = TcpStream::connect(addr).unwrap();
+    let _second = TcpStream::connect(addr).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(healthy(addr));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(1)).is_err(),
+        "a third connection is not served while two hold the cap"
+    );
+    drop(first);
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(15)),
+        Ok(true),
+        "it is served once a slot frees"
+    );
 }
