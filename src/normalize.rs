@@ -118,7 +118,8 @@ fn pr_ref(r: &WireRef) -> PrRef {
     }
 }
 
-/// A pull-request state; anything unknown is kept as open only if the server says it is open.
+/// A pull-request state: `MERGED` and `DECLINED` as such; `OPEN`, a missing state and any state
+/// this connector does not know are open.
 pub fn pr_state(state: Option<&str>) -> PrState {
     match state {
         Some("MERGED") => PrState::Merged,

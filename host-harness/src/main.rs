@@ -182,7 +182,7 @@ struct ServeArgs {
     #[arg(long, value_name = "URL")]
     base_url: Option<String>,
     /// Name of the environment variable holding an HTTP access token.
-    #[arg(long, value_name = "VAR", requires = "base_url")]
+    #[arg(long, value_name = "VAR", requires = "base_url", conflicts_with_all = ["username", "password_env"])]
     token_env: Option<String>,
     /// User name for Basic authentication (with --password-env).
     #[arg(long, value_name = "USER", requires_all = ["base_url", "password_env"])]
@@ -360,6 +360,15 @@ struct ServerArgs {
     /// PEM file of CA certificates to trust instead of the public roots (self-signed servers).
     #[arg(long, value_name = "PATH")]
     ca_cert: Option<PathBuf>,
+    /// Longest server-requested wait (Retry-After) honoured; a longer one fails the call
+    /// rate-limited at once (1 s to 24 h).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_max_wait)]
+    max_wait: std::time::Duration,
+}
+
+/// A duration such as `15m`, between 1 s and 24 h.
+fn parse_max_wait(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 24 * 3600)
 }
 
 fn secret_from_env(var: &str) -> Result<String> {
@@ -385,6 +394,7 @@ impl ServerArgs {
     fn tenant_config(&self) -> Result<TenantConfig> {
         let mut config = TenantConfig::new("default", self.base_url.clone(), self.credentials()?);
         config.ca_bundle = self.ca_cert.clone();
+        config.http_policy.max_wait = self.max_wait;
         Ok(config)
     }
 }
@@ -644,6 +654,7 @@ fn serve(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
                 username: args.username.clone(),
                 password_env: args.password_env.clone(),
                 ca_cert: args.ca_cert.clone(),
+                max_wait: host_harness::policy::DEFAULT_MAX_WAIT,
             };
             (server.tenant_config()?, true)
         }

@@ -219,7 +219,7 @@ pub fn pull_request_json(p: &PullRequest) -> Value {
 /// The closing summary of a sync as JSON.
 pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> Value {
     json!({
-        "ok": r.failed_repos.is_empty() && r.failed_projects.is_empty(),
+        "ok": r.status() == crate::sync::SyncStatus::Complete,
         "status": r.status().name(),
         "db": db.display().to_string(),
         "records": r.records,
@@ -231,8 +231,8 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
         "unreadable": r.unreadable.iter().map(|(kind, location, reason)| json!({"kind": kind, "location": location, "reason": reason})).collect::<Vec<_>>(),
-        "failed_projects": r.failed_projects.iter().map(|(key, code, msg)| json!({"project": key, "error": code, "message": msg})).collect::<Vec<_>>(),
-        "failed_repos": r.failed_repos.iter().map(|(repo, code, msg)| json!({"repo": repo, "error": code, "message": msg})).collect::<Vec<_>>(),
+        "failed_projects": r.failed_projects.iter().map(|f| json!({"project": f.name, "error": f.code, "message": f.message})).collect::<Vec<_>>(),
+        "failed_repos": r.failed_repos.iter().map(|f| json!({"repo": f.name, "error": f.code, "message": f.message})).collect::<Vec<_>>(),
         "seconds": r.elapsed.as_secs_f64(),
     })
 }
@@ -247,7 +247,7 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
     let _ = writeln!(
         s,
         "sync {} in {:.1} s",
-        if r.failed_repos.is_empty() && r.failed_projects.is_empty() {
+        if r.status() == crate::sync::SyncStatus::Complete {
             "complete"
         } else {
             "finished with failures"
@@ -312,20 +312,24 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
             let _ = writeln!(s, "    {kind} at {}: {}", shown(location), shown(reason));
         }
     }
-    if !r.failed_projects.is_empty() {
-        let _ = writeln!(
-            s,
-            "  failed projects ({}), their repositories not synced:",
-            r.failed_projects.len()
-        );
-        for (key, code, msg) in &r.failed_projects {
-            let _ = writeln!(s, "    {}: {code}: {}", shown(key), shown(msg));
-        }
-    }
-    if !r.failed_repos.is_empty() {
-        let _ = writeln!(s, "  failed repositories ({}):", r.failed_repos.len());
-        for (repo, code, msg) in &r.failed_repos {
-            let _ = writeln!(s, "    {}: {code}: {}", shown(repo), shown(msg));
+    let failures = [
+        (
+            &r.failed_projects,
+            "failed projects",
+            ", their repositories not synced",
+        ),
+        (&r.failed_repos, "failed repositories", ""),
+    ];
+    for (list, heading, tail) in failures.into_iter().filter(|(l, _, _)| !l.is_empty()) {
+        let _ = writeln!(s, "  {heading} ({}){tail}:", list.len());
+        for f in list {
+            let _ = writeln!(
+                s,
+                "    {}: {}: {}",
+                shown(&f.name),
+                f.code,
+                shown(&f.message)
+            );
         }
     }
     let _ = write!(s, "  database: {}", db.display());

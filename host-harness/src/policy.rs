@@ -170,12 +170,13 @@ impl Limiter {
         }
     }
 
-    /// Backoff before attempt `attempt` (1 = the first retry): exponential with full jitter.
+    /// Backoff before attempt `attempt` (1 = the first retry): up to `base_backoff` before the
+    /// first retry, doubling per retry up to `max_backoff`, with full jitter.
     pub fn backoff(&self, attempt: u32) -> Duration {
         let exp = self
             .policy
             .base_backoff
-            .saturating_mul(1u32 << attempt.min(16));
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let cap = exp.min(self.policy.max_backoff);
         cap.mul_f64(fastrand::f64())
     }
@@ -251,6 +252,16 @@ mod tests {
         }
         for s in [200, 400, 401, 403, 404, 500] {
             assert!(!is_retryable_status(s));
+        }
+    }
+
+    #[test]
+    fn the_first_retry_waits_at_most_the_base_backoff() {
+        let l = Limiter::new(HttpPolicy::default());
+        let base = HttpPolicy::default().base_backoff;
+        for _ in 0..200 {
+            assert!(l.backoff(1) <= base);
+            assert!(l.backoff(2) <= base * 2);
         }
     }
 

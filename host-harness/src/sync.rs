@@ -94,15 +94,47 @@ pub struct SyncReport {
     /// Other listed records that could not be identified (projects, repositories, users,
     /// activities): (kind, location, reason). Unreadable pull requests are in `skipped`.
     pub unreadable: Vec<(String, String, String)>,
-    /// Repositories that failed, with the error code and message.
-    pub failed_repos: Vec<(String, String, String)>,
+    /// Repositories that failed (`name` is `KEY/slug`).
+    pub failed_repos: Vec<Failure>,
     /// Projects named with `--project` (or by a `--repo`) whose repositories could not be
-    /// listed, with the error code and message; the other projects were synced.
-    pub failed_projects: Vec<(String, String, String)>,
+    /// listed (`name` is the key); the other projects were synced.
+    pub failed_projects: Vec<Failure>,
     /// Whether users came from `/users` because `/admin/users` was refused.
     pub users_fallback: bool,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// A project or repository the job could not sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    /// The project key, or `KEY/slug` for a repository.
+    pub name: String,
+    /// The error code (`not_found`, `deadline_exceeded`, …).
+    pub code: String,
+    /// What went wrong, as the server or host said it.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(name: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Failure> for SyncError {
+    /// A failure that leaves nothing to do: the job's error.
+    fn from(f: Failure) -> Self {
+        SyncError::Listing {
+            what: f.name,
+            code: f.code,
+            message: f.message,
+        }
+    }
 }
 
 /// How a sync ended, as `bbdc sync`'s exit status tells it.
@@ -435,26 +467,24 @@ fn enumerate(
                     );
                     report
                         .failed_projects
-                        .push((key.clone(), code.into(), message));
+                        .push(Failure::new(key.clone(), code, message));
                 }
             }
         }
-        if let Some((key, code, message)) = report.failed_projects.first()
+        if let Some(first) = report.failed_projects.first()
             && report.failed_projects.len() == wanted.len()
         {
             // Every project named failed: nothing can be done.
-            return Err(SyncError::Listing {
-                what: format!("project {key}"),
-                code: code.clone(),
-                message: message.clone(),
-            });
+            let mut f = first.clone();
+            f.name = format!("project {}", f.name);
+            return Err(f.into());
         }
         for (k, s) in &job.repos {
-            let listed_project = !report.failed_projects.iter().any(|(key, _, _)| key == k);
+            let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
             if listed_project && !repos.iter().any(|r| r.project_key == *k && r.slug == *s) {
-                report.failed_repos.push((
+                report.failed_repos.push(Failure::new(
                     format!("{k}/{s}"),
-                    "not_found".into(),
+                    "not_found",
                     format!(
                         "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
                     ),
@@ -462,12 +492,9 @@ fn enumerate(
             }
         }
         if !job.repos.is_empty() && repos.is_empty() && job.projects.is_empty() {
-            let (repo, code, message) = report.failed_repos.first().cloned().unwrap_or_default();
-            return Err(SyncError::Listing {
-                what: format!("repository {repo}"),
-                code,
-                message,
-            });
+            let mut f = report.failed_repos.first().cloned().unwrap_or_default();
+            f.name = format!("repository {}", f.name);
+            return Err(f.into());
         }
     }
     Ok(Enumerated { projects, repos })
@@ -539,7 +566,7 @@ pub fn run(
         0u64,
         0u64,
         Vec::<SkippedPr>::new(),
-        Vec::<(String, String, String)>::new(),
+        Vec::<Failure>::new(),
         None::<SyncError>,
         Vec::<(String, String, String)>::new(),
     ));
@@ -565,7 +592,7 @@ pub fn run(
                                 s.5.extend(r.unreadable);
                             }
                             Err(RepoFailure::Call(code, message)) => {
-                                s.3.push((name, code, message))
+                                s.3.push(Failure::new(name, code, message))
                             }
                             Err(RepoFailure::Fatal(e)) => {
                                 s.4.get_or_insert(e);

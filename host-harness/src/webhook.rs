@@ -230,7 +230,7 @@ pub fn handle(
         Err(CallError::Host(h)) => {
             let (code, message) = output::host_error(&h);
             let mut r = rejected(500, "internal", message, &req.headers);
-            r.error = Some(if code == "internal" { "internal" } else { code });
+            r.error = Some(code);
             return r;
         }
     };

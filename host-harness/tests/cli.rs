@@ -547,6 +547,22 @@ fn flags_past_their_limits_are_usage_errors() {
         Some(2)
     );
     assert_eq!(code(&["webhook", "--max-body", "99999999999"]), Some(2));
+    assert_eq!(
+        code(&[
+            "serve",
+            "--allow-unsigned",
+            "--base-url",
+            "https://bb.example",
+            "--token-env",
+            "T",
+            "--username",
+            "u",
+            "--password-env",
+            "T",
+        ]),
+        Some(2),
+        "serve refuses a token and Basic credentials together, as check and sync do"
+    );
 }
 
 #[test]
