@@ -214,11 +214,7 @@ pub fn fingerprint(w: &WirePullRequest) -> String {
             ));
         }
     }
-    h.finalize()
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..16])
 }
 
 fn now_ms() -> i64 {

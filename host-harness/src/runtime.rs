@@ -123,10 +123,6 @@ fn load_err(e: impl std::fmt::Display) -> HostError {
     HostError::Load(e.to_string())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Loads the compiled form of `bytes` from the cache, or compiles and caches it.
 ///
 /// The cache holds `connector-<component digest>-<engine hash>.cwasm` and, beside it, the
@@ -145,13 +141,13 @@ fn load_component(
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let engine_hash = h.finish();
-    let name = hex(&sha2::Sha256::digest(bytes)[..12]);
+    let name = hex::encode(&sha2::Sha256::digest(bytes)[..12]);
     let path = dir.join(format!("connector-{name}-{engine_hash:016x}.cwasm"));
     let digest_path = path.with_extension("cwasm.sha256");
     if let (Ok(cached), Ok(recorded)) =
         (std::fs::read(&path), std::fs::read_to_string(&digest_path))
     {
-        if hex(&sha2::Sha256::digest(&cached)) == recorded.trim() {
+        if hex::encode(sha2::Sha256::digest(&cached)) == recorded.trim() {
             // SAFETY: the bytes are exactly those `precompile_component` produced for an engine
             // with the same compatibility hash (in the name): their digest is the one recorded
             // when this host wrote them.
@@ -194,7 +190,7 @@ fn write_cache(
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir)?;
-    let digest = hex(&sha2::Sha256::digest(compiled));
+    let digest = hex::encode(sha2::Sha256::digest(compiled));
     for (target, content) in [(path, compiled), (digest_path, digest.as_bytes())] {
         let tmp = tempfile::NamedTempFile::new_in(dir)?;
         std::fs::write(tmp.path(), content)?;

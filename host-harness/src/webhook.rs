@@ -89,19 +89,8 @@ pub fn unreadable_with(
 /// The MAC of `X-Hub-Signature` when it has the only shape Bitbucket signs with: `sha256=` and
 /// 64 hex digits.
 fn signature_mac(v: &str) -> Option<[u8; 32]> {
-    let hex = v.strip_prefix("sha256=")?.as_bytes();
-    if hex.len() != 64 {
-        return None;
-    }
-    let digit = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
     let mut mac = [0u8; 32];
-    for (out, pair) in mac.iter_mut().zip(hex.chunks_exact(2)) {
-        *out = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
+    hex::decode_to_slice(v.strip_prefix("sha256=")?, &mut mac).ok()?;
     Some(mac)
 }
 

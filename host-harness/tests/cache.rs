@@ -64,10 +64,7 @@ fn a_corrupted_cache_file_is_recompiled_not_run() {
     let now = std::fs::read(&path).unwrap();
     assert_ne!(now, bad, "the corrupted file was replaced");
     let recorded = std::fs::read_to_string(path.with_extension("cwasm.sha256")).unwrap();
-    let digest: String = sha2::Sha256::digest(&now)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let digest = hex::encode(sha2::Sha256::digest(&now));
     assert_eq!(
         recorded.trim(),
         digest,

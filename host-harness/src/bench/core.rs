@@ -10,9 +10,7 @@ use crate::storage::MemoryKv;
 use crate::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use bbdc_connector::model as native;
-use hmac::{Hmac, Mac};
 use serde_json::json;
-use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,19 +21,8 @@ type Counted = (CallStats, Option<(u64, u64, u32)>);
 pub const SECRET: &str = "bench-webhook-secret";
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// Signs `body` as Bitbucket does: `sha256=<hex of HMAC-SHA256>`.
-pub fn signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
-        Ok(m) => m,
-        Err(e) => return format!("sha256=invalid-key-{e}"),
-    };
-    mac.update(body);
-    format!("sha256={}", hex_of(&mac.finalize().into_bytes()))
-}
-
-fn hex_of(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Signs `body` as Bitbucket does (the simulator's signer).
+pub use crate::sim::signature;
 
 /// A `pr:modified` delivery for `pull_request` of at least `size` bytes (the description is
 /// padded with prose, as long descriptions are what make real deliveries large).

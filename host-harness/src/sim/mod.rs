@@ -507,8 +507,7 @@ pub fn signature(secret: &str, body: &[u8]) -> String {
     let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
         .map(|m| m.chain_update(body).finalize().into_bytes().to_vec())
         .unwrap_or_default();
-    let hex: String = mac.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hex::encode(mac))
 }
 
 /// POSTs a signed webhook delivery of `body`.
