@@ -159,7 +159,7 @@ struct WebhookArgs {
     /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = host_harness::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
     max_body: usize,
-    /// Print one JSON object (the default; kept for scripts that say so).
+    /// Print the JSON report instead of one line for people.
     #[arg(long)]
     json: bool,
 }
@@ -626,7 +626,22 @@ fn webhook(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
         body,
         records.as_ref().map(|r| r as &dyn RecordSink),
     );
-    println!("{}", host_harness::webhook::report_json(&report));
+    if args.json {
+        println!("{}", host_harness::webhook::report_json(&report));
+    } else {
+        let shown = |v: Option<&str>| printable::prefix(v.unwrap_or("-")).to_string();
+        let mut line = format!(
+            "{} {} {} {}",
+            report.http_status,
+            report.result,
+            shown(report.event_key.as_deref()),
+            shown(report.request_id.as_deref())
+        );
+        if let (Some(code), Some(message)) = (report.error, report.message.as_deref()) {
+            line.push_str(&format!(": {code}: {}", printable::shown(message)));
+        }
+        println!("{line}");
+    }
     Ok(
         if report.result == "rejected" || report.http_status >= 500 {
             ExitCode::FAILURE

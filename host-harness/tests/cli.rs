@@ -576,6 +576,7 @@ fn webhook_command_reads_no_more_than_the_cap_of_an_endless_stdin() {
             "4096",
             "-H",
             "X-Event-Key: pr:opened",
+            "--json",
         ])
         .env("BBDC_CACHE_DIR", cache)
         .stdin(std::fs::File::open("/dev/zero").unwrap())
@@ -668,4 +669,34 @@ fn serve_refuses_to_start_without_a_secret() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-unsigned"));
+}
+
+#[test]
+fn webhook_command_prints_one_line_for_people_unless_json_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (body, sig) = signed_body();
+    let file = dir.path().join("body.json");
+    std::fs::write(&file, &body).unwrap();
+    let sig_header = format!("X-Hub-Signature: {sig}");
+    let args = [
+        "webhook",
+        "--secret-env",
+        "HOOK_SECRET",
+        "-H",
+        "X-Event-Key: pr:reviewer:approved",
+        "-H",
+        "X-Request-Id: 7d1e",
+        "-H",
+        &sig_header,
+        "--body",
+        file.to_str().unwrap(),
+    ];
+    let (ok, json, raw) = bbdc(&args, &[("HOOK_SECRET", "wrong")]);
+    assert!(!ok);
+    assert_eq!(json, Value::Null, "not JSON: {raw}");
+    assert!(
+        raw.starts_with("403 rejected pr:reviewer:approved 7d1e: invalid_signature: "),
+        "{raw}"
+    );
+    assert_eq!(raw.lines().count(), 1, "{raw}");
 }
