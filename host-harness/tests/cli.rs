@@ -591,15 +591,19 @@ fn signed_body() -> (Vec<u8>, String) {
     common::signed_approval("s3cret", 9, 4)
 }
 
-#[test]
-fn webhook_command_accepts_a_signed_delivery_and_rejects_a_forged_one() {
+/// `signed_body` written to a file in a fresh directory, and its signature header.
+fn signed_body_file() -> (tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let (body, sig) = signed_body();
     let file = dir.path().join("body.json");
     std::fs::write(&file, &body).unwrap();
-    let db = dir.path().join("hooks.sqlite");
-    let sig_header = format!("X-Hub-Signature: {sig}");
-    let args = [
+    let file = file.to_str().unwrap().to_owned();
+    (dir, file, format!("X-Hub-Signature: {sig}"))
+}
+
+/// `bbdc webhook` delivering `file` as request 7d1e, with the secret from `HOOK_SECRET`.
+fn webhook_args<'a>(file: &'a str, sig_header: &'a str) -> Vec<&'a str> {
+    vec![
         "webhook",
         "--secret-env",
         "HOOK_SECRET",
@@ -608,13 +612,18 @@ fn webhook_command_accepts_a_signed_delivery_and_rejects_a_forged_one() {
         "-H",
         "X-Request-Id: 7d1e",
         "-H",
-        &sig_header,
+        sig_header,
         "--body",
-        file.to_str().unwrap(),
-        "--db",
-        db.to_str().unwrap(),
-        "--json",
-    ];
+        file,
+    ]
+}
+
+#[test]
+fn webhook_command_accepts_a_signed_delivery_and_rejects_a_forged_one() {
+    let (dir, file, sig_header) = signed_body_file();
+    let db = dir.path().join("hooks.sqlite");
+    let mut args = webhook_args(&file, &sig_header);
+    args.extend(["--db", db.to_str().unwrap(), "--json"]);
     let (ok, out, raw) = bbdc(&args, &[("HOOK_SECRET", "s3cret")]);
     assert!(ok, "{raw}");
     assert_eq!(
@@ -673,24 +682,8 @@ fn serve_refuses_to_start_without_a_secret() {
 
 #[test]
 fn webhook_command_prints_one_line_for_people_unless_json_is_asked_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let (body, sig) = signed_body();
-    let file = dir.path().join("body.json");
-    std::fs::write(&file, &body).unwrap();
-    let sig_header = format!("X-Hub-Signature: {sig}");
-    let args = [
-        "webhook",
-        "--secret-env",
-        "HOOK_SECRET",
-        "-H",
-        "X-Event-Key: pr:reviewer:approved",
-        "-H",
-        "X-Request-Id: 7d1e",
-        "-H",
-        &sig_header,
-        "--body",
-        file.to_str().unwrap(),
-    ];
+    let (_dir, file, sig_header) = signed_body_file();
+    let args = webhook_args(&file, &sig_header);
     let (ok, json, raw) = bbdc(&args, &[("HOOK_SECRET", "wrong")]);
     assert!(!ok);
     assert_eq!(json, Value::Null, "not JSON: {raw}");
