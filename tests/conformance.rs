@@ -5,10 +5,10 @@
 
 mod support;
 
-use host_harness::sim::render::{Dialect, webhook_events};
-use host_harness::sim::version::ServerVersion;
-use host_harness::sim::world::WorldSpec;
-use host_harness::sim::{SimConfig, Simulator};
+use bbdc_sim::render::{Dialect, webhook_events};
+use bbdc_sim::version::ServerVersion;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{SimConfig, Simulator};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use support::reference;
@@ -211,7 +211,7 @@ fn every_body_of_every_version_conforms_to_the_reference() {
 
 /// A valid body from the simulator, for the drift cases below.
 fn valid_pull_request() -> Value {
-    let world = host_harness::sim::world::World::generate(&spec());
+    let world = bbdc_sim::world::World::generate(&spec());
     let r = &world.repos[0];
     Dialect::default().pull_request(r, &r.prs[0], false)
 }

@@ -5,13 +5,13 @@
 
 mod support;
 
-use host_harness::demo::compare_with_truth;
-use host_harness::policy::HttpPolicy;
-use host_harness::sim::render::Dialect;
-use host_harness::sim::version::ServerVersion;
-use host_harness::sim::world::WorldSpec;
-use host_harness::sim::{Faults, SimConfig, Simulator};
-use host_harness::sync::{SyncJob, SyncReport};
+use bbdc_host::policy::HttpPolicy;
+use bbdc_jobs::demo::compare_with_truth;
+use bbdc_jobs::sync::{SyncJob, SyncReport};
+use bbdc_sim::render::Dialect;
+use bbdc_sim::version::ServerVersion;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{Faults, SimConfig, Simulator};
 use std::time::Duration;
 use support::*;
 

@@ -4,9 +4,9 @@
 
 mod support;
 
-use host_harness::bindings::api::Connection;
-use host_harness::bindings::types::{ConnectorError, RepoFilter};
-use host_harness::{CallError, Credentials, TenantConfig};
+use bbdc_host::bindings::api::Connection;
+use bbdc_host::bindings::types::{ConnectorError, RepoFilter};
+use bbdc_host::{CallError, Credentials, TenantConfig};
 use serde_json::json;
 use support::*;
 use wiremock::matchers::{header, method, path, query_param};
@@ -77,7 +77,7 @@ fn connector_error<T: std::fmt::Debug>(r: Result<T, CallError<ConnectorError>>) 
 }
 
 fn code(e: &ConnectorError) -> &'static str {
-    host_harness::output::connector_error(e).0
+    bbdc_jobs::output::connector_error(e).0
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -207,7 +207,7 @@ async fn list_projects_pages_with_capped_limit_and_jumping_next_start() {
         if let Some(personal) = page.items.iter().find(|p| p.key == "~JDOE") {
             assert_eq!(
                 personal.kind,
-                host_harness::bindings::types::ProjectKind::Personal
+                bbdc_host::bindings::types::ProjectKind::Personal
             );
         }
         match page.next {
@@ -633,7 +633,7 @@ async fn list_users_falls_back_to_users_when_admin_listing_is_refused() {
     assert!(second.fallback);
     assert_eq!(
         second.items[0].kind,
-        host_harness::bindings::types::UserKind::Service
+        bbdc_host::bindings::types::UserKind::Service
     );
     assert_eq!(second.next, None);
     let admin_calls = server

@@ -5,13 +5,13 @@
 
 mod support;
 
-use host_harness::records::{RecordSink, SqliteRecords};
-use host_harness::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
-use host_harness::sim::world::WorldSpec;
-use host_harness::sim::{Faults, SimConfig, Simulator, send_webhook};
-use host_harness::storage::SqliteKv;
-use host_harness::sync::SyncJob;
-use host_harness::{Credentials, Tenant, TenantConfig};
+use bbdc_host::storage::SqliteKv;
+use bbdc_host::{Credentials, Tenant, TenantConfig};
+use bbdc_jobs::records::{RecordSink, SqliteRecords};
+use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
+use bbdc_jobs::sync::SyncJob;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{Faults, SimConfig, Simulator, send_webhook};
 use std::sync::{Arc, Mutex};
 use support::*;
 
@@ -28,7 +28,7 @@ async fn no_token_secret_or_source_line_escapes() {
     let logs = CapturedLog::default();
     let writer = logs.clone();
     tracing_subscriber::fmt()
-        .with_env_filter(host_harness::logging::env_filter("trace"))
+        .with_env_filter(bbdc_host::logging::env_filter("trace"))
         .with_writer(move || writer.clone())
         .with_ansi(false)
         .init();
@@ -60,9 +60,9 @@ async fn no_token_secret_or_source_line_escapes() {
         config.http_policy.base_backoff = std::time::Duration::from_millis(5);
         let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db).unwrap())).unwrap());
         let records = SqliteRecords::open(&db).unwrap();
-        let jsonl: host_harness::sync::JsonlOut =
+        let jsonl: bbdc_jobs::sync::JsonlOut =
             Mutex::new(Box::new(std::fs::File::create(&jsonl_path).unwrap()));
-        let report = host_harness::sync::run(
+        let report = bbdc_jobs::sync::run(
             runtime(),
             &tenant,
             &records,
@@ -73,11 +73,11 @@ async fn no_token_secret_or_source_line_escapes() {
             },
         )
         .unwrap();
-        let mut texts = vec![host_harness::output::sync_summary_json(&report, &db).to_string()];
+        let mut texts = vec![bbdc_jobs::output::sync_summary_json(&report, &db).to_string()];
 
         // A refresh of one pull request.
         let first = sim.truth()[0].clone();
-        let repo = host_harness::bindings::api::RepoRef {
+        let repo = bbdc_host::bindings::api::RepoRef {
             project_key: first["project_key"].as_str().unwrap().into(),
             slug: first["repo_slug"].as_str().unwrap().into(),
         };
@@ -90,7 +90,7 @@ async fn no_token_secret_or_source_line_escapes() {
         // Webhook deliveries, good and forged, through a real serve.
         let server = WebhookServer::start(
             Arc::new(
-                host_harness::Runtime::new(&host_harness::RuntimeConfig {
+                bbdc_host::Runtime::new(&bbdc_host::RuntimeConfig {
                     cache_dir: Some(
                         std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
                             .join("component-cache"),

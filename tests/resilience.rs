@@ -3,8 +3,8 @@
 
 mod support;
 
-use host_harness::policy::HttpPolicy;
-use host_harness::{Credentials, TenantConfig};
+use bbdc_host::policy::HttpPolicy;
+use bbdc_host::{Credentials, TenantConfig};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,7 +56,7 @@ async fn scripted(
 async fn listing_fails(
     statuses: Vec<(u16, Option<&'static str>)>,
 ) -> (
-    host_harness::CallError<host_harness::bindings::types::ConnectorError>,
+    bbdc_host::CallError<bbdc_host::bindings::types::ConnectorError>,
     usize,
 ) {
     let (server, seen) = scripted(statuses).await;
@@ -68,7 +68,7 @@ async fn listing_fails(
     (e, requests)
 }
 
-fn retrying_tenant(uri: &str) -> Arc<host_harness::Tenant> {
+fn retrying_tenant(uri: &str) -> Arc<bbdc_host::Tenant> {
     let mut c = TenantConfig::new("r", uri, Credentials::Bearer(TOKEN.into()));
     c.http_policy = HttpPolicy {
         burst: None,
@@ -122,9 +122,7 @@ async fn gateway_errors_are_retried_and_server_errors_are_not() {
     assert!(
         matches!(
             e,
-            host_harness::CallError::Connector(
-                host_harness::bindings::types::ConnectorError::Server(_)
-            )
+            bbdc_host::CallError::Connector(bbdc_host::bindings::types::ConnectorError::Server(_))
         ),
         "{e:?}"
     );
@@ -142,8 +140,8 @@ async fn a_storm_that_outlasts_the_attempts_is_reported_as_rate_limited() {
         .await
         .unwrap_err();
     match e {
-        host_harness::CallError::Connector(
-            host_harness::bindings::types::ConnectorError::RateLimited(r),
+        bbdc_host::CallError::Connector(
+            bbdc_host::bindings::types::ConnectorError::RateLimited(r),
         ) => assert_eq!(r.retry_after_ms, Some(0)),
         other => panic!("expected rate-limited, got {other:?}"),
     }
@@ -213,7 +211,7 @@ fn stalling_server() -> String {
     format!("http://{addr}")
 }
 
-fn stalled_tenant(deadline: Duration) -> Arc<host_harness::Tenant> {
+fn stalled_tenant(deadline: Duration) -> Arc<bbdc_host::Tenant> {
     let mut c = TenantConfig::new(
         "stall",
         stalling_server(),
@@ -233,7 +231,7 @@ async fn a_body_that_stalls_mid_way_ends_check_within_its_deadline() {
     let t = stalled_tenant(deadline);
     let started = Instant::now();
     let e = blocking(move || {
-        runtime().check_connection(&t, host_harness::bindings::types::RepoFilter::EVERYTHING)
+        runtime().check_connection(&t, bbdc_host::bindings::types::RepoFilter::EVERYTHING)
     })
     .await
     .unwrap_err();
@@ -241,7 +239,7 @@ async fn a_body_that_stalls_mid_way_ends_check_within_its_deadline() {
     assert!(
         matches!(
             e,
-            host_harness::CallError::Host(host_harness::HostError::Deadline(_))
+            bbdc_host::CallError::Host(bbdc_host::HostError::Deadline(_))
         ),
         "{e:?}"
     );
@@ -257,15 +255,15 @@ async fn a_deadline_failure_is_not_repeated_by_sync() {
     let t = stalled_tenant(deadline);
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let records = host_harness::records::SqliteRecords::open(&dir.path().join("r.sqlite")).unwrap();
+    let records = bbdc_jobs::records::SqliteRecords::open(&dir.path().join("r.sqlite")).unwrap();
     let t2 = t.clone();
     let out = blocking(move || {
-        host_harness::sync::run(
+        bbdc_jobs::sync::run(
             runtime(),
             &t2,
             &records,
             None,
-            &host_harness::sync::SyncJob::default(),
+            &bbdc_jobs::sync::SyncJob::default(),
         )
         .map(|_| ())
     })
@@ -292,8 +290,8 @@ async fn a_retry_after_of_any_size_fails_rate_limited_at_once_without_a_panic() 
         assert!(
             matches!(
                 e,
-                host_harness::CallError::Connector(
-                    host_harness::bindings::types::ConnectorError::RateLimited(_)
+                bbdc_host::CallError::Connector(
+                    bbdc_host::bindings::types::ConnectorError::RateLimited(_)
                 )
             ),
             "{huge}: {e:?}"

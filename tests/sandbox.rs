@@ -5,11 +5,9 @@
 
 mod support;
 
-use host_harness::bindings::types::{ConnectorError, RepoFilter};
-use host_harness::storage::{KvStore, SqliteKv};
-use host_harness::{
-    CallError, Credentials, HostError, Runtime, RuntimeConfig, Tenant, TenantConfig,
-};
+use bbdc_host::bindings::types::{ConnectorError, RepoFilter};
+use bbdc_host::storage::{KvStore, SqliteKv};
+use bbdc_host::{CallError, Credentials, HostError, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -63,7 +61,7 @@ fn mem() -> Arc<dyn KvStore> {
 }
 
 fn note(
-    r: Result<host_harness::bindings::types::ConnectionReport, CallError<ConnectorError>>,
+    r: Result<bbdc_host::bindings::types::ConnectionReport, CallError<ConnectorError>>,
 ) -> String {
     r.expect("the call returns")
         .server_version

@@ -19,10 +19,10 @@ use bbdc_connector::normalize;
 use bbdc_connector::paging::WirePage;
 use bbdc_connector::webhook::handle_webhook;
 use bbdc_connector::wire::{WireActivity, WirePullRequest};
-use host_harness::sim::render::{Dialect, webhook_events};
-use host_harness::sim::vary::{self, Path, Variation};
-use host_harness::sim::version::ServerVersion;
-use host_harness::sim::world::{World, WorldSpec};
+use bbdc_sim::render::{Dialect, webhook_events};
+use bbdc_sim::vary::{self, Path, Variation};
+use bbdc_sim::version::ServerVersion;
+use bbdc_sim::world::{World, WorldSpec};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -196,13 +196,13 @@ fn make_bodies() -> Vec<(ServerVersion, Kind, Value)> {
         let projects: Vec<Value> = world
             .projects
             .iter()
-            .map(|k| host_harness::sim::render::project(k))
+            .map(|k| bbdc_sim::render::project(k))
             .collect();
         out.push((version, Kind::ProjectPage, d.page(projects, 0, 25, 50)));
         let users: Vec<Value> = world
             .users
             .iter()
-            .map(|u| host_harness::sim::render::user(u))
+            .map(|u| bbdc_sim::render::user(u))
             .collect();
         out.push((version, Kind::UserPage, d.page(users, 0, 25, 50)));
         for (key, payload) in webhook_events(&d, r, p) {

@@ -4,12 +4,12 @@
 
 mod support;
 
-use host_harness::bindings::api::{RepoRef, SyncOptions};
-use host_harness::bindings::types::{
+use bbdc_host::bindings::api::{RepoRef, SyncOptions};
+use bbdc_host::bindings::types::{
     PrEventKind, PrState, PullRequest, RefKind, ReviewAction, ReviewerStatus,
 };
-use host_harness::records::SqliteRecords;
-use host_harness::state::Tenant;
+use bbdc_host::imports::Tenant;
+use bbdc_jobs::records::SqliteRecords;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use support::*;
@@ -111,7 +111,7 @@ async fn pass(t: &Arc<Tenant>, full: bool) -> (Vec<PullRequest>, Vec<(u64, Strin
                 (
                     s.id,
                     s.stage,
-                    host_harness::output::connector_error(&s.error).0.to_owned(),
+                    bbdc_jobs::output::connector_error(&s.error).0.to_owned(),
                 )
             }));
             match b.next_cursor {
@@ -515,25 +515,25 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bbdc.sqlite");
-    let kv = Arc::new(host_harness::storage::SqliteKv::open(&db).unwrap());
+    let kv = Arc::new(bbdc_host::storage::SqliteKv::open(&db).unwrap());
     let t = Arc::new(
         Tenant::new(
-            host_harness::TenantConfig::new(
+            bbdc_host::TenantConfig::new(
                 "t1",
                 server.uri(),
-                host_harness::Credentials::Bearer(TOKEN.into()),
+                bbdc_host::Credentials::Bearer(TOKEN.into()),
             ),
             kv,
         )
         .unwrap(),
     );
     let records = SqliteRecords::open(&db).unwrap();
-    let job = host_harness::sync::SyncJob {
+    let job = bbdc_jobs::sync::SyncJob {
         concurrency: 2,
         ..Default::default()
     };
     let (t2, db2) = (t.clone(), db.clone());
-    let report = blocking(move || host_harness::sync::run(runtime(), &t2, &records, None, &job))
+    let report = blocking(move || bbdc_jobs::sync::run(runtime(), &t2, &records, None, &job))
         .await
         .unwrap();
     assert_eq!(report.records.get("pull_request"), Some(&2));
@@ -575,11 +575,11 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
     // Second run: incremental, nothing new, one list request for the repository.
     let before = list_requests(&server).await;
     let records = SqliteRecords::open(&db).unwrap();
-    let job = host_harness::sync::SyncJob {
+    let job = bbdc_jobs::sync::SyncJob {
         concurrency: 2,
         ..Default::default()
     };
-    let report = blocking(move || host_harness::sync::run(runtime(), &t, &records, None, &job))
+    let report = blocking(move || bbdc_jobs::sync::run(runtime(), &t, &records, None, &job))
         .await
         .unwrap();
     assert_eq!(report.records.get("pull_request"), Some(&0));
@@ -634,22 +634,22 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("odd.sqlite");
-    let kv = Arc::new(host_harness::storage::SqliteKv::open(&db).unwrap());
-    let mut config = host_harness::TenantConfig::new(
+    let kv = Arc::new(bbdc_host::storage::SqliteKv::open(&db).unwrap());
+    let mut config = bbdc_host::TenantConfig::new(
         "t1",
         server.uri(),
-        host_harness::Credentials::Bearer(TOKEN.into()),
+        bbdc_host::Credentials::Bearer(TOKEN.into()),
     );
     config.http_policy.burst = None;
     let t = Arc::new(Tenant::new(config, kv).unwrap());
     let records = SqliteRecords::open(&db).unwrap();
     let report = blocking(move || {
-        host_harness::sync::run(
+        bbdc_jobs::sync::run(
             runtime(),
             &t,
             &records,
             None,
-            &host_harness::sync::SyncJob::default(),
+            &bbdc_jobs::sync::SyncJob::default(),
         )
     })
     .await
@@ -664,7 +664,7 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
         "{:?}",
         unidentified[0]
     );
-    let summary = host_harness::output::sync_summary_json(&report, &db);
+    let summary = bbdc_jobs::output::sync_summary_json(&report, &db);
     assert_eq!(summary["ok"], json!(true));
     assert_eq!(summary["skipped"][0]["stage"], json!("identity"));
     let conn = rusqlite::Connection::open(&db).unwrap();
@@ -714,13 +714,13 @@ async fn endless(server: &MockServer, path_: &'static str, items: fn(u64) -> Vec
 
 fn sync_into(
     uri: &str,
-    job: host_harness::sync::SyncJob,
+    job: bbdc_jobs::sync::SyncJob,
 ) -> (String, std::path::PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("endless.sqlite");
     let records = SqliteRecords::open(&db).unwrap();
     let t = tenant(uri);
-    let e = host_harness::sync::run(runtime(), &t, &records, None, &job)
+    let e = bbdc_jobs::sync::run(runtime(), &t, &records, None, &job)
         .map(|_| ())
         .expect_err("a listing that never ends fails");
     (e.to_string(), db, dir)
@@ -731,8 +731,7 @@ async fn empty_pages_that_keep_promising_more_end_the_listing_with_an_error() {
     let server = MockServer::start().await;
     endless(&server, "/rest/api/1.0/projects", |_| Vec::new()).await;
     let uri = server.uri();
-    let (e, _, _dir) =
-        blocking(move || sync_into(&uri, host_harness::sync::SyncJob::default())).await;
+    let (e, _, _dir) = blocking(move || sync_into(&uri, bbdc_jobs::sync::SyncJob::default())).await;
     assert!(e.contains("listing projects"), "{e}");
     assert!(e.contains("empty"), "{e}");
     let asked = server.received_requests().await.unwrap().len();
@@ -758,7 +757,7 @@ async fn an_endless_listing_is_capped_and_its_pages_are_written_as_they_arrive()
     let (e, db, _dir) = blocking(move || {
         sync_into(
             &uri,
-            host_harness::sync::SyncJob {
+            bbdc_jobs::sync::SyncJob {
                 max_listing_pages: 20,
                 ..Default::default()
             },

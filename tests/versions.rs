@@ -8,13 +8,13 @@
 
 mod support;
 
-use host_harness::bindings::types::{RepoFilter, WebhookResult};
-use host_harness::demo::compare_with_truth;
-use host_harness::sim::render::{Dialect, Shapes, webhook_events};
-use host_harness::sim::version::ServerVersion;
-use host_harness::sim::world::WorldSpec;
-use host_harness::sim::{SimConfig, Simulator};
-use host_harness::sync::{SyncJob, SyncReport};
+use bbdc_host::bindings::types::{RepoFilter, WebhookResult};
+use bbdc_jobs::demo::compare_with_truth;
+use bbdc_jobs::sync::{SyncJob, SyncReport};
+use bbdc_sim::render::{Dialect, Shapes, webhook_events};
+use bbdc_sim::version::ServerVersion;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{SimConfig, Simulator};
 use serde_json::Value;
 use support::*;
 
@@ -192,7 +192,7 @@ fn the_personal_and_archived_filters_leave_out_exactly_those_repositories() {
 }
 
 /// The fields of a webhook's pull-request snapshot that the ground truth checks.
-fn snapshot_fields(pr: &host_harness::bindings::types::PullRequest) -> String {
+fn snapshot_fields(pr: &bbdc_host::bindings::types::PullRequest) -> String {
     format!(
         "{} {}/{} v{} {:?} {:?} draft={} author={:?} created={} updated={} closed={:?} from={}@{:?} to={}@{:?} fork={:?} reviewers={:?}",
         pr.id,
@@ -239,7 +239,7 @@ fn every_webhook_event_of_every_version_and_variant_is_accepted_with_its_snapsho
                     let body =
                         d.finish(&format!("{key} {}/{}", r.project, r.slug), payload.clone());
                     delivered += 1;
-                    let req = host_harness::bindings::api::WebhookRequest {
+                    let req = bbdc_host::bindings::api::WebhookRequest {
                         headers: vec![
                             ("X-Event-Key".into(), key.into()),
                             (

@@ -3,12 +3,12 @@
 
 mod support;
 
+use bbdc_host::storage::SqliteKv;
+use bbdc_host::{Credentials, Tenant, TenantConfig};
+use bbdc_jobs::records::{Delivery, RecordError, RecordSink, SqliteRecords, Stored};
+use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
+use bbdc_jobs::webhook::{DEFAULT_MAX_BODY, handle, report_json};
 use hmac::{Hmac, Mac};
-use host_harness::records::{Delivery, RecordError, RecordSink, SqliteRecords, Stored};
-use host_harness::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
-use host_harness::storage::SqliteKv;
-use host_harness::webhook::{DEFAULT_MAX_BODY, handle, report_json};
-use host_harness::{Credentials, Tenant, TenantConfig};
 use rusqlite::Connection;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -326,7 +326,7 @@ async fn serve_answers_concurrent_deliveries_over_http_and_refreshes_in_the_back
         ..ServeConfig::new("127.0.0.1:0", Some(SECRET.into()))
     };
     let runtime = Arc::new(
-        host_harness::Runtime::new(&host_harness::RuntimeConfig {
+        bbdc_host::Runtime::new(&bbdc_host::RuntimeConfig {
             cache_dir: Some(
                 std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
             ),
@@ -441,33 +441,33 @@ struct FullDiskOnce {
 }
 
 impl RecordSink for FullDiskOnce {
-    fn projects(&self, i: &[host_harness::bindings::types::Project]) -> Result<(), RecordError> {
+    fn projects(&self, i: &[bbdc_host::bindings::types::Project]) -> Result<(), RecordError> {
         self.inner.projects(i)
     }
-    fn repos(&self, i: &[host_harness::bindings::types::Repo]) -> Result<(), RecordError> {
+    fn repos(&self, i: &[bbdc_host::bindings::types::Repo]) -> Result<(), RecordError> {
         self.inner.repos(i)
     }
-    fn users(&self, i: &[host_harness::bindings::types::User]) -> Result<(), RecordError> {
+    fn users(&self, i: &[bbdc_host::bindings::types::User]) -> Result<(), RecordError> {
         self.inner.users(i)
     }
     fn pull_requests(
         &self,
-        i: &[host_harness::bindings::types::PullRequest],
+        i: &[bbdc_host::bindings::types::PullRequest],
     ) -> Result<(), RecordError> {
         self.inner.pull_requests(i)
     }
     fn review_change(
         &self,
-        repo: &host_harness::bindings::types::RepoRef,
+        repo: &bbdc_host::bindings::types::RepoRef,
         id: u64,
-        c: &host_harness::bindings::types::ReviewChange,
+        c: &bbdc_host::bindings::types::ReviewChange,
         at: i64,
     ) -> Result<(), RecordError> {
         self.inner.review_change(repo, id, c, at)
     }
     fn pull_request_deleted(
         &self,
-        repo: &host_harness::bindings::types::RepoRef,
+        repo: &bbdc_host::bindings::types::RepoRef,
         id: u64,
     ) -> Result<(), RecordError> {
         self.inner.pull_request_deleted(repo, id)

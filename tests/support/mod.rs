@@ -5,8 +5,8 @@
 
 pub mod reference;
 
-use host_harness::storage::{KvStore, SqliteKv};
-use host_harness::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
+use bbdc_host::storage::{KvStore, SqliteKv};
+use bbdc_host::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 
@@ -34,7 +34,7 @@ pub fn runtime() -> &'static Runtime {
 /// tests in `resilience.rs`).
 pub fn tenant(base_url: &str) -> Arc<Tenant> {
     let mut config = TenantConfig::new("t1", base_url, Credentials::Bearer(TOKEN.into()));
-    config.http_policy = host_harness::policy::HttpPolicy {
+    config.http_policy = bbdc_host::policy::HttpPolicy {
         burst: None,
         max_attempts: 1,
         ..Default::default()
@@ -74,9 +74,9 @@ pub fn sim_run(base_url: &str, token: &str, tweak: impl FnOnce(&mut TenantConfig
 
 impl SimRun {
     /// Runs the sync job into this run's database.
-    pub fn sync(&self, job: &host_harness::sync::SyncJob) -> host_harness::sync::SyncReport {
-        let records = host_harness::records::SqliteRecords::open(&self.db).expect("records");
-        host_harness::sync::run(runtime(), &self.tenant, &records, None, job).expect("sync runs")
+    pub fn sync(&self, job: &bbdc_jobs::sync::SyncJob) -> bbdc_jobs::sync::SyncReport {
+        let records = bbdc_jobs::records::SqliteRecords::open(&self.db).expect("records");
+        bbdc_jobs::sync::run(runtime(), &self.tenant, &records, None, job).expect("sync runs")
     }
 }
 

@@ -23,10 +23,13 @@ pub fn reference_path() -> PathBuf {
     if let Some(p) = std::env::var_os("BBDC_OPENAPI_REFERENCE") {
         return PathBuf::from(p);
     }
-    let beside = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference")
-        .join(FILE);
-    if beside.exists() {
+    // `../shared/reference` beside the checkout, from the root crate or a host-harness crate.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    if let Some(beside) = manifest
+        .ancestors()
+        .map(|dir| dir.join("../shared/reference").join(FILE))
+        .find(|p| p.exists())
+    {
         return beside;
     }
     // The workplace keeps the shared folder at a fixed place; a clean clone elsewhere finds it there.

@@ -1,0 +1,71 @@
+//! The benchmark suite in quick mode: every figure is produced, and what does not depend on the
+//! machine holds (request budgets, exact diff counts, every delivery answered). Times are never
+//! asserted here; `bbdc bench` reports them against their targets.
+
+use bbdc_bench::{BenchOptions, Figure};
+use std::time::Duration;
+
+fn quick(only: Vec<u8>, senders: usize) -> Vec<Figure> {
+    let options = BenchOptions {
+        quick: true,
+        latency: Duration::from_millis(1),
+        concurrency: 4,
+        senders,
+        component: None,
+        only,
+    };
+    bbdc_bench::run(&options, |_| {}).expect("the quick suite runs")
+}
+
+fn figure<'a>(figures: &'a [Figure], name: &str) -> &'a Figure {
+    figures
+        .iter()
+        .find(|f| f.name.starts_with(name))
+        .unwrap_or_else(|| panic!("no figure named {name:?}"))
+}
+
+#[test]
+fn the_quick_suite_reports_every_benchmark_and_keeps_the_request_budget() {
+    let figures = quick(Vec::new(), 8);
+    for n in 1..=6 {
+        assert!(
+            figures.iter().any(|f| f.bench == n),
+            "benchmark {n} reported nothing"
+        );
+    }
+    for f in &figures {
+        assert!(
+            f.value.is_finite() && f.value > 0.0,
+            "{}: {}",
+            f.name,
+            f.value
+        );
+    }
+    // An unchanged repository costs exactly one request; the naive strategy pays for every PR.
+    let resync = figure(
+        &figures,
+        "Requests per repository, unchanged re-sync (connector)",
+    );
+    assert_eq!(resync.value, 1.0, "{}", resync.detail);
+    assert_eq!(resync.met(), Some(true));
+    let naive = figure(
+        &figures,
+        "Requests per repository, unchanged re-sync (naive)",
+    );
+    assert!(naive.value > 2.0, "{}", naive.detail);
+    // An 8 MB diff is counted as it streams: guest memory stays near its ~1.2 MiB baseline
+    // (buffering the diff would take more than 8 MiB).
+    let memory = figure(&figures, "Peak guest memory");
+    assert!(memory.value < 4.0, "{}", memory.detail);
+    let table = bbdc_bench::markdown_table(&figures);
+    assert_eq!(table.lines().count(), figures.len() + 2);
+}
+
+#[test]
+fn serve_answers_many_keep_alive_senders_at_once() {
+    // Connections opened in a burst once starved behind a small connection-thread pool; each
+    // sender here holds its connection open for all its deliveries.
+    let figures = quick(vec![6], 48);
+    let rate = figure(&figures, "`bbdc serve` throughput");
+    assert!(rate.detail.starts_with("240 deliveries"), "{}", rate.detail);
+}

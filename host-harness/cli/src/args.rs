@@ -1,0 +1,176 @@
+//! What the subcommands share: where the server is and how to authenticate, which repositories
+//! are visited, secrets from the environment, and the parsers of flag values.
+
+use anyhow::{Result, bail};
+use bbdc_host::{Credentials, Runtime, RuntimeConfig, TenantConfig};
+use clap::Args;
+use std::path::PathBuf;
+
+/// Where the server is and how to authenticate. Secrets come from environment variables only.
+#[derive(Args)]
+pub struct ServerArgs {
+    /// Base URL of the server, with any context path (e.g. https://git.acme.com/bitbucket).
+    #[arg(long, value_name = "URL")]
+    pub base_url: String,
+    /// Name of the environment variable holding an HTTP access token (sent as Bearer).
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["username", "password_env"])]
+    pub token_env: Option<String>,
+    /// User name for Basic authentication (with --password-env).
+    #[arg(long, value_name = "USER", requires = "password_env")]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password or token for --username.
+    #[arg(long, value_name = "VAR", requires = "username")]
+    pub password_env: Option<String>,
+    /// PEM file of CA certificates to trust instead of the public roots (self-signed servers).
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Longest server-requested wait (Retry-After) honoured; a longer one fails the call
+    /// rate-limited at once (1 s to 24 h).
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_max_wait)]
+    pub max_wait: std::time::Duration,
+}
+
+/// A duration such as `15m`, between 1 s and 24 h.
+pub fn parse_max_wait(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 24 * 3600)
+}
+
+pub fn secret_from_env(var: &str) -> Result<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        Ok(_) => bail!("environment variable {var} is empty"),
+        Err(_) => bail!("environment variable {var} is not set"),
+    }
+}
+
+impl ServerArgs {
+    pub fn credentials(&self) -> Result<Credentials> {
+        match (&self.token_env, &self.username, &self.password_env) {
+            (Some(var), _, _) => Ok(Credentials::Bearer(secret_from_env(var)?)),
+            (None, Some(user), Some(var)) => Ok(Credentials::Basic {
+                username: user.clone(),
+                password: secret_from_env(var)?,
+            }),
+            _ => bail!("give --token-env VAR, or --username USER with --password-env VAR"),
+        }
+    }
+
+    pub fn tenant_config(&self) -> Result<TenantConfig> {
+        let mut config = TenantConfig::new("default", self.base_url.clone(), self.credentials()?);
+        config.ca_bundle = self.ca_cert.clone();
+        config.http_policy.max_wait = self.max_wait;
+        Ok(config)
+    }
+}
+
+pub fn runtime(component: Option<PathBuf>) -> Result<Runtime> {
+    Ok(Runtime::new(&RuntimeConfig {
+        component_path: component,
+        cache_dir: RuntimeConfig::default_cache_dir(),
+        fuel: None,
+        pooling_slots: None,
+    })?)
+}
+
+/// Whether a kind of repository is visited.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Inclusion {
+    /// Visit them.
+    Include,
+    /// Leave them out.
+    Exclude,
+}
+
+/// Which of the visible repositories `check` counts and `sync` visits.
+#[derive(Args)]
+pub struct FilterArgs {
+    /// Repositories in personal projects (`~USER`), which `GET /projects` does not list.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "include|exclude",
+        default_value = "include"
+    )]
+    pub personal: Inclusion,
+    /// Archived repositories (Bitbucket 8.0+).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "include|exclude",
+        default_value = "include"
+    )]
+    pub archived: Inclusion,
+}
+
+impl FilterArgs {
+    pub fn filter(&self) -> bbdc_host::bindings::types::RepoFilter {
+        bbdc_host::bindings::types::RepoFilter {
+            include_personal: self.personal == Inclusion::Include,
+            include_archived: self.archived == Inclusion::Include,
+        }
+    }
+}
+
+/// A body cap no larger than the connector accepts.
+pub fn parse_max_body(s: &str) -> Result<usize, String> {
+    let n: usize = s.parse().map_err(|e| format!("{s:?}: {e}"))?;
+    let cap = bbdc_jobs::webhook::CONNECTOR_MAX_BODY;
+    if n == 0 || n > cap {
+        return Err(format!(
+            "must be between 1 and {cap} (the connector's own cap)"
+        ));
+    }
+    Ok(n)
+}
+
+/// A duration such as `30s` or `2m`, between 1 s and 1 h.
+pub fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 3600)
+}
+
+/// A duration such as `7d`, between 1 s and 365 days.
+pub fn parse_window(s: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(s, 1, 365 * 24 * 3600)
+}
+
+pub fn parse_duration_within(
+    s: &str,
+    min_s: u64,
+    max_s: u64,
+) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e}"))?;
+    if d.as_secs() < min_s || d.as_secs() > max_s {
+        return Err(format!(
+            "must be between {} and {}",
+            humantime::format_duration(std::time::Duration::from_secs(min_s)),
+            humantime::format_duration(std::time::Duration::from_secs(max_s))
+        ));
+    }
+    Ok(d)
+}
+
+pub fn parse_header(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.trim().to_owned())),
+        _ => Err(format!("{s:?} is not 'Name: value'")),
+    }
+}
+
+pub fn parse_repo(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((k, r)) if !k.is_empty() && !r.is_empty() && !r.contains('/') => {
+            Ok((k.to_owned(), r.to_owned()))
+        }
+        _ => Err(format!("{s:?} is not KEY/slug")),
+    }
+}
+
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    let date =
+        time::Date::parse(s, &format).map_err(|e| format!("{s:?} is not YYYY-MM-DD: {e}"))?;
+    Ok(date.midnight().assume_utc().unix_timestamp() * 1000)
+}
+
+/// The tenant used when no server is configured (webhook handling needs none).
+pub const NO_SERVER: &str = "https://bitbucket.invalid";

@@ -1,0 +1,9 @@
+//! One module per subcommand: its arguments and what it does.
+
+pub mod bench;
+pub mod check;
+pub mod demo;
+pub mod serve;
+pub mod sim;
+pub mod sync;
+pub mod webhook;

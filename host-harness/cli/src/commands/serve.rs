@@ -1,0 +1,120 @@
+//! `bbdc serve`: the webhook endpoint over HTTP, until SIGTERM or SIGINT.
+
+use crate::args::{
+    NO_SERVER, ServerArgs, parse_max_body, parse_timeout, parse_window, runtime, secret_from_env,
+};
+use anyhow::{Result, bail};
+use bbdc_host::storage::SqliteKv;
+use bbdc_host::{Credentials, Tenant, TenantConfig};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args)]
+/// Arguments of `bbdc serve`.
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// SQLite file for records and state.
+    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
+    pub db: PathBuf,
+    /// Name of the environment variable holding the webhook secret.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// Accept deliveries without a secret (unverified). Refused unless given.
+    #[arg(long)]
+    pub allow_unsigned: bool,
+    /// Server base URL: with credentials, accepted pull requests are refreshed in the background.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// Name of the environment variable holding an HTTP access token.
+    #[arg(long, value_name = "VAR", requires = "base_url", conflicts_with_all = ["username", "password_env"])]
+    pub token_env: Option<String>,
+    /// User name for Basic authentication (with --password-env).
+    #[arg(long, value_name = "USER", requires_all = ["base_url", "password_env"])]
+    pub username: Option<String>,
+    /// Name of the environment variable holding the password for --username.
+    #[arg(long, value_name = "VAR", requires = "username")]
+    pub password_env: Option<String>,
+    /// PEM file of CA certificates to trust.
+    #[arg(long, value_name = "PATH")]
+    pub ca_cert: Option<PathBuf>,
+    /// Threads answering deliveries (1 to 256).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = bbdc_jobs::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
+    pub max_body: usize,
+    /// Connections open at once (1 to 65536); more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_connections: u32,
+    /// Close a connection that sends no complete request head this long after opening or after
+    /// its last answer (e.g. `15s`).
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_timeout)]
+    pub idle_timeout: std::time::Duration,
+    /// Longest wait for a request body once its head arrived (408 beyond).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub body_timeout: std::time::Duration,
+    /// How long a delivery's X-Request-Id is remembered for de-duplication (e.g. `7d`).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_window)]
+    pub dedup_window: std::time::Duration,
+}
+
+pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
+    use bbdc_jobs::records::SqliteRecords;
+    use bbdc_jobs::serve::{ServeConfig, WebhookServer};
+    let secret = match (&args.secret_env, args.allow_unsigned) {
+        (Some(var), _) => Some(secret_from_env(var)?),
+        (None, true) => None,
+        (None, false) => bail!(
+            "refusing to accept unverified webhooks: give --secret-env VAR (or --allow-unsigned)"
+        ),
+    };
+    let (config, refresh) = match &args.base_url {
+        Some(url) => {
+            let server = ServerArgs {
+                base_url: url.clone(),
+                token_env: args.token_env.clone(),
+                username: args.username.clone(),
+                password_env: args.password_env.clone(),
+                ca_cert: args.ca_cert.clone(),
+                max_wait: bbdc_host::policy::DEFAULT_MAX_WAIT,
+            };
+            (server.tenant_config()?, true)
+        }
+        None => (
+            TenantConfig::new("default", NO_SERVER, Credentials::None),
+            false,
+        ),
+    };
+    let kv = Arc::new(SqliteKv::open(&args.db)?);
+    let records = Arc::new(SqliteRecords::open(&args.db)?.with_dedup_window(args.dedup_window));
+    let tenant = Arc::new(Tenant::new(config, kv)?);
+    let runtime = Arc::new(runtime(component)?);
+    let server = WebhookServer::start(
+        runtime,
+        tenant,
+        records,
+        ServeConfig {
+            max_body: args.max_body,
+            workers: usize::from(args.workers),
+            refresh,
+            max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+            idle_timeout: args.idle_timeout,
+            body_timeout: args.body_timeout,
+            stop_on_signals: true,
+            ..ServeConfig::new(args.listen.clone(), secret)
+        },
+    )?;
+    eprintln!(
+        "bbdc serve: listening on http://{}{}",
+        server.addr(),
+        bbdc_jobs::serve::WEBHOOK_PATH
+    );
+    // Returns after SIGTERM or SIGINT, once the deliveries in flight are answered.
+    server.wait();
+    eprintln!("bbdc serve: stopped");
+    Ok(ExitCode::SUCCESS)
+}

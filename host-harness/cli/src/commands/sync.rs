@@ -1,0 +1,100 @@
+//! `bbdc sync`: projects, repositories, users and pull requests into SQLite, incrementally.
+
+use crate::args::{FilterArgs, ServerArgs, parse_date, parse_repo, runtime};
+use anyhow::{Context, Result, bail};
+use bbdc_host::Tenant;
+use bbdc_host::storage::SqliteKv;
+use bbdc_jobs::output;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args)]
+/// Arguments of `bbdc sync`.
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// SQLite file for records and sync state.
+    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
+    pub db: PathBuf,
+    /// Only this project (repeatable).
+    #[arg(long = "project", value_name = "KEY")]
+    pub projects: Vec<String>,
+    /// Only this repository, as KEY/slug (repeatable).
+    #[arg(long = "repo", value_name = "KEY/slug", value_parser = parse_repo)]
+    pub repos: Vec<(String, String)>,
+    /// Ignore pull requests last updated before this date (UTC).
+    #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
+    pub since: Option<i64>,
+    /// Repositories synced at once (1 to 64).
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Also write every record as a JSON line to this file (`-` for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub jsonl: Option<String>,
+    /// List every pull request (reconciliation) instead of stopping at what is known.
+    #[arg(long)]
+    pub full: bool,
+    /// Print the closing summary as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
+    use bbdc_jobs::records::SqliteRecords;
+    use bbdc_jobs::sync::{self, SyncJob};
+    use std::io::{IsTerminal, Write};
+    let config = args.server.tenant_config()?;
+    let kv = Arc::new(
+        SqliteKv::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
+    );
+    let records =
+        SqliteRecords::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
+    let tenant = Arc::new(Tenant::new(config, kv)?);
+    let runtime = runtime(component)?;
+    let jsonl: Option<sync::JsonlOut> = match args.jsonl.as_deref() {
+        None => None,
+        Some("-") => Some(std::sync::Mutex::new(Box::new(std::io::stdout()))),
+        Some(path) => Some(std::sync::Mutex::new(Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {path}"))?,
+        )))),
+    };
+    let job = SyncJob {
+        projects: args.projects.clone(),
+        repos: args.repos.clone(),
+        filter: args.filter.filter(),
+        since: args.since,
+        full: args.full,
+        concurrency: usize::from(args.concurrency),
+        progress: std::io::stderr().is_terminal(),
+        ..SyncJob::default()
+    };
+    let report = match sync::run(&runtime, &tenant, &records, jsonl.as_ref(), &job) {
+        Ok(r) => r,
+        Err(e) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                );
+            }
+            bail!(e);
+        }
+    };
+    let summary = output::sync_summary_json(&report, &args.db);
+    // With JSON lines on stdout, the summary goes to stderr.
+    let mut out: Box<dyn Write> = if args.jsonl.as_deref() == Some("-") {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
+    if args.json {
+        writeln!(out, "{summary}")?;
+    } else {
+        writeln!(out, "{}", output::sync_summary_text(&report, &args.db))?;
+    }
+    Ok(ExitCode::from(report.status().exit_code()))
+}

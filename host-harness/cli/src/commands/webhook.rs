@@ -1,0 +1,98 @@
+//! `bbdc webhook`: one delivery from a file or stdin through the connector, and what became of it.
+
+use crate::args::{NO_SERVER, parse_header, parse_max_body, runtime, secret_from_env};
+use anyhow::{Context, Result};
+use bbdc_host::storage::SqliteKv;
+use bbdc_host::{Credentials, Tenant, TenantConfig};
+use bbdc_jobs::printable;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Args)]
+/// Arguments of `bbdc webhook`.
+pub struct WebhookArgs {
+    /// Name of the environment variable holding the webhook secret.
+    #[arg(long, value_name = "VAR")]
+    pub secret_env: Option<String>,
+    /// A request header, as 'Name: value' (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "'Name: value'", value_parser = parse_header)]
+    pub headers: Vec<(String, String)>,
+    /// The raw body: a file, or `-` for stdin.
+    #[arg(long, value_name = "PATH|-", default_value = "-")]
+    pub body: String,
+    /// Persist accepted deliveries (and deduplicate) in this SQLite file, as `serve` does.
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
+    #[arg(long, value_name = "BYTES", default_value_t = bbdc_jobs::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
+    pub max_body: usize,
+    /// Print the JSON report instead of one line for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
+    use bbdc_jobs::records::{RecordSink, SqliteRecords};
+    use std::io::Read;
+    let secret = args
+        .secret_env
+        .as_deref()
+        .map(secret_from_env)
+        .transpose()?;
+    // At most the cap and one byte more are read: enough to tell a body over the cap.
+    let limit = u64::try_from(args.max_body)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut body = Vec::new();
+    if args.body == "-" {
+        std::io::stdin().take(limit).read_to_end(&mut body)?;
+    } else {
+        std::fs::File::open(&args.body)
+            .and_then(|f| f.take(limit).read_to_end(&mut body))
+            .with_context(|| format!("reading {}", args.body))?;
+    }
+    let kv: Arc<dyn bbdc_host::storage::KvStore> = match &args.db {
+        Some(db) => Arc::new(SqliteKv::open(db)?),
+        None => Arc::new(SqliteKv::in_memory()?),
+    };
+    let records = args.db.as_deref().map(SqliteRecords::open).transpose()?;
+    let tenant = Arc::new(Tenant::new(
+        TenantConfig::new("default", NO_SERVER, Credentials::None),
+        kv,
+    )?);
+    let runtime = runtime(component)?;
+    let report = bbdc_jobs::webhook::handle(
+        &runtime,
+        &tenant,
+        secret.as_deref(),
+        args.max_body,
+        args.headers.clone(),
+        body,
+        records.as_ref().map(|r| r as &dyn RecordSink),
+    );
+    if args.json {
+        println!("{}", bbdc_jobs::webhook::report_json(&report));
+    } else {
+        let shown = |v: Option<&str>| printable::prefix(v.unwrap_or("-")).to_string();
+        let mut line = format!(
+            "{} {} {} {}",
+            report.http_status,
+            report.result,
+            shown(report.event_key.as_deref()),
+            shown(report.request_id.as_deref())
+        );
+        if let (Some(code), Some(message)) = (report.error, report.message.as_deref()) {
+            line.push_str(&format!(": {code}: {}", printable::shown(message)));
+        }
+        println!("{line}");
+    }
+    Ok(
+        if report.result == "rejected" || report.http_status >= 500 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}

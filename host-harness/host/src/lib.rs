@@ -1,0 +1,28 @@
+//! The embedding library for the Bitbucket DC connector component: what a platform depends on
+//! (or copies) to run the component for its tenants. It has no command line, progress bar or
+//! HTTP server in its dependency tree.
+//!
+//! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
+//! - [`imports`]: a tenant's host state and the WIT imports implemented over it;
+//! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
+//! - [`policy`]: rate limit, Retry-After and retries: the one owner of retries;
+//! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
+//! - [`storage`]: the tenant-namespaced key-value store behind [`storage::KvStore`] (SQLite with
+//!   the default `sqlite` feature);
+//! - [`tenant`]: tenant configuration and limits;
+//! - [`logging`]: log filtering that keeps credentials out of logs;
+//! - [`bindings`]: the generated host bindings of `wit/`.
+
+pub mod bindings;
+pub mod http;
+pub mod imports;
+pub mod logging;
+pub mod policy;
+pub mod runtime;
+pub mod storage;
+pub mod tenant;
+pub mod tls;
+
+pub use imports::Tenant;
+pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
+pub use tenant::{Credentials, Limits, TenantConfig};

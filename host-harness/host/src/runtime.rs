@@ -1,0 +1,459 @@
+//! The wasmtime embedding: one [`Engine`] with epoch interruption, the component compiled once
+//! and cached on disk, one `InstancePre`, and a fresh `Store` per call holding the tenant's state.
+//! A trap leaves an instance unusable, so every call instantiates afresh (microseconds).
+
+use crate::bindings::api::{
+    Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
+};
+use crate::bindings::types::{
+    ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
+    RepoPage, UserPage, WebhookError, WebhookOutcome,
+};
+use crate::bindings::{ConnectorPlugin, ConnectorPluginPre};
+use crate::imports::{CallState, Tenant};
+use std::convert::Infallible;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store, Trap};
+
+/// The connector component built with this crate (by `build.rs`).
+pub static BUNDLED_COMPONENT: &[u8] = include_bytes!(env!("BBDC_COMPONENT_WASM"));
+
+/// How often the epoch advances; deadlines are counted in these ticks.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Why a call failed in the host rather than in the connector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostError {
+    /// The call ran past its wall-clock deadline and was interrupted.
+    #[error("the call exceeded its deadline of {0:?} and was stopped")]
+    Deadline(Duration),
+    /// The call tried to grow memory past its cap.
+    #[error("the call exceeded its memory limit of {0} bytes and was stopped")]
+    MemoryLimit(usize),
+    /// The call ran out of fuel.
+    #[error("the call exhausted its fuel and was stopped")]
+    Fuel,
+    /// Host storage failed during the call.
+    #[error("host storage failed: {0}")]
+    Storage(String),
+    /// The component trapped.
+    #[error("the connector trapped: {0}")]
+    Trap(String),
+    /// The component could not be loaded or instantiated.
+    #[error("could not load the connector: {0}")]
+    Load(String),
+}
+
+/// A call's failure: the connector's own typed error, or the host's.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CallError<E: std::fmt::Debug> {
+    /// The connector returned an error.
+    #[error("{0:?}")]
+    Connector(E),
+    /// The host stopped or could not run the call.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// Settings of the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeConfig {
+    /// A component file to load instead of the bundled one.
+    pub component_path: Option<PathBuf>,
+    /// Where compiled components are cached (`None`: compile at every start).
+    pub cache_dir: Option<PathBuf>,
+    /// Meter fuel, with this much per call unless a tenant's `Limits::fuel` says otherwise
+    /// (`None`: unmetered; the deadline still applies).
+    pub fuel: Option<u64>,
+    /// Reserve this many instance slots up front with wasmtime's pooling allocator, so a call
+    /// reuses a slot instead of mapping fresh memory (`None`: allocate on demand). More calls
+    /// than slots at once fail with [`HostError::Load`]; each slot reserves address space (not
+    /// memory) for the largest `Limits::memory_bytes` of [`POOL_MAX_MEMORY`].
+    pub pooling_slots: Option<u32>,
+}
+
+/// The largest linear memory a call can have under the pooling allocator.
+pub const POOL_MAX_MEMORY: usize = 1 << 30;
+
+/// What one call used, for benchmarks and operators.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// The largest linear memory the call reached, in bytes.
+    pub peak_memory: usize,
+}
+
+impl RuntimeConfig {
+    /// The default cache directory: `$BBDC_CACHE_DIR`, else `$XDG_CACHE_HOME/bbdc`, else
+    /// `$HOME/.cache/bbdc`.
+    pub fn default_cache_dir() -> Option<PathBuf> {
+        if let Some(d) = std::env::var_os("BBDC_CACHE_DIR") {
+            return Some(PathBuf::from(d));
+        }
+        if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+            return Some(PathBuf::from(d).join("bbdc"));
+        }
+        std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/bbdc"))
+    }
+}
+
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The loaded connector, ready to run calls for any tenant from any thread.
+pub struct Runtime {
+    engine: Engine,
+    pre: ConnectorPluginPre<CallState>,
+    fuel: Option<u64>,
+    _ticker: EpochTicker,
+}
+
+fn load_err(e: impl std::fmt::Display) -> HostError {
+    HostError::Load(e.to_string())
+}
+
+/// Loads the compiled form of `bytes` from the cache, or compiles and caches it.
+///
+/// The cache holds `connector-<component digest>-<engine hash>.cwasm` and, beside it, the
+/// SHA-256 of that file as the host wrote it (`.sha256`). A cached file is deserialised only when
+/// its content has that digest, so a truncated, corrupted or substituted file is compiled afresh
+/// instead of being trusted as machine code. The directory is created private (0700) and the
+/// files 0600.
+fn load_component(
+    engine: &Engine,
+    bytes: &[u8],
+    cache_dir: Option<&Path>,
+) -> Result<Component, HostError> {
+    let Some(dir) = cache_dir else {
+        return Component::new(engine, bytes).map_err(load_err);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let engine_hash = h.finish();
+    let name = hex::encode(&sha2::Sha256::digest(bytes)[..12]);
+    let path = dir.join(format!("connector-{name}-{engine_hash:016x}.cwasm"));
+    let digest_path = path.with_extension("cwasm.sha256");
+    if let (Ok(cached), Ok(recorded)) =
+        (std::fs::read(&path), std::fs::read_to_string(&digest_path))
+    {
+        if hex::encode(sha2::Sha256::digest(&cached)) == recorded.trim() {
+            // SAFETY: the bytes are exactly those `precompile_component` produced for an engine
+            // with the same compatibility hash (in the name): their digest is the one recorded
+            // when this host wrote them.
+            match unsafe { Component::deserialize(engine, &cached) } {
+                Ok(c) => return Ok(c),
+                Err(e) => tracing::warn!(
+                    "ignoring unreadable component cache {}: {e}",
+                    path.display()
+                ),
+            }
+        } else {
+            tracing::warn!(
+                "ignoring component cache {}: its digest is not the one recorded when it was written",
+                path.display()
+            );
+        }
+    }
+    let compiled = engine.precompile_component(bytes).map_err(load_err)?;
+    // SAFETY: produced just now by this engine.
+    let component = unsafe { Component::deserialize(engine, &compiled) }.map_err(load_err)?;
+    if let Err(e) = write_cache(dir, &path, &digest_path, &compiled) {
+        tracing::warn!(
+            "could not cache the compiled component in {}: {e}",
+            dir.display()
+        );
+    }
+    Ok(component)
+}
+
+/// Writes a compiled component and its digest, each atomically (temporary file, then rename),
+/// the digest last so a reader never sees a digest without its file.
+fn write_cache(
+    dir: &Path,
+    path: &Path,
+    digest_path: &Path,
+    compiled: &[u8],
+) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    let digest = hex::encode(sha2::Sha256::digest(compiled));
+    for (target, content) in [(path, compiled), (digest_path, digest.as_bytes())] {
+        let tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::fs::write(tmp.path(), content)?;
+        tmp.persist(target).map_err(|e| e.error)?;
+    }
+    Ok(())
+}
+
+use sha2::Digest;
+
+impl Runtime {
+    /// Builds the engine, loads (or compiles) the component and links its imports.
+    pub fn new(config: &RuntimeConfig) -> Result<Self, HostError> {
+        let mut wasm_config = Config::new();
+        wasm_config.epoch_interruption(true);
+        wasm_config.wasm_component_model(true);
+        if config.fuel.is_some() {
+            wasm_config.consume_fuel(true);
+        }
+        if let Some(slots) = config.pooling_slots {
+            let slots = slots.max(1);
+            let mut pool = wasmtime::PoolingAllocationConfig::default();
+            pool.total_component_instances(slots)
+                .total_core_instances(slots.saturating_mul(4))
+                .total_memories(slots.saturating_mul(2))
+                .total_tables(slots.saturating_mul(4))
+                .max_memory_size(POOL_MAX_MEMORY);
+            wasm_config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+        }
+        // `BBDC_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf report` names the guest's
+        // functions.
+        if std::env::var_os("BBDC_PERFMAP").is_some() {
+            wasm_config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        let engine = Engine::new(&wasm_config).map_err(load_err)?;
+        let bytes = match &config.component_path {
+            Some(p) => {
+                std::fs::read(p).map_err(|e| HostError::Load(format!("{}: {e}", p.display())))?
+            }
+            None => BUNDLED_COMPONENT.to_vec(),
+        };
+        let component = load_component(&engine, &bytes, config.cache_dir.as_deref())?;
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_err)?;
+        ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(load_err)?;
+        let pre = ConnectorPluginPre::new(linker.instantiate_pre(&component).map_err(load_err)?)
+            .map_err(load_err)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("bbdc-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })
+            .map_err(load_err)?;
+        Ok(Self {
+            engine,
+            pre,
+            fuel: config.fuel,
+            _ticker: EpochTicker { stop },
+        })
+    }
+
+    /// The engine (for embedders that want to share it).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs one export in a fresh store and instance for `tenant`. The typed methods below use
+    /// this; embedders can call it directly to pass their own arguments to any export.
+    pub fn call_with<T, E: std::fmt::Debug>(
+        &self,
+        tenant: &Arc<Tenant>,
+        f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        self.call_measured(tenant, f).0
+    }
+
+    /// [`Runtime::call_with`], also returning what the call used.
+    pub fn call_measured<T, E: std::fmt::Debug>(
+        &self,
+        tenant: &Arc<Tenant>,
+        f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
+    ) -> (Result<T, CallError<E>>, CallStats) {
+        let limits = tenant.config.limits.clone();
+        let mut store = Store::new(&self.engine, CallState::new(Arc::clone(tenant)));
+        store.limiter(|s| &mut s.limiter);
+        let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+        store.epoch_deadline_trap();
+        if let Some(default) = self.fuel
+            && let Err(e) = store.set_fuel(limits.fuel.unwrap_or(default))
+        {
+            let err = CallError::Host(HostError::Load(e.to_string()));
+            return (Err(err), CallStats::default());
+        }
+        let outcome = self
+            .pre
+            .instantiate(&mut store)
+            .and_then(|plugin| f(&plugin, &mut store));
+        let stats = CallStats {
+            peak_memory: store.data().limiter.peak,
+        };
+        let result = match outcome {
+            Ok(Ok(v)) => Ok(v),
+            // Host I/O cut short by the deadline: the connector's error (a timeout) is the
+            // deadline's, and is reported as such so that no caller repeats it.
+            Ok(Err(_)) if store.data().deadline_hit => {
+                Err(CallError::Host(HostError::Deadline(limits.deadline)))
+            }
+            Ok(Err(e)) => Err(CallError::Connector(e)),
+            Err(e) => {
+                let state = store.data();
+                let host = if state.limiter.hit {
+                    HostError::MemoryLimit(limits.memory_bytes)
+                } else if let Some(s) = &state.storage_failure {
+                    HostError::Storage(s.clone())
+                } else {
+                    match e.downcast_ref::<Trap>() {
+                        Some(Trap::Interrupt) => HostError::Deadline(limits.deadline),
+                        Some(Trap::OutOfFuel) => HostError::Fuel,
+                        _ => HostError::Trap(format!("{e:#}")),
+                    }
+                };
+                Err(CallError::Host(host))
+            }
+        };
+        (result, stats)
+    }
+
+    /// The connection object the connector sees for a tenant.
+    pub fn connection(tenant: &Tenant) -> Connection {
+        Connection {
+            base_url: tenant.config.base_url.clone(),
+            page_size: tenant.config.page_size,
+        }
+    }
+
+    /// `describe`: the connector's name and version (no I/O).
+    pub fn describe(&self, tenant: &Arc<Tenant>) -> Result<ConnectorInfo, CallError<Infallible>> {
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector().call_describe(s).map(Ok)
+        })
+    }
+
+    /// `check-connection`, counting the repositories `filter` admits.
+    pub fn check_connection(
+        &self,
+        tenant: &Arc<Tenant>,
+        filter: RepoFilter,
+    ) -> Result<ConnectionReport, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_check_connection(s, &conn, filter)
+        })
+    }
+
+    /// `list-projects`.
+    pub fn list_projects(
+        &self,
+        tenant: &Arc<Tenant>,
+        cursor: Option<String>,
+    ) -> Result<ProjectPage, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        let page = PageRequest { cursor };
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_list_projects(s, &conn, &page)
+        })
+    }
+
+    /// `list-repos`: one page of a project's repositories that `filter` admits.
+    pub fn list_repos(
+        &self,
+        tenant: &Arc<Tenant>,
+        project_key: &str,
+        filter: RepoFilter,
+        cursor: Option<String>,
+    ) -> Result<RepoPage, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        let page = PageRequest { cursor };
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_list_repos(s, &conn, project_key, filter, &page)
+        })
+    }
+
+    /// `list-all-repos`: one page of every visible repository (personal ones included) that
+    /// `filter` admits.
+    pub fn list_all_repos(
+        &self,
+        tenant: &Arc<Tenant>,
+        filter: RepoFilter,
+        cursor: Option<String>,
+    ) -> Result<RepoPage, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        let page = PageRequest { cursor };
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_list_all_repos(s, &conn, filter, &page)
+        })
+    }
+
+    /// `list-users`.
+    pub fn list_users(
+        &self,
+        tenant: &Arc<Tenant>,
+        cursor: Option<String>,
+    ) -> Result<UserPage, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        let page = PageRequest { cursor };
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_list_users(s, &conn, &page)
+        })
+    }
+
+    /// `fetch-pull-requests`.
+    pub fn fetch_pull_requests(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        options: &SyncOptions,
+        cursor: Option<&str>,
+    ) -> Result<PullRequestBatch, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_fetch_pull_requests(s, &conn, repo, *options, cursor)
+        })
+    }
+
+    /// `fetch-pull-request`.
+    pub fn fetch_pull_request(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        id: u64,
+    ) -> Result<PullRequest, CallError<ConnectorError>> {
+        let conn = Self::connection(tenant);
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_fetch_pull_request(s, &conn, repo, id)
+        })
+    }
+
+    /// `handle-webhook`.
+    pub fn handle_webhook(
+        &self,
+        tenant: &Arc<Tenant>,
+        secret: Option<&str>,
+        req: &WebhookRequest,
+    ) -> Result<WebhookOutcome, CallError<WebhookError>> {
+        let conn = Self::connection(tenant);
+        self.call_with(tenant, |p, s| {
+            p.ingest_bitbucket_dc_connector()
+                .call_handle_webhook(s, &conn, secret, req)
+        })
+    }
+}

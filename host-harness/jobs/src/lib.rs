@@ -1,0 +1,17 @@
+//! The jobs `bbdc` runs over the embedding library ([`bbdc_host`]), usable on their own:
+//!
+//! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
+//! - [`records`]: where ingested records go ([`records::RecordSink`]; SQLite tables by default);
+//! - [`output`]: stable JSON shapes of records, errors and summaries;
+//! - [`printable`]: escaping of untrusted text for logs and terminals;
+//! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
+//! - [`serve`]: the webhook HTTP endpoint with background refresh;
+//! - [`demo`]: `bbdc demo`, the whole product against the simulator.
+
+pub mod demo;
+pub mod output;
+pub mod printable;
+pub mod records;
+pub mod serve;
+pub mod sync;
+pub mod webhook;

@@ -1,0 +1,416 @@
+//! Where ingested records go. [`RecordSink`] is the seam a platform implements to write its own
+//! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
+//! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id).
+
+use crate::output;
+use bbdc_host::bindings::types::{
+    Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
+};
+use rusqlite::{Connection, params};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Why the record store failed.
+#[derive(Debug, thiserror::Error)]
+#[error("record store: {0}")]
+pub struct RecordError(String);
+
+impl RecordError {
+    /// An error with this message (for stores a platform writes itself).
+    pub fn new(message: impl Into<String>) -> Self {
+        RecordError(message.into())
+    }
+}
+
+impl From<rusqlite::Error> for RecordError {
+    fn from(e: rusqlite::Error) -> Self {
+        RecordError(e.to_string())
+    }
+}
+
+/// Receives ingested records. Every write is an idempotent upsert.
+pub trait RecordSink: Send + Sync {
+    /// Upserts projects.
+    fn projects(&self, items: &[Project]) -> Result<(), RecordError>;
+    /// Upserts repositories.
+    fn repos(&self, items: &[Repo]) -> Result<(), RecordError>;
+    /// Upserts users.
+    fn users(&self, items: &[User]) -> Result<(), RecordError>;
+    /// Upserts pull requests (and replaces the review history of those fetched in full), in one
+    /// transaction: the batch is durable when this returns.
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError>;
+    /// Records a reviewer's status change reported by a webhook (appended to the review history
+    /// until the next full fetch of the pull request replaces it).
+    fn review_change(
+        &self,
+        repo: &RepoRef,
+        pr_id: u64,
+        change: &ReviewChange,
+        at: i64,
+    ) -> Result<(), RecordError>;
+    /// Marks a pull request deleted.
+    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError>;
+    /// Stores one accepted webhook delivery (its snapshot unless stale, its review change, its
+    /// deletion) together with its de-duplication mark, in one transaction: either all of it is
+    /// durable when this returns `Ok`, or none of it is. Returns [`Stored::Duplicate`], changing
+    /// nothing, when a delivery with the same request id was stored within the de-duplication
+    /// window. This is what lets `bbdc serve` answer 2xx only for what is stored, and store a
+    /// retried delivery whose first attempt failed.
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError>;
+}
+
+/// One accepted webhook delivery, as [`RecordSink::delivery`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The `X-Request-Id` (`None`: nothing to de-duplicate by; stored every time).
+    pub request_id: Option<&'a str>,
+    /// When the host received it, epoch ms (the de-duplication window counts from here).
+    pub received_at: i64,
+    /// The pull request as the payload describes it.
+    pub pull_request: &'a PullRequest,
+    /// The payload is older than a version already handled: keep the stored snapshot.
+    pub stale: bool,
+    /// A reviewer's status change, and when it happened (epoch ms).
+    pub review: Option<(&'a ReviewChange, i64)>,
+    /// The pull request was deleted.
+    pub deleted: bool,
+}
+
+/// What [`RecordSink::delivery`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// The delivery and its mark are durable.
+    New,
+    /// A delivery with this request id was stored before; nothing changed.
+    Duplicate,
+}
+
+/// How long a delivery's request id is remembered by default: Bitbucket retries a failed
+/// delivery within minutes, so a week leaves a wide margin while keeping the table bounded.
+pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// [`RecordSink`] on SQLite.
+pub struct SqliteRecords {
+    conn: Mutex<Connection>,
+    /// How long a delivery's request id is remembered.
+    dedup_window: std::time::Duration,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS projects (
+    key TEXT PRIMARY KEY, id INTEGER, name TEXT, description TEXT, public INTEGER, kind TEXT, url TEXT
+);
+CREATE TABLE IF NOT EXISTS repos (
+    project_key TEXT NOT NULL, slug TEXT NOT NULL, id INTEGER, name TEXT, description TEXT, scm TEXT,
+    state TEXT, public INTEGER, archived INTEGER, forkable INTEGER, origin_project_key TEXT,
+    origin_slug TEXT, url TEXT, clone_http TEXT, clone_ssh TEXT,
+    PRIMARY KEY (project_key, slug)
+);
+CREATE TABLE IF NOT EXISTS users (
+    slug TEXT PRIMARY KEY, id INTEGER, name TEXT, display_name TEXT, email TEXT, active INTEGER, kind TEXT
+);
+CREATE TABLE IF NOT EXISTS pull_requests (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, id INTEGER NOT NULL, version INTEGER NOT NULL,
+    title TEXT, description TEXT, state TEXT, draft INTEGER, author TEXT,
+    created_at INTEGER, updated_at INTEGER, closed_at INTEGER, merged_at INTEGER, merged_by TEXT,
+    merge_commit TEXT, source_branch TEXT, source_commit TEXT, source_repo TEXT, target_branch TEXT,
+    target_commit TEXT, url TEXT, comment_count INTEGER, open_task_count INTEGER,
+    resolved_task_count INTEGER, additions INTEGER, deletions INTEGER, files_changed INTEGER,
+    diff_truncated INTEGER, first_review_at INTEGER, first_approval_at INTEGER, complete INTEGER,
+    reviewers TEXT, participants TEXT, events TEXT, record TEXT, deleted INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (project_key, repo_slug, id)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, pr_id INTEGER NOT NULL, seq INTEGER NOT NULL,
+    user TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, activity_id INTEGER,
+    PRIMARY KEY (project_key, repo_slug, pr_id, seq)
+);
+CREATE TABLE IF NOT EXISTS webhook_deliveries (
+    request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (received_at);
+";
+
+/// A count (lines, files) as SQLite's signed integer; counts past `i64::MAX` cannot occur in a
+/// real diff and are kept at the maximum.
+fn count_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// An identity (pull-request, repository, project, user or activity id) as SQLite's signed
+/// integer, losslessly or not at all: two ids must never collapse into one row.
+fn id_of(what: &str, n: u64) -> Result<i64, RecordError> {
+    i64::try_from(n).map_err(|_| {
+        RecordError(format!(
+            "{what} id {n} is beyond the 64-bit signed range Bitbucket ids have; refused"
+        ))
+    })
+}
+
+impl SqliteRecords {
+    /// Opens (creating if needed) the record tables in the SQLite file at `path`.
+    pub fn open(path: &Path) -> Result<Self, RecordError> {
+        bbdc_host::storage::create_private(path).map_err(|e| RecordError(e.to_string()))?;
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // Records are the product: a commit is on disk before it is acknowledged.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            dedup_window: DEFAULT_DEDUP_WINDOW,
+        })
+    }
+
+    /// Remembers delivery request ids for `window` instead of [`DEFAULT_DEDUP_WINDOW`]; older
+    /// marks are pruned as deliveries arrive.
+    pub fn with_dedup_window(mut self, window: std::time::Duration) -> Self {
+        self.dedup_window = window;
+        self
+    }
+
+    /// How many delivery request ids are remembered now.
+    pub fn remembered_deliveries(&self) -> Result<u64, RecordError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| RecordError("lock poisoned".into()))?;
+        let n: i64 = conn.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn with_tx<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, RecordError>,
+    ) -> Result<T, RecordError> {
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| RecordError("lock poisoned".into()))?;
+        let tx = conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+}
+
+impl RecordSink for SqliteRecords {
+    fn projects(&self, items: &[Project]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO projects (key, id, name, description, public, kind, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for p in items {
+                let j = output::project_json(p);
+                st.execute(params![p.key, id_of("project", p.id)?, p.name, p.description, p.public, j["kind"].as_str(), p.url])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn repos(&self, items: &[Repo]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived, forkable,
+                 origin_project_key, origin_slug, url, clone_http, clone_ssh)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for r in items {
+                st.execute(params![
+                    r.repo_ref.project_key, r.repo_ref.slug, id_of("repository", r.id)?, r.name, r.description, r.scm, r.state,
+                    r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
+                    r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn users(&self, items: &[User]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO users (slug, id, name, display_name, email, active, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for u in items {
+                st.execute(params![u.slug, u.id.map(|n| id_of("user", n)).transpose()?, u.name, u.display_name, u.email, u.active, output::user_kind(u.kind)])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError> {
+        self.with_tx(|tx| {
+            for p in items {
+                upsert_pull_request(tx, p)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn review_change(
+        &self,
+        repo: &RepoRef,
+        pr_id: u64,
+        change: &ReviewChange,
+        at: i64,
+    ) -> Result<(), RecordError> {
+        self.with_tx(|tx| append_review(tx, repo, pr_id, change, at))
+    }
+
+    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError> {
+        self.with_tx(|tx| mark_deleted(tx, repo, pr_id))
+    }
+
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError> {
+        let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
+        self.with_tx(|tx| {
+            if let Some(id) = d.request_id {
+                // Expired marks go as deliveries arrive, so the table holds one window at most.
+                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
+                    .execute(params![d.received_at.saturating_sub(window)])?;
+                let fresh = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
+                    )?
+                    .execute(params![id, d.received_at])?;
+                if fresh == 0 {
+                    return Ok(Stored::Duplicate);
+                }
+            }
+            let pr = d.pull_request;
+            if !d.stale {
+                upsert_pull_request(tx, pr)?;
+            }
+            if let Some((change, at)) = d.review {
+                append_review(tx, &pr.repo, pr.id, change, at)?;
+            }
+            if d.deleted {
+                mark_deleted(tx, &pr.repo, pr.id)?;
+            }
+            Ok(Stored::New)
+        })
+    }
+}
+
+/// Appends a reviewer's status change to a pull request's review history.
+fn append_review(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &RepoRef,
+    pr_id: u64,
+    change: &ReviewChange,
+    at: i64,
+) -> Result<(), RecordError> {
+    let state = match change.status {
+        ReviewerStatus::Approved => "approved",
+        ReviewerStatus::NeedsWork => "needs_work",
+        ReviewerStatus::Unapproved => "unapproved",
+    };
+    tx.prepare_cached(
+        "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id)
+         SELECT ?1, ?2, ?3, COALESCE(MAX(seq) + 1, 0), ?4, ?5, ?6, NULL FROM reviews
+         WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+    )?
+    .execute(params![
+        repo.project_key,
+        repo.slug,
+        id_of("pull request", pr_id)?,
+        change.user.slug,
+        state,
+        at
+    ])?;
+    Ok(())
+}
+
+/// Marks a pull request deleted.
+fn mark_deleted(
+    tx: &rusqlite::Transaction<'_>,
+    repo: &RepoRef,
+    pr_id: u64,
+) -> Result<(), RecordError> {
+    tx.prepare_cached(
+        "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+    )?
+    .execute(params![repo.project_key, repo.slug, id_of("pull request", pr_id)?])?;
+    Ok(())
+}
+
+/// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
+/// webhook or a list page) keeps the diff statistics and review history a full fetch stored.
+fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Result<(), RecordError> {
+    let j = output::pull_request_json(p);
+    let text = |v: &serde_json::Value| v.to_string();
+    let complete = matches!(
+        p.completeness,
+        bbdc_host::bindings::types::PrCompleteness::Full
+    );
+    let pr_id = id_of("pull request", p.id)?;
+    tx.prepare_cached(
+        "INSERT INTO pull_requests (project_key, repo_slug, id, version, title, description, state, draft, author,
+            created_at, updated_at, closed_at, merged_at, merged_by, merge_commit, source_branch, source_commit,
+            source_repo, target_branch, target_commit, url, comment_count, open_task_count, resolved_task_count,
+            additions, deletions, files_changed, diff_truncated, first_review_at, first_approval_at, complete,
+            reviewers, participants, events, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22,
+            ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34, ?35)
+         ON CONFLICT (project_key, repo_slug, id) DO UPDATE SET
+            version = excluded.version, title = excluded.title, description = excluded.description,
+            state = excluded.state, draft = excluded.draft, author = excluded.author,
+            created_at = excluded.created_at, updated_at = excluded.updated_at, closed_at = excluded.closed_at,
+            merged_at = COALESCE(excluded.merged_at, merged_at), merged_by = COALESCE(excluded.merged_by, merged_by),
+            merge_commit = COALESCE(excluded.merge_commit, merge_commit), source_branch = excluded.source_branch,
+            source_commit = excluded.source_commit, source_repo = excluded.source_repo,
+            target_branch = excluded.target_branch, target_commit = excluded.target_commit, url = excluded.url,
+            comment_count = excluded.comment_count, open_task_count = excluded.open_task_count,
+            resolved_task_count = excluded.resolved_task_count,
+            additions = CASE WHEN excluded.complete THEN excluded.additions ELSE additions END,
+            deletions = CASE WHEN excluded.complete THEN excluded.deletions ELSE deletions END,
+            files_changed = CASE WHEN excluded.complete THEN excluded.files_changed ELSE files_changed END,
+            diff_truncated = CASE WHEN excluded.complete THEN excluded.diff_truncated ELSE diff_truncated END,
+            first_review_at = CASE WHEN excluded.complete THEN excluded.first_review_at ELSE first_review_at END,
+            first_approval_at = CASE WHEN excluded.complete THEN excluded.first_approval_at ELSE first_approval_at END,
+            events = CASE WHEN excluded.complete THEN excluded.events ELSE events END,
+            complete = MAX(complete, excluded.complete),
+            reviewers = excluded.reviewers, participants = excluded.participants, record = excluded.record
+         WHERE excluded.version >= pull_requests.version",
+    )?
+    .execute(params![
+        p.repo.project_key, p.repo.slug, pr_id, p.version, p.title, p.description, j["state"].as_str(),
+        p.draft, j["author"].as_str(), p.created_at, p.updated_at, p.closed_at, p.merged_at, j["merged_by"].as_str(),
+        p.merge_commit, p.source.display_id, p.source.latest_commit,
+        p.source_fork.as_ref().map(|r| format!("{}/{}", r.project_key, r.slug)), p.target.display_id,
+        p.target.latest_commit, p.url, p.comment_count, p.open_task_count, p.resolved_task_count,
+        p.diff.as_ref().map(|d| count_of(d.additions)), p.diff.as_ref().map(|d| count_of(d.deletions)),
+        p.diff.as_ref().map(|d| d.files_changed), p.diff.as_ref().map(|d| d.truncated), p.first_review_at,
+        p.first_approval_at, complete, text(&j["reviewers"]), text(&j["participants"]), text(&j["events"]), text(&j)
+    ])?;
+    if complete {
+        let current: u32 = tx.query_row(
+            "SELECT version FROM pull_requests WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+            params![p.repo.project_key, p.repo.slug, pr_id],
+            |r| r.get(0),
+        )?;
+        if current == p.version {
+            tx.execute(
+                "DELETE FROM reviews WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+                params![p.repo.project_key, p.repo.slug, pr_id],
+            )?;
+            let mut st = tx.prepare_cached(
+                "INSERT INTO reviews (project_key, repo_slug, pr_id, seq, user, state, at, activity_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )?;
+            for (seq, r) in p.reviews.iter().enumerate() {
+                st.execute(params![
+                    p.repo.project_key,
+                    p.repo.slug,
+                    pr_id,
+                    seq,
+                    r.user.slug,
+                    output::review_action(r.action),
+                    r.at,
+                    r.activity_id.map(|n| id_of("activity", n)).transpose()?
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,347 @@
+//! `bbdc serve`: `POST /webhooks/bitbucket_data_center` and `GET /healthz` over real HTTP, many
+//! deliveries at once, each persisted before it is answered, and (with server credentials) a
+//! background refresh of the pull request through `fetch-pull-request`.
+//!
+//! HTTP is [`bbdc_http_server`], the stack the simulator shares: connections (keep-alive
+//! included) cost no thread, and each delivery runs on a blocking thread, at most `workers` at a
+//! time, since a call into the component and the SQLite commit block.
+//!
+//! What the endpoint guarantees:
+//! - **2xx means stored.** A delivery is answered 200 `accepted` only once its records and its
+//!   de-duplication mark are committed in one transaction ([`RecordSink::delivery`]); any
+//!   failure before that answers 5xx and leaves no mark, so Bitbucket's retry stores it.
+//! - **Bounded clients.** At most `max_connections` connections are open (more wait in the
+//!   kernel's backlog); a connection that has not sent a complete request head within
+//!   `idle_timeout` of opening or of its previous answer is closed, and a body must arrive
+//!   within `body_timeout` (408 otherwise). Accept failures (out of file descriptors) back off
+//!   and retry instead of stopping the endpoint.
+//! - **Graceful stop.** [`WebhookServer::stop`], or SIGTERM/SIGINT when `stop_on_signals` is
+//!   set, stops accepting, lets the deliveries in flight finish (up to `drain_timeout`) and
+//!   then returns; queued background refreshes are abandoned (their snapshots are stored).
+
+use crate::records::RecordSink;
+use crate::webhook::{self, DeliveryReport};
+use bbdc_host::bindings::api::RepoRef;
+use bbdc_host::imports::Tenant;
+use bbdc_host::runtime::Runtime;
+use bbdc_http_server::axum::Router;
+use bbdc_http_server::axum::body::Body;
+use bbdc_http_server::axum::extract::State;
+use bbdc_http_server::axum::http::{HeaderMap, StatusCode, header};
+use bbdc_http_server::axum::response::{IntoResponse, Response};
+use bbdc_http_server::axum::routing::{get, post};
+use bbdc_http_server::{HttpServer, Limits};
+use http_body_util::BodyExt;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The delivery path Bitbucket is pointed at.
+pub const WEBHOOK_PATH: &str = "/webhooks/bitbucket_data_center";
+
+/// Settings of the endpoint.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free one).
+    pub listen: String,
+    /// The webhook secret (`None` only when unsigned deliveries are explicitly allowed).
+    pub secret: Option<String>,
+    /// Largest body accepted (413 beyond).
+    pub max_body: usize,
+    /// Deliveries handled at once (each on its own thread while it runs).
+    pub workers: usize,
+    /// Refresh pull requests through the server after accepted deliveries.
+    pub refresh: bool,
+    /// Connections open at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// A connection that has not sent a complete request head this long after opening, or
+    /// after its previous answer, is closed (this bounds both slow headers and idle
+    /// keep-alive connections).
+    pub idle_timeout: Duration,
+    /// Longest wait for a request body once its head arrived (408 beyond).
+    pub body_timeout: Duration,
+    /// How long a stop waits for deliveries in flight.
+    pub drain_timeout: Duration,
+    /// Stop gracefully on SIGTERM and SIGINT (for `bbdc serve`; embedders keep their own
+    /// signal handling and call [`WebhookServer::stop`]).
+    pub stop_on_signals: bool,
+}
+
+impl ServeConfig {
+    /// Defaults for `listen`: the connector's body cap, 8 workers, 1024 connections, 15 s to
+    /// send a request head, 30 s for a body, 30 s to drain.
+    pub fn new(listen: impl Into<String>, secret: Option<String>) -> Self {
+        Self {
+            listen: listen.into(),
+            secret,
+            max_body: crate::webhook::DEFAULT_MAX_BODY,
+            workers: 8,
+            refresh: false,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(15),
+            body_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(30),
+            stop_on_signals: false,
+        }
+    }
+}
+
+/// Why the endpoint could not start.
+pub type ServeError = bbdc_http_server::BindError;
+
+/// A running endpoint.
+pub struct WebhookServer {
+    http: HttpServer,
+    refresher: Option<Refresher>,
+}
+
+type Shared = (Arc<Runtime>, Arc<Tenant>, Arc<dyn RecordSink>);
+
+/// The refresh queue, its worker, and the flag that makes it abandon what is queued.
+struct Refresher {
+    queue: mpsc::Sender<RefreshRequest>,
+    worker: JoinHandle<()>,
+    abandon: Arc<AtomicBool>,
+}
+
+/// A pull request to fetch again through the server.
+struct RefreshRequest {
+    repo: RepoRef,
+    id: u64,
+}
+
+/// Pull requests queued for refresh and not yet started: a burst of deliveries for one pull
+/// request queues one refresh.
+type Pending = Arc<Mutex<HashSet<(String, String, u64)>>>;
+
+/// What every request handler sees.
+struct Endpoint {
+    shared: Shared,
+    config: ServeConfig,
+    refresh: Option<mpsc::Sender<RefreshRequest>>,
+    pending: Pending,
+}
+
+impl WebhookServer {
+    /// Binds and starts answering.
+    pub fn start(
+        runtime: Arc<Runtime>,
+        tenant: Arc<Tenant>,
+        sink: Arc<dyn RecordSink>,
+        mut config: ServeConfig,
+    ) -> Result<Self, ServeError> {
+        // Never accept a body the connector would refuse anyway.
+        config.max_body = config.max_body.min(crate::webhook::CONNECTOR_MAX_BODY);
+        let shared: Shared = (runtime, tenant, sink);
+        let pending: Pending = Arc::new(Mutex::new(HashSet::new()));
+        let refresher = config
+            .refresh
+            .then(|| start_refresher(shared.clone(), Arc::clone(&pending)));
+        let endpoint = Arc::new(Endpoint {
+            shared,
+            config: config.clone(),
+            refresh: refresher.as_ref().map(|r| r.queue.clone()),
+            pending,
+        });
+        let app = Router::new()
+            .route(
+                "/healthz",
+                get(|| async { json_response(200, r#"{"ok":true}"#.into()) }),
+            )
+            .route(
+                WEBHOOK_PATH,
+                post(deliver).fallback(|| async {
+                    json_response(405, r#"{"error":"method_not_allowed"}"#.into())
+                }),
+            )
+            .fallback(|| async { json_response(404, r#"{"error":"not_found"}"#.into()) })
+            .with_state(endpoint);
+        let limits = Limits {
+            max_connections: config.max_connections,
+            idle_timeout: Some(config.idle_timeout),
+            drain_timeout: config.drain_timeout,
+            stop_on_signals: config.stop_on_signals,
+            blocking_threads: config.workers,
+        };
+        let http = HttpServer::start("bbdc-serve", &config.listen, limits, app)?;
+        tracing::info!("listening on http://{}{WEBHOOK_PATH}", http.addr());
+        Ok(Self { http, refresher })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.http.addr()
+    }
+
+    /// Stops accepting, waits for the deliveries in flight (up to the drain timeout), abandons
+    /// queued refreshes and lets a running one finish.
+    pub fn stop(self) {
+        self.http.stop();
+        Self::finish(self.refresher);
+    }
+
+    /// Serves until stopped by a signal (with `stop_on_signals`), then drains as
+    /// [`WebhookServer::stop`] does.
+    pub fn wait(self) {
+        self.http.wait();
+        Self::finish(self.refresher);
+    }
+
+    fn finish(refresher: Option<Refresher>) {
+        if let Some(r) = refresher {
+            r.abandon.store(true, Ordering::Relaxed);
+            drop(r.queue);
+            let _ = r.worker.join();
+        }
+    }
+}
+
+fn start_refresher(shared: Shared, pending: Pending) -> Refresher {
+    let (tx, rx) = mpsc::channel::<RefreshRequest>();
+    let abandon = Arc::new(AtomicBool::new(false));
+    let abandoned = Arc::clone(&abandon);
+    let handle = std::thread::spawn(move || {
+        let (runtime, tenant, sink) = shared;
+        while let Ok(RefreshRequest { repo, id }) = rx.recv() {
+            if abandoned.load(Ordering::Relaxed) {
+                continue;
+            }
+            if let Ok(mut p) = pending.lock() {
+                p.remove(&(repo.project_key.clone(), repo.slug.clone(), id));
+            }
+            match runtime.fetch_pull_request(&tenant, &repo, id) {
+                Ok(pr) => {
+                    if let Err(e) = sink.pull_requests(std::slice::from_ref(&pr)) {
+                        tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, "refresh not stored: {e}");
+                    }
+                }
+                Err(e) => {
+                    let (code, message) = crate::output::call_error(&e);
+                    tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, code, "refresh failed: {message}");
+                }
+            }
+        }
+    });
+    Refresher {
+        queue: tx,
+        worker: handle,
+        abandon,
+    }
+}
+
+fn json_response(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn header_pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect()
+}
+
+async fn deliver(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let headers = header_pairs(&headers);
+    let max_body = endpoint.config.max_body;
+    let limited = http_body_util::Limited::new(body, max_body);
+    let Ok(collected) = tokio::time::timeout(endpoint.config.body_timeout, limited.collect()).await
+    else {
+        let report = webhook::unreadable_with(
+            408,
+            "body_timeout",
+            format!(
+                "the body did not arrive within {:?}",
+                endpoint.config.body_timeout
+            ),
+            &headers,
+        );
+        return json_response(
+            report.http_status,
+            webhook::report_json(&report).to_string(),
+        );
+    };
+    let body = match collected {
+        Ok(collected) => collected.to_bytes().to_vec(),
+        Err(e) => {
+            let report = if e.is::<http_body_util::LengthLimitError>() {
+                webhook::too_large(max_body, &headers)
+            } else {
+                webhook::unreadable(e.to_string(), &headers)
+            };
+            return json_response(
+                report.http_status,
+                webhook::report_json(&report).to_string(),
+            );
+        }
+    };
+    let answered = tokio::task::spawn_blocking(move || {
+        let report = handle(&endpoint, headers, body);
+        (
+            report.http_status,
+            webhook::report_json(&report).to_string(),
+        )
+    })
+    .await;
+    match answered {
+        Ok((status, body)) => json_response(status, body),
+        Err(e) => json_response(
+            500,
+            serde_json::json!({"result": "rejected", "error": "internal", "message": e.to_string()})
+                .to_string(),
+        ),
+    }
+}
+
+/// One delivery, on a blocking thread: the call, persistence, the refresh queue, the log line.
+fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) -> DeliveryReport {
+    let (runtime, tenant, sink) = &endpoint.shared;
+    let config = &endpoint.config;
+    let report = webhook::handle(
+        runtime,
+        tenant,
+        config.secret.as_deref(),
+        config.max_body,
+        headers,
+        body,
+        Some(sink.as_ref()),
+    );
+    tracing::info!(
+        event_key = %crate::printable::prefix(report.event_key.as_deref().unwrap_or("-")),
+        request_id = %crate::printable::prefix(report.request_id.as_deref().unwrap_or("-")),
+        result = report.result,
+        status = report.http_status,
+        "webhook delivery"
+    );
+    if let (Some(tx), Some(r)) = (
+        &endpoint.refresh,
+        report.outcome.as_ref().and_then(|o| o.refresh.clone()),
+    ) {
+        let key = (r.repo.project_key.clone(), r.repo.slug.clone(), r.id);
+        let fresh = endpoint
+            .pending
+            .lock()
+            .map(|mut p| p.insert(key))
+            .unwrap_or(true);
+        if fresh {
+            let _ = tx.send(RefreshRequest {
+                repo: r.repo,
+                id: r.id,
+            });
+        }
+    }
+    report
+}

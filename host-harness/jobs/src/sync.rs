@@ -1,0 +1,750 @@
+//! The sync job behind `bbdc sync`: projects → repositories → users → pull requests, repositories
+//! in parallel (each call in its own store), every batch made durable in the [`RecordSink`] before
+//! the connector is told so (by calling it again with the batch's cursor).
+
+use crate::output;
+use crate::records::RecordSink;
+use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
+use bbdc_host::bindings::types::{Project, RecordKind, Repo, RepoFilter, UnreadableRecord, User};
+use bbdc_host::imports::Tenant;
+use bbdc_host::runtime::{CallError, Runtime};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::Value;
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What to sync.
+#[derive(Debug, Clone)]
+pub struct SyncJob {
+    /// Only these project keys (empty: every visible project).
+    pub projects: Vec<String>,
+    /// Only these repositories, as (project key, slug) (empty: every repository of the projects).
+    pub repos: Vec<(String, String)>,
+    /// Which visible repositories to visit (personal, archived).
+    pub filter: RepoFilter,
+    /// Ignore pull requests last updated before this instant (epoch ms).
+    pub since: Option<i64>,
+    /// List every pull request this run (reconciliation), not just what changed.
+    pub full: bool,
+    /// Repositories synced at once.
+    pub concurrency: usize,
+    /// Draw progress bars (on stderr, when it is a terminal).
+    pub progress: bool,
+    /// Most pages one listing (projects, repositories, users) may take before it is stopped
+    /// with an error.
+    pub max_listing_pages: u64,
+    /// Most items one listing may bring before it is stopped with an error.
+    pub max_listing_items: u64,
+}
+
+impl Default for SyncJob {
+    /// Every visible repository, personal and archived ones included, four at a time.
+    fn default() -> Self {
+        Self {
+            projects: Vec::new(),
+            repos: Vec::new(),
+            filter: RepoFilter {
+                include_personal: true,
+                include_archived: true,
+            },
+            since: None,
+            full: false,
+            concurrency: 4,
+            progress: false,
+            max_listing_pages: MAX_LISTING_PAGES,
+            max_listing_items: MAX_LISTING_ITEMS,
+        }
+    }
+}
+
+/// A pull request the connector could not fetch in full, or could not even identify.
+#[derive(Debug, Clone)]
+pub struct SkippedPr {
+    /// `KEY/slug`.
+    pub repo: String,
+    /// PR id; `None` for a listed pull request whose id could not be read (stage `identity`).
+    pub id: Option<u64>,
+    /// What failed.
+    pub stage: String,
+    /// Error code.
+    pub code: String,
+    /// Error message.
+    pub message: String,
+}
+
+/// The outcome of a sync.
+#[derive(Debug, Clone, Default)]
+pub struct SyncReport {
+    /// Records written, by type.
+    pub records: BTreeMap<&'static str, u64>,
+    /// Pull requests listed but unchanged.
+    pub unchanged: u64,
+    /// HTTP requests sent to the server (retries included).
+    pub requests: u64,
+    /// Requests retried (429, 502, 503, 504, connection failures).
+    pub retries: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+    /// Time spent waiting for the rate limit and Retry-After.
+    pub rate_limit_wait: Duration,
+    /// Pull requests skipped, with reasons.
+    pub skipped: Vec<SkippedPr>,
+    /// Other listed records that could not be identified (projects, repositories, users,
+    /// activities): (kind, location, reason). Unreadable pull requests are in `skipped`.
+    pub unreadable: Vec<(String, String, String)>,
+    /// Repositories that failed (`name` is `KEY/slug`).
+    pub failed_repos: Vec<Failure>,
+    /// Projects named with `--project` (or by a `--repo`) whose repositories could not be
+    /// listed (`name` is the key); the other projects were synced.
+    pub failed_projects: Vec<Failure>,
+    /// Whether users came from `/users` because `/admin/users` was refused.
+    pub users_fallback: bool,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+/// A project or repository the job could not sync.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    /// The project key, or `KEY/slug` for a repository.
+    pub name: String,
+    /// The error code (`not_found`, `deadline_exceeded`, …).
+    pub code: String,
+    /// What went wrong, as the server or host said it.
+    pub message: String,
+}
+
+impl Failure {
+    fn new(name: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Failure> for SyncError {
+    /// A failure that leaves nothing to do: the job's error.
+    fn from(f: Failure) -> Self {
+        SyncError::Listing {
+            what: f.name,
+            code: f.code,
+            message: f.message,
+        }
+    }
+}
+
+/// How a sync ended, as `bbdc sync`'s exit status tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Everything asked for was synced (skipped pull requests are listed and retried by the next
+    /// sync). Exit status 0.
+    Complete,
+    /// Some projects or repositories failed and are listed; the rest was synced. Exit status 3.
+    Partial,
+}
+
+impl SyncStatus {
+    /// `complete` or `partial`, as the JSON summary's `status`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncStatus::Complete => "complete",
+            SyncStatus::Partial => "partial",
+        }
+    }
+
+    /// The process exit status: 0 complete, 3 partial. (1 is "nothing done": the job could not
+    /// run at all; 2 is a command-line usage error.)
+    pub fn exit_code(self) -> u8 {
+        match self {
+            SyncStatus::Complete => 0,
+            SyncStatus::Partial => PARTIAL_EXIT,
+        }
+    }
+}
+
+/// Exit status of a sync that synced part of what was asked for.
+pub const PARTIAL_EXIT: u8 = 3;
+
+impl SyncReport {
+    /// Whether everything asked for was synced.
+    pub fn status(&self) -> SyncStatus {
+        if self.failed_repos.is_empty() && self.failed_projects.is_empty() {
+            SyncStatus::Complete
+        } else {
+            SyncStatus::Partial
+        }
+    }
+}
+
+/// Why the job could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// A listing (projects, repositories, users) failed.
+    #[error("{what} failed: {code}: {message}")]
+    Listing {
+        /// What was being listed.
+        what: String,
+        /// Error code.
+        code: String,
+        /// Message.
+        message: String,
+    },
+    /// Writing records failed.
+    #[error(transparent)]
+    Records(#[from] crate::records::RecordError),
+    /// Writing JSON lines failed.
+    #[error("writing JSON lines: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
+    let (code, message) = output::call_error(e);
+    SyncError::Listing {
+        what: what.into(),
+        code: code.into(),
+        message,
+    }
+}
+
+/// Writes JSON lines, shared by the workers.
+pub type JsonlOut = Mutex<Box<dyn Write + Send>>;
+
+fn emit(
+    out: Option<&JsonlOut>,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<(), std::io::Error> {
+    let Some(out) = out else { return Ok(()) };
+    let mut w = out
+        .lock()
+        .map_err(|_| std::io::Error::other("output lock poisoned"))?;
+    for v in values {
+        writeln!(w, "{v}")?;
+    }
+    w.flush()
+}
+
+/// Attempts per connector call for failures that may pass (the host's HTTP policy has already
+/// retried single requests; this covers a malformed or cut body, or a storm that outlasted it).
+const CALL_ATTEMPTS: u32 = 4;
+
+/// Whether a failed call is worth repeating. Every call is safe to repeat: listings are reads,
+/// and a sync step with the same cursor is idempotent. A deadline or a rate limit is never
+/// repeated here: the host's HTTP policy already spent the call's time waiting and retrying,
+/// and repeating would multiply the deadline the operator set.
+fn transient(e: &CallError<ConnectorError>) -> bool {
+    match e {
+        CallError::Connector(c) => matches!(
+            c,
+            ConnectorError::Server(_)
+                | ConnectorError::Transport(_)
+                | ConnectorError::MalformedResponse(_)
+        ),
+        CallError::Host(_) => false,
+    }
+}
+
+/// Runs `call`, repeating it with a growing pause while it fails transiently.
+pub fn with_retries<T>(
+    mut call: impl FnMut() -> Result<T, CallError<ConnectorError>>,
+) -> Result<T, CallError<ConnectorError>> {
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match call() {
+            Err(e) if attempt < CALL_ATTEMPTS && transient(&e) => {
+                let (code, message) = output::call_error(&e);
+                tracing::debug!(attempt, code, "repeating a failed call: {message}");
+                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt * attempt)));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// One page of a listing: items, next cursor, items that could not be identified.
+type ListingPage<T> = (Vec<T>, Option<String>, Vec<UnreadableRecord>);
+
+/// Default [`SyncJob::max_listing_pages`]: far beyond any real server (50,000 repositories are
+/// 500 pages of 100), so a page stream that never ends fails instead of running forever.
+pub const MAX_LISTING_PAGES: u64 = 200_000;
+/// Default [`SyncJob::max_listing_items`], for the same reason: it bounds what a listing can make
+/// the job hold (the repositories to visit).
+pub const MAX_LISTING_ITEMS: u64 = 5_000_000;
+/// Pages in a row that bring nothing but another cursor before a listing is declared stuck.
+pub const MAX_EMPTY_PAGES: u32 = 3;
+
+/// Why a listing was stopped: it made no progress, or never ended.
+fn runaway(why: String) -> PageFailure {
+    PageFailure::Call(CallError::Connector(ConnectorError::MalformedResponse(why)))
+}
+
+/// Follows a paged listing to its end, handing each page to `on_page` as it arrives (so
+/// nothing accumulates here) and collecting the items that could not be identified. A listing
+/// that keeps answering empty pages with a next cursor, repeats a cursor, or passes
+/// the job's page or item cap ends with an error.
+fn all_pages<T>(
+    job: &SyncJob,
+    mut page: impl FnMut(Option<String>) -> Result<ListingPage<T>, CallError<ConnectorError>>,
+    unreadable: &mut Vec<(String, String, String)>,
+    mut on_page: impl FnMut(Vec<T>) -> Result<(), SyncError>,
+) -> Result<(), PageFailure> {
+    let mut cursor: Option<String> = None;
+    let (mut pages, mut items, mut empty) = (0u64, 0u64, 0u32);
+    loop {
+        let (got, next, bad) = with_retries(|| page(cursor.clone())).map_err(PageFailure::Call)?;
+        pages += 1;
+        items = items.saturating_add(got.len() as u64);
+        empty = if got.is_empty() && bad.is_empty() {
+            empty + 1
+        } else {
+            0
+        };
+        unreadable.extend(unreadable_entries(bad));
+        on_page(got).map_err(PageFailure::Store)?;
+        let Some(next) = next else {
+            return Ok(());
+        };
+        if empty >= MAX_EMPTY_PAGES {
+            return Err(runaway(format!(
+                "the listing answered {empty} empty pages in a row that each promised more; stopped"
+            )));
+        }
+        if cursor.as_deref() == Some(next.as_str()) {
+            return Err(runaway("the listing repeated its cursor; stopped".into()));
+        }
+        if pages >= job.max_listing_pages || items >= job.max_listing_items {
+            return Err(runaway(format!(
+                "the listing did not end after {pages} pages and {items} items; stopped"
+            )));
+        }
+        cursor = Some(next);
+    }
+}
+
+fn unreadable_entries(
+    list: Vec<UnreadableRecord>,
+) -> impl Iterator<Item = (String, String, String)> {
+    list.into_iter()
+        .map(|u| (output::record_kind(u.kind).to_owned(), u.location, u.reason))
+}
+
+/// What the job visits: the repositories (already written, page by page), and the project
+/// records to write once the listing is done.
+struct Enumerated {
+    projects: Vec<Project>,
+    repos: Vec<RepoRef>,
+}
+
+/// Why following a listing stopped.
+enum PageFailure {
+    /// The connector or host failed.
+    Call(CallError<ConnectorError>),
+    /// A page could not be written.
+    Store(SyncError),
+}
+
+impl PageFailure {
+    fn into_sync(self, what: impl Into<String>) -> SyncError {
+        match self {
+            PageFailure::Call(e) => listing_error(what, &e),
+            PageFailure::Store(e) => e,
+        }
+    }
+}
+
+/// Where listed records go as their pages arrive.
+struct Writer<'a> {
+    sink: &'a dyn RecordSink,
+    jsonl: Option<&'a JsonlOut>,
+}
+
+impl Writer<'_> {
+    fn repos(&self, page: &[Repo]) -> Result<(), SyncError> {
+        self.sink.repos(page)?;
+        emit(self.jsonl, page.iter().map(output::repo_json))?;
+        Ok(())
+    }
+}
+
+/// Enumerates what the job visits, writing repositories as their pages arrive. Without
+/// `--project`/`--repo`, every visible repository comes from one listing (`list-all-repos`:
+/// `GET /repos`, personal repositories included, which the project listing cannot reach); the
+/// project records are the listed projects plus the personal projects those repositories live
+/// in. With filters, only the named projects' repositories are listed (personal keys such as
+/// `~JDOE` included); a named project that cannot be listed is reported in `failed_projects`
+/// and the others are synced.
+fn enumerate(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    job: &SyncJob,
+    out: &Writer<'_>,
+    report: &mut SyncReport,
+) -> Result<Enumerated, SyncError> {
+    let filter = job.filter;
+    let mut wanted: Vec<String> = job.projects.clone();
+    wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
+    wanted.sort();
+    wanted.dedup();
+    let mut projects: Vec<Project> = Vec::new();
+    all_pages(
+        job,
+        |c| {
+            runtime
+                .list_projects(tenant, c)
+                .map(|p| (p.items, p.next, p.unreadable))
+        },
+        &mut report.unreadable,
+        |page| {
+            projects.extend(
+                page.into_iter()
+                    .filter(|p| wanted.is_empty() || wanted.contains(&p.key)),
+            );
+            Ok(())
+        },
+    )
+    .map_err(|e| e.into_sync("listing projects"))?;
+    let mut repos: Vec<RepoRef> = Vec::new();
+    // Projects the listing leaves out (personal ones) come from their repositories.
+    let mut keep = |page: Vec<Repo>, projects: &mut Vec<Project>| -> Result<(), SyncError> {
+        let page: Vec<Repo> = page
+            .into_iter()
+            .filter(|r| {
+                job.repos.is_empty()
+                    || job
+                        .repos
+                        .iter()
+                        .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
+            })
+            .collect();
+        out.repos(&page)?;
+        for r in page {
+            if !projects.iter().any(|p| p.key == r.project.key) {
+                projects.push(r.project.clone());
+            }
+            repos.push(r.repo_ref);
+        }
+        Ok(())
+    };
+    if wanted.is_empty() {
+        all_pages(
+            job,
+            |c| {
+                runtime
+                    .list_all_repos(tenant, filter, c)
+                    .map(|p| (p.items, p.next, p.unreadable))
+            },
+            &mut report.unreadable,
+            |page| keep(page, &mut projects),
+        )
+        .map_err(|e| e.into_sync("listing repositories"))?;
+    } else {
+        for key in &wanted {
+            let listed = all_pages(
+                job,
+                |c| {
+                    runtime
+                        .list_repos(tenant, key, filter, c)
+                        .map(|p| (p.items, p.next, p.unreadable))
+                },
+                &mut report.unreadable,
+                |page| keep(page, &mut projects),
+            );
+            // One project that cannot be listed is reported; the others are synced.
+            match listed {
+                Ok(()) => {}
+                Err(PageFailure::Store(e)) => return Err(e),
+                Err(PageFailure::Call(e)) => {
+                    let (code, message) = output::call_error(&e);
+                    tracing::warn!(
+                        project = %crate::printable::shown(key),
+                        code,
+                        "listing repositories failed: {}",
+                        crate::printable::shown(&message)
+                    );
+                    report
+                        .failed_projects
+                        .push(Failure::new(key.clone(), code, message));
+                }
+            }
+        }
+        if let Some(first) = report.failed_projects.first()
+            && report.failed_projects.len() == wanted.len()
+        {
+            // Every project named failed: nothing can be done.
+            let mut f = first.clone();
+            f.name = format!("project {}", f.name);
+            return Err(f.into());
+        }
+        for (k, s) in &job.repos {
+            let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
+            if listed_project && !repos.iter().any(|r| r.project_key == *k && r.slug == *s) {
+                report.failed_repos.push(Failure::new(
+                    format!("{k}/{s}"),
+                    "not_found",
+                    format!(
+                        "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
+                    ),
+                ));
+            }
+        }
+        if !job.repos.is_empty() && repos.is_empty() && job.projects.is_empty() {
+            let mut f = report.failed_repos.first().cloned().unwrap_or_default();
+            f.name = format!("repository {}", f.name);
+            return Err(f.into());
+        }
+    }
+    Ok(Enumerated { projects, repos })
+}
+
+/// Runs the job.
+pub fn run(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    job: &SyncJob,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let before = tenant.http.counters.snapshot();
+    let mut report = SyncReport::default();
+    let bars = MultiProgress::with_draw_target(if job.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let phase = bars.add(ProgressBar::new_spinner());
+    phase.enable_steady_tick(Duration::from_millis(120));
+
+    // Projects and repositories (written as their pages arrive).
+    phase.set_message("listing projects and repositories");
+    let writer = Writer { sink, jsonl };
+    let Enumerated { projects, repos } = enumerate(runtime, tenant, job, &writer, &mut report)?;
+    sink.projects(&projects)?;
+    emit(jsonl, projects.iter().map(output::project_json))?;
+    report.records.insert("project", projects.len() as u64);
+    report.records.insert("repo", repos.len() as u64);
+
+    // Users (written as their pages arrive).
+    phase.set_message("listing users");
+    let mut fallback = false;
+    let mut user_count = 0u64;
+    all_pages(
+        job,
+        |c| {
+            runtime.list_users(tenant, c).map(|p| {
+                fallback |= p.fallback;
+                (p.items, p.next, p.unreadable)
+            })
+        },
+        &mut report.unreadable,
+        |page: Vec<User>| {
+            sink.users(&page)?;
+            emit(jsonl, page.iter().map(output::user_json))?;
+            user_count += page.len() as u64;
+            Ok(())
+        },
+    )
+    .map_err(|e| e.into_sync("listing users"))?;
+    report.records.insert("user", user_count);
+    report.users_fallback = fallback;
+    phase.finish_and_clear();
+
+    // Pull requests, repositories in parallel.
+    let bar = bars.add(ProgressBar::new(repos.len() as u64));
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} pull requests [{bar:30}] {pos}/{len} repositories {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(repos.into_iter().collect());
+    let shared = Mutex::new((
+        0u64,
+        0u64,
+        Vec::<SkippedPr>::new(),
+        Vec::<Failure>::new(),
+        None::<SyncError>,
+        Vec::<(String, String, String)>::new(),
+    ));
+    let options = WitSyncOptions {
+        since: job.since,
+        full_listing: job.full,
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..job.concurrency.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let Some(repo) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+                        return;
+                    };
+                    let name = format!("{}/{}", repo.project_key, repo.slug);
+                    let outcome = sync_repo(runtime, tenant, sink, jsonl, &repo, &options, &name);
+                    if let Ok(mut s) = shared.lock() {
+                        match outcome {
+                            Ok(r) => {
+                                s.0 += r.written;
+                                s.1 += r.unchanged;
+                                s.2.extend(r.skipped);
+                                s.5.extend(r.unreadable);
+                            }
+                            Err(RepoFailure::Call(code, message)) => {
+                                s.3.push(Failure::new(name, code, message))
+                            }
+                            Err(RepoFailure::Fatal(e)) => {
+                                s.4.get_or_insert(e);
+                            }
+                        }
+                        bar.set_message(format!("{} pull requests", s.0));
+                    }
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let (written, unchanged, skipped, failed, fatal, unreadable) =
+        shared.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.unreadable.extend(unreadable);
+    if let Some(e) = fatal {
+        return Err(e);
+    }
+    report.records.insert("pull_request", written);
+    report.unchanged = unchanged;
+    report.skipped = skipped;
+    report.failed_repos.extend(failed);
+    let after = tenant.http.counters.snapshot();
+    report.requests = after.0.saturating_sub(before.0);
+    report.retries = after.1.saturating_sub(before.1);
+    report.throttled = after.2.saturating_sub(before.2);
+    report.rate_limit_wait = after.3.saturating_sub(before.3);
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+struct RepoOutcome {
+    written: u64,
+    unchanged: u64,
+    skipped: Vec<SkippedPr>,
+    /// Unreadable activities of this repository's pull requests.
+    unreadable: Vec<(String, String, String)>,
+    /// Listed pull requests whose id could not be read (never retried: there is nothing to
+    /// ask for).
+    unidentified: Vec<SkippedPr>,
+}
+
+enum RepoFailure {
+    /// The connector or host failed for this repository (code, message).
+    Call(String, String),
+    /// Records could not be written: stop the job.
+    Fatal(SyncError),
+}
+
+fn sync_repo(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    repo: &RepoRef,
+    options: &WitSyncOptions,
+    name: &str,
+) -> Result<RepoOutcome, RepoFailure> {
+    let mut out = RepoOutcome {
+        written: 0,
+        unchanged: 0,
+        skipped: Vec::new(),
+        unreadable: Vec::new(),
+        unidentified: Vec::new(),
+    };
+    // Pull requests skipped in a pass are retried at the start of the next one; two extra passes
+    // right away let one run get past passing faults. Those still failing are reported.
+    for pass in 0..3 {
+        let skipped = sync_pass(
+            runtime,
+            tenant,
+            sink,
+            jsonl,
+            repo,
+            options,
+            name,
+            &mut out,
+            pass == 0,
+        )?;
+        if skipped.is_empty() || pass == 2 {
+            out.skipped = skipped;
+            break;
+        }
+    }
+    let unidentified = std::mem::take(&mut out.unidentified);
+    out.skipped.extend(unidentified);
+    Ok(out)
+}
+
+/// One pass over a repository: call, persist, acknowledge (by calling again), until done.
+#[allow(clippy::too_many_arguments)]
+fn sync_pass(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    repo: &RepoRef,
+    options: &WitSyncOptions,
+    name: &str,
+    out: &mut RepoOutcome,
+    count_unchanged: bool,
+) -> Result<Vec<SkippedPr>, RepoFailure> {
+    let mut skipped = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let batch =
+            with_retries(|| runtime.fetch_pull_requests(tenant, repo, options, cursor.as_deref()))
+                .map_err(|e| {
+                    let (code, message) = output::call_error(&e);
+                    tracing::warn!(repo = name, code, "repository sync failed: {message}");
+                    RepoFailure::Call(code.into(), message)
+                })?;
+        // Durable first: only then may the connector be told (by the next call) that it is safe.
+        sink.pull_requests(&batch.pull_requests)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        emit(
+            jsonl,
+            batch.pull_requests.iter().map(output::pull_request_json),
+        )
+        .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        out.written += batch.pull_requests.len() as u64;
+        if count_unchanged {
+            out.unchanged += u64::from(batch.stats.unchanged);
+        }
+        for s in batch.skipped {
+            let (code, message) = output::connector_error(&s.error);
+            skipped.push(SkippedPr {
+                repo: name.to_owned(),
+                id: Some(s.id),
+                stage: s.stage,
+                code: code.into(),
+                message,
+            });
+        }
+        // Reported once, from the first pass (the extra passes list the same pages again).
+        for u in batch.unreadable.into_iter().filter(|_| count_unchanged) {
+            if u.kind == RecordKind::PullRequest {
+                out.unidentified.push(SkippedPr {
+                    repo: name.to_owned(),
+                    id: None,
+                    stage: "identity".into(),
+                    code: "unreadable".into(),
+                    message: format!("{}: {}", u.location, u.reason),
+                });
+            } else {
+                out.unreadable.extend(unreadable_entries(vec![u]));
+            }
+        }
+        match batch.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(skipped),
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! One webhook delivery through the connector, as `bbdc webhook` and `bbdc serve` handle it: the
+//! host's size cap and header checks, the call, persistence with de-duplication, the HTTP status
+//! and the JSON report.
+//!
+//! De-duplication by `X-Request-Id` is the host's: the record store commits a delivery's records
+//! and its mark in one transaction ([`RecordSink::delivery`]), so an answered `accepted` is
+//! stored, and a delivery whose storing failed leaves no mark and is stored when retried.
+
+use crate::output;
+use crate::records::{Delivery, RecordSink, Stored};
+use bbdc_host::bindings::api::WebhookRequest;
+use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
+use bbdc_host::imports::Tenant;
+use bbdc_host::runtime::{CallError, Runtime};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+/// Default body cap: Bitbucket payloads are a few KiB.
+pub const DEFAULT_MAX_BODY: usize = 1 << 20;
+
+/// The largest body the connector itself accepts (its `MAX_BODY_BYTES`); a host cap above it
+/// would only copy bodies into the sandbox to have them refused there.
+pub const CONNECTOR_MAX_BODY: usize = 8 << 20;
+
+/// Longest `X-Request-Id` accepted (Bitbucket sends a UUID, 36 characters); longer is a 400.
+pub const MAX_REQUEST_ID_CHARS: usize = 200;
+
+/// What became of one delivery.
+#[derive(Debug, Clone)]
+pub struct DeliveryReport {
+    /// The HTTP status to answer.
+    pub http_status: u16,
+    /// `accepted`, `ignored`, `duplicate` or `rejected`.
+    pub result: &'static str,
+    /// The event key, as far as known.
+    pub event_key: Option<String>,
+    /// The request id, as far as known.
+    pub request_id: Option<String>,
+    /// Whether the signature was checked.
+    pub verified: bool,
+    /// The error code when rejected.
+    pub error: Option<&'static str>,
+    /// The error message when rejected.
+    pub message: Option<String>,
+    /// The connector's outcome when not rejected.
+    pub outcome: Option<WebhookOutcome>,
+}
+
+fn header(headers: &[(String, String)], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+fn rejected(
+    status: u16,
+    code: &'static str,
+    message: String,
+    headers: &[(String, String)],
+) -> DeliveryReport {
+    DeliveryReport {
+        http_status: status,
+        result: "rejected",
+        event_key: header(headers, "x-event-key").map(|k| cut(&k)),
+        request_id: header(headers, "x-request-id").map(|k| cut(&k)),
+        verified: false,
+        error: Some(code),
+        message: Some(message),
+        outcome: None,
+    }
+}
+
+/// At most [`MAX_REQUEST_ID_CHARS`] characters of a header value, for a report.
+fn cut(v: &str) -> String {
+    v.chars().take(MAX_REQUEST_ID_CHARS).collect()
+}
+
+/// A rejection the host decided before the connector saw the delivery.
+pub fn unreadable_with(
+    status: u16,
+    code: &'static str,
+    message: String,
+    headers: &[(String, String)],
+) -> DeliveryReport {
+    rejected(status, code, message, headers)
+}
+
+/// The MAC of `X-Hub-Signature` when it has the only shape Bitbucket signs with: `sha256=` and
+/// 64 hex digits.
+fn signature_mac(v: &str) -> Option<[u8; 32]> {
+    let mut mac = [0u8; 32];
+    hex::decode_to_slice(v.strip_prefix("sha256=")?, &mut mac).ok()?;
+    Some(mac)
+}
+
+/// Whether `mac` is the HMAC-SHA256 of `body` under `secret` (compared in constant time).
+fn signed_by(secret: &str, body: &[u8], mac: &[u8; 32]) -> bool {
+    use hmac::Mac;
+    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+        .map(|m| m.chain_update(body).verify_slice(mac).is_ok())
+        .unwrap_or(false)
+}
+
+/// What the host can refuse without the connector: an oversized request id, and (with a
+/// secret) a missing, malformed or wrong signature, so such a body is never copied into a
+/// sandbox. The connector verifies again; what it accepts is its decision.
+fn precheck(
+    secret: Option<&str>,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> Option<(u16, &'static str, String)> {
+    if let Some(id) = header(headers, "x-request-id")
+        && id.chars().count() > MAX_REQUEST_ID_CHARS
+    {
+        return Some((
+            400,
+            "invalid_request_id",
+            format!(
+                "X-Request-Id is {} bytes; at most {MAX_REQUEST_ID_CHARS} characters are accepted",
+                id.len()
+            ),
+        ));
+    }
+    let ping = header(headers, "x-event-key").as_deref() == Some("diagnostics:ping");
+    if let Some(secret) = secret.filter(|s| !s.is_empty())
+        && !ping
+    {
+        let signatures: Vec<_> = headers
+            .iter()
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("x-hub-signature"))
+            .collect();
+        match signatures.as_slice() {
+            [] => {
+                return Some((
+                    401,
+                    "missing_signature",
+                    "a secret is configured but the delivery is not signed".into(),
+                ));
+            }
+            [(_, v)] => match signature_mac(v.trim()) {
+                None => {
+                    return Some((
+                        403,
+                        "invalid_signature",
+                        "X-Hub-Signature is not sha256= and 64 hex digits".into(),
+                    ));
+                }
+                Some(mac) if !signed_by(secret, body, &mac) => {
+                    return Some((
+                        403,
+                        "invalid_signature",
+                        "the signature does not match the body".into(),
+                    ));
+                }
+                Some(_) => {}
+            },
+            // Sent twice: the connector decides (it refuses an ambiguous signature).
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The report for a body over the cap, when the host stopped reading it.
+pub fn too_large(max_body: usize, headers: &[(String, String)]) -> DeliveryReport {
+    rejected(
+        413,
+        "too_large",
+        format!("the body is over the limit of {max_body} bytes"),
+        headers,
+    )
+}
+
+/// The report for a body that could not be read.
+pub fn unreadable(message: String, headers: &[(String, String)]) -> DeliveryReport {
+    rejected(400, "malformed_payload", message, headers)
+}
+
+/// Handles one delivery. With a `sink`, accepted deliveries are persisted: the snapshot (unless
+/// stale), the review change, the deletion.
+pub fn handle(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    secret: Option<&str>,
+    max_body: usize,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    sink: Option<&dyn RecordSink>,
+) -> DeliveryReport {
+    let max_body = max_body.min(CONNECTOR_MAX_BODY);
+    if body.len() > max_body {
+        return rejected(
+            413,
+            "too_large",
+            format!("the body is {} bytes; the limit is {max_body}", body.len()),
+            &headers,
+        );
+    }
+    if let Some((status, code, message)) = precheck(secret, &headers, &body) {
+        return rejected(status, code, message, &headers);
+    }
+    let req = WebhookRequest { headers, body };
+    let outcome = match runtime.handle_webhook(tenant, secret, &req) {
+        Ok(o) => o,
+        Err(CallError::Connector(e)) => {
+            let (status, code, message) = match e {
+                WebhookError::MissingSignature => (
+                    401,
+                    "missing_signature",
+                    "a secret is configured but the delivery is not signed".to_string(),
+                ),
+                WebhookError::InvalidSignature(m) => (403, "invalid_signature", m),
+                WebhookError::MalformedPayload(m) => (400, "malformed_payload", m),
+                WebhookError::TooLarge(n) => (413, "too_large", format!("{n} bytes")),
+            };
+            return rejected(status, code, message, &req.headers);
+        }
+        Err(CallError::Host(h)) => {
+            let (code, message) = output::host_error(&h);
+            let mut r = rejected(500, "internal", message, &req.headers);
+            r.error = Some(code);
+            return r;
+        }
+    };
+    let mut report = DeliveryReport {
+        http_status: 200,
+        result: match outcome.result {
+            WebhookResult::Accepted => "accepted",
+            WebhookResult::Ignored => "ignored",
+        },
+        event_key: Some(cut(&outcome.event_key)),
+        request_id: outcome.request_id.as_deref().map(cut),
+        verified: outcome.verified,
+        error: None,
+        message: None,
+        outcome: None,
+    };
+    if let (Some(sink), WebhookResult::Accepted, Some(pr)) =
+        (sink, outcome.result, &outcome.pull_request)
+    {
+        let delivery = Delivery {
+            request_id: outcome.request_id.as_deref(),
+            received_at: now_ms(),
+            pull_request: pr,
+            stale: outcome.stale,
+            review: outcome
+                .review
+                .as_ref()
+                .map(|c| (c, outcome.occurred_at.unwrap_or(pr.updated_at))),
+            deleted: outcome.deleted,
+        };
+        match sink.delivery(&delivery) {
+            Ok(Stored::New) => {}
+            Ok(Stored::Duplicate) => {
+                // Stored before: no second effect, and nothing to refresh.
+                report.result = "duplicate";
+                return report;
+            }
+            Err(e) => {
+                // Not stored, and no mark: answer 500 so Bitbucket retries, and the retry
+                // stores it.
+                report.http_status = 500;
+                report.error = Some("storage");
+                report.message = Some(e.to_string());
+            }
+        }
+    }
+    report.outcome = Some(outcome);
+    report
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The JSON object `bbdc webhook --json` prints (and `bbdc serve` answers).
+pub fn report_json(r: &DeliveryReport) -> Value {
+    let o = r.outcome.as_ref();
+    json!({
+        "http_status": r.http_status,
+        "result": r.result,
+        "event_key": r.event_key,
+        "request_id": r.request_id,
+        "verified": r.verified,
+        "error": r.error,
+        "message": r.message,
+        "stale": o.map(|o| o.stale),
+        "deleted": o.map(|o| o.deleted),
+        "pull_request": o.and_then(|o| o.pull_request.as_ref()).map(output::pull_request_json),
+        "review": o.and_then(|o| o.review.as_ref()).map(|c| json!({
+            "user": c.user.slug,
+            "status": output::reviewer_status(c.status),
+            "previous_status": c.previous_status.map(output::reviewer_status),
+        })),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signed(secret: &str, body: &[u8]) -> String {
+        bbdc_sim::signature(secret, body)
+    }
+
+    fn with(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_host_refuses_what_it_can_tell_before_the_sandbox_sees_it() {
+        let body = br#"{"eventKey":"pr:opened"}"#;
+        let good = signed("s", body);
+        let code = |h: &[(&str, &str)]| precheck(Some("s"), &with(h), body).map(|r| (r.0, r.1));
+        assert_eq!(
+            code(&[("X-Event-Key", "pr:opened")]),
+            Some((401, "missing_signature"))
+        );
+        assert_eq!(
+            code(&[("X-Hub-Signature", "sha1=abc")]),
+            Some((403, "invalid_signature"))
+        );
+        let wrong = signed("other", body);
+        assert_eq!(
+            code(&[("X-Hub-Signature", wrong.as_str())]),
+            Some((403, "invalid_signature"))
+        );
+        assert_eq!(code(&[("x-hub-signature", good.as_str())]), None);
+        // A ping is never signed; with no secret nothing is checked.
+        assert_eq!(code(&[("X-Event-Key", "diagnostics:ping")]), None);
+        assert_eq!(precheck(None, &with(&[]), body), None);
+        let long = "x".repeat(MAX_REQUEST_ID_CHARS + 1);
+        assert_eq!(
+            code(&[
+                ("X-Request-Id", long.as_str()),
+                ("X-Hub-Signature", good.as_str())
+            ]),
+            Some((400, "invalid_request_id"))
+        );
+    }
+
+    #[test]
+    fn the_cap_matches_the_connectors_own() {
+        assert_eq!(CONNECTOR_MAX_BODY, bbdc_connector::webhook::MAX_BODY_BYTES);
+    }
+}

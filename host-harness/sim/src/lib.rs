@@ -1,0 +1,271 @@
+//! A Bitbucket Data Center simulator for tests, benchmarks and the demo: a generated instance
+//! ([`world`]) served over real HTTP with the real paging semantics (per-resource caps, ids that
+//! skip, `nextPageStart`), the real error bodies, Bearer authentication, and fault injection
+//! (429 with Retry-After, 5xx, latency, connections cut mid-body, malformed JSON, pull requests
+//! whose diff always fails, pull requests updated while a sync runs). It can export its ground
+//! truth and send signed webhooks for the changes it makes.
+//!
+//! Where each part lives:
+//! - [`world`]: the generated instance and its ground truth;
+//! - [`render`], [`version`], [`vary`]: JSON in the shapes of each server version, and the
+//!   variations plugins and proxies add;
+//! - [`routes`]: the REST paths and their paging;
+//! - [`server`]: HTTP (the stack `bbdc serve` uses), authentication, latency;
+//! - [`faults`]: what is injected, and when;
+//! - [`webhooks`]: signed deliveries for the changes it makes;
+//! - [`fixture`]: repositories rendered in memory, for benchmarks.
+
+mod faults;
+pub mod fixture;
+pub mod render;
+mod routes;
+mod server;
+pub mod vary;
+pub mod version;
+mod webhooks;
+pub mod world;
+
+pub use faults::Faults;
+pub use fixture::{RepoFixture, repo_fixture};
+pub use routes::RequestCounts;
+pub use webhooks::{send_webhook, signature};
+
+use bbdc_http_server::{HttpServer, Limits};
+use render::Dialect;
+use serde_json::Value;
+use server::State;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+use world::{World, WorldSpec};
+
+/// Simulator settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Address to listen on (`127.0.0.1:0` for a free port).
+    pub listen: String,
+    /// The world.
+    pub spec: WorldSpec,
+    /// Faults.
+    pub faults: Faults,
+    /// The Bearer token it accepts (`None`: any request).
+    pub token: Option<String>,
+    /// Where to send signed webhooks for changes, and the secret.
+    pub webhook: Option<(String, String)>,
+    /// Which server version it imitates, and whether it varies shapes.
+    pub dialect: Dialect,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:0".into(),
+            spec: WorldSpec::default(),
+            faults: Faults::default(),
+            token: None,
+            webhook: None,
+            dialect: Dialect::default(),
+        }
+    }
+}
+
+/// A running simulator.
+pub struct Simulator {
+    addr: SocketAddr,
+    state: Arc<State>,
+    server: Option<HttpServer>,
+    stop_updates: Arc<AtomicBool>,
+    updater: Option<JoinHandle<()>>,
+}
+
+impl Simulator {
+    /// Generates the world and starts serving it.
+    pub fn start(config: SimConfig) -> std::io::Result<Self> {
+        let listener = bbdc_http_server::bind(&config.listen).map_err(|e| e.source)?;
+        let addr = listener.local_addr()?;
+        let world = World::generate(&config.spec);
+        // The first open pull requests of the last repository are permanently broken.
+        let broken: HashSet<(String, String, u64)> = world
+            .repos
+            .iter()
+            .rev()
+            .find(|r| !r.prs.is_empty())
+            .map(|r| {
+                r.prs
+                    .iter()
+                    .filter(|p| p.state == "OPEN")
+                    .take(config.faults.broken_prs)
+                    .map(|p| (r.project.clone(), r.slug.clone(), p.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let state = Arc::new(State {
+            world: Mutex::new(world),
+            faults: Mutex::new(config.faults.clone()),
+            token: config.token.clone(),
+            rng: Mutex::new(fastrand::Rng::with_seed(config.spec.seed ^ 0x5eed)),
+            broken,
+            requests: AtomicU64::new(0),
+            counts: Mutex::new(RequestCounts::default()),
+            webhook: Mutex::new(config.webhook.clone()),
+            base: format!("http://{addr}"),
+            dialect: config.dialect,
+        });
+        let limits = Limits {
+            // Clients keep pooled connections as long as they like, as with a real server.
+            idle_timeout: None,
+            drain_timeout: Duration::from_secs(5),
+            // Simulated latency sleeps on a blocking thread: enough of them for any concurrency
+            // `bbdc sync` allows.
+            blocking_threads: 128,
+            ..Limits::default()
+        };
+        let server = HttpServer::serve(
+            "bbdc-sim",
+            listener,
+            limits,
+            server::router(Arc::clone(&state)),
+        )
+        .map_err(|e| e.source)?;
+        let stop_updates = Arc::new(AtomicBool::new(false));
+        let updater = config.faults.update_every.map(|every| {
+            let (state, stop) = (Arc::clone(&state), Arc::clone(&stop_updates));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(every);
+                    state.touch_random();
+                }
+            })
+        });
+        Ok(Self {
+            addr,
+            state,
+            server: Some(server),
+            stop_updates,
+            updater,
+        })
+    }
+
+    /// The base URL to point the connector at.
+    pub fn base_url(&self) -> String {
+        self.state.base.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered so far, by kind.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.state.counts.lock().map(|c| *c).unwrap_or_default()
+    }
+
+    /// Sends signed webhooks for changes to `url` from now on.
+    pub fn set_webhook(&self, url: &str, secret: &str) {
+        if let Ok(mut w) = self.state.webhook.lock() {
+            *w = Some((url.to_owned(), secret.to_owned()));
+        }
+    }
+
+    /// Replaces the faults (e.g. to end a storm).
+    pub fn set_faults(&self, faults: Faults) {
+        if let Ok(mut f) = self.state.faults.lock() {
+            *f = faults;
+        }
+    }
+
+    /// Stops touching pull requests in the background.
+    pub fn stop_updates(&mut self) {
+        self.stop_updates.store(true, Ordering::Relaxed);
+        if let Some(h) = self.updater.take() {
+            let _ = h.join();
+        }
+    }
+
+    /// Changes `n` random open pull requests now (sending webhooks if configured); returns
+    /// (project, repo, id, event key) of each.
+    pub fn touch(&self, n: usize) -> Vec<(String, String, u64, &'static str)> {
+        (0..n).filter_map(|_| self.state.touch_random()).collect()
+    }
+
+    /// Ground truth: one `pull_request` line per pull request, sorted by (project, repo, id).
+    pub fn truth(&self) -> Vec<Value> {
+        let Ok(world) = self.state.world.lock() else {
+            return Vec::new();
+        };
+        // A server without drafts (before 8.18) has no draft pull requests to report.
+        let drafts = self.state.dialect.version.has_draft();
+        let mut out: Vec<Value> = world
+            .repos
+            .iter()
+            .flat_map(|r| r.prs.iter().map(move |p| World::truth(r, p)))
+            .map(|mut t| {
+                if !drafts {
+                    t["draft"] = Value::Bool(false);
+                }
+                t
+            })
+            .collect();
+        out.sort_by_key(|v| {
+            (
+                v["project_key"].as_str().unwrap_or("").to_owned(),
+                v["repo_slug"].as_str().unwrap_or("").to_owned(),
+                v["id"].as_u64().unwrap_or(0),
+            )
+        });
+        out
+    }
+
+    /// Pull requests the simulator made permanently broken: (project, repo, id).
+    pub fn broken(&self) -> Vec<(String, String, u64)> {
+        let mut v: Vec<_> = self.state.broken.iter().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Counts of the world: (projects listed by /projects, repositories, users).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        self.state
+            .world
+            .lock()
+            .map(|w| {
+                (
+                    w.projects.iter().filter(|k| !k.starts_with('~')).count(),
+                    w.repos.len(),
+                    w.users.len(),
+                )
+            })
+            .unwrap_or_default()
+    }
+
+    /// How it speaks: server version and shape mode.
+    pub fn dialect(&self) -> Dialect {
+        self.state.dialect
+    }
+
+    /// A copy of the simulated instance as it is now.
+    pub fn world(&self) -> World {
+        self.state
+            .world
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Stops serving.
+    pub fn stop(mut self) {
+        self.stop_updates();
+        if let Some(server) = self.server.take() {
+            server.stop();
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! The REST API the simulator answers: paths to JSON bodies over the world, with Bitbucket's
+//! paging (per-resource caps, `nextPageStart`) and its error bodies; and [`RequestCounts`], the
+//! requests answered by kind of resource.
+
+use crate::render::{self, error as error_json, user as user_json};
+use crate::server::State;
+use crate::world::{SimPr, SimRepo};
+use serde_json::Value;
+
+const CAP_PROJECTS: usize = 25;
+const CAP_REPOS: usize = 25;
+const CAP_USERS: usize = 25;
+const CAP_PRS: usize = 50;
+const CAP_ACTIVITIES: usize = 20;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// Pull-request list pages (`.../pull-requests`).
+    pub pull_request_lists: u64,
+    /// Single pull requests (`.../pull-requests/{id}`).
+    pub pull_requests: u64,
+    /// Activity pages (`.../pull-requests/{id}/activities`).
+    pub activities: u64,
+    /// Diffs (`.../pull-requests/{id}/diff`).
+    pub diffs: u64,
+    /// Everything else: projects, repositories, users, server properties.
+    pub other: u64,
+}
+
+impl RequestCounts {
+    /// Every request.
+    pub fn total(&self) -> u64 {
+        self.pull_request_lists + self.pull_requests + self.activities + self.diffs + self.other
+    }
+
+    pub(crate) fn count(&mut self, url: &str) {
+        let path = url.split('?').next().unwrap_or("").trim_end_matches('/');
+        let mut seg = path.rsplit('/');
+        let (last, before) = (seg.next().unwrap_or(""), seg.next().unwrap_or(""));
+        let counter = match (before, last) {
+            (_, "pull-requests") => &mut self.pull_request_lists,
+            ("pull-requests", _) => &mut self.pull_requests,
+            (_, "activities") => &mut self.activities,
+            (_, "diff") => &mut self.diffs,
+            _ => &mut self.other,
+        };
+        *counter += 1;
+    }
+}
+
+fn query(url: &str) -> Vec<(String, String)> {
+    url.split_once('?')
+        .map(|(_, q)| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `start` and `limit` of a listing request (Bitbucket's default limit is 25).
+fn paging(q: &[(String, String)]) -> (usize, usize) {
+    let get = |k: &str| {
+        q.iter()
+            .find(|(n, _)| n == k)
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+    };
+    (get("start").unwrap_or(0), get("limit").unwrap_or(25))
+}
+
+impl State {
+    pub(crate) fn route(&self, url: &str) -> (u16, String) {
+        let path = url.split('?').next().unwrap_or("");
+        let q = query(url);
+        let rest = path
+            .strip_prefix("/rest/api/1.0/")
+            .or_else(|| path.strip_prefix("/rest/api/latest/"));
+        let Some(rest) = rest else {
+            return (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.NoSuchEntityException",
+                    "No such resource",
+                ),
+            );
+        };
+        let seg: Vec<String> = rest
+            .split('/')
+            .map(|s| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            })
+            .collect();
+        let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
+        let Ok(world) = self.world.lock() else {
+            return (
+                500,
+                error_json(
+                    "java.lang.IllegalStateException",
+                    "simulator state poisoned",
+                ),
+            );
+        };
+        let find_repo =
+            |k: &str, s: &str| world.repos.iter().find(|r| r.project == k && r.slug == s);
+        let no_repo = |k: &str, s: &str| {
+            (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.repository.NoSuchRepositoryException",
+                    &format!("Repository {k}/{s} does not exist."),
+                ),
+            )
+        };
+        let d = &self.dialect;
+        let (start, limit) = paging(&q);
+        let ok = |v: Value| (200, d.finish(url, v));
+        match seg.as_slice() {
+            ["application-properties"] => ok(d.application_properties()),
+            // Personal projects are not listed (research notes rest.md §5; Sourcegraph and
+            // Renovate reach personal repositories through `/repos`).
+            ["projects"] => ok(d.page(
+                world
+                    .projects
+                    .iter()
+                    .filter(|k| !k.starts_with('~'))
+                    .map(|k| render::project(k))
+                    .collect(),
+                start,
+                limit,
+                CAP_PROJECTS,
+            )),
+            ["projects", key, "repos"] => {
+                // A personal project exists for every user (it is made on first access: Atlassian
+                // KB "Personal projects in Bitbucket Server").
+                let personal_of_user = key
+                    .strip_prefix('~')
+                    .is_some_and(|u| world.users.iter().any(|x| x.eq_ignore_ascii_case(u)));
+                if !world.projects.iter().any(|p| p == key) && !personal_of_user {
+                    return (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.project.NoSuchProjectException",
+                            &format!("Project {key} does not exist."),
+                        ),
+                    );
+                }
+                // Archived repositories included: this listing has no `archived` filter (reference).
+                ok(d.page(
+                    world
+                        .repos
+                        .iter()
+                        .filter(|r| r.project == *key)
+                        .map(|r| d.repo(r))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_REPOS,
+                ))
+            }
+            ["repos"] => {
+                let wanted = q
+                    .iter()
+                    .find(|(k, _)| k == "archived")
+                    .map(|(_, v)| v.to_ascii_uppercase());
+                let admits = |r: &&SimRepo| {
+                    // 8.0+ filters by `archived`, ACTIVE unless asked (reference); older servers
+                    // have no archiving and ignore the parameter.
+                    !d.version.has_archiving()
+                        || match wanted.as_deref() {
+                            Some("ALL") => true,
+                            Some("ARCHIVED") => r.archived,
+                            _ => !r.archived,
+                        }
+                };
+                ok(d.page(
+                    world
+                        .repos
+                        .iter()
+                        .filter(admits)
+                        .map(|r| d.repo(r))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_REPOS,
+                ))
+            }
+            ["admin", "users"] | ["users"] => ok(d.page(
+                world.users.iter().map(|u| user_json(u)).collect(),
+                start,
+                limit,
+                CAP_USERS,
+            )),
+            ["projects", k, "repos", s, "pull-requests"] => {
+                let Some(r) = find_repo(k, s) else {
+                    return no_repo(k, s);
+                };
+                let mut prs: Vec<&SimPr> = r.prs.iter().collect();
+                prs.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
+                ok(d.page(
+                    prs.into_iter()
+                        .map(|p| d.pull_request(r, p, false))
+                        .collect(),
+                    start,
+                    limit,
+                    CAP_PRS,
+                ))
+            }
+            ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
+                let Some(r) = find_repo(k, s) else {
+                    return no_repo(k, s);
+                };
+                let Some(p) = id
+                    .parse::<u64>()
+                    .ok()
+                    .and_then(|id| r.prs.iter().find(|p| p.id == id))
+                else {
+                    return (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.pull.NoSuchPullRequestException",
+                            &format!("Pull request {id} does not exist in {k}/{s}."),
+                        ),
+                    );
+                };
+                match rest {
+                    [] => ok(d.pull_request(r, p, true)),
+                    ["activities"] => ok(d.page(
+                        p.activities
+                            .iter()
+                            .rev()
+                            .map(|a| d.activity(p, a))
+                            .collect(),
+                        start,
+                        limit,
+                        CAP_ACTIVITIES,
+                    )),
+                    ["diff"] if self.broken.contains(&(k.to_string(), s.to_string(), p.id)) => (
+                        500,
+                        error_json(
+                            "com.atlassian.bitbucket.scm.CommandFailedException",
+                            "git diff failed: fatal: bad object",
+                        ),
+                    ),
+                    ["diff"] => ok(d.diff(p)),
+                    _ => (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.NoSuchEntityException",
+                            "No such resource",
+                        ),
+                    ),
+                }
+            }
+            _ => (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.NoSuchEntityException",
+                    "No such resource",
+                ),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_kind() {
+        let mut c = RequestCounts::default();
+        let base = "/rest/api/1.0/projects/P/repos/r/pull-requests";
+        c.count(&format!("{base}?state=ALL&limit=50"));
+        c.count(&format!("{base}/7"));
+        c.count(&format!("{base}/7/activities?start=0"));
+        c.count(&format!("{base}/7/diff?contextLines=0"));
+        c.count("/rest/api/1.0/projects?limit=25");
+        c.count("/rest/api/1.0/projects/P/repos");
+        assert_eq!(
+            c,
+            RequestCounts {
+                pull_request_lists: 1,
+                pull_requests: 1,
+                activities: 1,
+                diffs: 1,
+                other: 2,
+            }
+        );
+        assert_eq!(c.total(), 6);
+    }
+}

@@ -1,0 +1,174 @@
+//! The simulator's HTTP side, on the stack `bbdc serve` uses ([`bbdc_http_server`]): the shared
+//! state behind every request, authentication, latency, and the faults applied to answers.
+
+use crate::faults::{Faults, Injected};
+use crate::render::{Dialect, error as error_json};
+use crate::routes::RequestCounts;
+use crate::world::World;
+use bbdc_http_server::axum::Router;
+use bbdc_http_server::axum::body::Body;
+use bbdc_http_server::axum::extract::{Request, State as Shared};
+use bbdc_http_server::axum::http::{HeaderValue, StatusCode, header};
+use bbdc_http_server::axum::response::Response;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Everything a request may read or change.
+pub(crate) struct State {
+    pub(crate) world: Mutex<World>,
+    pub(crate) faults: Mutex<Faults>,
+    pub(crate) token: Option<String>,
+    pub(crate) rng: Mutex<fastrand::Rng>,
+    pub(crate) broken: HashSet<(String, String, u64)>,
+    pub(crate) requests: AtomicU64,
+    pub(crate) counts: Mutex<RequestCounts>,
+    pub(crate) webhook: Mutex<Option<(String, String)>>,
+    pub(crate) base: String,
+    pub(crate) dialect: Dialect,
+}
+
+/// One answer, before it is put on the wire.
+struct Reply {
+    status: u16,
+    body: String,
+    retry_after: bool,
+    user: Option<&'static str>,
+    cut: bool,
+}
+
+impl Reply {
+    fn json(status: u16, body: String) -> Self {
+        Self {
+            status,
+            body,
+            retry_after: false,
+            user: None,
+            cut: false,
+        }
+    }
+}
+
+/// The router: every path goes to the simulated REST API.
+pub(crate) fn router(state: Arc<State>) -> Router {
+    Router::new().fallback(answer).with_state(state)
+}
+
+async fn answer(Shared(state): Shared<Arc<State>>, request: Request) -> Response {
+    let url = request
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Routing locks the world and latency sleeps: both on a blocking thread.
+    let reply = tokio::task::spawn_blocking(move || state.handle(&url, authorization.as_deref()))
+        .await
+        .unwrap_or_else(|e| {
+            Reply::json(
+                500,
+                error_json("java.lang.IllegalStateException", &e.to_string()),
+            )
+        });
+    reply.into_response()
+}
+
+impl Reply {
+    fn into_response(self) -> Response {
+        let mut response = if self.cut {
+            // Promise the whole body, send half, then fail the stream: hyper closes the
+            // connection mid-body, as a dying proxy does.
+            let len = self.body.len();
+            let half = self.body.into_bytes()[..len / 2].to_vec();
+            let chunks: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+                Ok(half),
+                Err(std::io::Error::other("simulated connection cut")),
+            ];
+            let mut r = Response::new(Body::from_stream(futures_util::stream::iter(chunks)));
+            r.headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        } else {
+            Response::new(Body::from(self.body))
+        };
+        *response.status_mut() =
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json;charset=UTF-8"),
+        );
+        if self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let Some(user) = self.user {
+            headers.insert("x-ausername", HeaderValue::from_static(user));
+        }
+        response
+    }
+}
+
+impl State {
+    fn handle(&self, url: &str, authorization: Option<&str>) -> Reply {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut c) = self.counts.lock() {
+            c.count(url);
+        }
+        let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+        if !faults.latency.is_zero() {
+            std::thread::sleep(faults.latency);
+        }
+        if let Some(token) = &self.token
+            && authorization != Some(&format!("Bearer {token}"))
+        {
+            return Reply::json(
+                401,
+                error_json(
+                    "com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+                    "Authentication failed. Please check your credentials and try again.",
+                ),
+            );
+        }
+        let before = self.rng.lock().ok().and_then(|mut r| faults.before(&mut r));
+        let (status, body) = match before {
+            Some(Injected::RateLimited) => {
+                let mut reply = Reply::json(
+                    429,
+                    error_json(
+                        "com.atlassian.bitbucket.ratelimit.RateLimitedException",
+                        "You have been rate limited.",
+                    ),
+                );
+                reply.retry_after = true;
+                return reply;
+            }
+            Some(Injected::Unavailable(status)) => {
+                return Reply::json(status, "<html>Service unavailable</html>".into());
+            }
+            Some(Injected::Cut | Injected::Malformed) | None => self.route(url),
+        };
+        let after = if status == 200 {
+            self.rng.lock().ok().and_then(|mut r| faults.after(&mut r))
+        } else {
+            None
+        };
+        let user = self.token.as_ref().map(|_| "sim-user");
+        match after {
+            Some(Injected::Cut) => Reply {
+                cut: true,
+                ..Reply::json(status, body)
+            },
+            Some(Injected::Malformed) => Reply::json(status, body[..body.len() / 2].to_owned()),
+            _ => Reply {
+                user,
+                ..Reply::json(status, body)
+            },
+        }
+    }
+}
