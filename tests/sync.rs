@@ -110,7 +110,7 @@ async fn pass(t: &Arc<Tenant>, full: bool) -> (Vec<PullRequest>, Vec<(u64, Strin
             skipped.extend(b.skipped.into_iter().map(|s| {
                 (
                     s.id,
-                    s.stage,
+                    host_harness::output::skip_stage(s.stage).to_owned(),
                     host_harness::output::connector_error(&s.error).0.to_owned(),
                 )
             }));
