@@ -2,11 +2,12 @@
 //!
 //! Compiled to `wasm32-wasip2`, this crate is a WebAssembly component implementing the
 //! `connector-plugin` world in `wit/`. Everything but `bindings.rs` is plain Rust over the small
-//! [`host::Host`] trait, so it is unit-tested natively with [`fake::FakeHost`].
+//! [`host::Host`] trait, so it is unit-tested natively with `fake::FakeHost` (the `fake` feature,
+//! off in the shipped component).
 //!
 //! Where each concern lives:
 //! - [`host`]: the trait the connector sees its host through (HTTP, storage, log);
-//! - [`model`]: the contract records, mirroring the WIT;
+//! - [`model`]: the contract records, the types wit-bindgen generates from the WIT;
 //! - [`error`]: typed errors and the HTTP status / `exceptionName` table;
 //! - [`urls`]: base URL validation and REST URL joining (context paths);
 //! - [`paging`]: Bitbucket's paging rules and page cursors;
@@ -27,6 +28,7 @@ pub mod check;
 pub mod client;
 pub mod diffstat;
 pub mod error;
+#[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod host;
 pub mod listing;

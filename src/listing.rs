@@ -2,21 +2,13 @@
 //! cannot be identified are left out of it and reported in its `unreadable` list. The cursor
 //! carries what bounds the listing across calls (see [`Client::get_listed_page`]).
 
-use crate::client::{Client, FetchedPage};
+use crate::client::Client;
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
-use crate::model::{Connection, Page, Project, RecordKind, Repo, RepoFilter, UserPage};
+use crate::model::{Connection, ProjectPage, RecordKind, RepoFilter, RepoPage, UserPage};
 use crate::normalize;
 use crate::paging::{PageCursor, decode_cursor, encode_cursor};
 use crate::wire::{WireProject, WireRepo, WireUser};
-
-fn page_of<W, T>(page: FetchedPage<W>, next: Option<String>, f: impl Fn(W) -> T) -> Page<T> {
-    Page {
-        items: page.items.into_iter().map(f).collect(),
-        next,
-        unreadable: page.unreadable,
-    }
-}
 
 /// One page of the projects the account can see. Personal projects are not among them (the
 /// server does not list them); [`list_all_repos`] reaches their repositories.
@@ -24,12 +16,16 @@ pub fn list_projects<H: Host + ?Sized>(
     host: &H,
     conn: &Connection,
     cursor: Option<&str>,
-) -> Result<Page<Project>, ConnectorError> {
+) -> Result<ProjectPage, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     let at = decode_cursor(cursor)?;
     let (page, next) =
         client.get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], at)?;
-    Ok(page_of(page, next.map(encode_cursor), normalize::project))
+    Ok(ProjectPage {
+        items: page.items.into_iter().map(normalize::project).collect(),
+        next: next.map(encode_cursor),
+        unreadable: page.unreadable,
+    })
 }
 
 /// One page of repositories from `segments` (with `query`), normalised, those `filter` admits.
@@ -39,13 +35,17 @@ fn repo_page<H: Host + ?Sized>(
     query: &[(&str, &str)],
     filter: &RepoFilter,
     cursor: Option<&str>,
-) -> Result<Page<Repo>, ConnectorError> {
+) -> Result<RepoPage, ConnectorError> {
     let at = decode_cursor(cursor)?;
     let (page, next) =
         client.get_listed_page::<WireRepo>(RecordKind::Repository, segments, query, at)?;
-    let mut page = page_of(page, next.map(encode_cursor), normalize::repo);
-    page.items.retain(|r| filter.admits(r));
-    Ok(page)
+    let mut repos: Vec<_> = page.items.into_iter().map(normalize::repo).collect();
+    repos.retain(|r| filter.admits(r));
+    Ok(RepoPage {
+        items: repos,
+        next: next.map(encode_cursor),
+        unreadable: page.unreadable,
+    })
 }
 
 /// One page of a project's repositories (a personal key such as `~JDOE` works too).
@@ -55,7 +55,7 @@ pub fn list_repos<H: Host + ?Sized>(
     project_key: &str,
     filter: &RepoFilter,
     cursor: Option<&str>,
-) -> Result<Page<Repo>, ConnectorError> {
+) -> Result<RepoPage, ConnectorError> {
     if project_key.is_empty() {
         return Err(ConnectorError::InvalidConfig("empty project key".into()));
     }
@@ -91,7 +91,7 @@ pub fn list_all_repos<H: Host + ?Sized>(
     conn: &Connection,
     filter: &RepoFilter,
     cursor: Option<&str>,
-) -> Result<Page<Repo>, ConnectorError> {
+) -> Result<RepoPage, ConnectorError> {
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     repo_page(
         &client,
@@ -125,8 +125,10 @@ pub fn list_users<H: Host + ?Sized>(
         match client.get_listed_page::<WireUser>(RecordKind::User, &["admin", "users"], &[], at) {
             Ok((page, next)) => {
                 return Ok(UserPage {
-                    page: page_of(page, next.map(encode_cursor), normalize::user),
+                    items: page.items.into_iter().map(normalize::user).collect(),
+                    next: next.map(encode_cursor),
                     fallback: false,
+                    unreadable: page.unreadable,
                 });
             }
             Err(ConnectorError::InvalidPermissions(why)) if at.start == 0 => {
@@ -141,10 +143,11 @@ pub fn list_users<H: Host + ?Sized>(
         }
     }
     let (page, next) = client.get_listed_page::<WireUser>(RecordKind::User, &["users"], &[], at)?;
-    let next = next.map(|n| format!("{FALLBACK_PREFIX}{}", encode_cursor(n)));
     Ok(UserPage {
-        page: page_of(page, next, normalize::user),
+        items: page.items.into_iter().map(normalize::user).collect(),
+        next: next.map(|n| format!("{FALLBACK_PREFIX}{}", encode_cursor(n))),
         fallback: true,
+        unreadable: page.unreadable,
     })
 }
 
@@ -222,7 +225,7 @@ mod tests {
             "the run carried by the cursor counts"
         );
         let p = list_users(&host, &conn(), Some("users:50")).unwrap();
-        assert_eq!(p.page.next.as_deref(), Some("users:75.1"));
+        assert_eq!(p.next.as_deref(), Some("users:75.1"));
     }
 
     #[test]

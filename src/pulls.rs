@@ -12,32 +12,11 @@ use crate::diffstat::{self, DiffError};
 use crate::error::ConnectorError;
 use crate::host::{Host, HttpError, LogLevel};
 use crate::model::{
-    Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, UnreadableRecord,
+    Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, SkipStage,
+    UnreadableRecord,
 };
 use crate::normalize;
 use crate::wire::{WireActivity, WirePullRequest};
-
-/// The part of fetching details that failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
-    /// `GET .../pull-requests/{id}`.
-    Details,
-    /// `GET .../activities`.
-    Activities,
-    /// `GET .../diff`.
-    Diff,
-}
-
-impl Stage {
-    /// The name used in `skipped-pull-request.stage`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stage::Details => "details",
-            Stage::Activities => "activities",
-            Stage::Diff => "diff",
-        }
-    }
-}
 
 /// What a pull request's diff came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,17 +95,17 @@ pub fn complete<H: Host + ?Sized>(
     mut pr: PullRequest,
     known_diff: Option<DiffOutcome>,
     unreadable: &mut Vec<UnreadableRecord>,
-) -> Result<(PullRequest, DiffOutcome), (Stage, ConnectorError)> {
+) -> Result<(PullRequest, DiffOutcome), (SkipStage, ConnectorError)> {
     let repo = pr.repo.clone();
     let (acts, bad) =
-        again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (Stage::Activities, e))?;
+        again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (SkipStage::Activities, e))?;
     unreadable.extend(bad);
     activities::apply(&mut pr, acts);
     let diff = match known_diff {
         Some(d) => d,
         None => {
-            let d =
-                again(|| fetch_diff_stats(client, &repo, pr.id)).map_err(|e| (Stage::Diff, e))?;
+            let d = again(|| fetch_diff_stats(client, &repo, pr.id))
+                .map_err(|e| (SkipStage::Diff, e))?;
             if let DiffOutcome::TooLarge(cap) = d {
                 client.log(
                     LogLevel::Warn,
@@ -206,5 +185,3 @@ pub fn fetch_pull_request<H: Host + ?Sized>(
     }
     Ok(pr)
 }
-
-pub use crate::sync::fetch_pull_requests;

@@ -35,12 +35,12 @@ use crate::client::Client;
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
 use crate::model::{
-    BatchStats, Connection, DiffStats, PullRequestBatch, RecordKind, RepoRef, SkippedPullRequest,
-    SyncOptions,
+    BatchStats, Connection, DiffStats, PullRequestBatch, RecordKind, RepoRef, SkipStage,
+    SkippedPullRequest, SyncOptions,
 };
 use crate::normalize;
 use crate::paging::{Bounds, Tally};
-use crate::pulls::{self, DiffOutcome, Stage};
+use crate::pulls::{self, DiffOutcome};
 use crate::wire::WirePullRequest;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -368,11 +368,11 @@ struct Work {
     pending: Pending,
 }
 
-fn skipped(id: u64, stage: Stage, error: ConnectorError) -> SkippedPullRequest {
+fn skipped(id: u64, stage: SkipStage, error: ConnectorError) -> SkippedPullRequest {
     SkippedPullRequest {
         id,
-        stage: stage.as_str().to_owned(),
-        error,
+        stage,
+        error: error.into(),
     }
 }
 
@@ -422,9 +422,9 @@ fn run_retries<H: Host + ?Sized>(
             Err(e @ ConnectorError::NotFound(_)) => {
                 // Deleted since it failed: nothing left to fetch.
                 work.pending.retry_remove.push(id);
-                work.batch.skipped.push(skipped(id, Stage::Details, e));
+                work.batch.skipped.push(skipped(id, SkipStage::Details, e));
             }
-            Err(e) => work.batch.skipped.push(skipped(id, Stage::Details, e)),
+            Err(e) => work.batch.skipped.push(skipped(id, SkipStage::Details, e)),
         }
     }
     true

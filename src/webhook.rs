@@ -16,8 +16,8 @@
 
 use crate::host::Host;
 use crate::model::{
-    Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, User, WebhookOutcome,
-    WebhookRequest, WebhookResult,
+    Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, User, WebhookError,
+    WebhookOutcome, WebhookRequest, WebhookResult,
 };
 use crate::normalize;
 use crate::paging::clean_reason;
@@ -52,23 +52,6 @@ pub const PR_EVENTS: &[&str] = &[
     "pr:comment:edited",
     "pr:comment:deleted",
 ];
-
-/// Why a delivery was rejected (WIT `webhook-error`).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum WebhookError {
-    /// A secret is configured but no signature came.
-    #[error("missing signature")]
-    MissingSignature,
-    /// The signature does not verify.
-    #[error("invalid signature: {0}")]
-    InvalidSignature(String),
-    /// Not a Bitbucket webhook payload.
-    #[error("malformed payload: {0}")]
-    MalformedPayload(String),
-    /// Too large.
-    #[error("payload too large ({0} bytes)")]
-    TooLarge(u64),
-}
 
 fn header<'a>(req: &'a WebhookRequest, name: &str) -> Option<&'a str> {
     req.headers

@@ -110,7 +110,7 @@ async fn pass(t: &Arc<Tenant>, full: bool) -> (Vec<PullRequest>, Vec<(u64, Strin
             skipped.extend(b.skipped.into_iter().map(|s| {
                 (
                     s.id,
-                    s.stage,
+                    bbdc_jobs::output::skip_stage(s.stage).to_owned(),
                     bbdc_jobs::output::connector_error(&s.error).0.to_owned(),
                 )
             }));

@@ -70,7 +70,7 @@ pub fn check_json(r: &ConnectionReport) -> Value {
 
 use bbdc_host::bindings::types::{
     PrEventKind, PrState, Project, ProjectKind, PullRequest, RecordKind, RefKind, Repo,
-    ReviewAction, ReviewerStatus, User, UserKind,
+    ReviewAction, ReviewerStatus, SkipStage, User, UserKind,
 };
 
 /// `"project" | "repository" | "user" | "pull_request" | "activity"`.
@@ -131,6 +131,17 @@ fn ref_kind(k: RefKind) -> &'static str {
         RefKind::Branch => "branch",
         RefKind::Tag => "tag",
         RefKind::Other => "other",
+    }
+}
+
+/// `"details" | "activities" | "diff"`: what failed for a skipped pull request, as stored and
+/// printed (the host's own `"identity"`, for a listed pull request without a usable id, is not a
+/// connector stage).
+pub fn skip_stage(s: SkipStage) -> &'static str {
+    match s {
+        SkipStage::Details => "details",
+        SkipStage::Activities => "activities",
+        SkipStage::Diff => "diff",
     }
 }
 

@@ -723,7 +723,7 @@ fn sync_pass(
             skipped.push(SkippedPr {
                 repo: name.to_owned(),
                 id: Some(s.id),
-                stage: s.stage,
+                stage: output::skip_stage(s.stage).into(),
                 code: code.into(),
                 message,
             });
