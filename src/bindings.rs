@@ -137,6 +137,9 @@ fn error(e: ConnectorError) -> t::ConnectorError {
             t::ConnectorError::Server(t::ServerError { status, message })
         }
         ConnectorError::Transport(s) => t::ConnectorError::Transport(s),
+        ConnectorError::Timeout(s) => t::ConnectorError::Timeout(s),
+        ConnectorError::Denied(s) => t::ConnectorError::Denied(s),
+        ConnectorError::TooLarge(s) => t::ConnectorError::TooLarge(s),
         ConnectorError::MalformedResponse(s) => t::ConnectorError::MalformedResponse(s),
         ConnectorError::InvalidConfig(s) => t::ConnectorError::InvalidConfig(s),
         ConnectorError::Storage(s) => t::ConnectorError::Storage(s),
