@@ -73,7 +73,16 @@ pub fn sim_run(base_url: &str, token: &str, tweak: impl FnOnce(&mut TenantConfig
 }
 
 impl SimRun {
-    /// Runs the sync job into this run's database.
+    /// Runs the sync job into this run's database, which may fail as a whole.
+    pub fn try_sync(
+        &self,
+        job: &host_harness::sync::SyncJob,
+    ) -> Result<host_harness::sync::SyncReport, host_harness::sync::SyncError> {
+        let records = host_harness::records::SqliteRecords::open(&self.db).expect("records");
+        host_harness::sync::run(runtime(), &self.tenant, &records, None, job)
+    }
+
+    /// Runs the sync job into this run's database; it must run.
     pub fn sync(&self, job: &host_harness::sync::SyncJob) -> host_harness::sync::SyncReport {
         let records = host_harness::records::SqliteRecords::open(&self.db).expect("records");
         host_harness::sync::run(runtime(), &self.tenant, &records, None, job).expect("sync runs")
