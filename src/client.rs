@@ -1,7 +1,7 @@
 //! A Bitbucket REST client over the [`Host`] trait: builds URLs, sends GETs, classifies errors,
 //! decodes JSON, walks pages (within [`paging::Bounds`]) and counts requests.
 
-use crate::error::{ConnectorError, classify_status};
+use crate::error::{ConnectorError, classify_status, http_error};
 use crate::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
 use crate::model::{RecordKind, UnreadableRecord};
 use crate::paging::{self, Bounds, PageAnomaly, PageCursor, Tally, WirePage};
@@ -84,7 +84,10 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         let what = request_name(segments);
         self.requests.set(self.requests.get().saturating_add(1));
         self.host.log(LogLevel::Debug, &what);
-        let (head, body) = self.host.send(&HttpRequest::get_json(url))?;
+        let (head, body) = self
+            .host
+            .send(&HttpRequest::get_json(url))
+            .map_err(|e| http_error(&what, e))?;
         if !(200..300).contains(&head.status) {
             return Err(classify_status(&head, &body, &what));
         }
@@ -109,7 +112,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         let (head, mut body) = match self.host.send_streaming(&HttpRequest::get_json(url)) {
             Ok(answer) => answer,
             Err(HttpError::TooLarge(cap)) => return read(&mut RefusedForSize(cap)),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(http_error(&what, e)),
         };
         if !(200..300).contains(&head.status) {
             let mut error_body = Vec::new();

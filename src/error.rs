@@ -38,9 +38,21 @@ pub enum ConnectorError {
         /// Detail.
         message: String,
     },
-    /// No answer.
+    /// No answer: the connection was refused, reset or cut, or TLS or the protocol failed
+    /// (`http-error.connection`).
     #[error("transport error: {0}")]
     Transport(String),
+    /// No answer within the host's deadline (`http-error.timeout`).
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The host refused to send the request (`http-error.denied`). Final: sending it again
+    /// cannot succeed, so nothing retries it.
+    #[error("denied by the host: {0}")]
+    Denied(String),
+    /// The response was larger than the host lets through (`http-error.too-large`). Final for
+    /// the resource as it stands: nothing retries it.
+    #[error("too large: {0}")]
+    TooLarge(String),
     /// Not the documented shape.
     #[error("malformed response: {0}")]
     MalformedResponse(String),
@@ -63,16 +75,38 @@ impl ConnectorError {
             Self::RateLimited { .. } => "rate_limited",
             Self::Server { .. } => "server",
             Self::Transport(_) => "transport",
+            Self::Timeout(_) => "timeout",
+            Self::Denied(_) => "denied",
+            Self::TooLarge(_) => "too_large",
             Self::MalformedResponse(_) => "malformed_response",
             Self::InvalidConfig(_) => "invalid_config",
             Self::Storage(_) => "storage",
         }
     }
+
+    /// Whether asking again can never give another answer: the host refused the request, or
+    /// its answer is larger than the host lets through. Such a failure is not retried, not even
+    /// by the next pass's rotation of skipped pull requests.
+    pub fn is_final(&self) -> bool {
+        matches!(self, Self::Denied(_) | Self::TooLarge(_))
+    }
 }
 
-impl From<HttpError> for ConnectorError {
-    fn from(e: HttpError) -> Self {
-        ConnectorError::Transport(e.to_string())
+/// Why request `what` (e.g. `"GET /projects"`) got no response, as a typed error: each
+/// [`HttpError`] keeps its own case, so that `denied` and `too-large` stay final and
+/// distinguishable from a cut connection.
+pub fn http_error(what: &str, e: HttpError) -> ConnectorError {
+    match e {
+        HttpError::Denied(why) => ConnectorError::Denied(format!("{what}: {why}")),
+        HttpError::Timeout => {
+            ConnectorError::Timeout(format!("{what}: no answer within the host's deadline"))
+        }
+        HttpError::Connection(why) => {
+            ConnectorError::Transport(format!("{what}: connection failed: {why}"))
+        }
+        HttpError::TooLarge(cap) => ConnectorError::TooLarge(format!(
+            "{what}: the response is larger than the host allows ({cap} bytes)"
+        )),
     }
 }
 
@@ -329,6 +363,37 @@ mod tests {
             "5s",
         ] {
             assert_eq!(ms(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_http_error_keeps_its_own_case_and_only_denied_and_too_large_are_final() {
+        let cases = [
+            (
+                HttpError::Denied("outside the base URL".into()),
+                "denied",
+                true,
+            ),
+            (HttpError::Timeout, "timeout", false),
+            (HttpError::Connection("reset".into()), "transport", false),
+            (HttpError::TooLarge(1024), "too_large", true),
+        ];
+        for (e, code, is_final) in cases {
+            let c = http_error("GET /x", e.clone());
+            assert_eq!((c.code(), c.is_final()), (code, is_final), "{e:?}");
+            assert!(c.to_string().contains("GET /x"), "{c}");
+        }
+        assert!(
+            http_error("GET /x", HttpError::TooLarge(1024))
+                .to_string()
+                .contains("1024 bytes")
+        );
+        for c in [
+            classify_status(&head(503, &[]), b"", "GET /x"),
+            classify_status(&head(429, &[]), b"", "GET /x"),
+            ConnectorError::MalformedResponse("cut".into()),
+        ] {
+            assert!(!c.is_final(), "{c}");
         }
     }
 

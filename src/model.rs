@@ -106,6 +106,9 @@ impl From<ConnectorError> for ContractError {
                 Self::Server(ServerError { status, message })
             }
             ConnectorError::Transport(s) => Self::Transport(s),
+            ConnectorError::Timeout(s) => Self::Timeout(s),
+            ConnectorError::Denied(s) => Self::Denied(s),
+            ConnectorError::TooLarge(s) => Self::TooLarge(s),
             ConnectorError::MalformedResponse(s) => Self::MalformedResponse(s),
             ConnectorError::InvalidConfig(s) => Self::InvalidConfig(s),
             ConnectorError::Storage(s) => Self::Storage(s),

@@ -5,11 +5,15 @@
 //! commit pair: the pull request is delivered without diff statistics, the outcome
 //! ([`DiffOutcome::TooLarge`]) is remembered by the sync pass, and the diff is not asked for
 //! again until the pull request's commits change.
+//!
+//! Every request here is sent once: the host's HTTP policy is the only thing that retries a
+//! request. A detail that still fails (a cut or garbled body, a 5xx the policy gave up on) fails
+//! the pull request, which the sync pass records as skipped and takes up again on its next pass.
 
 use crate::activities;
 use crate::client::Client;
 use crate::diffstat::{self, DiffError};
-use crate::error::ConnectorError;
+use crate::error::{ConnectorError, http_error};
 use crate::host::{Host, HttpError, LogLevel};
 use crate::model::{
     Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, SkipStage,
@@ -78,7 +82,7 @@ pub fn fetch_diff_stats<H: Host + ?Sized>(
         |body| match diffstat::count_stream(body) {
             Ok(stats) => Ok(DiffOutcome::Counted(stats)),
             Err(DiffError::Transport(HttpError::TooLarge(cap))) => Ok(DiffOutcome::TooLarge(cap)),
-            Err(DiffError::Transport(t)) => Err(ConnectorError::Transport(format!("{what}: {t}"))),
+            Err(DiffError::Transport(t)) => Err(http_error(&what, t)),
             Err(DiffError::Malformed(m)) => {
                 Err(ConnectorError::MalformedResponse(format!("{what}: {m}")))
             }
@@ -89,7 +93,8 @@ pub fn fetch_diff_stats<H: Host + ?Sized>(
 /// Completes a snapshot with activities and (unless `known_diff` is given, because the commit
 /// pair has not changed) diff statistics, and says what the diff came to. Activities that cannot
 /// be identified are left out and added to `unreadable`. A diff too large to count leaves
-/// `diff` empty; the pull request is still complete.
+/// `diff` empty; the pull request is still complete. Each request is sent once (the host's
+/// policy owns retries); the first failure is the pull request's, with the stage it failed in.
 pub fn complete<H: Host + ?Sized>(
     client: &Client<'_, H>,
     mut pr: PullRequest,
@@ -98,14 +103,13 @@ pub fn complete<H: Host + ?Sized>(
 ) -> Result<(PullRequest, DiffOutcome), (SkipStage, ConnectorError)> {
     let repo = pr.repo.clone();
     let (acts, bad) =
-        again(|| fetch_activities(client, &repo, pr.id)).map_err(|e| (SkipStage::Activities, e))?;
+        fetch_activities(client, &repo, pr.id).map_err(|e| (SkipStage::Activities, e))?;
     unreadable.extend(bad);
     activities::apply(&mut pr, acts);
     let diff = match known_diff {
         Some(d) => d,
         None => {
-            let d = again(|| fetch_diff_stats(client, &repo, pr.id))
-                .map_err(|e| (SkipStage::Diff, e))?;
+            let d = fetch_diff_stats(client, &repo, pr.id).map_err(|e| (SkipStage::Diff, e))?;
             if let DiffOutcome::TooLarge(cap) = d {
                 client.log(
                     LogLevel::Warn,
@@ -122,25 +126,6 @@ pub fn complete<H: Host + ?Sized>(
     pr.diff = diff.stats();
     pr.completeness = PrCompleteness::Full;
     Ok((pr, diff))
-}
-
-/// Attempts for a detail fetch whose body was cut or garbled in transit (the host has already
-/// retried statuses and connection failures; a body that arrives malformed is the connector's to
-/// notice). Anything else, such as a 500 for a broken diff, fails at once.
-const DETAIL_ATTEMPTS: u32 = 3;
-
-fn again<T>(mut fetch: impl FnMut() -> Result<T, ConnectorError>) -> Result<T, ConnectorError> {
-    let mut attempt = 1;
-    loop {
-        match fetch() {
-            Err(ConnectorError::MalformedResponse(_) | ConnectorError::Transport(_))
-                if attempt < DETAIL_ATTEMPTS =>
-            {
-                attempt += 1
-            }
-            other => return other,
-        }
-    }
 }
 
 /// `GET .../pull-requests/{id}` as a snapshot, with its wire form.

@@ -21,6 +21,15 @@
 //!   and retried at the start of the next pass: every remembered one, in id order, over as many
 //!   calls as [`DETAIL_BUDGET`] needs, before the listing goes on. So however many fail, each is
 //!   retried once per pass; none waits behind the others.
+//! - **The rotation is the only retry above the host.** Every request is sent once; the host's
+//!   HTTP policy alone repeats it (429, 5xx, cuts; at most its attempts within one deadline). A
+//!   pull request is therefore tried at most once per pass: the retry step walks the remembered
+//!   set once (`retried_up_to`), and the listing leaves remembered ones to it. One pass costs a
+//!   failing pull request at most one try of each request it needs (snapshot, activity pages,
+//!   diff), each at most the policy's attempts. A failure that asking again cannot change
+//!   (`denied`, `too-large`: [`ConnectorError::is_final`]) is reported but not remembered for
+//!   the rotation; having no memo, the pull request is fetched again only when a later listing
+//!   shows it.
 //! - **A diff too large for the host is final for its commit pair.** The pull request is
 //!   delivered without diff statistics, its memo says so, and the diff is not asked for again
 //!   (not by later passes, not by retries) until the commits change.
@@ -391,7 +400,8 @@ fn memo_for(w: &WirePullRequest, diff: DiffOutcome) -> PrMemo {
 
 /// Retries pull requests that failed in earlier passes, in id order from the one after
 /// `after`, while the budget lasts; answers whether every one was tried. The progress records
-/// the last one tried, so the next call of the pass goes on from there.
+/// the last one tried, so the next call of the pass goes on from there: each is tried once per
+/// pass. One that fails for good ([`ConnectorError::is_final`]) leaves the set.
 fn run_retries<H: Host + ?Sized>(
     client: &Client<'_, H>,
     repo: &RepoRef,
@@ -416,7 +426,12 @@ fn run_retries<H: Host + ?Sized>(
                         work.pending.retry_remove.push(id);
                         work.batch.pull_requests.push(pr);
                     }
-                    Err((stage, e)) => work.batch.skipped.push(skipped(id, stage, e)),
+                    Err((stage, e)) => {
+                        if e.is_final() {
+                            work.pending.retry_remove.push(id);
+                        }
+                        work.batch.skipped.push(skipped(id, stage, e));
+                    }
                 }
             }
             Err(e @ ConnectorError::NotFound(_)) => {
@@ -424,7 +439,12 @@ fn run_retries<H: Host + ?Sized>(
                 work.pending.retry_remove.push(id);
                 work.batch.skipped.push(skipped(id, SkipStage::Details, e));
             }
-            Err(e) => work.batch.skipped.push(skipped(id, SkipStage::Details, e)),
+            Err(e) => {
+                if e.is_final() {
+                    work.pending.retry_remove.push(id);
+                }
+                work.batch.skipped.push(skipped(id, SkipStage::Details, e));
+            }
         }
     }
     true
@@ -683,7 +703,9 @@ fn list_page<H: Host + ?Sized>(
                         stage.as_str()
                     ),
                 );
-                work.pending.retry_add.push(wire.id);
+                if !e.is_final() {
+                    work.pending.retry_add.push(wire.id);
+                }
                 work.batch.skipped.push(skipped(wire.id, stage, e));
             }
         }

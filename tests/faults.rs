@@ -16,6 +16,8 @@ use std::time::Duration;
 use support::*;
 
 const SIM_TOKEN: &str = "sim-token";
+/// Most runs of `sync` a faulty server may take to reach the ground truth.
+const MAX_RUNS: usize = 8;
 
 fn start(faults: Faults, seed: u64) -> Simulator {
     start_version(faults, seed, ServerVersion::default())
@@ -75,8 +77,33 @@ async fn sync_matches_truth(name: &str, faults: Faults, version: ServerVersion) 
     blocking(move || {
         let sim = start_version(faults, 11, version);
         let run = setup(&sim);
-        let report = sync(&run);
         let broken = sim.broken();
+        let expected: Vec<(String, Option<u64>)> = broken
+            .iter()
+            .map(|(k, s, id)| (format!("{k}/{s}"), Some(*id)))
+            .collect();
+        // Nothing above the HTTP policy retries within a run: what still failed (a page, a pull
+        // request) is taken up by the next run. A bounded number of runs must reach the truth.
+        let mut report = None;
+        for _ in 0..MAX_RUNS {
+            let Ok(r) = run.try_sync(&SyncJob {
+                concurrency: 2,
+                ..SyncJob::default()
+            }) else {
+                continue;
+            };
+            let done = r.failed_repos.is_empty()
+                && r.skipped
+                    .iter()
+                    .map(|s| (s.repo.clone(), s.id))
+                    .collect::<Vec<_>>()
+                    == expected;
+            report = Some(r);
+            if done {
+                break;
+            }
+        }
+        let report = report.unwrap_or_else(|| panic!("{name}: no sync ran in {MAX_RUNS} runs"));
         let (matched, problems) = compare_with_truth(&run.db, &sim.truth(), &broken).unwrap();
         assert!(problems.is_empty(), "{name}: {problems:#?}");
         assert_eq!(matched, sim.truth().len() - broken.len(), "{name}");
@@ -89,10 +116,6 @@ async fn sync_matches_truth(name: &str, faults: Faults, version: ServerVersion) 
             .skipped
             .iter()
             .map(|s| (s.repo.clone(), s.id))
-            .collect();
-        let expected: Vec<(String, Option<u64>)> = broken
-            .iter()
-            .map(|(k, s, id)| (format!("{k}/{s}"), Some(*id)))
             .collect();
         assert_eq!(
             skipped, expected,

@@ -554,8 +554,8 @@ async fn request_to_another_host_is_denied_and_never_sent() {
         .await,
     );
     match &e {
-        ConnectorError::Transport(m) => assert!(m.contains("denied"), "{m}"),
-        other => panic!("expected a transport error naming the denial, got {other:?}"),
+        ConnectorError::Denied(m) => assert!(m.contains("outside"), "{m}"),
+        other => panic!("expected a denied error (typed, not flattened), got {other:?}"),
     }
     assert!(
         other.received_requests().await.unwrap().is_empty(),

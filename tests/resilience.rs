@@ -303,3 +303,154 @@ async fn a_retry_after_of_any_size_fails_rate_limited_at_once_without_a_panic() 
         assert!(started.elapsed() < Duration::from_secs(30), "{huge}");
     }
 }
+
+/// A repository of five pull requests, every detail served, except pull request 3's diff,
+/// answered by `diff`.
+async fn repository_with_one_diff(server: &MockServer, diff: ResponseTemplate) {
+    use wiremock::matchers::path;
+    let prs = "/rest/api/1.0/projects/PLAT/repos/api/pull-requests";
+    let ok = |v: serde_json::Value| ResponseTemplate::new(200).set_body_json(v);
+    for (p, v) in [
+        (
+            "/rest/api/1.0/projects",
+            page(vec![project("PLAT", 1)], 0, 25, None),
+        ),
+        (
+            "/rest/api/1.0/repos",
+            page(vec![repo("PLAT", "api", 10)], 0, 25, None),
+        ),
+        (
+            "/rest/api/1.0/admin/users",
+            page(vec![user("alice")], 0, 25, None),
+        ),
+    ] {
+        Mock::given(path(p)).respond_with(ok(v)).mount(server).await;
+    }
+    let list: Vec<_> = (1..=5u64)
+        .rev()
+        .map(|i| pr_json(i, 0, "OPEN", i as i64, 10 * i as i64))
+        .collect();
+    Mock::given(path(prs))
+        .respond_with(ok(page(list, 0, 25, None)))
+        .mount(server)
+        .await;
+    for i in 1..=5u64 {
+        Mock::given(path(format!("{prs}/{i}")))
+            .respond_with(ok(pr_json(i, 0, "OPEN", i as i64, 10 * i as i64)))
+            .mount(server)
+            .await;
+        Mock::given(path(format!("{prs}/{i}/activities")))
+            .respond_with(ok(page(vec![], 0, 50, None)))
+            .mount(server)
+            .await;
+        let answer = if i == 3 {
+            diff.clone()
+        } else {
+            ok(diff_json(1, 0, false, false))
+        };
+        Mock::given(path(format!("{prs}/{i}/diff")))
+            .respond_with(answer)
+            .with_priority(5)
+            .mount(server)
+            .await;
+    }
+}
+
+async fn diff_requests(server: &MockServer) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path().ends_with("/pull-requests/3/diff"))
+        .count()
+}
+
+fn sync_once(t: &Arc<bbdc_host::Tenant>, db: &std::path::Path) -> bbdc_jobs::sync::SyncReport {
+    let records = bbdc_jobs::records::SqliteRecords::open(db).unwrap();
+    bbdc_jobs::sync::run(
+        runtime(),
+        t,
+        &records,
+        None,
+        &bbdc_jobs::sync::SyncJob::default(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_diff_that_always_fails_costs_the_policys_attempts_and_the_next_sync_takes_it_up() {
+    let server = MockServer::start().await;
+    repository_with_one_diff(&server, ResponseTemplate::new(503)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut c = TenantConfig::new("r", server.uri(), Credentials::Bearer(TOKEN.into()));
+    c.http_policy = HttpPolicy {
+        burst: None,
+        base_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let max = c.http_policy.max_attempts as usize;
+    let t = tenant_with(c);
+    let (t2, db2) = (t.clone(), db.clone());
+    let report = blocking(move || sync_once(&t2, &db2)).await;
+    assert_eq!(max, 6);
+    assert_eq!(
+        diff_requests(&server).await,
+        max,
+        "the policy's attempts, nothing more"
+    );
+    assert_eq!(
+        report.records.get("pull_request"),
+        Some(&4),
+        "every other PR is stored"
+    );
+    let skipped: Vec<_> = report
+        .skipped
+        .iter()
+        .map(|s| (s.id, s.code.as_str()))
+        .collect();
+    assert_eq!(skipped, [(Some(3), "server")]);
+    assert!(report.failed_repos.is_empty());
+
+    // The diff heals: the next sync takes the pull request up again and stores it.
+    server.reset().await;
+    let healed = ResponseTemplate::new(200).set_body_json(diff_json(2, 1, false, false));
+    repository_with_one_diff(&server, healed).await;
+    let report = blocking(move || sync_once(&t, &db)).await;
+    assert!(report.skipped.is_empty(), "{:?}", report.skipped);
+    assert_eq!(
+        report.records.get("pull_request"),
+        Some(&1),
+        "PR 3, taken up again"
+    );
+    assert_eq!(diff_requests(&server).await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_diff_over_the_hosts_cap_is_requested_exactly_once() {
+    let server = MockServer::start().await;
+    let big = ResponseTemplate::new(200).set_body_string(format!(
+        r#"{{"diffs":[{{"hunks":[{{"segments":[{{"type":"ADDED","lines":[{{"line":"{}"}}]}}]}}]}}],"truncated":false}}"#,
+        "a".repeat(64 * 1024)
+    ));
+    repository_with_one_diff(&server, big).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("r.sqlite");
+    let mut c = TenantConfig::new("r", server.uri(), Credentials::Bearer(TOKEN.into()));
+    c.http_policy.burst = None;
+    c.limits.max_stream_bytes = 1024;
+    let t = tenant_with(c);
+    let report = blocking(move || sync_once(&t, &db)).await;
+    assert_eq!(
+        diff_requests(&server).await,
+        1,
+        "too-large is never retried"
+    );
+    assert_eq!(
+        report.records.get("pull_request"),
+        Some(&5),
+        "delivered without diff statistics"
+    );
+}

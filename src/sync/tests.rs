@@ -847,3 +847,40 @@ fn extreme_timestamps_and_counters_neither_panic_nor_wrap() {
     let e = fetch_pull_requests(&host, &c, &repo(), &opts, None).unwrap_err();
     assert_eq!(e.code(), "storage");
 }
+
+#[test]
+fn a_request_the_host_denies_is_sent_once_and_never_rotated_into_the_next_pass() {
+    let host = setup(&[pr(3, 0, 3, 30), pr(2, 0, 2, 20), pr(1, 0, 1, 10)], 10);
+    host.on(
+        &format!("{REPO_PATH}/2/activities"),
+        &[],
+        Canned::Error(HttpError::Denied("policy".into())),
+    );
+    serve_single(&host, 2);
+    let c = conn(10);
+    let opts = SyncOptions::default();
+    let (prs, skipped, _) = run_pass(&host, &c, &opts);
+    assert_eq!(ids(&prs), [1, 3], "the rest of the repository is intact");
+    assert_eq!(
+        skipped
+            .iter()
+            .map(|s| (s.id, s.stage, s.error.clone()))
+            .collect::<Vec<_>>(),
+        [(
+            2,
+            SkipStage::Activities,
+            ContractError::Denied(
+                "GET /projects/PLAT/repos/api/pull-requests/2/activities: policy".into()
+            )
+        )]
+    );
+    let activities = |host: &FakeHost| {
+        host.sent()
+            .iter()
+            .filter(|s| s.starts_with(&format!("{REPO_PATH}/2/activities")))
+            .count()
+    };
+    assert_eq!(activities(&host), 1, "sent once, not repeated");
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    assert!(state.retry.is_empty(), "a final failure is not rotated");
+}

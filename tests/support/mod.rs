@@ -73,7 +73,16 @@ pub fn sim_run(base_url: &str, token: &str, tweak: impl FnOnce(&mut TenantConfig
 }
 
 impl SimRun {
-    /// Runs the sync job into this run's database.
+    /// Runs the sync job into this run's database, which may fail as a whole.
+    pub fn try_sync(
+        &self,
+        job: &bbdc_jobs::sync::SyncJob,
+    ) -> Result<bbdc_jobs::sync::SyncReport, bbdc_jobs::sync::SyncError> {
+        let records = bbdc_jobs::records::SqliteRecords::open(&self.db).expect("records");
+        bbdc_jobs::sync::run(runtime(), &self.tenant, &records, None, job)
+    }
+
+    /// Runs the sync job into this run's database; it must run.
     pub fn sync(&self, job: &bbdc_jobs::sync::SyncJob) -> bbdc_jobs::sync::SyncReport {
         let records = bbdc_jobs::records::SqliteRecords::open(&self.db).expect("records");
         bbdc_jobs::sync::run(runtime(), &self.tenant, &records, None, job).expect("sync runs")

@@ -117,6 +117,16 @@ const FORBIDDEN_HEADERS: &[&str] = &[
     "connection",
 ];
 
+/// What one request has used of the policy, across every retry of it (statuses, connection
+/// failures, bodies cut short): it is sent at most `max_attempts` times in all, within one
+/// total budget.
+struct Attempts {
+    /// Requests sent so far.
+    made: u32,
+    /// No retry is started that would end past this.
+    until: Instant,
+}
+
 /// One tenant's HTTP client and policy.
 pub struct TenantHttp {
     agent: ureq::Agent,
@@ -317,12 +327,16 @@ impl TenantHttp {
     ///
     /// Nothing here outlives `deadline` (the call's): each attempt's timeout is cut to the time
     /// left, and no wait (rate limit, Retry-After, backoff) is started that would end past it.
+    /// Attempts are counted in `tries`, which the caller keeps across its own retries of the
+    /// same request (a body cut short), so one request never takes more than the policy's
+    /// attempts or its total budget.
     fn start(
         &self,
         method: &str,
         url: &str,
         headers: &[(String, String)],
         deadline: Instant,
+        tries: &mut Attempts,
     ) -> Result<ureq::http::Response<ureq::Body>, HttpFailure> {
         let target = Url::parse(url).map_err(|e| {
             self.counters.denied.fetch_add(1, Ordering::Relaxed);
@@ -345,10 +359,7 @@ impl TenantHttp {
         }
         let policy = self.limiter.policy();
         let call_deadline = deadline;
-        let deadline = Instant::now()
-            .checked_add(policy.total_budget)
-            .map_or(call_deadline, |d| d.min(call_deadline));
-        let mut attempt: u32 = 0;
+        let deadline = tries.until.min(call_deadline);
         loop {
             let waited = self.limiter.acquire(call_deadline);
             let (Ok(w) | Err(w)) = waited;
@@ -378,7 +389,8 @@ impl TenantHttp {
                 .timeout_global(Some(left.min(self.request_timeout)))
                 .build();
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
-            attempt += 1;
+            tries.made += 1;
+            let attempt = tries.made;
             let last = attempt >= policy.max_attempts || Instant::now() >= deadline;
             match self.exchange(&target, req) {
                 Ok(mut resp) => {
@@ -433,6 +445,15 @@ impl TenantHttp {
         }
     }
 
+    /// A request's attempt count, starting now: none made yet, and the policy's total budget
+    /// (cut to the call's `deadline`).
+    fn attempts(&self, deadline: Instant) -> Attempts {
+        let until = Instant::now()
+            .checked_add(self.limiter.policy().total_budget)
+            .map_or(deadline, |d| d.min(deadline));
+        Attempts { made: 0, until }
+    }
+
     /// Sleeps `d` unless that would end past `deadline`; returns whether it slept.
     fn pause(&self, d: Duration, deadline: Instant) -> bool {
         if Instant::now().checked_add(d).is_none_or(|t| t > deadline) {
@@ -459,7 +480,8 @@ impl TenantHttp {
     }
 
     /// Sends a request and reads the whole body (capped). A body cut short by the connection is
-    /// fetched again, within the policy's attempts (every call is a GET).
+    /// fetched again, within the same attempts and budget as the retries of its status (every
+    /// call is a GET): at most the policy's `max_attempts` requests in all.
     /// Nothing outlives `deadline`.
     pub fn send(
         &self,
@@ -468,10 +490,9 @@ impl TenantHttp {
         headers: &[(String, String)],
         deadline: Instant,
     ) -> Result<(Head, Vec<u8>), HttpFailure> {
-        let mut attempt: u32 = 0;
+        let mut tries = self.attempts(deadline);
         loop {
-            attempt += 1;
-            let mut resp = self.start(method, url, headers, deadline)?;
+            let mut resp = self.start(method, url, headers, deadline, &mut tries)?;
             let head = Self::head_of(&resp);
             match resp
                 .body_mut()
@@ -484,8 +505,8 @@ impl TenantHttp {
                     let f = failure(e, self.max_body);
                     let retryable = matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout);
                     if !retryable
-                        || attempt >= self.limiter.policy().max_attempts
-                        || !self.pause(self.limiter.backoff(attempt), deadline)
+                        || tries.made >= self.limiter.policy().max_attempts
+                        || !self.pause(self.limiter.backoff(tries.made), tries.until)
                     {
                         return Err(f);
                     }
@@ -504,7 +525,8 @@ impl TenantHttp {
         headers: &[(String, String)],
         deadline: Instant,
     ) -> Result<(Head, StreamBody), HttpFailure> {
-        let resp = self.start(method, url, headers, deadline)?;
+        let mut tries = self.attempts(deadline);
+        let resp = self.start(method, url, headers, deadline, &mut tries)?;
         let head = Self::head_of(&resp);
         let reader = resp
             .into_body()

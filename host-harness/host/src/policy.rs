@@ -15,7 +15,9 @@ pub struct HttpPolicy {
     pub burst: Option<f64>,
     /// Token refill per second.
     pub per_second: f64,
-    /// Attempts per request, the first included.
+    /// Requests sent for one request of the connector, the first included, whatever the reason
+    /// for each retry (429, 502/503/504, a cut connection or body). This policy is the only
+    /// retry of a request: nothing above it (connector or sync job) sends it again.
     pub max_attempts: u32,
     /// First backoff; doubles per attempt, with full jitter.
     pub base_backoff: Duration,

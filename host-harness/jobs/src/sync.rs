@@ -227,44 +227,6 @@ fn emit(
     w.flush()
 }
 
-/// Attempts per connector call for failures that may pass (the host's HTTP policy has already
-/// retried single requests; this covers a malformed or cut body, or a storm that outlasted it).
-const CALL_ATTEMPTS: u32 = 4;
-
-/// Whether a failed call is worth repeating. Every call is safe to repeat: listings are reads,
-/// and a sync step with the same cursor is idempotent. A deadline or a rate limit is never
-/// repeated here: the host's HTTP policy already spent the call's time waiting and retrying,
-/// and repeating would multiply the deadline the operator set.
-fn transient(e: &CallError<ConnectorError>) -> bool {
-    match e {
-        CallError::Connector(c) => matches!(
-            c,
-            ConnectorError::Server(_)
-                | ConnectorError::Transport(_)
-                | ConnectorError::MalformedResponse(_)
-        ),
-        CallError::Host(_) => false,
-    }
-}
-
-/// Runs `call`, repeating it with a growing pause while it fails transiently.
-pub fn with_retries<T>(
-    mut call: impl FnMut() -> Result<T, CallError<ConnectorError>>,
-) -> Result<T, CallError<ConnectorError>> {
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        match call() {
-            Err(e) if attempt < CALL_ATTEMPTS && transient(&e) => {
-                let (code, message) = output::call_error(&e);
-                tracing::debug!(attempt, code, "repeating a failed call: {message}");
-                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt * attempt)));
-            }
-            other => return other,
-        }
-    }
-}
-
 /// One page of a listing: items, next cursor, items that could not be identified.
 type ListingPage<T> = (Vec<T>, Option<String>, Vec<UnreadableRecord>);
 
@@ -295,7 +257,7 @@ fn all_pages<T>(
     let mut cursor: Option<String> = None;
     let (mut pages, mut items, mut empty) = (0u64, 0u64, 0u32);
     loop {
-        let (got, next, bad) = with_retries(|| page(cursor.clone())).map_err(PageFailure::Call)?;
+        let (got, next, bad) = page(cursor.clone()).map_err(PageFailure::Call)?;
         pages += 1;
         items = items.saturating_add(got.len() as u64);
         empty = if got.is_empty() && bad.is_empty() {
@@ -659,31 +621,18 @@ fn sync_repo(
         unreadable: Vec::new(),
         unidentified: Vec::new(),
     };
-    // Pull requests skipped in a pass are retried at the start of the next one; two extra passes
-    // right away let one run get past passing faults. Those still failing are reported.
-    for pass in 0..3 {
-        let skipped = sync_pass(
-            runtime,
-            tenant,
-            sink,
-            jsonl,
-            repo,
-            options,
-            name,
-            &mut out,
-            pass == 0,
-        )?;
-        if skipped.is_empty() || pass == 2 {
-            out.skipped = skipped;
-            break;
-        }
-    }
+    // One pass per sync. The host's HTTP policy has retried every request already; pull
+    // requests still skipped are reported and retried by the connector at the start of the
+    // next sync's pass.
+    out.skipped = sync_pass(runtime, tenant, sink, jsonl, repo, options, name, &mut out)?;
     let unidentified = std::mem::take(&mut out.unidentified);
     out.skipped.extend(unidentified);
     Ok(out)
 }
 
-/// One pass over a repository: call, persist, acknowledge (by calling again), until done.
+/// One pass over a repository: call, persist, acknowledge (by calling again), until done. Each
+/// call is made once: a failed one fails the repository for this sync (the connector resumes the
+/// pass from its last acknowledged batch next time).
 #[allow(clippy::too_many_arguments)]
 fn sync_pass(
     runtime: &Runtime,
@@ -694,18 +643,17 @@ fn sync_pass(
     options: &WitSyncOptions,
     name: &str,
     out: &mut RepoOutcome,
-    count_unchanged: bool,
 ) -> Result<Vec<SkippedPr>, RepoFailure> {
     let mut skipped = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
-        let batch =
-            with_retries(|| runtime.fetch_pull_requests(tenant, repo, options, cursor.as_deref()))
-                .map_err(|e| {
-                    let (code, message) = output::call_error(&e);
-                    tracing::warn!(repo = name, code, "repository sync failed: {message}");
-                    RepoFailure::Call(code.into(), message)
-                })?;
+        let batch = runtime
+            .fetch_pull_requests(tenant, repo, options, cursor.as_deref())
+            .map_err(|e| {
+                let (code, message) = output::call_error(&e);
+                tracing::warn!(repo = name, code, "repository sync failed: {message}");
+                RepoFailure::Call(code.into(), message)
+            })?;
         // Durable first: only then may the connector be told (by the next call) that it is safe.
         sink.pull_requests(&batch.pull_requests)
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
@@ -715,9 +663,7 @@ fn sync_pass(
         )
         .map_err(|e| RepoFailure::Fatal(e.into()))?;
         out.written += batch.pull_requests.len() as u64;
-        if count_unchanged {
-            out.unchanged += u64::from(batch.stats.unchanged);
-        }
+        out.unchanged += u64::from(batch.stats.unchanged);
         for s in batch.skipped {
             let (code, message) = output::connector_error(&s.error);
             skipped.push(SkippedPr {
@@ -728,8 +674,7 @@ fn sync_pass(
                 message,
             });
         }
-        // Reported once, from the first pass (the extra passes list the same pages again).
-        for u in batch.unreadable.into_iter().filter(|_| count_unchanged) {
+        for u in batch.unreadable {
             if u.kind == RecordKind::PullRequest {
                 out.unidentified.push(SkippedPr {
                     repo: name.to_owned(),
