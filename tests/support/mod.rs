@@ -31,7 +31,7 @@ pub fn runtime() -> &'static Runtime {
 
 /// A tenant with a Bearer token against `base_url`, storage in memory, and no retries or
 /// client-side rate limit, so error answers reach the connector at once (the policy has its own
-/// tests in `resilience.rs`).
+/// tests in `http_policy.rs`).
 pub fn tenant(base_url: &str) -> Arc<Tenant> {
     let mut config = TenantConfig::new("t1", base_url, Credentials::Bearer(TOKEN.into()));
     config.http_policy = bbdc_host::policy::HttpPolicy {

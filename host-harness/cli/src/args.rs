@@ -2,32 +2,38 @@
 //! are visited, secrets from the environment, and the parsers of flag values.
 
 use anyhow::{Result, bail};
-use bbdc_host::{Credentials, Runtime, RuntimeConfig, TenantConfig};
+use bbdc_host::{Credentials, Runtime, RuntimeConfig, TenantConfig, TenantFile};
 use clap::Args;
 use std::path::PathBuf;
 
-/// Where the server is and how to authenticate. Secrets come from environment variables only.
+/// Where the server is and how to authenticate: flags for the common case, or a tenant file
+/// (server, credentials reference, limits) with `--tenant`. Secrets come from environment
+/// variables (or, in a tenant file, from files) only.
 #[derive(Args)]
 pub struct ServerArgs {
+    /// A tenant file, TOML (or JSON when it ends in `.json`): base URL, where the credentials
+    /// are, CA bundle, page size, limits, timeouts and HTTP policy (see the README).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["base_url", "token_env", "username", "password_env", "ca_cert"])]
+    pub tenant: Option<PathBuf>,
     /// Base URL of the server, with any context path (e.g. https://git.acme.com/bitbucket).
     #[arg(long, value_name = "URL")]
-    pub base_url: String,
+    pub base_url: Option<String>,
     /// Name of the environment variable holding an HTTP access token (sent as Bearer).
-    #[arg(long, value_name = "VAR", conflicts_with_all = ["username", "password_env"])]
+    #[arg(long, value_name = "VAR", requires = "base_url", conflicts_with_all = ["username", "password_env"])]
     pub token_env: Option<String>,
     /// User name for Basic authentication (with --password-env).
-    #[arg(long, value_name = "USER", requires = "password_env")]
+    #[arg(long, value_name = "USER", requires_all = ["base_url", "password_env"])]
     pub username: Option<String>,
     /// Name of the environment variable holding the password or token for --username.
     #[arg(long, value_name = "VAR", requires = "username")]
     pub password_env: Option<String>,
     /// PEM file of CA certificates to trust instead of the public roots (self-signed servers).
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", requires = "base_url")]
     pub ca_cert: Option<PathBuf>,
     /// Longest server-requested wait (Retry-After) honoured; a longer one fails the call
-    /// rate-limited at once (1 s to 24 h).
-    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_max_wait)]
-    pub max_wait: std::time::Duration,
+    /// rate-limited at once (1 s to 24 h; default 15m, or the tenant file's).
+    #[arg(long, value_name = "DURATION", value_parser = parse_max_wait)]
+    pub max_wait: Option<std::time::Duration>,
 }
 
 /// A duration such as `15m`, between 1 s and 24 h.
@@ -55,10 +61,25 @@ impl ServerArgs {
         }
     }
 
+    /// Whether a server is configured at all (by flags or a tenant file).
+    pub fn configured(&self) -> bool {
+        self.tenant.is_some() || self.base_url.is_some()
+    }
+
+    /// The tenant the flags or the tenant file describe.
     pub fn tenant_config(&self) -> Result<TenantConfig> {
-        let mut config = TenantConfig::new("default", self.base_url.clone(), self.credentials()?);
-        config.ca_bundle = self.ca_cert.clone();
-        config.http_policy.max_wait = self.max_wait;
+        let mut config = match (&self.tenant, &self.base_url) {
+            (Some(path), _) => TenantFile::load(path)?.resolve()?,
+            (None, Some(url)) => {
+                let mut config = TenantConfig::new("default", url.clone(), self.credentials()?);
+                config.ca_bundle = self.ca_cert.clone();
+                config
+            }
+            (None, None) => bail!("give --base-url URL (with credentials) or --tenant FILE"),
+        };
+        if let Some(wait) = self.max_wait {
+            config.http_policy.max_wait = wait;
+        }
         Ok(config)
     }
 }

@@ -117,6 +117,62 @@ async fn check_json_success_and_exit_zero() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_file_gives_the_server_credentials_and_limits() {
+    let s = server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "cli-secret-token\n").unwrap();
+    let tenant = dir.path().join("acme.toml");
+    std::fs::write(
+        &tenant,
+        format!(
+            "id = \"acme\"\nbase_url = {:?}\npage_size = 7\n[credentials]\ntoken_file = {:?}\n[http_policy]\nmax_wait = \"1m\"\n",
+            s.uri(),
+            token.display().to_string()
+        ),
+    )
+    .unwrap();
+    let misspelt = dir.path().join("typo.json");
+    std::fs::write(
+        &misspelt,
+        format!(
+            r#"{{"base_url": {:?}, "limits": {{"deadlin": "1m"}}}}"#,
+            s.uri()
+        ),
+    )
+    .unwrap();
+    let (tenant, misspelt) = (tenant.display().to_string(), misspelt.display().to_string());
+    let ((ok, json, raw), (typo_ok, _, typo_raw), both) = tokio::task::spawn_blocking(move || {
+        let good = bbdc(&["check", "--tenant", &tenant, "--json"], &[]);
+        let typo = bbdc(&["check", "--tenant", &misspelt, "--json"], &[]);
+        let both = Command::new(env!("CARGO_BIN_EXE_bbdc"))
+            .args(["check", "--tenant", &tenant, "--base-url", "https://x"])
+            .output()
+            .unwrap();
+        (good, typo, both)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "exit 0: {raw}");
+    assert_eq!(json["projects"], 1);
+    assert!(
+        !raw.contains("cli-secret-token"),
+        "the token is never printed"
+    );
+    let asked_limit = s.received_requests().await.unwrap().iter().any(|r| {
+        r.url.path().ends_with("/projects") && r.url.query().is_some_and(|q| q.contains("limit=7"))
+    });
+    assert!(asked_limit, "the file's page size reaches the server");
+    assert!(!typo_ok, "a misspelt limit is refused: {typo_raw}");
+    assert!(typo_raw.contains("deadlin"), "{typo_raw}");
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--tenant and --base-url conflict"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn check_json_failure_names_the_error_and_exits_non_zero() {
     let s = server().await;
     let uri = s.uri();

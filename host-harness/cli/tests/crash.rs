@@ -1,6 +1,5 @@
 //! A sync killed at random points (a real process kill, several times) and restarted ends equal
-//! to the simulator's ground truth, on every server version the simulator imitates; and the
-//! no-setup demo runs green.
+//! to the simulator's ground truth, on every server version the simulator imitates.
 
 use bbdc_jobs::demo::compare_with_truth;
 use bbdc_sim::render::Dialect;
@@ -10,14 +9,9 @@ use bbdc_sim::{Faults, SimConfig, Simulator};
 use std::process::Command;
 use std::time::Duration;
 
-fn bbdc() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_bbdc"));
-    c.env(
-        "BBDC_CACHE_DIR",
-        std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
-    );
-    c
-}
+mod binary;
+
+use binary::bbdc;
 
 #[test]
 fn a_sync_killed_at_random_points_and_restarted_loses_nothing() {
@@ -92,23 +86,4 @@ fn killed_and_restarted(version: ServerVersion, seed: u64) {
     assert!(problems.is_empty(), "{version}: {problems:#?}");
     assert_eq!(matched, sim.truth().len(), "{version}");
     sim.stop();
-}
-
-#[test]
-fn the_demo_runs_with_no_setup_and_matches_the_ground_truth() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("demo.sqlite");
-    let out = bbdc()
-        .args(["demo", "--db", db.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("match field for field"), "{stdout}");
-    assert!(!stdout.contains("MISMATCH"), "{stdout}");
-    assert!(db.exists());
 }

@@ -10,6 +10,7 @@
 //! - [`storage`]: the tenant-namespaced key-value store behind [`storage::KvStore`] (SQLite with
 //!   the default `sqlite` feature);
 //! - [`tenant`]: tenant configuration and limits;
+//! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`logging`]: log filtering that keeps credentials out of logs;
 //! - [`bindings`]: the generated host bindings of `wit/`.
 
@@ -21,8 +22,10 @@ pub mod policy;
 pub mod runtime;
 pub mod storage;
 pub mod tenant;
+pub mod tenant_file;
 pub mod tls;
 
 pub use imports::Tenant;
 pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
 pub use tenant::{Credentials, Limits, TenantConfig};
+pub use tenant_file::{TenantFile, TenantFileError};

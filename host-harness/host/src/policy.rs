@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// Rate and retry settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HttpPolicy {
     /// Token-bucket burst (`None`: no client-side limit).
     pub burst: Option<f64>,
@@ -20,13 +21,17 @@ pub struct HttpPolicy {
     /// retry of a request: nothing above it (connector or sync job) sends it again.
     pub max_attempts: u32,
     /// First backoff; doubles per attempt, with full jitter.
+    #[serde(with = "humantime_serde")]
     pub base_backoff: Duration,
     /// Longest single backoff.
+    #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
     /// Longest a request may spend waiting and retrying before the last answer is returned.
+    #[serde(with = "humantime_serde")]
     pub total_budget: Duration,
     /// Longest server-requested wait (`Retry-After`) that is honoured. A longer one is not
     /// waited for: the answer goes back at once and the call fails `rate-limited`.
+    #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
 }
 

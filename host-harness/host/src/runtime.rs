@@ -2,6 +2,7 @@
 //! and cached on disk, one `InstancePre`, and a fresh `Store` per call holding the tenant's state.
 //! A trap leaves an instance unusable, so every call instantiates afresh (microseconds).
 
+use crate::bindings::api;
 use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
@@ -47,6 +48,10 @@ pub enum HostError {
     /// The component could not be loaded or instantiated.
     #[error("could not load the connector: {0}")]
     Load(String),
+    /// The call's limits (fuel, memory, deadline) could not be applied to its store, so it was
+    /// not started.
+    #[error("could not apply the call's limits: {0}")]
+    Limits(String),
 }
 
 /// A call's failure: the connector's own typed error, or the host's.
@@ -289,7 +294,7 @@ impl Runtime {
         if let Some(default) = self.fuel
             && let Err(e) = store.set_fuel(limits.fuel.unwrap_or(default))
         {
-            let err = CallError::Host(HostError::Load(e.to_string()));
+            let err = CallError::Host(HostError::Limits(format!("setting the call's fuel: {e}")));
             return (Err(err), CallStats::default());
         }
         let outcome = self
@@ -334,6 +339,22 @@ impl Runtime {
         }
     }
 
+    /// One call of a `connector` export with the tenant's connection.
+    fn export<T, E: std::fmt::Debug>(
+        &self,
+        tenant: &Arc<Tenant>,
+        f: impl FnOnce(
+            &api::Guest,
+            &mut Store<CallState>,
+            &Connection,
+        ) -> wasmtime::Result<Result<T, E>>,
+    ) -> Result<T, CallError<E>> {
+        let conn = Self::connection(tenant);
+        self.call_with(tenant, |p, s| {
+            f(p.ingest_bitbucket_dc_connector(), s, &conn)
+        })
+    }
+
     /// `describe`: the connector's name and version (no I/O).
     pub fn describe(&self, tenant: &Arc<Tenant>) -> Result<ConnectorInfo, CallError<Infallible>> {
         self.call_with(tenant, |p, s| {
@@ -347,10 +368,8 @@ impl Runtime {
         tenant: &Arc<Tenant>,
         filter: RepoFilter,
     ) -> Result<ConnectionReport, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_check_connection(s, &conn, filter)
+        self.export(tenant, |api, s, conn| {
+            api.call_check_connection(s, conn, filter)
         })
     }
 
@@ -360,11 +379,9 @@ impl Runtime {
         tenant: &Arc<Tenant>,
         cursor: Option<String>,
     ) -> Result<ProjectPage, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
         let page = PageRequest { cursor };
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_list_projects(s, &conn, &page)
+        self.export(tenant, |api, s, conn| {
+            api.call_list_projects(s, conn, &page)
         })
     }
 
@@ -376,11 +393,9 @@ impl Runtime {
         filter: RepoFilter,
         cursor: Option<String>,
     ) -> Result<RepoPage, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
         let page = PageRequest { cursor };
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_list_repos(s, &conn, project_key, filter, &page)
+        self.export(tenant, |api, s, conn| {
+            api.call_list_repos(s, conn, project_key, filter, &page)
         })
     }
 
@@ -392,11 +407,9 @@ impl Runtime {
         filter: RepoFilter,
         cursor: Option<String>,
     ) -> Result<RepoPage, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
         let page = PageRequest { cursor };
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_list_all_repos(s, &conn, filter, &page)
+        self.export(tenant, |api, s, conn| {
+            api.call_list_all_repos(s, conn, filter, &page)
         })
     }
 
@@ -406,12 +419,8 @@ impl Runtime {
         tenant: &Arc<Tenant>,
         cursor: Option<String>,
     ) -> Result<UserPage, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
         let page = PageRequest { cursor };
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_list_users(s, &conn, &page)
-        })
+        self.export(tenant, |api, s, conn| api.call_list_users(s, conn, &page))
     }
 
     /// `fetch-pull-requests`.
@@ -422,10 +431,8 @@ impl Runtime {
         options: &SyncOptions,
         cursor: Option<&str>,
     ) -> Result<PullRequestBatch, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_fetch_pull_requests(s, &conn, repo, *options, cursor)
+        self.export(tenant, |api, s, conn| {
+            api.call_fetch_pull_requests(s, conn, repo, *options, cursor)
         })
     }
 
@@ -436,10 +443,8 @@ impl Runtime {
         repo: &RepoRef,
         id: u64,
     ) -> Result<PullRequest, CallError<ConnectorError>> {
-        let conn = Self::connection(tenant);
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_fetch_pull_request(s, &conn, repo, id)
+        self.export(tenant, |api, s, conn| {
+            api.call_fetch_pull_request(s, conn, repo, id)
         })
     }
 
@@ -450,10 +455,8 @@ impl Runtime {
         secret: Option<&str>,
         req: &WebhookRequest,
     ) -> Result<WebhookOutcome, CallError<WebhookError>> {
-        let conn = Self::connection(tenant);
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector()
-                .call_handle_webhook(s, &conn, secret, req)
+        self.export(tenant, |api, s, conn| {
+            api.call_handle_webhook(s, conn, secret, req)
         })
     }
 }

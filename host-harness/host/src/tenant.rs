@@ -31,12 +31,14 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Per-call sandbox limits.
-#[derive(Debug, Clone)]
+/// Per-call sandbox limits (in a tenant file: `[limits]`, each field optional).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest linear memory a call may grow to.
     pub memory_bytes: usize,
     /// Wall-clock budget of one call, host I/O included.
+    #[serde(with = "humantime_serde")]
     pub deadline: Duration,
     /// Largest response body `send` returns whole.
     pub max_body_bytes: u64,
@@ -58,15 +60,19 @@ impl Default for Limits {
     }
 }
 
-/// HTTP timeouts.
-#[derive(Debug, Clone)]
+/// HTTP timeouts (in a tenant file: `[timeouts]`, each field optional).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Timeouts {
     /// Connect timeout.
+    #[serde(with = "humantime_serde")]
     pub connect: Duration,
     /// Whole-request timeout (headers and body).
+    #[serde(with = "humantime_serde")]
     pub request: Duration,
     /// Longest wait for the response headers, and for the body once they arrived (a stalled or
     /// cut connection fails after this, and is retried).
+    #[serde(with = "humantime_serde")]
     pub read: Duration,
 }
 

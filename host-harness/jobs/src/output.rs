@@ -37,7 +37,7 @@ pub fn host_error(e: &HostError) -> (&'static str, String) {
         HostError::Fuel => "fuel_exhausted",
         HostError::Storage(_) => "storage",
         HostError::Trap(_) => "internal",
-        HostError::Load(_) => "internal",
+        HostError::Load(_) | HostError::Limits(_) => "internal",
     };
     (code, e.to_string())
 }

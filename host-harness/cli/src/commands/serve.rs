@@ -26,21 +26,10 @@ pub struct ServeArgs {
     /// Accept deliveries without a secret (unverified). Refused unless given.
     #[arg(long)]
     pub allow_unsigned: bool,
-    /// Server base URL: with credentials, accepted pull requests are refreshed in the background.
-    #[arg(long, value_name = "URL")]
-    pub base_url: Option<String>,
-    /// Name of the environment variable holding an HTTP access token.
-    #[arg(long, value_name = "VAR", requires = "base_url", conflicts_with_all = ["username", "password_env"])]
-    pub token_env: Option<String>,
-    /// User name for Basic authentication (with --password-env).
-    #[arg(long, value_name = "USER", requires_all = ["base_url", "password_env"])]
-    pub username: Option<String>,
-    /// Name of the environment variable holding the password for --username.
-    #[arg(long, value_name = "VAR", requires = "username")]
-    pub password_env: Option<String>,
-    /// PEM file of CA certificates to trust.
-    #[arg(long, value_name = "PATH")]
-    pub ca_cert: Option<PathBuf>,
+    /// The server (flags or `--tenant FILE`): when given, accepted pull requests are refreshed
+    /// through it in the background.
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Threads answering deliveries (1 to 256).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: u16,
@@ -72,22 +61,11 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
             "refusing to accept unverified webhooks: give --secret-env VAR (or --allow-unsigned)"
         ),
     };
-    let (config, refresh) = match &args.base_url {
-        Some(url) => {
-            let server = ServerArgs {
-                base_url: url.clone(),
-                token_env: args.token_env.clone(),
-                username: args.username.clone(),
-                password_env: args.password_env.clone(),
-                ca_cert: args.ca_cert.clone(),
-                max_wait: bbdc_host::policy::DEFAULT_MAX_WAIT,
-            };
-            (server.tenant_config()?, true)
-        }
-        None => (
-            TenantConfig::new("default", NO_SERVER, Credentials::None),
-            false,
-        ),
+    let refresh = args.server.configured();
+    let config = if refresh {
+        args.server.tenant_config()?
+    } else {
+        TenantConfig::new("default", NO_SERVER, Credentials::None)
     };
     let kv = Arc::new(SqliteKv::open(&args.db)?);
     let records = Arc::new(SqliteRecords::open(&args.db)?.with_dedup_window(args.dedup_window));

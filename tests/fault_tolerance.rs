@@ -1,4 +1,4 @@
-//! Resilience against the simulator: for each fault alone and all together, and on every server
+//! Fault tolerance against the simulator: for each fault alone and all together, and on every server
 //! version the simulator imitates, a full sync ends equal to the simulator's ground truth (no
 //! pull request lost or duplicated, every field right, personal and archived repositories
 //! included), except the pull requests the simulator made permanently broken, which are reported.
