@@ -197,33 +197,40 @@ pub fn memo_key(repo: &RepoRef, id: u64) -> String {
 /// (approvals, comments, tasks, pushes) is in it.
 pub fn fingerprint(w: &WirePullRequest) -> String {
     let mut h = Sha256::new();
-    let mut put = |s: &str| {
-        h.update(s.as_bytes());
-        h.update([0u8]);
-    };
-    put(&format!(
-        "{:?}|{:?}|{:?}|{:?}",
-        w.version, w.updated_date, w.state, w.draft
-    ));
-    put(&format!(
-        "{:?}|{:?}",
-        w.from_ref.latest_commit, w.to_ref.latest_commit
-    ));
-    if let Some(p) = &w.properties {
-        put(&format!(
-            "{:?}|{:?}|{:?}",
-            p.comment_count, p.open_task_count, p.resolved_task_count
-        ));
-    }
+    let counts = w.properties.as_ref();
+    put(&mut h, w.version.as_ref());
+    put(&mut h, w.updated_date.as_ref());
+    put(&mut h, w.state.as_ref());
+    put(&mut h, w.draft.as_ref());
+    put(&mut h, w.from_ref.latest_commit.as_ref());
+    put(&mut h, w.to_ref.latest_commit.as_ref());
+    put(&mut h, counts.and_then(|p| p.comment_count.as_ref()));
+    put(&mut h, counts.and_then(|p| p.open_task_count.as_ref()));
+    put(&mut h, counts.and_then(|p| p.resolved_task_count.as_ref()));
     for (role, list) in [("r", &w.reviewers), ("p", &w.participants)] {
         for x in list.iter() {
-            put(&format!(
-                "{role}|{}|{:?}|{:?}|{:?}",
-                x.user.slug, x.status, x.approved, x.last_reviewed_commit
-            ));
+            put(&mut h, Some(&role));
+            put(&mut h, Some(&x.user.slug));
+            put(&mut h, x.status.as_ref());
+            put(&mut h, x.approved.as_ref());
+            put(&mut h, x.last_reviewed_commit.as_ref());
         }
     }
     hex::encode(&h.finalize()[..16])
+}
+
+/// Feeds one field of a [`fingerprint`]: `-` when absent, `+` and the value written out when
+/// present, then a NUL. Written out rather than through `Debug`, whose format is no stable
+/// contract: the fingerprints one build stores must be the ones the next build computes.
+fn put<T: std::fmt::Display + ?Sized>(h: &mut Sha256, value: Option<&T>) {
+    match value {
+        Some(v) => {
+            h.update(b"+");
+            h.update(v.to_string().as_bytes());
+        }
+        None => h.update(b"-"),
+    }
+    h.update([0u8]);
 }
 
 fn now_ms() -> i64 {

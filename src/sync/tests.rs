@@ -884,3 +884,22 @@ fn a_request_the_host_denies_is_sent_once_and_never_rotated_into_the_next_pass()
     let (state, _) = load_state(&host, &state_key(&repo()));
     assert!(state.retry.is_empty(), "a final failure is not rotated");
 }
+
+#[test]
+fn a_fingerprint_is_written_out_field_by_field_so_every_build_computes_the_same() {
+    let wire: crate::wire::WirePullRequest = serde_json::from_value(serde_json::json!({
+        "id": 7, "version": 3, "state": "OPEN", "updatedDate": 1_700_000_000_000_i64,
+        "fromRef": {"id": "refs/heads/f", "latestCommit": "abc"},
+        "toRef": {"id": "refs/heads/main", "latestCommit": "def"},
+        "reviewers": [{"user": {"name": "bob", "slug": "bob"}, "role": "REVIEWER",
+                       "status": "APPROVED", "approved": true, "lastReviewedCommit": "abc"}],
+        "properties": {"commentCount": 2}
+    }))
+    .unwrap();
+    // Computed independently (Python's hashlib over the documented encoding: `-` or `+value`,
+    // then NUL, per field), so a change of encoding, or a return to `Debug`, fails here.
+    assert_eq!(fingerprint(&wire), "200d01270fa3103d5a089c862d73d46b");
+    let mut approved_later = wire.clone();
+    approved_later.reviewers[0].approved = Some(false);
+    assert_ne!(fingerprint(&approved_later), fingerprint(&wire));
+}

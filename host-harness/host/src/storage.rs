@@ -1,6 +1,8 @@
-//! Connector storage: a key-value store namespaced per tenant. SQLite is the embedded default;
-//! a platform plugs its own store by implementing [`KvStore`].
+//! Connector storage: a key-value store namespaced per tenant. SQLite ([`SqliteKv`], the
+//! default `sqlite` feature) is the embedded default; a platform plugs its own store by
+//! implementing [`KvStore`] and may turn the feature off.
 
+#[cfg(feature = "sqlite")]
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
@@ -10,6 +12,7 @@ use std::sync::Mutex;
 #[error("storage: {0}")]
 pub struct StoreError(String);
 
+#[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError(e.to_string())
@@ -35,8 +38,10 @@ pub trait KvStore: Send + Sync {
     ) -> Result<bool, StoreError>;
 }
 
+#[cfg(feature = "sqlite")]
 const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES (?1, ?2, ?3)
      ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value";
+#[cfg(feature = "sqlite")]
 const SELECT: &str = "SELECT value FROM connector_kv WHERE tenant = ?1 AND key = ?2";
 
 /// Creates `path` empty and readable by its owner only (0600) unless it exists, so a database
@@ -54,11 +59,13 @@ pub fn create_private(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// [`KvStore`] on SQLite.
+/// [`KvStore`] on SQLite (the default `sqlite` feature).
+#[cfg(feature = "sqlite")]
 pub struct SqliteKv {
     conn: Mutex<Connection>,
 }
 
+#[cfg(feature = "sqlite")]
 impl SqliteKv {
     /// Opens (creating if needed) a store in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -101,6 +108,7 @@ impl SqliteKv {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl KvStore for SqliteKv {
     fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
@@ -216,6 +224,7 @@ mod tests {
 
     fn stores() -> Vec<Box<dyn KvStore>> {
         vec![
+            #[cfg(feature = "sqlite")]
             Box::new(SqliteKv::in_memory().unwrap()),
             Box::new(MemoryKv::new()),
         ]
@@ -251,7 +260,7 @@ mod tests {
         assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"2"[..]));
     }
 
-    #[cfg(unix)]
+    #[cfg(all(unix, feature = "sqlite"))]
     #[test]
     fn database_files_are_private_to_their_owner() {
         use std::os::unix::fs::PermissionsExt;
@@ -268,6 +277,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "sqlite")]
     #[test]
     fn persists_on_disk() {
         let dir = tempfile::tempdir().unwrap();
