@@ -14,7 +14,9 @@
 //!
 //! Every other field goes through serde_with's [`DefaultOnError`]: missing, `null`, another JSON
 //! type or another shape (an object where a string was expected, or the reverse) leaves that
-//! field empty and keeps the record. Lists go through [`VecSkipError`]: a `null` or unreadable
+//! field empty and keeps the record. Lenience is the default, written once per struct
+//! (`serde_with::apply` gives every field `DefaultOnError` and `default`); the identity fields,
+//! and fields with a converter of their own, opt out with `#[serde_with(skip_apply)]`. Lists go through [`VecSkipError`]: a `null` or unreadable
 //! entry is dropped and its neighbours kept. Unknown fields are ignored. A record whose identity
 //! cannot be read fails to deserialize; [`crate::paging`] then skips and reports it, and the
 //! rest of its page goes on.
@@ -23,7 +25,7 @@
 
 use crate::timestamps::EpochMillis;
 use serde::Deserialize;
-use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError, serde_as};
+use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError};
 
 /// A Bitbucket id: a Java `long` on the server, so `0..=i64::MAX`, as a number or a string of
 /// digits. A larger number cannot be a real id, and would not survive a store with signed 64-bit
@@ -45,28 +47,28 @@ impl<'de> serde_with::DeserializeAs<'de, u64> for JavaLongId {
 }
 
 /// `{"href": ..., "name": ...}` inside `links`.
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 pub struct Link {
     /// The URL.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub href: Option<String>,
     /// For clone links: `http` or `ssh`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub name: Option<String>,
 }
 
 /// The `links` object. Some servers send `"self": [null]`; such entries are dropped.
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 pub struct Links {
     /// Web page links.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
     #[serde(rename = "self", default)]
     pub self_: Vec<Link>,
     /// Clone links.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
     #[serde(default)]
     pub clone: Vec<Link>,
@@ -88,134 +90,91 @@ impl Links {
 }
 
 /// `GET /application-properties` (`RestApplicationProperties`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplicationProperties {
     /// e.g. `9.2.4`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub version: Option<String>,
     /// Build number, e.g. `9002004`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub build_number: Option<String>,
     /// Display name.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub display_name: Option<String>,
 }
 
 /// A project (`RestProject`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WireProject {
     /// Key (required: it names the project everywhere).
+    #[serde_with(skip_apply)]
     pub key: String,
     /// Numeric id.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub id: Option<u64>,
     /// Name.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub name: Option<String>,
     /// Description.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub description: Option<String>,
     /// Public.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub public: Option<bool>,
     /// `NORMAL` or `PERSONAL`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Links.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub links: Links,
 }
 
 /// A repository (`RestRepository`), wherever it appears: in listings, as a fork's origin and as
 /// a pull-request ref's repository.
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WireRepo {
     /// Slug (required).
+    #[serde_with(skip_apply)]
     pub slug: String,
     /// Owning project (required, for its key).
+    #[serde_with(skip_apply)]
     pub project: WireProject,
     /// Numeric id.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub id: Option<u64>,
     /// Name.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub name: Option<String>,
     /// Description.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub description: Option<String>,
     /// `git`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub scm_id: Option<String>,
     /// Server state (`AVAILABLE`, ...).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub state: Option<String>,
     /// Public.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub public: Option<bool>,
     /// Archived (8.0+).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub archived: Option<bool>,
     /// Forkable.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub forkable: Option<bool>,
     /// Fork origin.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub origin: Option<Box<WireRepo>>,
     /// Links.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub links: Links,
 }
 
 /// A user as the server sends it, before its identity is checked.
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawUser {
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     name: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     slug: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     id: Option<u64>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     display_name: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     email_address: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     active: Option<bool>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     kind: Option<String>,
 }
 
@@ -264,188 +223,148 @@ impl TryFrom<RawUser> for WireUser {
 }
 
 /// One end of a pull request (`RestPullRequestRef`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WireRef {
     /// `refs/heads/...` or `refs/tags/...`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub id: Option<String>,
     /// Short name.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub display_id: Option<String>,
     /// Commit.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub latest_commit: Option<String>,
     /// `BRANCH` or `TAG` (a string in the reference; older servers omit it).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Repository of the ref.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub repository: Option<WireRepo>,
 }
 
 /// The author, a reviewer or a participant of a pull request (`RestPullRequestParticipant`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WireParticipant {
     /// Who (required: a participant without a user is dropped from its list).
+    #[serde_with(skip_apply)]
     pub user: WireUser,
     /// `AUTHOR`, `REVIEWER`, `PARTICIPANT`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub role: Option<String>,
     /// Approved flag (older servers).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub approved: Option<bool>,
     /// `UNAPPROVED`, `NEEDS_WORK`, `APPROVED`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub status: Option<String>,
     /// Last reviewed commit.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub last_reviewed_commit: Option<String>,
 }
 
 /// `properties` of a pull request (not in the reference, but sent by servers since 3.x).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePrProperties {
     /// Comments.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub comment_count: Option<u32>,
     /// Open tasks.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub open_task_count: Option<u32>,
     /// Resolved tasks.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub resolved_task_count: Option<u32>,
     /// The merge commit (merged pull requests in webhook payloads of newer servers).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub merge_commit: Option<WireCommit>,
 }
 
 /// A pull request (`RestPullRequest`), from a list page, `GET .../pull-requests/{id}` or a
 /// webhook payload.
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WirePullRequest {
     /// Id within the repository (required; a string of digits is accepted too; at most
     /// `i64::MAX`, see [`JavaLongId`]).
+    #[serde_with(skip_apply)]
     #[serde_as(as = "JavaLongId")]
     pub id: u64,
     /// Version.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub version: Option<u32>,
     /// Title.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub title: Option<String>,
     /// Description.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub description: Option<String>,
     /// `OPEN`, `MERGED`, `DECLINED`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub state: Option<String>,
     /// Draft (8.18+).
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub draft: Option<bool>,
     /// Created.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
     #[serde(default)]
     pub created_date: Option<i64>,
     /// Updated.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
     #[serde(default)]
     pub updated_date: Option<i64>,
     /// Closed.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
     #[serde(default)]
     pub closed_date: Option<i64>,
     /// Source.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub from_ref: WireRef,
     /// Target.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub to_ref: WireRef,
     /// Author.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub author: Option<WireParticipant>,
     /// Reviewers.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
     #[serde(default)]
     pub reviewers: Vec<WireParticipant>,
     /// Participants.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
     #[serde(default)]
     pub participants: Vec<WireParticipant>,
     /// Properties.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub properties: Option<WirePrProperties>,
     /// Links.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub links: Links,
 }
 
 /// A commit reference (the MERGED activity's `commit`, `properties.mergeCommit`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 pub struct WireCommit {
     /// The commit hash.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub id: Option<String>,
 }
 
 /// One entry of `GET .../pull-requests/{id}/activities` (`RestPullRequestActivity`).
-#[serde_as]
+#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct WireActivity {
     /// What (`APPROVED`, `COMMENTED`, `MERGED`, ...; required).
+    #[serde_with(skip_apply)]
     pub action: String,
     /// Activity id.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub id: Option<u64>,
     /// When.
+    #[serde_with(skip_apply)]
     #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
     #[serde(default)]
     pub created_date: Option<i64>,
     /// Who.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub user: Option<WireUser>,
     /// For COMMENTED: `ADDED`, `EDITED`, `DELETED`, `REPLIED`.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub comment_action: Option<String>,
     /// For MERGED: the merge commit.
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
     pub commit: Option<WireCommit>,
 }
 
