@@ -98,8 +98,12 @@ async fn no_request_arrives_before_its_retry_after() {
             pair[1] - pair[0]
         );
     }
-    let (requests, retries, throttled, waited) = t.http.counters.snapshot();
-    assert_eq!((requests, retries, throttled), (4, 3, 2));
+    let counts = t.http.counters.snapshot();
+    let waited = counts.waited;
+    assert_eq!(
+        (counts.requests, counts.retries, counts.throttled),
+        (4, 3, 2)
+    );
     assert!(
         // Each wait starts a moment after its 429 arrived, so it is a little under 1 s.
         waited >= Duration::from_millis(2500),

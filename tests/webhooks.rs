@@ -4,8 +4,9 @@
 mod support;
 
 use bbdc_host::storage::SqliteKv;
+use bbdc_host::storage::StoreError;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
-use bbdc_jobs::records::{Delivery, RecordError, RecordSink, SqliteRecords, Stored};
+use bbdc_jobs::records::{Delivery, RecordSink, SqliteRecords, Stored};
 use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
 use bbdc_jobs::webhook::{DEFAULT_MAX_BODY, handle, report_json};
 use hmac::{Hmac, Mac};
@@ -441,45 +442,29 @@ struct FullDiskOnce {
 }
 
 impl RecordSink for FullDiskOnce {
-    fn projects(&self, i: &[bbdc_host::bindings::types::Project]) -> Result<(), RecordError> {
+    fn projects(&self, i: &[bbdc_host::bindings::types::Project]) -> Result<(), StoreError> {
         self.inner.projects(i)
     }
-    fn repos(&self, i: &[bbdc_host::bindings::types::Repo]) -> Result<(), RecordError> {
+    fn repos(&self, i: &[bbdc_host::bindings::types::Repo]) -> Result<(), StoreError> {
         self.inner.repos(i)
     }
-    fn users(&self, i: &[bbdc_host::bindings::types::User]) -> Result<(), RecordError> {
+    fn users(&self, i: &[bbdc_host::bindings::types::User]) -> Result<(), StoreError> {
         self.inner.users(i)
     }
     fn pull_requests(
         &self,
         i: &[bbdc_host::bindings::types::PullRequest],
-    ) -> Result<(), RecordError> {
+    ) -> Result<(), StoreError> {
         self.inner.pull_requests(i)
     }
-    fn review_change(
-        &self,
-        repo: &bbdc_host::bindings::types::RepoRef,
-        id: u64,
-        c: &bbdc_host::bindings::types::ReviewChange,
-        at: i64,
-    ) -> Result<(), RecordError> {
-        self.inner.review_change(repo, id, c, at)
-    }
-    fn pull_request_deleted(
-        &self,
-        repo: &bbdc_host::bindings::types::RepoRef,
-        id: u64,
-    ) -> Result<(), RecordError> {
-        self.inner.pull_request_deleted(repo, id)
-    }
-    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError> {
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
         use std::sync::atomic::Ordering;
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(RecordError::new("database or disk is full"));
+            return Err(StoreError::new("database or disk is full"));
         }
         self.inner.delivery(d)
     }
@@ -503,8 +488,8 @@ fn a_delivery_whose_storing_failed_is_stored_when_bitbucket_retries_it() {
     body["pullRequest"]["createdDate"] = json!(T0);
     support::reference::assert_webhook("pr:reviewer:approved", &body);
     let bytes = body.to_string().into_bytes();
-    let send = || {
-        report_json(&handle(
+    let deliver = || {
+        handle(
             runtime(),
             &d.tenant,
             Some(SECRET),
@@ -512,19 +497,39 @@ fn a_delivery_whose_storing_failed_is_stored_when_bitbucket_retries_it() {
             headers("pr:reviewer:approved", "retried-1", Some(sign(&bytes))),
             bytes.clone(),
             Some(&sink as &dyn RecordSink),
-        ))
+        )
     };
-    let first = send();
+    let send = || report_json(&deliver());
+    let failed = deliver();
+    assert!(
+        failed.outcome.is_none(),
+        "an outcome that was not stored is not acted on (serve would queue its refresh): {:?}",
+        failed.outcome
+    );
+    let first = report_json(&failed);
     assert_eq!(
-        (first["http_status"].as_u64(), first["error"].as_str()),
-        (Some(500), Some("storage")),
+        (
+            first["http_status"].as_u64(),
+            first["result"].as_str(),
+            first["error"].as_str()
+        ),
+        (Some(500), Some("rejected"), Some("storage")),
         "{first}"
     );
     assert!(
         pr_row(&d.path).is_none(),
         "nothing stored by the failed attempt"
     );
-    let retry = send();
+    let retried = deliver();
+    assert!(
+        retried
+            .outcome
+            .as_ref()
+            .is_some_and(|o| o.refresh.is_some()),
+        "the stored retry asks for its refresh: {:?}",
+        retried.outcome
+    );
+    let retry = report_json(&retried);
     assert_eq!(
         (retry["http_status"].as_u64(), retry["result"].as_str()),
         (Some(200), Some("accepted")),

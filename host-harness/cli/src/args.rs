@@ -177,10 +177,13 @@ pub fn parse_header(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub fn parse_repo(s: &str) -> Result<(String, String), String> {
+pub fn parse_repo(s: &str) -> Result<bbdc_host::bindings::api::RepoRef, String> {
     match s.split_once('/') {
         Some((k, r)) if !k.is_empty() && !r.is_empty() && !r.contains('/') => {
-            Ok((k.to_owned(), r.to_owned()))
+            Ok(bbdc_host::bindings::api::RepoRef {
+                project_key: k.to_owned(),
+                slug: r.to_owned(),
+            })
         }
         _ => Err(format!("{s:?} is not KEY/slug")),
     }

@@ -7,6 +7,7 @@ wasmtime::component::bindgen!({
         "ingest:bitbucket-dc/http.body": crate::http::StreamBody,
     },
     imports: { default: trappable },
+    additional_derives: [PartialEq, Eq],
 });
 
 pub use exports::ingest::bitbucket_dc::connector as api;

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use ureq::tls::{PemItem, RootCerts, TlsConfig};
 use url::Url;
 
-/// Why a request got no response (mirrors WIT `http-error`).
+/// Why a request got no response: the host side of WIT `http-error`, variant for variant.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HttpFailure {
+pub enum HttpError {
     /// Refused by host policy.
     #[error("denied: {0}")]
     Denied(String),
@@ -61,7 +61,7 @@ impl StreamBody {
     }
 
     /// Reads up to `max` bytes; `None` at the end.
-    pub fn read_chunk(&mut self, max: u32) -> Result<Option<Vec<u8>>, HttpFailure> {
+    pub fn read_chunk(&mut self, max: u32) -> Result<Option<Vec<u8>>, HttpError> {
         let mut buf = vec![0u8; max.clamp(1, 1 << 20) as usize];
         loop {
             match self.reader.read(&mut buf) {
@@ -189,26 +189,26 @@ fn load_bundle(
     Ok(certs)
 }
 
-fn io_failure(e: std::io::Error, cap: u64) -> HttpFailure {
+fn io_failure(e: std::io::Error, cap: u64) -> HttpError {
     match e.kind() {
-        std::io::ErrorKind::TimedOut => HttpFailure::Timeout,
+        std::io::ErrorKind::TimedOut => HttpError::Timeout,
         _ => match e
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<ureq::Error>())
         {
-            Some(ureq::Error::BodyExceedsLimit(_)) => HttpFailure::TooLarge(cap),
-            Some(ureq::Error::Timeout(_)) => HttpFailure::Timeout,
-            _ => HttpFailure::Connection(e.to_string()),
+            Some(ureq::Error::BodyExceedsLimit(_)) => HttpError::TooLarge(cap),
+            Some(ureq::Error::Timeout(_)) => HttpError::Timeout,
+            _ => HttpError::Connection(e.to_string()),
         },
     }
 }
 
-fn failure(e: ureq::Error, cap: u64) -> HttpFailure {
+fn failure(e: ureq::Error, cap: u64) -> HttpError {
     match e {
-        ureq::Error::Timeout(_) => HttpFailure::Timeout,
-        ureq::Error::BodyExceedsLimit(_) => HttpFailure::TooLarge(cap),
+        ureq::Error::Timeout(_) => HttpError::Timeout,
+        ureq::Error::BodyExceedsLimit(_) => HttpError::TooLarge(cap),
         ureq::Error::Io(io) => io_failure(io, cap),
-        other => HttpFailure::Connection(other.to_string()),
+        other => HttpError::Connection(other.to_string()),
     }
 }
 
@@ -337,14 +337,14 @@ impl TenantHttp {
         headers: &[(String, String)],
         deadline: Instant,
         tries: &mut Attempts,
-    ) -> Result<ureq::http::Response<ureq::Body>, HttpFailure> {
+    ) -> Result<ureq::http::Response<ureq::Body>, HttpError> {
         let target = Url::parse(url).map_err(|e| {
             self.counters.denied.fetch_add(1, Ordering::Relaxed);
-            HttpFailure::Denied(format!("not a valid URL: {e}"))
+            HttpError::Denied(format!("not a valid URL: {e}"))
         })?;
         if !is_under_base(&self.base, &target) {
             self.counters.denied.fetch_add(1, Ordering::Relaxed);
-            return Err(HttpFailure::Denied(format!(
+            return Err(HttpError::Denied(format!(
                 "{} is outside the tenant's base URL",
                 target.origin().ascii_serialization()
             )));
@@ -372,7 +372,7 @@ impl TenantHttp {
                 .filter(|_| waited.is_ok())
                 .filter(|d| !d.is_zero())
             else {
-                return Err(HttpFailure::Timeout);
+                return Err(HttpError::Timeout);
             };
             let mut req = ureq::http::Request::builder()
                 .method(method)
@@ -382,7 +382,7 @@ impl TenantHttp {
             }
             let req = req
                 .body(())
-                .map_err(|e| HttpFailure::Denied(format!("invalid request header: {e}")))?;
+                .map_err(|e| HttpError::Denied(format!("invalid request header: {e}")))?;
             let req = self
                 .agent
                 .configure_request(req)
@@ -433,7 +433,7 @@ impl TenantHttp {
                 Err(e) => {
                     let f = failure(e, self.max_body);
                     if last
-                        || !matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout)
+                        || !matches!(f, HttpError::Connection(_) | HttpError::Timeout)
                         || !self.pause(self.limiter.backoff(attempt), deadline)
                     {
                         return Err(f);
@@ -489,7 +489,7 @@ impl TenantHttp {
         url: &str,
         headers: &[(String, String)],
         deadline: Instant,
-    ) -> Result<(Head, Vec<u8>), HttpFailure> {
+    ) -> Result<(Head, Vec<u8>), HttpError> {
         let mut tries = self.attempts(deadline);
         loop {
             let mut resp = self.start(method, url, headers, deadline, &mut tries)?;
@@ -503,7 +503,7 @@ impl TenantHttp {
                 Ok(body) => return Ok((head, body)),
                 Err(e) => {
                     let f = failure(e, self.max_body);
-                    let retryable = matches!(f, HttpFailure::Connection(_) | HttpFailure::Timeout);
+                    let retryable = matches!(f, HttpError::Connection(_) | HttpError::Timeout);
                     if !retryable
                         || tries.made >= self.limiter.policy().max_attempts
                         || !self.pause(self.limiter.backoff(tries.made), tries.until)
@@ -524,7 +524,7 @@ impl TenantHttp {
         url: &str,
         headers: &[(String, String)],
         deadline: Instant,
-    ) -> Result<(Head, StreamBody), HttpFailure> {
+    ) -> Result<(Head, StreamBody), HttpError> {
         let mut tries = self.attempts(deadline);
         let resp = self.start(method, url, headers, deadline, &mut tries)?;
         let head = Self::head_of(&resp);

@@ -2,7 +2,7 @@
 //! [`TenantHttp`], storage through the tenant's namespace of a [`KvStore`], logs into `tracing`.
 
 use crate::bindings::{types, wit_http, wit_log, wit_storage};
-use crate::http::{Head, HttpFailure, StreamBody, TenantHttp};
+use crate::http::{Head, HttpError, StreamBody, TenantHttp};
 use crate::storage::KvStore;
 use crate::tenant::TenantConfig;
 use std::sync::Arc;
@@ -108,7 +108,7 @@ impl CallState {
     }
 
     fn storage_trap(&mut self, e: crate::storage::StoreError) -> wasmtime::Error {
-        let msg = e.to_string();
+        let msg = crate::errors::chain(&e);
         self.storage_failure = Some(msg.clone());
         wasmtime::Error::msg(msg)
     }
@@ -132,9 +132,9 @@ impl WasiView for CallState {
 
 impl CallState {
     /// Notes a timeout that came from the call's deadline rather than the server.
-    fn note_timeout<T>(&mut self, r: &std::result::Result<T, HttpFailure>) {
+    fn note_timeout<T>(&mut self, r: &std::result::Result<T, HttpError>) {
         let slack = std::time::Duration::from_millis(50);
-        if matches!(r, Err(HttpFailure::Timeout))
+        if matches!(r, Err(HttpError::Timeout))
             && std::time::Instant::now() + slack >= self.deadline
         {
             self.deadline_hit = true;
@@ -142,12 +142,12 @@ impl CallState {
     }
 }
 
-fn wit_error(e: HttpFailure) -> wit_http::HttpError {
+fn wit_error(e: HttpError) -> wit_http::HttpError {
     match e {
-        HttpFailure::Denied(s) => wit_http::HttpError::Denied(s),
-        HttpFailure::Timeout => wit_http::HttpError::Timeout,
-        HttpFailure::Connection(s) => wit_http::HttpError::Connection(s),
-        HttpFailure::TooLarge(n) => wit_http::HttpError::TooLarge(n),
+        HttpError::Denied(s) => wit_http::HttpError::Denied(s),
+        HttpError::Timeout => wit_http::HttpError::Timeout,
+        HttpError::Connection(s) => wit_http::HttpError::Connection(s),
+        HttpError::TooLarge(n) => wit_http::HttpError::TooLarge(n),
     }
 }
 

@@ -11,10 +11,12 @@
 //!   the default `sqlite` feature);
 //! - [`tenant`]: tenant configuration and limits;
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
+//! - [`errors`]: an error with its causes as one line;
 //! - [`logging`]: log filtering that keeps credentials out of logs;
 //! - [`bindings`]: the generated host bindings of `wit/`.
 
 pub mod bindings;
+pub mod errors;
 pub mod http;
 pub mod imports;
 pub mod logging;

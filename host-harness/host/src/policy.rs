@@ -82,15 +82,40 @@ pub struct HttpCounters {
     pub waited_ms: AtomicU64,
 }
 
+/// The counters of [`HttpCounters`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpCounts {
+    /// Requests sent to the server (retries included).
+    pub requests: u64,
+    /// Retries.
+    pub retries: u64,
+    /// 429 answers received.
+    pub throttled: u64,
+    /// Time spent waiting for the rate limit or a Retry-After.
+    pub waited: Duration,
+}
+
+impl HttpCounts {
+    /// What was counted between `earlier` and `self`.
+    pub fn since(self, earlier: HttpCounts) -> HttpCounts {
+        HttpCounts {
+            requests: self.requests.saturating_sub(earlier.requests),
+            retries: self.retries.saturating_sub(earlier.retries),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            waited: self.waited.saturating_sub(earlier.waited),
+        }
+    }
+}
+
 impl HttpCounters {
-    /// A snapshot: (requests, retries, throttled, waited).
-    pub fn snapshot(&self) -> (u64, u64, u64, Duration) {
-        (
-            self.requests.load(Ordering::Relaxed),
-            self.retries.load(Ordering::Relaxed),
-            self.throttled.load(Ordering::Relaxed),
-            Duration::from_millis(self.waited_ms.load(Ordering::Relaxed)),
-        )
+    /// The counters as they are now.
+    pub fn snapshot(&self) -> HttpCounts {
+        HttpCounts {
+            requests: self.requests.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            waited: Duration::from_millis(self.waited_ms.load(Ordering::Relaxed)),
+        }
     }
 }
 

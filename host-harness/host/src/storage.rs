@@ -7,15 +7,42 @@ use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Why the store failed.
+/// Why the store failed: what it was doing, with the underlying error as its
+/// [`source`](std::error::Error::source) where there is one ([`crate::errors::chain`] writes
+/// both).
 #[derive(Debug, thiserror::Error)]
-#[error("storage: {0}")]
-pub struct StoreError(String);
+#[error("storage: {context}")]
+pub struct StoreError {
+    context: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A failure with no underlying error (for stores a platform writes itself, too).
+    pub fn new(context: impl Into<String>) -> Self {
+        Self {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`.
+    pub fn caused_by(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            context: context.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
 
 #[cfg(feature = "sqlite")]
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError(e.to_string())
+        StoreError::caused_by("SQLite", e)
     }
 }
 
@@ -69,7 +96,7 @@ pub struct SqliteKv {
 impl SqliteKv {
     /// Opens (creating if needed) a store in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        create_private(path).map_err(|e| StoreError(format!("{}: {e}", path.display())))?;
+        create_private(path).map_err(|e| StoreError::caused_by(path.display().to_string(), e))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -104,7 +131,7 @@ impl SqliteKv {
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
         self.conn
             .lock()
-            .map_err(|_| StoreError("connection lock poisoned".into()))
+            .map_err(|_| StoreError::new("connection lock poisoned"))
     }
 }
 
@@ -174,7 +201,7 @@ impl MemoryKv {
         let mut tenants = self
             .tenants
             .lock()
-            .map_err(|_| StoreError("memory store lock poisoned".into()))?;
+            .map_err(|_| StoreError::new("memory store lock poisoned"))?;
         Ok(f(&mut tenants))
     }
 }
@@ -290,6 +317,25 @@ mod tests {
                 .unwrap()
                 .as_deref(),
             Some(&b"v"[..])
+        );
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn a_failure_says_what_was_being_done_and_carries_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing-dir").join("s.sqlite");
+        let e = SqliteKv::open(&path).err().expect("no such directory");
+        let cause = std::error::Error::source(&e).expect("the I/O error is the source");
+        assert!(
+            !e.to_string().contains(&cause.to_string()),
+            "said once: {e}"
+        );
+        let text = crate::errors::chain(&e);
+        assert!(
+            text.starts_with(&format!("storage: {}: ", path.display()))
+                && text.ends_with(&cause.to_string()),
+            "{text}"
         );
     }
 }

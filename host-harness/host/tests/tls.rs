@@ -4,7 +4,7 @@
 //! everything else is still refused: another certificate, another host name, an expired pinned
 //! certificate, no bundle at all.
 
-use bbdc_host::http::{HttpFailure, TenantHttp};
+use bbdc_host::http::{HttpError, TenantHttp};
 use bbdc_host::{Credentials, TenantConfig};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -116,7 +116,7 @@ fn serve(chain: Vec<CertificateDer<'static>>, key: &KeyPair) -> u16 {
 }
 
 /// GETs `https://{host}:{port}/...` through the tenant's HTTP client, trusting `bundle`.
-fn get(host: &str, port: u16, bundle: Option<&str>) -> Result<u16, HttpFailure> {
+fn get(host: &str, port: u16, bundle: Option<&str>) -> Result<u16, HttpError> {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = TenantConfig::new("tls", format!("https://{host}:{port}"), Credentials::None);
     config.http_policy.max_attempts = 1;
@@ -132,9 +132,9 @@ fn get(host: &str, port: u16, bundle: Option<&str>) -> Result<u16, HttpFailure> 
         .map(|(head, _)| head.status)
 }
 
-fn refused(result: Result<u16, HttpFailure>, why: &str) -> String {
+fn refused(result: Result<u16, HttpError>, why: &str) -> String {
     match result {
-        Err(HttpFailure::Connection(msg)) => msg,
+        Err(HttpError::Connection(msg)) => msg,
         other => panic!("{why}: expected a refused connection, got {other:?}"),
     }
 }

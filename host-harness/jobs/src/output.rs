@@ -244,7 +244,7 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
         "rate_limit_wait_seconds": r.rate_limit_wait.as_secs_f64(),
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
-        "unreadable": r.unreadable.iter().map(|(kind, location, reason)| json!({"kind": kind, "location": location, "reason": reason})).collect::<Vec<_>>(),
+        "unreadable": r.unreadable.iter().map(|u| json!({"kind": u.kind, "location": u.location, "reason": u.reason})).collect::<Vec<_>>(),
         "failed_projects": r.failed_projects.iter().map(|f| json!({"project": f.name, "error": f.code, "message": f.message})).collect::<Vec<_>>(),
         "failed_repos": r.failed_repos.iter().map(|f| json!({"repo": f.name, "error": f.code, "message": f.message})).collect::<Vec<_>>(),
         "seconds": r.elapsed.as_secs_f64(),
@@ -322,8 +322,14 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
             "  records left out because they cannot be identified ({}):",
             r.unreadable.len()
         );
-        for (kind, location, reason) in &r.unreadable {
-            let _ = writeln!(s, "    {kind} at {}: {}", shown(location), shown(reason));
+        for u in &r.unreadable {
+            let _ = writeln!(
+                s,
+                "    {} at {}: {}",
+                u.kind,
+                shown(&u.location),
+                shown(&u.reason)
+            );
         }
     }
     let failures = [

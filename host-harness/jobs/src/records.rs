@@ -1,62 +1,38 @@
 //! Where ingested records go. [`RecordSink`] is the seam a platform implements to write its own
 //! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
 //! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id).
+//!
+//! A record store fails with [`StoreError`], the state store's error: both are storage, and one
+//! error type lets a platform back both with one database.
 
 use crate::output;
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
+use bbdc_host::storage::StoreError;
 use rusqlite::{Connection, params};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Why the record store failed.
-#[derive(Debug, thiserror::Error)]
-#[error("record store: {0}")]
-pub struct RecordError(String);
-
-impl RecordError {
-    /// An error with this message (for stores a platform writes itself).
-    pub fn new(message: impl Into<String>) -> Self {
-        RecordError(message.into())
-    }
-}
-
-impl From<rusqlite::Error> for RecordError {
-    fn from(e: rusqlite::Error) -> Self {
-        RecordError(e.to_string())
-    }
-}
-
 /// Receives ingested records. Every write is an idempotent upsert.
 pub trait RecordSink: Send + Sync {
     /// Upserts projects.
-    fn projects(&self, items: &[Project]) -> Result<(), RecordError>;
+    fn projects(&self, items: &[Project]) -> Result<(), StoreError>;
     /// Upserts repositories.
-    fn repos(&self, items: &[Repo]) -> Result<(), RecordError>;
+    fn repos(&self, items: &[Repo]) -> Result<(), StoreError>;
     /// Upserts users.
-    fn users(&self, items: &[User]) -> Result<(), RecordError>;
+    fn users(&self, items: &[User]) -> Result<(), StoreError>;
     /// Upserts pull requests (and replaces the review history of those fetched in full), in one
     /// transaction: the batch is durable when this returns.
-    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError>;
-    /// Records a reviewer's status change reported by a webhook (appended to the review history
-    /// until the next full fetch of the pull request replaces it).
-    fn review_change(
-        &self,
-        repo: &RepoRef,
-        pr_id: u64,
-        change: &ReviewChange,
-        at: i64,
-    ) -> Result<(), RecordError>;
-    /// Marks a pull request deleted.
-    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError>;
-    /// Stores one accepted webhook delivery (its snapshot unless stale, its review change, its
-    /// deletion) together with its de-duplication mark, in one transaction: either all of it is
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), StoreError>;
+    /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
+    /// change, appended to the review history until the next full fetch of the pull request
+    /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
     /// durable when this returns `Ok`, or none of it is. Returns [`Stored::Duplicate`], changing
     /// nothing, when a delivery with the same request id was stored within the de-duplication
     /// window. This is what lets `bbdc serve` answer 2xx only for what is stored, and store a
     /// retried delivery whose first attempt failed.
-    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError>;
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError>;
 }
 
 /// One accepted webhook delivery, as [`RecordSink::delivery`] stores it.
@@ -70,10 +46,19 @@ pub struct Delivery<'a> {
     pub pull_request: &'a PullRequest,
     /// The payload is older than a version already handled: keep the stored snapshot.
     pub stale: bool,
-    /// A reviewer's status change, and when it happened (epoch ms).
-    pub review: Option<(&'a ReviewChange, i64)>,
+    /// A reviewer's status change.
+    pub review: Option<DeliveredReview<'a>>,
     /// The pull request was deleted.
     pub deleted: bool,
+}
+
+/// A reviewer's status change a delivery reports.
+#[derive(Debug, Clone, Copy)]
+pub struct DeliveredReview<'a> {
+    /// Whose status changed, and to what.
+    pub change: &'a ReviewChange,
+    /// When it happened, epoch ms.
+    pub at: i64,
 }
 
 /// What [`RecordSink::delivery`] did.
@@ -139,9 +124,9 @@ fn count_of(n: u64) -> i64 {
 
 /// An identity (pull-request, repository, project, user or activity id) as SQLite's signed
 /// integer, losslessly or not at all: two ids must never collapse into one row.
-fn id_of(what: &str, n: u64) -> Result<i64, RecordError> {
+fn id_of(what: &str, n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| {
-        RecordError(format!(
+        StoreError::new(format!(
             "{what} id {n} is beyond the 64-bit signed range Bitbucket ids have; refused"
         ))
     })
@@ -149,8 +134,9 @@ fn id_of(what: &str, n: u64) -> Result<i64, RecordError> {
 
 impl SqliteRecords {
     /// Opens (creating if needed) the record tables in the SQLite file at `path`.
-    pub fn open(path: &Path) -> Result<Self, RecordError> {
-        bbdc_host::storage::create_private(path).map_err(|e| RecordError(e.to_string()))?;
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        bbdc_host::storage::create_private(path)
+            .map_err(|e| StoreError::caused_by(path.display().to_string(), e))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -171,23 +157,23 @@ impl SqliteRecords {
     }
 
     /// How many delivery request ids are remembered now.
-    pub fn remembered_deliveries(&self) -> Result<u64, RecordError> {
+    pub fn remembered_deliveries(&self) -> Result<u64, StoreError> {
         let conn = self
             .conn
             .lock()
-            .map_err(|_| RecordError("lock poisoned".into()))?;
+            .map_err(|_| StoreError::new("lock poisoned"))?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     fn with_tx<T>(
         &self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, RecordError>,
-    ) -> Result<T, RecordError> {
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut conn = self
             .conn
             .lock()
-            .map_err(|_| RecordError("lock poisoned".into()))?;
+            .map_err(|_| StoreError::new("lock poisoned"))?;
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -196,7 +182,7 @@ impl SqliteRecords {
 }
 
 impl RecordSink for SqliteRecords {
-    fn projects(&self, items: &[Project]) -> Result<(), RecordError> {
+    fn projects(&self, items: &[Project]) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO projects (key, id, name, description, public, kind, url) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -209,7 +195,7 @@ impl RecordSink for SqliteRecords {
         })
     }
 
-    fn repos(&self, items: &[Repo]) -> Result<(), RecordError> {
+    fn repos(&self, items: &[Repo]) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived, forkable,
@@ -227,7 +213,7 @@ impl RecordSink for SqliteRecords {
         })
     }
 
-    fn users(&self, items: &[User]) -> Result<(), RecordError> {
+    fn users(&self, items: &[User]) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             let mut st = tx.prepare_cached(
                 "INSERT OR REPLACE INTO users (slug, id, name, display_name, email, active, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -239,7 +225,7 @@ impl RecordSink for SqliteRecords {
         })
     }
 
-    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), RecordError> {
+    fn pull_requests(&self, items: &[PullRequest]) -> Result<(), StoreError> {
         self.with_tx(|tx| {
             for p in items {
                 upsert_pull_request(tx, p)?;
@@ -248,21 +234,7 @@ impl RecordSink for SqliteRecords {
         })
     }
 
-    fn review_change(
-        &self,
-        repo: &RepoRef,
-        pr_id: u64,
-        change: &ReviewChange,
-        at: i64,
-    ) -> Result<(), RecordError> {
-        self.with_tx(|tx| append_review(tx, repo, pr_id, change, at))
-    }
-
-    fn pull_request_deleted(&self, repo: &RepoRef, pr_id: u64) -> Result<(), RecordError> {
-        self.with_tx(|tx| mark_deleted(tx, repo, pr_id))
-    }
-
-    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, RecordError> {
+    fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
         let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
         self.with_tx(|tx| {
             if let Some(id) = d.request_id {
@@ -282,8 +254,8 @@ impl RecordSink for SqliteRecords {
             if !d.stale {
                 upsert_pull_request(tx, pr)?;
             }
-            if let Some((change, at)) = d.review {
-                append_review(tx, &pr.repo, pr.id, change, at)?;
+            if let Some(review) = d.review {
+                append_review(tx, &pr.repo, pr.id, review.change, review.at)?;
             }
             if d.deleted {
                 mark_deleted(tx, &pr.repo, pr.id)?;
@@ -300,7 +272,7 @@ fn append_review(
     pr_id: u64,
     change: &ReviewChange,
     at: i64,
-) -> Result<(), RecordError> {
+) -> Result<(), StoreError> {
     let state = match change.status {
         ReviewerStatus::Approved => "approved",
         ReviewerStatus::NeedsWork => "needs_work",
@@ -327,7 +299,7 @@ fn mark_deleted(
     tx: &rusqlite::Transaction<'_>,
     repo: &RepoRef,
     pr_id: u64,
-) -> Result<(), RecordError> {
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
     )?
@@ -337,7 +309,7 @@ fn mark_deleted(
 
 /// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
 /// webhook or a list page) keeps the diff statistics and review history a full fetch stored.
-fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Result<(), RecordError> {
+fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Result<(), StoreError> {
     let j = output::pull_request_json(p);
     let text = |v: &serde_json::Value| v.to_string();
     let complete = matches!(

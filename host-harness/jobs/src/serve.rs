@@ -99,7 +99,13 @@ pub struct WebhookServer {
     refresher: Option<Refresher>,
 }
 
-type Shared = (Arc<Runtime>, Arc<Tenant>, Arc<dyn RecordSink>);
+/// What deliveries and refreshes run on: the component, the tenant, the record store.
+#[derive(Clone)]
+struct Backend {
+    runtime: Arc<Runtime>,
+    tenant: Arc<Tenant>,
+    sink: Arc<dyn RecordSink>,
+}
 
 /// The refresh queue, its worker, and the flag that makes it abandon what is queued.
 struct Refresher {
@@ -114,13 +120,31 @@ struct RefreshRequest {
     id: u64,
 }
 
+/// One pull request, as the refresh queue knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PrKey {
+    project_key: String,
+    slug: String,
+    id: u64,
+}
+
+impl PrKey {
+    fn of(repo: &RepoRef, id: u64) -> Self {
+        Self {
+            project_key: repo.project_key.clone(),
+            slug: repo.slug.clone(),
+            id,
+        }
+    }
+}
+
 /// Pull requests queued for refresh and not yet started: a burst of deliveries for one pull
 /// request queues one refresh.
-type Pending = Arc<Mutex<HashSet<(String, String, u64)>>>;
+type Pending = Arc<Mutex<HashSet<PrKey>>>;
 
 /// What every request handler sees.
 struct Endpoint {
-    shared: Shared,
+    backend: Backend,
     config: ServeConfig,
     refresh: Option<mpsc::Sender<RefreshRequest>>,
     pending: Pending,
@@ -136,13 +160,17 @@ impl WebhookServer {
     ) -> Result<Self, ServeError> {
         // Never accept a body the connector would refuse anyway.
         config.max_body = config.max_body.min(crate::webhook::CONNECTOR_MAX_BODY);
-        let shared: Shared = (runtime, tenant, sink);
+        let backend = Backend {
+            runtime,
+            tenant,
+            sink,
+        };
         let pending: Pending = Arc::new(Mutex::new(HashSet::new()));
         let refresher = config
             .refresh
-            .then(|| start_refresher(shared.clone(), Arc::clone(&pending)));
+            .then(|| start_refresher(backend.clone(), Arc::clone(&pending)));
         let endpoint = Arc::new(Endpoint {
-            shared,
+            backend,
             config: config.clone(),
             refresh: refresher.as_ref().map(|r| r.queue.clone()),
             pending,
@@ -200,23 +228,27 @@ impl WebhookServer {
     }
 }
 
-fn start_refresher(shared: Shared, pending: Pending) -> Refresher {
+fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
     let (tx, rx) = mpsc::channel::<RefreshRequest>();
     let abandon = Arc::new(AtomicBool::new(false));
     let abandoned = Arc::clone(&abandon);
     let handle = std::thread::spawn(move || {
-        let (runtime, tenant, sink) = shared;
+        let Backend {
+            runtime,
+            tenant,
+            sink,
+        } = backend;
         while let Ok(RefreshRequest { repo, id }) = rx.recv() {
             if abandoned.load(Ordering::Relaxed) {
                 continue;
             }
             if let Ok(mut p) = pending.lock() {
-                p.remove(&(repo.project_key.clone(), repo.slug.clone(), id));
+                p.remove(&PrKey::of(&repo, id));
             }
             match runtime.fetch_pull_request(&tenant, &repo, id) {
                 Ok(pr) => {
                     if let Err(e) = sink.pull_requests(std::slice::from_ref(&pr)) {
-                        tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, "refresh not stored: {e}");
+                        tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, "refresh not stored: {}", bbdc_host::errors::chain(&e));
                     }
                 }
                 Err(e) => {
@@ -308,7 +340,11 @@ async fn deliver(
 
 /// One delivery, on a blocking thread: the call, persistence, the refresh queue, the log line.
 fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) -> DeliveryReport {
-    let (runtime, tenant, sink) = &endpoint.shared;
+    let Backend {
+        runtime,
+        tenant,
+        sink,
+    } = &endpoint.backend;
     let config = &endpoint.config;
     let report = webhook::handle(
         runtime,
@@ -330,7 +366,7 @@ fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) ->
         &endpoint.refresh,
         report.outcome.as_ref().and_then(|o| o.refresh.clone()),
     ) {
-        let key = (r.repo.project_key.clone(), r.repo.slug.clone(), r.id);
+        let key = PrKey::of(&r.repo, r.id);
         let fresh = endpoint
             .pending
             .lock()

@@ -5,7 +5,9 @@
 use crate::output;
 use crate::records::RecordSink;
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
-use bbdc_host::bindings::types::{Project, RecordKind, Repo, RepoFilter, UnreadableRecord, User};
+use bbdc_host::bindings::types::{
+    Project, ProjectPage, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord, User,
+};
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -20,8 +22,8 @@ use std::time::{Duration, Instant};
 pub struct SyncJob {
     /// Only these project keys (empty: every visible project).
     pub projects: Vec<String>,
-    /// Only these repositories, as (project key, slug) (empty: every repository of the projects).
-    pub repos: Vec<(String, String)>,
+    /// Only these repositories (empty: every repository of the projects).
+    pub repos: Vec<RepoRef>,
     /// Which visible repositories to visit (personal, archived).
     pub filter: RepoFilter,
     /// Ignore pull requests last updated before this instant (epoch ms).
@@ -92,8 +94,8 @@ pub struct SyncReport {
     /// Pull requests skipped, with reasons.
     pub skipped: Vec<SkippedPr>,
     /// Other listed records that could not be identified (projects, repositories, users,
-    /// activities): (kind, location, reason). Unreadable pull requests are in `skipped`.
-    pub unreadable: Vec<(String, String, String)>,
+    /// activities). Unreadable pull requests are in `skipped`.
+    pub unreadable: Vec<Unreadable>,
     /// Repositories that failed (`name` is `KEY/slug`).
     pub failed_repos: Vec<Failure>,
     /// Projects named with `--project` (or by a `--repo`) whose repositories could not be
@@ -103,6 +105,28 @@ pub struct SyncReport {
     pub users_fallback: bool,
     /// Wall time.
     pub elapsed: Duration,
+}
+
+/// A listed record other than a pull request (project, repository, user, activity) that could
+/// not be identified, so it was left out; the rest of its page was kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable {
+    /// `project`, `repo`, `user` or `activity`.
+    pub kind: String,
+    /// Where it was listed, as the connector names it.
+    pub location: String,
+    /// Why it could not be read.
+    pub reason: String,
+}
+
+impl From<UnreadableRecord> for Unreadable {
+    fn from(u: UnreadableRecord) -> Self {
+        Self {
+            kind: output::record_kind(u.kind).to_owned(),
+            location: u.location,
+            reason: u.reason,
+        }
+    }
 }
 
 /// A project or repository the job could not sync.
@@ -195,7 +219,7 @@ pub enum SyncError {
     },
     /// Writing records failed.
     #[error(transparent)]
-    Records(#[from] crate::records::RecordError),
+    Records(#[from] bbdc_host::storage::StoreError),
     /// Writing JSON lines failed.
     #[error("writing JSON lines: {0}")]
     Output(#[from] std::io::Error),
@@ -227,8 +251,34 @@ fn emit(
     w.flush()
 }
 
-/// One page of a listing: items, next cursor, items that could not be identified.
-type ListingPage<T> = (Vec<T>, Option<String>, Vec<UnreadableRecord>);
+/// One page of any listing (projects, repositories, users).
+struct ListingPage<T> {
+    items: Vec<T>,
+    /// The cursor of the next page; `None` on the last.
+    next: Option<String>,
+    /// Items that could not be identified.
+    unreadable: Vec<UnreadableRecord>,
+}
+
+impl From<ProjectPage> for ListingPage<Project> {
+    fn from(p: ProjectPage) -> Self {
+        Self {
+            items: p.items,
+            next: p.next,
+            unreadable: p.unreadable,
+        }
+    }
+}
+
+impl From<RepoPage> for ListingPage<Repo> {
+    fn from(p: RepoPage) -> Self {
+        Self {
+            items: p.items,
+            next: p.next,
+            unreadable: p.unreadable,
+        }
+    }
+}
 
 /// Default [`SyncJob::max_listing_pages`]: far beyond any real server (50,000 repositories are
 /// 500 pages of 100), so a page stream that never ends fails instead of running forever.
@@ -251,23 +301,23 @@ fn runaway(why: String) -> PageFailure {
 fn all_pages<T>(
     job: &SyncJob,
     mut page: impl FnMut(Option<String>) -> Result<ListingPage<T>, CallError<ConnectorError>>,
-    unreadable: &mut Vec<(String, String, String)>,
+    unreadable: &mut Vec<Unreadable>,
     mut on_page: impl FnMut(Vec<T>) -> Result<(), SyncError>,
 ) -> Result<(), PageFailure> {
     let mut cursor: Option<String> = None;
     let (mut pages, mut items, mut empty) = (0u64, 0u64, 0u32);
     loop {
-        let (got, next, bad) = page(cursor.clone()).map_err(PageFailure::Call)?;
+        let got = page(cursor.clone()).map_err(PageFailure::Call)?;
         pages += 1;
-        items = items.saturating_add(got.len() as u64);
-        empty = if got.is_empty() && bad.is_empty() {
+        items = items.saturating_add(got.items.len() as u64);
+        empty = if got.items.is_empty() && got.unreadable.is_empty() {
             empty + 1
         } else {
             0
         };
-        unreadable.extend(unreadable_entries(bad));
-        on_page(got).map_err(PageFailure::Store)?;
-        let Some(next) = next else {
+        unreadable.extend(got.unreadable.into_iter().map(Unreadable::from));
+        on_page(got.items).map_err(PageFailure::Store)?;
+        let Some(next) = got.next else {
             return Ok(());
         };
         if empty >= MAX_EMPTY_PAGES {
@@ -285,13 +335,6 @@ fn all_pages<T>(
         }
         cursor = Some(next);
     }
-}
-
-fn unreadable_entries(
-    list: Vec<UnreadableRecord>,
-) -> impl Iterator<Item = (String, String, String)> {
-    list.into_iter()
-        .map(|u| (output::record_kind(u.kind).to_owned(), u.location, u.reason))
 }
 
 /// What the job visits: the repositories (already written, page by page), and the project
@@ -348,17 +391,13 @@ fn enumerate(
 ) -> Result<Enumerated, SyncError> {
     let filter = job.filter;
     let mut wanted: Vec<String> = job.projects.clone();
-    wanted.extend(job.repos.iter().map(|(k, _)| k.clone()));
+    wanted.extend(job.repos.iter().map(|r| r.project_key.clone()));
     wanted.sort();
     wanted.dedup();
     let mut projects: Vec<Project> = Vec::new();
     all_pages(
         job,
-        |c| {
-            runtime
-                .list_projects(tenant, c)
-                .map(|p| (p.items, p.next, p.unreadable))
-        },
+        |c| runtime.list_projects(tenant, c).map(ListingPage::from),
         &mut report.unreadable,
         |page| {
             projects.extend(
@@ -374,13 +413,7 @@ fn enumerate(
     let mut keep = |page: Vec<Repo>, projects: &mut Vec<Project>| -> Result<(), SyncError> {
         let page: Vec<Repo> = page
             .into_iter()
-            .filter(|r| {
-                job.repos.is_empty()
-                    || job
-                        .repos
-                        .iter()
-                        .any(|(k, s)| *k == r.repo_ref.project_key && *s == r.repo_ref.slug)
-            })
+            .filter(|r| job.repos.is_empty() || job.repos.contains(&r.repo_ref))
             .collect();
         out.repos(&page)?;
         for r in page {
@@ -397,7 +430,7 @@ fn enumerate(
             |c| {
                 runtime
                     .list_all_repos(tenant, filter, c)
-                    .map(|p| (p.items, p.next, p.unreadable))
+                    .map(ListingPage::from)
             },
             &mut report.unreadable,
             |page| keep(page, &mut projects),
@@ -410,7 +443,7 @@ fn enumerate(
                 |c| {
                     runtime
                         .list_repos(tenant, key, filter, c)
-                        .map(|p| (p.items, p.next, p.unreadable))
+                        .map(ListingPage::from)
                 },
                 &mut report.unreadable,
                 |page| keep(page, &mut projects),
@@ -441,9 +474,10 @@ fn enumerate(
             f.name = format!("project {}", f.name);
             return Err(f.into());
         }
-        for (k, s) in &job.repos {
+        for wanted_repo in &job.repos {
+            let (k, s) = (&wanted_repo.project_key, &wanted_repo.slug);
             let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
-            if listed_project && !repos.iter().any(|r| r.project_key == *k && r.slug == *s) {
+            if listed_project && !repos.contains(wanted_repo) {
                 report.failed_repos.push(Failure::new(
                     format!("{k}/{s}"),
                     "not_found",
@@ -499,7 +533,11 @@ pub fn run(
         |c| {
             runtime.list_users(tenant, c).map(|p| {
                 fallback |= p.fallback;
-                (p.items, p.next, p.unreadable)
+                ListingPage {
+                    items: p.items,
+                    next: p.next,
+                    unreadable: p.unreadable,
+                }
             })
         },
         &mut report.unreadable,
@@ -524,17 +562,17 @@ pub fn run(
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(repos.into_iter().collect());
-    let shared = Mutex::new((
-        0u64,
-        0u64,
-        Vec::<SkippedPr>::new(),
-        Vec::<Failure>::new(),
-        None::<SyncError>,
-        Vec::<(String, String, String)>::new(),
-    ));
+    let tally = Mutex::new(Tally::default());
     let options = WitSyncOptions {
         since: job.since,
         full_listing: job.full,
+    };
+    let ctx = RepoJob {
+        runtime,
+        tenant,
+        sink,
+        jsonl,
+        options: &options,
     };
     std::thread::scope(|scope| {
         for _ in 0..job.concurrency.max(1) {
@@ -544,23 +582,23 @@ pub fn run(
                         return;
                     };
                     let name = format!("{}/{}", repo.project_key, repo.slug);
-                    let outcome = sync_repo(runtime, tenant, sink, jsonl, &repo, &options, &name);
-                    if let Ok(mut s) = shared.lock() {
+                    let outcome = ctx.sync_repo(&repo, &name);
+                    if let Ok(mut t) = tally.lock() {
                         match outcome {
                             Ok(r) => {
-                                s.0 += r.written;
-                                s.1 += r.unchanged;
-                                s.2.extend(r.skipped);
-                                s.5.extend(r.unreadable);
+                                t.written += r.written;
+                                t.unchanged += r.unchanged;
+                                t.skipped.extend(r.skipped);
+                                t.unreadable.extend(r.unreadable);
                             }
-                            Err(RepoFailure::Call(code, message)) => {
-                                s.3.push(Failure::new(name, code, message))
+                            Err(RepoFailure::Call { code, message }) => {
+                                t.failed.push(Failure::new(name, code, message))
                             }
                             Err(RepoFailure::Fatal(e)) => {
-                                s.4.get_or_insert(e);
+                                t.fatal.get_or_insert(e);
                             }
                         }
-                        bar.set_message(format!("{} pull requests", s.0));
+                        bar.set_message(format!("{} pull requests", t.written));
                     }
                     bar.inc(1);
                 }
@@ -568,128 +606,134 @@ pub fn run(
         }
     });
     bar.finish_and_clear();
-    let (written, unchanged, skipped, failed, fatal, unreadable) =
-        shared.into_inner().unwrap_or_else(|p| p.into_inner());
-    report.unreadable.extend(unreadable);
-    if let Some(e) = fatal {
+    let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    report.unreadable.extend(tally.unreadable);
+    if let Some(e) = tally.fatal {
         return Err(e);
     }
-    report.records.insert("pull_request", written);
-    report.unchanged = unchanged;
-    report.skipped = skipped;
-    report.failed_repos.extend(failed);
-    let after = tenant.http.counters.snapshot();
-    report.requests = after.0.saturating_sub(before.0);
-    report.retries = after.1.saturating_sub(before.1);
-    report.throttled = after.2.saturating_sub(before.2);
-    report.rate_limit_wait = after.3.saturating_sub(before.3);
+    report.records.insert("pull_request", tally.written);
+    report.unchanged = tally.unchanged;
+    report.skipped = tally.skipped;
+    report.failed_repos.extend(tally.failed);
+    let http = tenant.http.counters.snapshot().since(before);
+    report.requests = http.requests;
+    report.retries = http.retries;
+    report.throttled = http.throttled;
+    report.rate_limit_wait = http.waited;
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-struct RepoOutcome {
+/// What the repository workers have gathered so far.
+#[derive(Default)]
+struct Tally {
     written: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
+    failed: Vec<Failure>,
+    /// The first error that stops the job (records could not be written).
+    fatal: Option<SyncError>,
+    unreadable: Vec<Unreadable>,
+}
+
+/// What one repository's pass brought.
+#[derive(Default)]
+struct RepoOutcome {
+    written: u64,
+    unchanged: u64,
+    /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
+    skipped: Vec<SkippedPr>,
     /// Unreadable activities of this repository's pull requests.
-    unreadable: Vec<(String, String, String)>,
-    /// Listed pull requests whose id could not be read (never retried: there is nothing to
-    /// ask for).
-    unidentified: Vec<SkippedPr>,
+    unreadable: Vec<Unreadable>,
 }
 
 enum RepoFailure {
-    /// The connector or host failed for this repository (code, message).
-    Call(String, String),
+    /// The connector or host failed for this repository.
+    Call {
+        /// Error code.
+        code: String,
+        /// What went wrong.
+        message: String,
+    },
     /// Records could not be written: stop the job.
     Fatal(SyncError),
 }
 
-fn sync_repo(
-    runtime: &Runtime,
-    tenant: &Arc<Tenant>,
-    sink: &dyn RecordSink,
-    jsonl: Option<&JsonlOut>,
-    repo: &RepoRef,
-    options: &WitSyncOptions,
-    name: &str,
-) -> Result<RepoOutcome, RepoFailure> {
-    let mut out = RepoOutcome {
-        written: 0,
-        unchanged: 0,
-        skipped: Vec::new(),
-        unreadable: Vec::new(),
-        unidentified: Vec::new(),
-    };
-    // One pass per sync. The host's HTTP policy has retried every request already; pull
-    // requests still skipped are reported and retried by the connector at the start of the
-    // next sync's pass.
-    out.skipped = sync_pass(runtime, tenant, sink, jsonl, repo, options, name, &mut out)?;
-    let unidentified = std::mem::take(&mut out.unidentified);
-    out.skipped.extend(unidentified);
-    Ok(out)
+/// What every repository's pass shares: where to call, where records go, and how.
+struct RepoJob<'a> {
+    runtime: &'a Runtime,
+    tenant: &'a Arc<Tenant>,
+    sink: &'a dyn RecordSink,
+    jsonl: Option<&'a JsonlOut>,
+    options: &'a WitSyncOptions,
 }
 
-/// One pass over a repository: call, persist, acknowledge (by calling again), until done. Each
-/// call is made once: a failed one fails the repository for this sync (the connector resumes the
-/// pass from its last acknowledged batch next time).
-#[allow(clippy::too_many_arguments)]
-fn sync_pass(
-    runtime: &Runtime,
-    tenant: &Arc<Tenant>,
-    sink: &dyn RecordSink,
-    jsonl: Option<&JsonlOut>,
-    repo: &RepoRef,
-    options: &WitSyncOptions,
-    name: &str,
-    out: &mut RepoOutcome,
-) -> Result<Vec<SkippedPr>, RepoFailure> {
-    let mut skipped = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let batch = runtime
-            .fetch_pull_requests(tenant, repo, options, cursor.as_deref())
-            .map_err(|e| {
-                let (code, message) = output::call_error(&e);
-                tracing::warn!(repo = name, code, "repository sync failed: {message}");
-                RepoFailure::Call(code.into(), message)
-            })?;
-        // Durable first: only then may the connector be told (by the next call) that it is safe.
-        sink.pull_requests(&batch.pull_requests)
+impl RepoJob<'_> {
+    /// One pass over a repository (one per sync): call, persist, acknowledge (by calling again),
+    /// until done. Each call is made once: the host's HTTP policy has retried every request
+    /// already, so a failed call fails the repository for this sync, and the connector resumes
+    /// the pass from its last acknowledged batch next time. Pull requests still skipped are
+    /// reported, and retried by the connector at the start of the next sync's pass.
+    fn sync_repo(&self, repo: &RepoRef, name: &str) -> Result<RepoOutcome, RepoFailure> {
+        let mut out = RepoOutcome::default();
+        // Listed pull requests whose id could not be read: reported after the skipped ones
+        // (never retried: there is nothing to ask for).
+        let mut unidentified = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let batch = self
+                .runtime
+                .fetch_pull_requests(self.tenant, repo, self.options, cursor.as_deref())
+                .map_err(|e| {
+                    let (code, message) = output::call_error(&e);
+                    tracing::warn!(repo = name, code, "repository sync failed: {message}");
+                    RepoFailure::Call {
+                        code: code.into(),
+                        message,
+                    }
+                })?;
+            // Durable first: only then may the connector be told (by the next call) that it
+            // is safe.
+            self.sink
+                .pull_requests(&batch.pull_requests)
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            emit(
+                self.jsonl,
+                batch.pull_requests.iter().map(output::pull_request_json),
+            )
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        emit(
-            jsonl,
-            batch.pull_requests.iter().map(output::pull_request_json),
-        )
-        .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        out.written += batch.pull_requests.len() as u64;
-        out.unchanged += u64::from(batch.stats.unchanged);
-        for s in batch.skipped {
-            let (code, message) = output::connector_error(&s.error);
-            skipped.push(SkippedPr {
-                repo: name.to_owned(),
-                id: Some(s.id),
-                stage: output::skip_stage(s.stage).into(),
-                code: code.into(),
-                message,
-            });
-        }
-        for u in batch.unreadable {
-            if u.kind == RecordKind::PullRequest {
-                out.unidentified.push(SkippedPr {
+            out.written += batch.pull_requests.len() as u64;
+            out.unchanged += u64::from(batch.stats.unchanged);
+            for s in batch.skipped {
+                let (code, message) = output::connector_error(&s.error);
+                out.skipped.push(SkippedPr {
                     repo: name.to_owned(),
-                    id: None,
-                    stage: "identity".into(),
-                    code: "unreadable".into(),
-                    message: format!("{}: {}", u.location, u.reason),
+                    id: Some(s.id),
+                    stage: output::skip_stage(s.stage).into(),
+                    code: code.into(),
+                    message,
                 });
-            } else {
-                out.unreadable.extend(unreadable_entries(vec![u]));
             }
-        }
-        match batch.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(skipped),
+            for u in batch.unreadable {
+                if u.kind == RecordKind::PullRequest {
+                    unidentified.push(SkippedPr {
+                        repo: name.to_owned(),
+                        id: None,
+                        stage: "identity".into(),
+                        code: "unreadable".into(),
+                        message: format!("{}: {}", u.location, u.reason),
+                    });
+                } else {
+                    out.unreadable.push(u.into());
+                }
+            }
+            match batch.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => {
+                    out.skipped.extend(unidentified);
+                    return Ok(out);
+                }
+            }
         }
     }
 }

@@ -7,7 +7,7 @@
 //! stored, and a delivery whose storing failed leaves no mark and is stored when retried.
 
 use crate::output;
-use crate::records::{Delivery, RecordSink, Stored};
+use crate::records::{DeliveredReview, Delivery, RecordSink, Stored};
 use bbdc_host::bindings::api::WebhookRequest;
 use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
 use bbdc_host::imports::Tenant;
@@ -244,10 +244,10 @@ pub fn handle(
             received_at: now_ms(),
             pull_request: pr,
             stale: outcome.stale,
-            review: outcome
-                .review
-                .as_ref()
-                .map(|c| (c, outcome.occurred_at.unwrap_or(pr.updated_at))),
+            review: outcome.review.as_ref().map(|change| DeliveredReview {
+                change,
+                at: outcome.occurred_at.unwrap_or(pr.updated_at),
+            }),
             deleted: outcome.deleted,
         };
         match sink.delivery(&delivery) {
@@ -259,10 +259,13 @@ pub fn handle(
             }
             Err(e) => {
                 // Not stored, and no mark: answer 500 so Bitbucket retries, and the retry
-                // stores it.
+                // stores it. Nothing of the outcome is acted on (no refresh is queued for
+                // what was not stored).
                 report.http_status = 500;
+                report.result = "rejected";
                 report.error = Some("storage");
-                report.message = Some(e.to_string());
+                report.message = Some(bbdc_host::errors::chain(&e));
+                return report;
             }
         }
     }

@@ -25,7 +25,7 @@ pub struct SyncArgs {
     pub projects: Vec<String>,
     /// Only this repository, as KEY/slug (repeatable).
     #[arg(long = "repo", value_name = "KEY/slug", value_parser = parse_repo)]
-    pub repos: Vec<(String, String)>,
+    pub repos: Vec<bbdc_host::bindings::api::RepoRef>,
     /// Ignore pull requests last updated before this date (UTC).
     #[arg(long, value_name = "YYYY-MM-DD", value_parser = parse_date)]
     pub since: Option<i64>,
