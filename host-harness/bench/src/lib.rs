@@ -14,10 +14,13 @@
 //! - [`sync`]: sync against the simulator with added latency, beside a naive strategy
 //!   ([`naive`]).
 //! - [`serve`]: `bbdc serve` throughput with concurrent senders.
+//! - [`rate`]: sync against a server that enforces Bitbucket's rate limit, with the client set
+//!   to its budget and with no client-side limit (the adaptive limiter).
 
 pub mod core;
 pub mod fixtures;
 pub mod naive;
+pub mod rate;
 pub mod serve;
 pub mod sync;
 
@@ -37,7 +40,7 @@ pub struct BenchOptions {
     pub senders: usize,
     /// A component to load instead of the bundled one.
     pub component: Option<PathBuf>,
-    /// Run only these benchmarks (1 to 6); empty: all.
+    /// Run only these benchmarks (1 to 7); empty: all.
     pub only: Vec<u8>,
 }
 
@@ -218,6 +221,9 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
     }
     if options.runs(6) {
         add(serve::throughput(options, core.runtime())?);
+    }
+    if options.runs(7) {
+        add(rate::rate_budget(options, core.runtime())?);
     }
     Ok(all)
 }

@@ -34,6 +34,15 @@ pub struct ServerArgs {
     /// rate-limited at once (1 s to 24 h; default 15m, or the tenant file's).
     #[arg(long, value_name = "DURATION", value_parser = parse_max_wait)]
     pub max_wait: Option<std::time::Duration>,
+    /// Most requests per second sent to the server, or `unlimited` (default 5, Bitbucket's
+    /// default refill, or the tenant file's). A ceiling: after a 429 the client slows down and
+    /// climbs back to it once the server stops limiting.
+    #[arg(long, value_name = "N|unlimited", value_parser = bbdc_host::policy::parse_rate)]
+    pub rate: Option<f64>,
+    /// Requests that may leave at once before --rate applies (default 60, Bitbucket's default
+    /// bucket, or the tenant file's).
+    #[arg(long, value_name = "N", value_parser = bbdc_host::policy::parse_burst)]
+    pub burst: Option<f64>,
 }
 
 /// A duration such as `15m`, between 1 s and 24 h.
@@ -79,6 +88,19 @@ impl ServerArgs {
         };
         if let Some(wait) = self.max_wait {
             config.http_policy.max_wait = wait;
+        }
+        let policy = &mut config.http_policy;
+        if let Some(rate) = self.rate {
+            policy.per_second = rate;
+            if rate.is_finite() && policy.burst.is_none() {
+                policy.burst = bbdc_host::policy::HttpPolicy::default().burst;
+            }
+        }
+        if let Some(burst) = self.burst {
+            if policy.ceiling().is_infinite() {
+                bail!("--burst needs a rate limit: the rate is unlimited (give --rate N too)");
+            }
+            policy.burst = Some(burst);
         }
         Ok(config)
     }

@@ -397,6 +397,9 @@ impl TenantHttp {
                     let status = resp.status().as_u16();
                     if status == 429 {
                         self.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                        self.limiter.throttled();
+                    } else {
+                        self.limiter.accepted();
                     }
                     if !is_retryable_status(status) || last {
                         return Ok(resp);

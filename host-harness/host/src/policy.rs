@@ -1,9 +1,24 @@
 //! The tenant's HTTP policy, shared by all of its concurrent calls: a client-side token bucket
-//! (Bitbucket's typical 60-token burst refilled at 5 per second by default), `Retry-After` on 429
-//! and 503 honoured by every call of the tenant (no request leaves before it expires), and
-//! bounded retries with exponential backoff and full jitter on 429, 502, 503, 504 and connection
-//! failures. Every REST call is a GET, so retrying is safe.
+//! (Bitbucket's typical 60-token burst refilled at 5 per second by default; the rate and burst
+//! are configuration, and `unlimited` lifts it), `Retry-After` on 429 and 503 honoured by every
+//! call of the tenant (no request leaves before it expires), and bounded retries with
+//! exponential backoff and full jitter on 429, 502, 503, 504 and connection failures. Every REST
+//! call is a GET, so retrying is safe.
+//!
+//! **The rate adapts to the server.** The configured rate is a ceiling. A 429 (once per
+//! [`THROTTLE_EPISODE`], however many concurrent requests were refused together) lowers the rate
+//! to what the server actually accepted over the last second, less a twentieth (the server's
+//! refill, when its bucket is empty), or to half when nothing was accepted; with no ceiling
+//! (`unlimited`) the rate that met the 429 is the one measured just before it. It also drops the
+//! client's own burst to one request, since the server's bucket is empty. The rate that met
+//! the 429 is remembered: while no 429 arrives the rate climbs back quickly (a tenth of it per
+//! [`RECOVERY_STEP`]) to just below it, then probes above it slowly (a twentieth per
+//! [`PROBE_STEP`]), up to the ceiling, where the full burst is allowed again; with no ceiling
+//! the limit lifts once the rate passes twice the rate that last met a 429. A server that keeps
+//! its budget therefore sees a rare probe refused, not a 429 every few seconds, and a server
+//! whose budget was raised is used in full again within minutes.
 
+use serde::Deserialize as _;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +29,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct HttpPolicy {
     /// Token-bucket burst (`None`: no client-side limit).
     pub burst: Option<f64>,
-    /// Token refill per second.
+    /// Token refill per second: the ceiling of the adaptive rate. In a tenant file a number, or
+    /// `"unlimited"` (stored as infinity) for no client-side limit until the server limits.
+    #[serde(deserialize_with = "deserialize_rate")]
     pub per_second: f64,
     /// Requests sent for one request of the connector, the first included, whatever the reason
     /// for each retry (429, 502/503/504, a cut connection or body). This policy is the only
@@ -35,6 +52,60 @@ pub struct HttpPolicy {
     pub max_wait: Duration,
 }
 
+/// Highest configurable rate: beyond it, say `unlimited`.
+pub const MAX_RATE: f64 = 1_000_000.0;
+
+/// Parses a request rate: requests per second (above 0, at most [`MAX_RATE`]), or `unlimited`
+/// (infinity: no client-side limit).
+pub fn parse_rate(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("unlimited") {
+        return Ok(f64::INFINITY);
+    }
+    match s.parse::<f64>() {
+        Ok(r) if r > 0.0 && r <= MAX_RATE => Ok(r),
+        _ => Err(format!(
+            "{s:?} is not a rate: give requests per second (above 0, at most {MAX_RATE}) or `unlimited`"
+        )),
+    }
+}
+
+/// Parses a burst: whole requests, 1 to 100000.
+pub fn parse_burst(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if (1..=100_000).contains(&n) => Ok(f64::from(n)),
+        _ => Err(format!("{s:?} is not a burst: give 1 to 100000 requests")),
+    }
+}
+
+fn deserialize_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Number(f64),
+        Text(String),
+    }
+    let text = match Given::deserialize(d)? {
+        Given::Number(n) => n.to_string(),
+        Given::Text(t) => t,
+    };
+    parse_rate(&text).map_err(serde::de::Error::custom)
+}
+
+/// A 429 within this long of the one that lowered the rate belongs to the same episode (the
+/// requests in flight when the server's bucket ran dry) and lowers it no further.
+pub const THROTTLE_EPISODE: Duration = Duration::from_secs(2);
+
+/// While no 429 arrives, the rate climbs one step per this long back to just below the rate
+/// that met the last 429.
+pub const RECOVERY_STEP: Duration = Duration::from_secs(2);
+
+/// Above that, the rate probes one step (a twentieth) per this long.
+pub const PROBE_STEP: Duration = Duration::from_secs(30);
+
+/// The adaptive rate never goes below this many requests per second.
+pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
+
 /// Default [`HttpPolicy::max_wait`]: 15 minutes.
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(15 * 60);
 
@@ -48,6 +119,17 @@ impl Default for HttpPolicy {
             max_backoff: Duration::from_secs(20),
             total_budget: Duration::from_secs(120),
             max_wait: DEFAULT_MAX_WAIT,
+        }
+    }
+}
+
+impl HttpPolicy {
+    /// The configured rate, the ceiling the adaptive rate climbs back to (infinite: no
+    /// client-side limit, `burst` `None` or `per_second` unlimited).
+    pub fn ceiling(&self) -> f64 {
+        match self.burst {
+            Some(_) if self.per_second > 0.0 => self.per_second,
+            _ => f64::INFINITY,
         }
     }
 }
@@ -124,6 +206,75 @@ struct Bucket {
     refilled: Instant,
     /// No request before this (a server's Retry-After).
     blocked_until: Option<Instant>,
+    /// The rate let through now: the ceiling, or less after a 429 (infinite: no limit).
+    rate: f64,
+    /// When a 429 last lowered the rate.
+    lowered_at: Option<Instant>,
+    /// When the rate last climbed (or was lowered).
+    stepped_at: Instant,
+    /// The rate that met the last 429 (infinite: none yet).
+    limit_seen: f64,
+    /// Responses the server accepted (not 429): the previous and the current second's counts,
+    /// and when the current second started.
+    accepted: (Instant, u32, u32),
+    /// Requests let through in the current measuring window, and when it started.
+    window: (Instant, u32),
+    /// The rate measured over the last complete window.
+    measured: f64,
+}
+
+/// How long the limiter measures the rate requests leave at.
+const MEASURE_WINDOW: Duration = Duration::from_secs(1);
+
+impl Bucket {
+    /// Counts a request let through at `now`.
+    fn count(&mut self, now: Instant) {
+        let (start, n) = self.window;
+        let elapsed = now.saturating_duration_since(start);
+        if elapsed >= MEASURE_WINDOW {
+            self.measured = f64::from(n) / elapsed.as_secs_f64();
+            self.window = (now, 1);
+        } else {
+            self.window = (start, n.saturating_add(1));
+        }
+    }
+
+    /// Counts a response the server accepted at `now`.
+    fn accept(&mut self, now: Instant) {
+        let (start, previous, current) = self.accepted;
+        let elapsed = now.saturating_duration_since(start);
+        self.accepted = if elapsed >= 2 * MEASURE_WINDOW {
+            (now, 0, 1)
+        } else if elapsed >= MEASURE_WINDOW {
+            (start + MEASURE_WINDOW, current, 1)
+        } else {
+            (start, previous, current.saturating_add(1))
+        };
+    }
+
+    /// Responses accepted over the last second (the previous second weighted by how much of it
+    /// the last second still covers).
+    fn accepted_rate(&self, now: Instant) -> f64 {
+        let (start, previous, current) = self.accepted;
+        let into = now.saturating_duration_since(start).as_secs_f64();
+        if into >= 2.0 * MEASURE_WINDOW.as_secs_f64() {
+            return 0.0;
+        }
+        if into >= MEASURE_WINDOW.as_secs_f64() {
+            let left = 2.0 - into;
+            return f64::from(current) * left;
+        }
+        f64::from(current) + f64::from(previous) * (1.0 - into)
+    }
+
+    /// The rate requests have been leaving at lately: the last complete window's, or the
+    /// current window's when it is higher (counted over at least 100 ms, so that a burst just
+    /// begun reads as the fast rate it is, not as the idle second before it).
+    fn recent_rate(&self, now: Instant) -> f64 {
+        let (start, n) = self.window;
+        let elapsed = now.saturating_duration_since(start).as_secs_f64().max(0.1);
+        self.measured.max(f64::from(n) / elapsed)
+    }
 }
 
 /// The shared limiter.
@@ -136,13 +287,114 @@ impl Limiter {
     /// A limiter with a full bucket.
     pub fn new(policy: HttpPolicy) -> Self {
         let tokens = policy.burst.unwrap_or(0.0);
+        let now = Instant::now();
+        let rate = policy.ceiling();
         Self {
             policy,
             bucket: Mutex::new(Bucket {
                 tokens,
-                refilled: Instant::now(),
+                refilled: now,
                 blocked_until: None,
+                rate,
+                lowered_at: None,
+                stepped_at: now,
+                limit_seen: f64::INFINITY,
+                accepted: (now, 0, 0),
+                window: (now, 0),
+                measured: 0.0,
             }),
+        }
+    }
+
+    /// The rate let through now, in requests per second (infinite: no limit). It is the
+    /// configured ceiling unless the server has limited the tenant lately.
+    pub fn current_rate(&self) -> f64 {
+        self.current_rate_at(Instant::now())
+    }
+
+    fn current_rate_at(&self, now: Instant) -> f64 {
+        self.bucket
+            .lock()
+            .map(|mut b| {
+                self.recover(&mut b, now);
+                b.rate
+            })
+            .unwrap_or(f64::INFINITY)
+    }
+
+    /// The server answered 429: lower the rate (once per [`THROTTLE_EPISODE`]).
+    pub fn throttled(&self) {
+        self.throttled_at(Instant::now());
+    }
+
+    /// The server accepted a request (any answer but 429): what it accepts is the rate a 429
+    /// lowers to.
+    pub fn accepted(&self) {
+        if let Ok(mut b) = self.bucket.lock() {
+            b.accept(Instant::now());
+        }
+    }
+
+    fn throttled_at(&self, now: Instant) {
+        let Ok(mut b) = self.bucket.lock() else {
+            return;
+        };
+        if b.lowered_at
+            .is_some_and(|at| now.saturating_duration_since(at) < THROTTLE_EPISODE)
+        {
+            return;
+        }
+        self.recover(&mut b, now);
+        let from = if b.rate.is_finite() {
+            b.rate
+        } else {
+            b.recent_rate(now)
+        }
+        .max(MIN_ADAPTIVE_RATE);
+        let accepted = b.accepted_rate(now);
+        // The server accepted `accepted` a second: the rate it refused is at least that.
+        let from = from.max(accepted);
+        b.limit_seen = from;
+        b.rate = if accepted >= 1.0 {
+            (accepted * 0.95).min(from * 0.95)
+        } else {
+            from / 2.0
+        }
+        .max(MIN_ADAPTIVE_RATE);
+        // The server's bucket is empty: no burst of our own until the rate is back.
+        b.tokens = b.tokens.min(1.0);
+        b.refilled = now;
+        b.lowered_at = Some(now);
+        b.stepped_at = now;
+    }
+
+    /// Climbs the rate: a step per [`RECOVERY_STEP`] up to just below the rate that met the
+    /// last 429, then a step per [`PROBE_STEP`] beyond it, up to the ceiling.
+    fn recover(&self, b: &mut Bucket, now: Instant) {
+        let ceiling = self.policy.ceiling();
+        while b.rate < ceiling {
+            let safe = b.limit_seen * 0.95;
+            let below = b.rate < safe;
+            let step = if below { RECOVERY_STEP } else { PROBE_STEP };
+            let Some(next) = b.stepped_at.checked_add(step) else {
+                return;
+            };
+            if next > now {
+                return;
+            }
+            b.stepped_at = next;
+            let climbed = if below {
+                (b.rate + b.limit_seen / 10.0).min(safe)
+            } else {
+                b.rate * 1.05
+            };
+            b.rate = if ceiling.is_finite() {
+                climbed.min(ceiling)
+            } else if climbed > 2.0 * b.limit_seen {
+                f64::INFINITY
+            } else {
+                climbed
+            };
         }
     }
 
@@ -162,21 +414,28 @@ impl Limiter {
                     return Ok(slept);
                 };
                 let now = Instant::now();
+                self.recover(&mut b, now);
                 if let Some(until) = b.blocked_until.filter(|u| *u > now) {
                     until - now
-                } else if let Some(burst) = self.policy.burst {
+                } else if b.rate.is_finite() {
+                    // Below the ceiling (after a 429) the burst is one request: the server's
+                    // bucket is what is being refilled.
+                    let burst = match self.policy.burst {
+                        Some(burst) if b.rate >= self.policy.ceiling() => burst,
+                        _ => 1.0,
+                    };
                     let elapsed = now.duration_since(b.refilled).as_secs_f64();
-                    b.tokens = (b.tokens + elapsed * self.policy.per_second).min(burst);
+                    b.tokens = (b.tokens + elapsed * b.rate).min(burst);
                     b.refilled = now;
                     if b.tokens >= 1.0 {
                         b.tokens -= 1.0;
+                        b.count(now);
                         return Ok(slept);
                     }
-                    Duration::try_from_secs_f64(
-                        (1.0 - b.tokens) / self.policy.per_second.max(0.001),
-                    )
-                    .unwrap_or(Duration::MAX)
+                    Duration::try_from_secs_f64((1.0 - b.tokens) / b.rate.max(0.001))
+                        .unwrap_or(Duration::MAX)
                 } else {
+                    b.count(now);
                     return Ok(slept);
                 }
             };
@@ -329,5 +588,159 @@ mod tests {
         });
         l.block_for(Duration::from_millis(30));
         assert!(l.acquire(far()).unwrap() >= Duration::from_millis(25));
+    }
+
+    #[test]
+    fn rates_parse_as_numbers_or_unlimited() {
+        assert_eq!(parse_rate("20"), Ok(20.0));
+        assert_eq!(parse_rate(" 0.5 "), Ok(0.5));
+        assert_eq!(parse_rate("Unlimited"), Ok(f64::INFINITY));
+        for bad in ["0", "-1", "NaN", "inf", "2000000", "fast", ""] {
+            assert!(parse_rate(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_burst("60"), Ok(60.0));
+        for bad in ["0", "1.5", "-3", "100001"] {
+            assert!(parse_burst(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    fn at(start: Instant, secs: f64) -> Instant {
+        start + Duration::from_secs_f64(secs)
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-6 * b.abs().max(1.0)
+    }
+
+    #[test]
+    fn a_429_lowers_the_rate_once_per_episode_and_the_rate_climbs_back_to_the_ceiling() {
+        let l = Limiter::new(HttpPolicy {
+            burst: Some(60.0),
+            per_second: 10.0,
+            ..HttpPolicy::default()
+        });
+        let t0 = Instant::now();
+        assert_eq!(l.current_rate_at(t0), 10.0);
+        // Nothing accepted lately: half.
+        l.throttled_at(t0);
+        // Four requests refused together are one episode.
+        l.throttled_at(at(t0, 0.1));
+        l.throttled_at(at(t0, 0.2));
+        assert_eq!(l.current_rate_at(at(t0, 0.3)), 5.0);
+        // After the episode a 429 lowers what the rate had climbed to (one step at 2 s, a
+        // tenth of the 10/s that met the 429: 6), and 6 is now the rate that met one.
+        l.throttled_at(at(t0, 2.5));
+        assert_eq!(l.current_rate_at(at(t0, 2.6)), 3.0);
+        // A tenth of 6 per 2 s, up to just below 6 (5.7)...
+        assert!(close(l.current_rate_at(at(t0, 4.5)), 3.6));
+        assert!(close(l.current_rate_at(at(t0, 12.5)), 5.7));
+        assert!(close(l.current_rate_at(at(t0, 40.0)), 5.7));
+        // ...then a twentieth per 30 s, never past the ceiling.
+        assert!(close(l.current_rate_at(at(t0, 42.5)), 5.7 * 1.05));
+        assert_eq!(l.current_rate_at(at(t0, 12.5 + 30.0 * 12.0)), 10.0);
+        assert_eq!(l.current_rate_at(at(t0, 3600.0)), 10.0);
+    }
+
+    #[test]
+    fn a_lone_429_from_a_server_that_accepts_the_full_rate_costs_a_twentieth_not_half() {
+        let l = Limiter::new(HttpPolicy {
+            burst: Some(60.0),
+            per_second: 100.0,
+            ..HttpPolicy::default()
+        });
+        let t0 = Instant::now();
+        if let Ok(mut b) = l.bucket.lock() {
+            b.accepted = (t0, 0, 0);
+            for i in 0..100 {
+                b.accept(at(t0, f64::from(i) * 0.0099));
+            }
+        }
+        l.throttled_at(at(t0, 0.99));
+        assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
+    }
+
+    #[test]
+    fn below_the_ceiling_the_client_keeps_no_burst_of_its_own() {
+        let l = Limiter::new(HttpPolicy {
+            burst: Some(60.0),
+            per_second: 10.0,
+            ..HttpPolicy::default()
+        });
+        l.throttled();
+        // At 5/s a token takes 200 ms: the first request may leave, the second waits.
+        assert_eq!(l.acquire(far()), Ok(Duration::ZERO));
+        assert!(l.acquire(far()).unwrap() > Duration::ZERO);
+    }
+
+    #[test]
+    fn without_a_ceiling_the_first_429_starts_from_the_measured_rate_and_the_limit_lifts_again() {
+        let l = Limiter::new(HttpPolicy {
+            burst: None,
+            ..HttpPolicy::default()
+        });
+        assert_eq!(l.current_rate(), f64::INFINITY);
+        let t0 = Instant::now();
+        // 40 requests over 0.2 s: 200/s, none of them answered yet.
+        if let Ok(mut b) = l.bucket.lock() {
+            b.window = (t0, 0);
+            b.accepted = (t0, 0, 0);
+            for i in 0..40 {
+                b.count(at(t0, f64::from(i) * 0.005));
+            }
+        }
+        l.throttled_at(at(t0, 0.2));
+        let lowered = l.current_rate_at(at(t0, 0.2));
+        assert!((lowered - 100.0).abs() < 3.0, "{lowered}");
+        let seen = 2.0 * lowered;
+        // Back to just below the rate that met the 429 in five steps of 2 s...
+        assert!(close(l.current_rate_at(at(t0, 10.2)), 0.95 * seen));
+        // ...then probing by a twentieth per 30 s lifts the limit past twice that rate.
+        let probes_to_lift = ((2.0 / 0.95_f64).ln() / 1.05_f64.ln()).ceil();
+        assert!(
+            l.current_rate_at(at(t0, 10.2 + 30.0 * (probes_to_lift - 1.0) + 1.0))
+                .is_finite()
+        );
+        assert_eq!(
+            l.current_rate_at(at(t0, 10.2 + 30.0 * probes_to_lift + 1.0)),
+            f64::INFINITY
+        );
+    }
+
+    #[test]
+    fn a_burst_after_an_idle_start_is_measured_as_the_fast_rate_it_is() {
+        // The component loads for seconds before the first request; then nine leave in 50 ms
+        // and the tenth meets a 429. Read over the idle seconds, the rate would be near zero
+        // and the tenant would crawl at the minimum for minutes.
+        let l = Limiter::new(HttpPolicy {
+            burst: None,
+            ..HttpPolicy::default()
+        });
+        let t0 = Instant::now();
+        if let Ok(mut b) = l.bucket.lock() {
+            b.window = (t0, 0);
+            b.accepted = (t0, 0, 0);
+            for i in 0..9 {
+                let t = at(t0, 3.0 + f64::from(i) * 0.005);
+                b.count(t);
+                b.accept(t);
+            }
+        }
+        l.throttled_at(at(t0, 3.05));
+        // Lowered to what the server took (9 in the last second), not to the minimum...
+        let rate = l.current_rate_at(at(t0, 3.05));
+        assert!(close(rate, 9.0 * 0.95), "{rate}");
+        // ...and climbing back by a tenth of the 90/s that met the 429, every 2 s.
+        let later = l.current_rate_at(at(t0, 3.05 + 8.0));
+        assert!(close(later, 9.0 * 0.95 + 4.0 * 9.0), "{later}");
+    }
+
+    #[test]
+    fn a_tenant_file_rate_is_a_number_or_unlimited() {
+        let p: HttpPolicy = serde_json::from_str(r#"{"per_second": "unlimited"}"#).unwrap();
+        assert_eq!(p.ceiling(), f64::INFINITY);
+        let p: HttpPolicy = serde_json::from_str(r#"{"per_second": 40, "burst": 200}"#).unwrap();
+        assert_eq!((p.ceiling(), p.burst), (40.0, Some(200.0)));
+        assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": 0}"#).is_err());
+        assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": "fast"}"#).is_err());
     }
 }

@@ -19,7 +19,7 @@
 //!
 //! [http_policy]
 //! burst = 60
-//! per_second = 5
+//! per_second = 5                        # or "unlimited"; a ceiling: a 429 lowers it for a while
 //! max_attempts = 6
 //! max_wait = "15m"
 //! ```
@@ -250,6 +250,33 @@ mod tests {
             HttpPolicy::default().max_attempts
         );
         assert!(matches!(config.credentials, Credentials::None));
+    }
+
+    #[test]
+    fn a_toml_tenant_can_lift_the_client_side_limit() {
+        let file = TenantFile::parse(
+            "base_url = \"https://h\"\n[http_policy]\nper_second = \"unlimited\"\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(file.http_policy.ceiling(), f64::INFINITY);
+        let file = TenantFile::parse(
+            "base_url = \"https://h\"\n[http_policy]\nper_second = 40\nburst = 400\n",
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            (file.http_policy.ceiling(), file.http_policy.burst),
+            (40.0, Some(400.0))
+        );
+        let slow = TenantFile::parse(
+            "base_url = \"https://h\"\n[http_policy]\nper_second = \"fast\"\n",
+            false,
+        );
+        assert!(
+            slow.is_err(),
+            "a rate that is not a number or unlimited is refused"
+        );
     }
 
     #[test]

@@ -12,11 +12,13 @@
 //! - [`routes`]: the REST paths and their paging;
 //! - [`server`]: HTTP (the stack `bbdc serve` uses), authentication, latency;
 //! - [`faults`]: what is injected, and when;
+//! - [`rate_limit`]: the server's own token bucket (429 with `Retry-After` when it is empty);
 //! - [`webhooks`]: signed deliveries for the changes it makes;
 //! - [`fixture`]: repositories rendered in memory, for benchmarks.
 
 mod faults;
 pub mod fixture;
+pub mod rate_limit;
 pub mod render;
 mod routes;
 mod server;
@@ -27,6 +29,7 @@ pub mod world;
 
 pub use faults::Faults;
 pub use fixture::{RepoFixture, repo_fixture};
+pub use rate_limit::ServerRateLimit;
 pub use routes::RequestCounts;
 pub use webhooks::{send_webhook, signature};
 
@@ -57,6 +60,8 @@ pub struct SimConfig {
     pub webhook: Option<(String, String)>,
     /// Which server version it imitates, and whether it varies shapes.
     pub dialect: Dialect,
+    /// Rate limiting as Bitbucket enforces it (`None`: the account is exempt).
+    pub rate_limit: Option<ServerRateLimit>,
 }
 
 impl Default for SimConfig {
@@ -68,6 +73,7 @@ impl Default for SimConfig {
             token: None,
             webhook: None,
             dialect: Dialect::default(),
+            rate_limit: None,
         }
     }
 }
@@ -113,6 +119,10 @@ impl Simulator {
             webhook: Mutex::new(config.webhook.clone()),
             base: format!("http://{addr}"),
             dialect: config.dialect,
+            bucket: config
+                .rate_limit
+                .map(|l| Mutex::new(rate_limit::ServerBucket::new(l))),
+            throttled: AtomicU64::new(0),
         });
         let limits = Limits {
             // Clients keep pooled connections as long as they like, as with a real server.
@@ -162,6 +172,12 @@ impl Simulator {
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Requests answered 429 because the server's rate limit ([`SimConfig::rate_limit`]) was
+    /// spent (injected 429s are not counted here).
+    pub fn throttled(&self) -> u64 {
+        self.state.throttled.load(Ordering::Relaxed)
     }
 
     /// Requests answered so far, by kind.

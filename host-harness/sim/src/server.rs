@@ -2,6 +2,7 @@
 //! state behind every request, authentication, latency, and the faults applied to answers.
 
 use crate::faults::{Faults, Injected};
+use crate::rate_limit::{ServerBucket, retry_after_secs};
 use crate::render::{Dialect, error as error_json};
 use crate::routes::RequestCounts;
 use crate::world::World;
@@ -26,13 +27,18 @@ pub(crate) struct State {
     pub(crate) webhook: Mutex<Option<(String, String)>>,
     pub(crate) base: String,
     pub(crate) dialect: Dialect,
+    /// The server's own rate limit, when it has one.
+    pub(crate) bucket: Option<Mutex<ServerBucket>>,
+    /// Requests refused by it.
+    pub(crate) throttled: AtomicU64,
 }
 
 /// One answer, before it is put on the wire.
 struct Reply {
     status: u16,
     body: String,
-    retry_after: bool,
+    /// `Retry-After`, in seconds.
+    retry_after: Option<u64>,
     user: Option<&'static str>,
     cut: bool,
 }
@@ -42,7 +48,7 @@ impl Reply {
         Self {
             status,
             body,
-            retry_after: false,
+            retry_after: None,
             user: None,
             cut: false,
         }
@@ -104,13 +110,27 @@ impl Reply {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json;charset=UTF-8"),
         );
-        if self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(secs) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         if let Some(user) = self.user {
             headers.insert("x-ausername", HeaderValue::from_static(user));
         }
         response
+    }
+}
+
+/// Bitbucket's 429: its exception name and message, and when to come back.
+fn rate_limited(retry_after: u64) -> Reply {
+    Reply {
+        retry_after: Some(retry_after),
+        ..Reply::json(
+            429,
+            error_json(
+                "com.atlassian.bitbucket.ratelimit.RateLimitedException",
+                "You have been rate limited.",
+            ),
+        )
     }
 }
 
@@ -135,19 +155,16 @@ impl State {
                 ),
             );
         }
+        if let Some(bucket) = &self.bucket
+            && let Ok(mut bucket) = bucket.lock()
+            && let Err(wait) = bucket.take(std::time::Instant::now())
+        {
+            self.throttled.fetch_add(1, Ordering::Relaxed);
+            return rate_limited(retry_after_secs(wait));
+        }
         let before = self.rng.lock().ok().and_then(|mut r| faults.before(&mut r));
         let (status, body) = match before {
-            Some(Injected::RateLimited) => {
-                let mut reply = Reply::json(
-                    429,
-                    error_json(
-                        "com.atlassian.bitbucket.ratelimit.RateLimitedException",
-                        "You have been rate limited.",
-                    ),
-                );
-                reply.retry_after = true;
-                return reply;
-            }
+            Some(Injected::RateLimited) => return rate_limited(1),
             Some(Injected::Unavailable(status)) => {
                 return Reply::json(status, "<html>Service unavailable</html>".into());
             }

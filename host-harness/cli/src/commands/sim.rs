@@ -41,6 +41,13 @@ pub struct SimArgs {
     /// Require this Bearer token, read from the named environment variable.
     #[arg(long, value_name = "VAR")]
     pub token_env: Option<String>,
+    /// Enforce Bitbucket's rate limit: a token bucket of this many requests per user, refilled
+    /// at --server-refill per second; an empty bucket answers 429 with Retry-After.
+    #[arg(long, value_name = "TOKENS", requires = "server_refill", value_parser = positive)]
+    pub server_bucket: Option<f64>,
+    /// Tokens added to --server-bucket per second.
+    #[arg(long, value_name = "PER_SECOND", requires = "server_bucket", value_parser = positive)]
+    pub server_refill: Option<f64>,
     /// Share of requests answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     rate_429: f64,
@@ -71,6 +78,14 @@ pub struct SimArgs {
     /// Write the ground truth (one pull_request JSON line each) to this file and keep serving.
     #[arg(long, value_name = "PATH")]
     pub truth: Option<PathBuf>,
+}
+
+/// A finite number above zero.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a number above zero")),
+    }
 }
 
 fn sim_faults(a: &SimArgs) -> bbdc_sim::Faults {
@@ -108,6 +123,10 @@ pub fn run(args: &SimArgs) -> Result<ExitCode> {
             version: args.server_version,
             shapes: args.shapes,
         },
+        rate_limit: args
+            .server_bucket
+            .zip(args.server_refill)
+            .map(|(capacity, refill)| bbdc_sim::ServerRateLimit { capacity, refill }),
     })?;
     if let Some(path) = &args.truth {
         let lines: Vec<String> = sim.truth().iter().map(|v| v.to_string()).collect();
