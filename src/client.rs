@@ -52,6 +52,12 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         self.host
     }
 
+    /// The page size this client asks for (the connection's, else
+    /// [`paging::DEFAULT_PAGE_SIZE`]): the largest `limit` any listing sends.
+    pub fn page_size(&self) -> u32 {
+        self.page_size
+    }
+
     /// Requests sent so far.
     pub fn requests(&self) -> u32 {
         self.requests.get()
@@ -129,7 +135,8 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
 
     /// One page of a paged resource starting at `start`, its items decoded one by one as `kind`
     /// records: an item that cannot be identified is reported in `unreadable`, not fatal. A
-    /// `nextPageStart` past [`paging::MAX_LISTING_ITEMS`] is an error.
+    /// `nextPageStart` past [`paging::MAX_LISTING_ITEMS`] is an error. Asks for the client's
+    /// [`Client::page_size`].
     pub fn get_page<T: DeserializeOwned>(
         &self,
         kind: RecordKind,
@@ -137,8 +144,23 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         query: &[(&str, &str)],
         start: u64,
     ) -> Result<(FetchedPage<T>, ResponseHead), ConnectorError> {
+        self.get_page_sized(kind, segments, query, start, self.page_size)
+    }
+
+    /// [`Client::get_page`] asking for `limit` items instead of the client's page size (at
+    /// least 1, at most [`Client::page_size`]). Bitbucket pages by offset, so the pages of one
+    /// listing may differ in size as long as each starts at the previous `nextPageStart`.
+    pub fn get_page_sized<T: DeserializeOwned>(
+        &self,
+        kind: RecordKind,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        start: u64,
+        limit: u32,
+    ) -> Result<(FetchedPage<T>, ResponseHead), ConnectorError> {
+        let limit = limit.min(self.page_size).max(1);
         let start_s = start.to_string();
-        let limit_s = self.page_size.to_string();
+        let limit_s = limit.to_string();
         let mut q: Vec<(&str, &str)> = query.to_vec();
         q.push(("start", &start_s));
         q.push(("limit", &limit_s));
@@ -171,13 +193,13 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
                 ),
             );
         }
-        if let Some(limit) = page.limit
-            && limit < u64::from(self.page_size)
+        if let Some(used) = page.limit
+            && used < u64::from(limit)
         {
             self.log(
                 LogLevel::Debug,
                 &format!(
-                    "GET /{}: server capped the page at {limit}",
+                    "GET /{}: server capped the page at {used}",
                     segments.join("/")
                 ),
             );

@@ -17,6 +17,22 @@
 //!   makes the pass list everything, and marks the repository so that every later pass does.
 //!   A full listing also runs when asked for, on the first pass, and at least daily, to reconcile
 //!   anything early stopping could miss; details are still fetched only for changed PRs.
+//! - **Small pages while nothing changed.** An incremental pass asks for its first list page
+//!   with `limit` [`FIRST_INCREMENTAL_PAGE`] (25): an unchanged repository costs that one small
+//!   request, whatever the number of its pull requests, since the early stop is decided on it.
+//!   After a page on which every pull request needed work (its fingerprint changed, or it is
+//!   left to the retry step), the next page is twice as large, up to the connection's page size
+//!   (default [`crate::paging::DEFAULT_PAGE_SIZE`]); after a page with unchanged ones it stays
+//!   as large. Bitbucket pages by offset, so pages of different sizes join up: every page
+//!   starts at the previous page's `nextPageStart`, and a page read again (see *bounded calls*)
+//!   keeps its limit. The limit is part of the pass's persisted [`Progress`], so a resumed pass
+//!   goes on with the start and limit it had reached (a pass stored without one, by an older
+//!   version, goes on at the connection's page size). A full listing (asked for, first pass,
+//!   daily, and every pass on a server seen out of order) asks for the connection's page size
+//!   throughout, as does the rest of an incremental pass once it sees the order broken: those
+//!   list everything, and large pages cost the fewest requests. Small pages see less of the
+//!   order, so a server that sorts by creation is caught by the full listings rather than by
+//!   an unchanged repository's one page.
 //! - **One bad pull request never fails the repository.** It is reported as skipped, remembered,
 //!   and retried at the start of the next pass: every remembered one, in id order, over as many
 //!   calls as [`DETAIL_BUDGET`] needs, before the listing goes on. So however many fail, each is
@@ -63,6 +79,11 @@ pub const DETAIL_BUDGET: usize = 20;
 pub const SAFETY_MARGIN_MS: i64 = 10 * 60 * 1000;
 /// How often a full listing runs on its own (milliseconds).
 pub const RECONCILE_EVERY_MS: i64 = 24 * 60 * 60 * 1000;
+/// The `limit` of an incremental pass's first list page (Bitbucket's own default page size).
+/// Enough for the early stop to see that nothing changed, so an unchanged repository costs one
+/// small page however many pull requests it has; the page doubles from there, up to the
+/// connection's page size, while every pull request on it needed work.
+pub const FIRST_INCREMENTAL_PAGE: u32 = 25;
 
 /// What the connector remembers about a pull request it fetched in full.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -166,6 +187,17 @@ pub struct Progress {
     /// already-fetched pull requests are not counted as unchanged when it is read again.
     #[serde(default)]
     pub partial: bool,
+    /// The `limit` of the page at `next_start`, at most the connection's page size; `None`:
+    /// the connection's page size. An incremental pass starts at [`FIRST_INCREMENTAL_PAGE`]
+    /// and grows it; a full listing, and a pass written by a version before pages grew, keep
+    /// `None`. A page read again keeps its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Every pull request on the page at `next_start` needed work when the page was first read
+    /// (it is `partial`): the page grows after it even though, read again, the pull requests
+    /// fetched meanwhile look unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all_changed: bool,
 }
 
 /// A batch handed to the host, committed when the host acknowledges it.
@@ -372,6 +404,7 @@ fn new_pass(state: &mut RepoState, options: &SyncOptions, now: i64) -> Pass {
         acked: 0,
         progress: Progress {
             next_start: Some(0),
+            limit: (!full).then_some(FIRST_INCREMENTAL_PAGE),
             ..Progress::default()
         },
         pending: None,
@@ -625,11 +658,16 @@ fn list_page<H: Host + ?Sized>(
         &repo.slug,
         "pull-requests",
     ];
-    let (page, _) = client.get_page::<WirePullRequest>(
+    let limit = pass
+        .progress
+        .limit
+        .map_or(client.page_size(), |l| l.min(client.page_size()).max(1));
+    let (page, _) = client.get_page_sized::<WirePullRequest>(
         RecordKind::PullRequest,
         &segments,
         &[("state", "ALL"), ("order", "NEWEST")],
         start,
+        limit,
     )?;
     let progress = &mut work.pending.progress;
     // Counted before any detail is fetched: a listing over its bounds fails this call with
@@ -646,6 +684,13 @@ fn list_page<H: Host + ?Sized>(
     let mut stop = false;
     let mut exhausted = false;
     let mut page_max: Option<i64> = None;
+    // Whether every pull request on the page needs work (none is unchanged); on a page read
+    // again, what its first reading found.
+    let mut all_changed = if pass.progress.partial {
+        pass.progress.all_changed
+    } else {
+        !page.items.is_empty()
+    };
     work.batch.stats.listed = u32::try_from(page.items.len()).unwrap_or(u32::MAX);
     if !pass.progress.partial {
         work.batch
@@ -680,6 +725,7 @@ fn list_page<H: Host + ?Sized>(
         if old.as_ref().is_some_and(|m| m.fp == fp) {
             if !pass.progress.partial {
                 work.batch.stats.unchanged = work.batch.stats.unchanged.saturating_add(1);
+                all_changed = false;
             }
             continue;
         }
@@ -719,18 +765,50 @@ fn list_page<H: Host + ?Sized>(
     }
     if exhausted {
         // More changed pull requests on this page than one call may fetch: the next call reads
-        // the same page again, where the ones done now are unchanged.
+        // the same page again (its limit stays), where the ones done now are unchanged.
         progress.last_updated = before;
         progress.next_start = Some(start);
         progress.partial = true;
+        progress.all_changed = all_changed;
         return Ok(());
     }
     progress.partial = false;
+    progress.all_changed = false;
     if start == 0 {
         progress.top_updated = progress.top_updated.max(page_max);
     }
     progress.next_start = if stop { None } else { page.next };
+    progress.limit = next_limit(
+        pass.progress.limit,
+        limit,
+        all_changed,
+        progress.order_violation,
+        client.page_size(),
+    );
     Ok(())
+}
+
+/// The `limit` of the page after one read with `limit` (`asked`: what the progress said). A
+/// full listing (`None`) stays at the connection's page size, `page_size`. An incremental pass
+/// doubles the page, up to that size, after a page on which every pull request needed work
+/// (the change goes deeper, so fewer, larger pages reach its end), keeps it after a page with
+/// unchanged ones, and lists the rest at the connection's page size once the order is seen
+/// broken (it then lists everything, as a full listing does).
+fn next_limit(
+    asked: Option<u32>,
+    limit: u32,
+    all_changed: bool,
+    order_violation: bool,
+    page_size: u32,
+) -> Option<u32> {
+    asked?;
+    if order_violation {
+        None
+    } else if all_changed {
+        Some(limit.saturating_mul(2).min(page_size))
+    } else {
+        Some(limit)
+    }
 }
 
 #[cfg(test)]

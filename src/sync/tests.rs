@@ -903,3 +903,334 @@ fn a_fingerprint_is_written_out_field_by_field_so_every_build_computes_the_same(
     approved_later.reviewers[0].approved = Some(false);
     assert_ne!(fingerprint(&approved_later), fingerprint(&wire));
 }
+
+/// A pull-request listing served as Bitbucket serves it: from the request's `start`, as many
+/// items as its `limit` asks for (at most `cap`, the server's own page cap, which it answers
+/// with), and `nextPageStart` after them. The items can be replaced between calls; the size of
+/// every list body served is recorded.
+struct Listing {
+    items: std::rc::Rc<std::cell::RefCell<Vec<Value>>>,
+    bodies: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+}
+
+fn serve_window(host: &FakeHost, items: Vec<Value>, cap: usize) -> Listing {
+    let listing = Listing {
+        items: std::rc::Rc::new(std::cell::RefCell::new(items)),
+        bodies: std::rc::Rc::default(),
+    };
+    let (items, bodies) = (listing.items.clone(), listing.bodies.clone());
+    host.on_query(REPO_PATH, move |pairs| {
+        let get = |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| n == k)
+                .and_then(|(_, v)| v.parse::<usize>().ok())
+        };
+        let start = get("start").unwrap_or(0);
+        let limit = get("limit").unwrap_or(25).clamp(1, cap);
+        let all = items.borrow();
+        let chunk: Vec<Value> = all.iter().skip(start).take(limit).cloned().collect();
+        let end = start + chunk.len();
+        let last = end >= all.len();
+        let mut page = json!({"size": chunk.len(), "limit": limit, "start": start, "isLastPage": last, "values": chunk});
+        if !last {
+            page["nextPageStart"] = json!(end);
+        }
+        let body = page.to_string().into_bytes();
+        bodies.borrow_mut().push(body.len());
+        ok_bytes(body)
+    });
+    listing
+}
+
+fn ok_bytes(body: Vec<u8>) -> Canned {
+    Canned::Response {
+        status: 200,
+        headers: vec![],
+        body,
+    }
+}
+
+/// `(start, limit)` of every pull-request list request sent since request number `from`.
+fn list_pages(host: &FakeHost, from: usize) -> Vec<(u64, u32)> {
+    host.requests.borrow()[from..]
+        .iter()
+        .filter_map(|r| {
+            let u = url::Url::parse(&r.url).ok()?;
+            if u.path() != REPO_PATH {
+                return None;
+            }
+            let get = |k: &str| {
+                u.query_pairs()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.into_owned())
+            };
+            Some((get("start")?.parse().ok()?, get("limit")?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The connection with no page size of its own: the connector's default.
+fn default_conn() -> Connection {
+    Connection {
+        base_url: "https://bb.example/bitbucket".into(),
+        page_size: None,
+    }
+}
+
+/// Pull requests 1 to `n`, newest first, of which the newest `changed` were updated (a new
+/// version and commit) after every earlier pass, in the same order.
+fn with_changes(n: u64, changed: u64) -> Vec<Value> {
+    (1..=n)
+        .rev()
+        .map(|i| {
+            if i > n - changed {
+                pr(i, 1, i as i64, 10_000 + i as i64)
+            } else {
+                pr(i, 0, i as i64, i as i64)
+            }
+        })
+        .collect()
+}
+
+/// A host serving `n` pull requests (details included) under a page cap of `cap`, after one
+/// completed pass (a full listing, the repository's first).
+fn synced(n: u64, cap: usize) -> (FakeHost, Listing) {
+    let host = FakeHost::new();
+    let listing = serve_window(&host, newest_first(n), cap);
+    for id in 1..=n {
+        serve_details(&host, id);
+    }
+    let (prs, _, _) = run_pass(&host, &default_conn(), &SyncOptions::default());
+    assert_eq!(prs.len() as u64, n);
+    (host, listing)
+}
+
+/// Runs a pass to its end like [`run_pass`], returning every pull request delivered, in
+/// delivery order and with repeats.
+fn run_pass_all(host: &FakeHost, conn: &Connection) -> Vec<u64> {
+    let (prs, skipped, _) = run_pass(host, conn, &SyncOptions::default());
+    assert!(skipped.is_empty(), "{skipped:?}");
+    prs.iter().map(|p| p.id).collect()
+}
+
+#[test]
+fn an_unchanged_repository_with_many_pull_requests_costs_one_small_request() {
+    let host = FakeHost::new();
+    let listing = serve_window(&host, newest_first(1000), 1000);
+    for id in 1..=1000 {
+        serve_details(&host, id);
+    }
+    let c = default_conn();
+    let (prs, _, _) = run_pass(&host, &c, &SyncOptions::default());
+    assert_eq!(prs.len(), 1000);
+    let first = list_pages(&host, 0);
+    assert!(
+        first
+            .iter()
+            .all(|&(start, limit)| start == 0 && limit == crate::paging::DEFAULT_PAGE_SIZE),
+        "the first pass is a full listing, in pages of the connection's size: {first:?}"
+    );
+
+    let at = mark(&host);
+    let served = listing.bodies.borrow().len();
+    let (prs, _, requests) = run_pass(&host, &c, &SyncOptions::default());
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1, "{:?}", &host.sent()[at..]);
+    assert_eq!(list_pages(&host, at), [(0, FIRST_INCREMENTAL_PAGE)]);
+    let body = listing.bodies.borrow()[served..].to_vec();
+    assert_eq!(body.len(), 1);
+    assert!(
+        body[0] <= 32 * 1024,
+        "an unchanged repository's page is small: {} bytes",
+        body[0]
+    );
+}
+
+#[test]
+fn a_change_deeper_than_the_first_page_grows_the_page() {
+    let (host, listing) = synced(300, 1000);
+    // The newest 25 and the 50 after them changed; the rest did not.
+    *listing.items.borrow_mut() = with_changes(300, 75);
+    let at = mark(&host);
+    let delivered = run_pass_all(&host, &default_conn());
+    assert_eq!(delivered.len(), 75);
+    // Each page of 25 or 50 changed pull requests takes two or three calls of DETAIL_BUDGET
+    // (20) each, reading the same page with the same limit; the page after a page of changes
+    // only is twice as large; the third page holds the first unchanged one, below the
+    // high-water mark, and the pass stops there.
+    assert_eq!(
+        list_pages(&host, at),
+        [(0, 25), (0, 25), (25, 50), (25, 50), (25, 50), (75, 100)]
+    );
+}
+
+#[test]
+fn a_page_with_unchanged_pull_requests_above_the_mark_does_not_grow() {
+    // The newest 30 pull requests were all updated at the same moment (a bulk change): every
+    // later pass finds them above the high-water mark less its margin.
+    let bulk = |list: &mut Vec<Value>| {
+        for item in list.iter_mut().filter(|p| p["id"].as_u64() > Some(270)) {
+            item["updatedDate"] = json!(T0 + 300 * HOUR);
+        }
+    };
+    let host = FakeHost::new();
+    let mut list = newest_first(300);
+    bulk(&mut list);
+    let listing = serve_window(&host, list, 1000);
+    for id in 1..=300 {
+        serve_details(&host, id);
+    }
+    let c = default_conn();
+    run_pass(&host, &c, &SyncOptions::default());
+    // Then ten more change: the first page holds them and 15 of the unchanged bulk.
+    let mut list: Vec<Value> = (291..=300)
+        .rev()
+        .map(|i| pr(i, 1, i as i64, 10_000 + i as i64))
+        .collect();
+    let mut rest = newest_first(290);
+    bulk(&mut rest);
+    list.extend(rest);
+    *listing.items.borrow_mut() = list;
+    let at = mark(&host);
+    let mut delivered = run_pass_all(&host, &c);
+    delivered.sort_unstable();
+    assert_eq!(delivered, (291..=300).collect::<Vec<_>>());
+    assert_eq!(
+        list_pages(&host, at),
+        [(0, 25), (25, 25)],
+        "after a page with unchanged pull requests the next is no larger"
+    );
+}
+
+#[test]
+fn every_changed_pull_request_is_delivered_once_over_growing_pages() {
+    // 333 of 1000 changed: the pages grow 25, 50, 100, 200 and would reach 400, but the server
+    // caps its pages at 150 and says so; each page starts at the previous one's nextPageStart.
+    let (host, listing) = synced(1000, 150);
+    *listing.items.borrow_mut() = with_changes(1000, 333);
+    let at = mark(&host);
+    let mut delivered = run_pass_all(&host, &default_conn());
+    assert_eq!(delivered.len(), 333, "each exactly once");
+    delivered.sort_unstable();
+    assert_eq!(delivered, (668..=1000).collect::<Vec<_>>());
+    let mut distinct = list_pages(&host, at);
+    distinct.dedup();
+    assert_eq!(
+        distinct,
+        [(0, 25), (25, 50), (75, 100), (175, 200), (325, 400)],
+        "asked sizes double; starts follow the capped pages (the last holds the first unchanged one)"
+    );
+    // The next pass finds nothing and costs one small request.
+    let at = mark(&host);
+    assert!(run_pass_all(&host, &default_conn()).is_empty());
+    assert_eq!(list_pages(&host, at), [(0, FIRST_INCREMENTAL_PAGE)]);
+}
+
+#[test]
+fn a_resumed_pass_goes_on_with_the_start_and_limit_it_had_reached() {
+    let (host, listing) = synced(300, 1000);
+    *listing.items.borrow_mut() = with_changes(300, 75);
+    let c = default_conn();
+    let opts = SyncOptions::default();
+    let at = mark(&host);
+    let mut delivered = Vec::new();
+    // Two batches read the first page (25 changed: 20, then 5), the host acknowledges both.
+    let mut cursor: Option<String> = None;
+    for _ in 0..2 {
+        let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
+        delivered.extend(b.pull_requests.iter().map(|p| p.id));
+        cursor = b.next_cursor;
+    }
+    // The third call acknowledges the second batch and reads the next page, twice as large;
+    // then the host dies before persisting what it got.
+    let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
+    assert_eq!(b.pull_requests.len(), DETAIL_BUDGET);
+    assert_eq!(list_pages(&host, at), [(0, 25), (0, 25), (25, 50)]);
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    let progress = state.pass.map(|p| p.progress).unwrap();
+    assert_eq!(
+        (progress.next_start, progress.limit),
+        (Some(25), Some(50)),
+        "what was acknowledged: the page after the first, at its grown size"
+    );
+    // A new process starts again without a cursor: the unacknowledged batch is redone from
+    // the acknowledged position, at the same limit.
+    let at = mark(&host);
+    delivered.extend(run_pass_all(&host, &c));
+    assert_eq!(
+        list_pages(&host, at),
+        [(25, 50), (25, 50), (25, 50), (75, 100)]
+    );
+    delivered.sort_unstable();
+    assert_eq!(delivered, (226..=300).collect::<Vec<_>>(), "nothing lost");
+}
+
+#[test]
+fn a_pass_stored_before_pages_grew_goes_on_at_the_connection_page_size() {
+    let (host, listing) = synced(300, 1000);
+    *listing.items.borrow_mut() = with_changes(300, 75);
+    // A pass in progress as an older version wrote it: its progress has no limit.
+    let (mut state, _) = load_state(&host, &state_key(&repo()));
+    let high_water = state.high_water.unwrap();
+    let pass = json!({
+        "id": state.pass_seq + 1, "full": false, "threshold": high_water - SAFETY_MARGIN_MS,
+        "since": null, "started_at": now_ms(), "acked": 2,
+        "progress": {"next_start": 25, "top_updated": T0 + 10_300 * HOUR,
+                     "last_updated": T0 + 10_276 * HOUR, "order_violation": false,
+                     "retries_done": true, "retried_up_to": null,
+                     "listed": {"pages": 2, "items": 50, "empty_run": 0}, "partial": false},
+        "pending": null
+    });
+    state.pass_seq += 1;
+    let mut raw = serde_json::to_value(&state).unwrap();
+    raw["pass"] = pass;
+    host.storage_set(&state_key(&repo()), raw.to_string().as_bytes());
+    let at = mark(&host);
+    let delivered = run_pass_all(&host, &default_conn());
+    assert_eq!(
+        delivered.len(),
+        50,
+        "the rest of that pass: the 50 after the first page"
+    );
+    let mut distinct = list_pages(&host, at);
+    distinct.dedup();
+    assert_eq!(distinct, [(25, crate::paging::DEFAULT_PAGE_SIZE)]);
+}
+
+#[test]
+fn full_listings_and_out_of_order_servers_keep_large_pages() {
+    let (host, listing) = synced(300, 1000);
+    let c = default_conn();
+    let big = crate::paging::DEFAULT_PAGE_SIZE;
+    // Asked for: every page at the connection's size.
+    let at = mark(&host);
+    let (prs, _, _) = run_pass(
+        &host,
+        &c,
+        &SyncOptions {
+            since: None,
+            full_listing: true,
+        },
+    );
+    assert!(prs.is_empty());
+    assert_eq!(list_pages(&host, at), [(0, big)]);
+
+    // An out-of-order page during an incremental pass: the rest of the listing is at the
+    // connection's size too, and so is every later pass.
+    let mut list = with_changes(300, 75);
+    list.swap(30, 40);
+    *listing.items.borrow_mut() = list;
+    let at = mark(&host);
+    let mut delivered = run_pass_all(&host, &c);
+    delivered.sort_unstable();
+    assert_eq!(delivered, (226..=300).collect::<Vec<_>>());
+    let mut distinct = list_pages(&host, at);
+    distinct.dedup();
+    assert_eq!(distinct, [(0, 25), (25, 50), (75, big)]);
+    let (state, _) = load_state(&host, &state_key(&repo()));
+    assert!(state.order_untrusted);
+    let at = mark(&host);
+    run_pass_all(&host, &c);
+    assert_eq!(list_pages(&host, at), [(0, big)]);
+}
