@@ -13,7 +13,8 @@
 //! client's own burst to one request, since the server's bucket is empty. The rate that met
 //! the 429 is remembered: while no 429 arrives the rate climbs back quickly (a tenth of it per
 //! [`RECOVERY_STEP`]) to just below it, then probes above it slowly (a twentieth per
-//! [`PROBE_STEP`]), up to the ceiling, where the full burst is allowed again; with no ceiling
+//! [`PROBE_STEP`], twice as long after each probe refused where the last one was), up to the
+//! ceiling, where the full burst is allowed again; with no ceiling
 //! the limit lifts once the rate passes twice the rate that last met a 429. A server that keeps
 //! its budget therefore sees a rare probe refused, not a 429 every few seconds, and a server
 //! whose budget was raised is used in full again within minutes.
@@ -100,8 +101,12 @@ pub const THROTTLE_EPISODE: Duration = Duration::from_secs(2);
 /// that met the last 429.
 pub const RECOVERY_STEP: Duration = Duration::from_secs(2);
 
-/// Above that, the rate probes one step (a twentieth) per this long.
+/// Above that, the rate probes one step (a twentieth) per this long; each probe that meets a 429
+/// at about the rate the last one met doubles the wait, up to [`MAX_PROBE_STEP`].
 pub const PROBE_STEP: Duration = Duration::from_secs(30);
+
+/// The longest wait between probes.
+pub const MAX_PROBE_STEP: Duration = Duration::from_secs(8 * 60);
 
 /// The adaptive rate never goes below this many requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
@@ -214,6 +219,8 @@ struct Bucket {
     stepped_at: Instant,
     /// The rate that met the last 429 (infinite: none yet).
     limit_seen: f64,
+    /// How long the rate waits between probes above `limit_seen`.
+    probe_every: Duration,
     /// Responses the server accepted (not 429): the previous and the current second's counts,
     /// and when the current second started.
     accepted: (Instant, u32, u32),
@@ -299,6 +306,7 @@ impl Limiter {
                 lowered_at: None,
                 stepped_at: now,
                 limit_seen: f64::INFINITY,
+                probe_every: PROBE_STEP,
                 accepted: (now, 0, 0),
                 window: (now, 0),
                 measured: 0.0,
@@ -354,6 +362,14 @@ impl Limiter {
         let accepted = b.accepted_rate(now);
         // The server accepted `accepted` a second: the rate it refused is at least that.
         let from = from.max(accepted);
+        // A probe refused where the last 429 was: the server's budget is there; probe it less.
+        let same_place =
+            b.limit_seen.is_finite() && (from - b.limit_seen).abs() <= 0.1 * b.limit_seen;
+        b.probe_every = if same_place {
+            (b.probe_every * 2).min(MAX_PROBE_STEP)
+        } else {
+            PROBE_STEP
+        };
         b.limit_seen = from;
         b.rate = if accepted >= 1.0 {
             (accepted * 0.95).min(from * 0.95)
@@ -375,7 +391,7 @@ impl Limiter {
         while b.rate < ceiling {
             let safe = b.limit_seen * 0.95;
             let below = b.rate < safe;
-            let step = if below { RECOVERY_STEP } else { PROBE_STEP };
+            let step = if below { RECOVERY_STEP } else { b.probe_every };
             let Some(next) = b.stepped_at.checked_add(step) else {
                 return;
             };
@@ -639,6 +655,29 @@ mod tests {
         assert!(close(l.current_rate_at(at(t0, 42.5)), 5.7 * 1.05));
         assert_eq!(l.current_rate_at(at(t0, 12.5 + 30.0 * 12.0)), 10.0);
         assert_eq!(l.current_rate_at(at(t0, 3600.0)), 10.0);
+    }
+
+    #[test]
+    fn probes_refused_where_the_last_429_was_wait_twice_as_long_each_time() {
+        let l = Limiter::new(HttpPolicy {
+            burst: Some(60.0),
+            per_second: 10.0,
+            ..HttpPolicy::default()
+        });
+        let t0 = Instant::now();
+        l.throttled_at(t0);
+        // Refused again at about the same rate: the probe interval doubles each time.
+        l.throttled_at(at(t0, 10.0));
+        l.throttled_at(at(t0, 20.0));
+        let every = l.bucket.lock().map(|b| b.probe_every).unwrap();
+        assert_eq!(every, PROBE_STEP * 4);
+        // Far from it (the server's budget moved): back to the first interval.
+        if let Ok(mut b) = l.bucket.lock() {
+            b.rate = 10.0;
+            b.limit_seen = 1.0;
+        }
+        l.throttled_at(at(t0, 30.0));
+        assert_eq!(l.bucket.lock().map(|b| b.probe_every).unwrap(), PROBE_STEP);
     }
 
     #[test]
