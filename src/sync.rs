@@ -18,7 +18,7 @@
 //!   A full listing also runs when asked for, on the first pass, and at least daily, to reconcile
 //!   anything early stopping could miss; details are still fetched only for changed PRs.
 //! - **Small pages while nothing changed.** An incremental pass asks for its first list page
-//!   with `limit` [`FIRST_INCREMENTAL_PAGE`] (25): an unchanged repository costs that one small
+//!   with `limit` [`FIRST_INCREMENTAL_PAGE`] (10): an unchanged repository costs that one small
 //!   request, whatever the number of its pull requests, since the early stop is decided on it.
 //!   After a page on which every pull request needed work (its fingerprint changed, or it is
 //!   left to the retry step), the next page is twice as large, up to the connection's page size
@@ -79,11 +79,14 @@ pub const DETAIL_BUDGET: usize = 20;
 pub const SAFETY_MARGIN_MS: i64 = 10 * 60 * 1000;
 /// How often a full listing runs on its own (milliseconds).
 pub const RECONCILE_EVERY_MS: i64 = 24 * 60 * 60 * 1000;
-/// The `limit` of an incremental pass's first list page (Bitbucket's own default page size).
-/// Enough for the early stop to see that nothing changed, so an unchanged repository costs one
-/// small page however many pull requests it has; the page doubles from there, up to the
-/// connection's page size, while every pull request on it needed work.
-pub const FIRST_INCREMENTAL_PAGE: u32 = 25;
+/// The `limit` of an incremental pass's first list page. Enough for the early stop to see that
+/// nothing changed, so an unchanged repository costs one small page however many pull requests
+/// it has; the page doubles from there, up to the connection's page size, while every pull
+/// request on it needed work. Ten, not Bitbucket's default of 25: a pull request in a list page
+/// is 1.4 to 3 KiB of JSON (its refs, repositories, author, reviewers, participants and links,
+/// more with a long description), so 25 of them pass 32 KiB where 10 stay under it; a
+/// repository with more than nine changes since the last pass pays one more small request.
+pub const FIRST_INCREMENTAL_PAGE: u32 = 10;
 
 /// What the connector remembers about a pull request it fetched in full.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

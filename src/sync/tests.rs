@@ -1050,18 +1050,18 @@ fn an_unchanged_repository_with_many_pull_requests_costs_one_small_request() {
 #[test]
 fn a_change_deeper_than_the_first_page_grows_the_page() {
     let (host, listing) = synced(300, 1000);
-    // The newest 25 and the 50 after them changed; the rest did not.
+    // The newest 75 changed; the rest did not.
     *listing.items.borrow_mut() = with_changes(300, 75);
     let at = mark(&host);
     let delivered = run_pass_all(&host, &default_conn());
     assert_eq!(delivered.len(), 75);
-    // Each page of 25 or 50 changed pull requests takes two or three calls of DETAIL_BUDGET
-    // (20) each, reading the same page with the same limit; the page after a page of changes
-    // only is twice as large; the third page holds the first unchanged one, below the
-    // high-water mark, and the pass stops there.
+    // The page after a page of changes only is twice as large: 10, 20, 40 changed ones. A page
+    // with more than DETAIL_BUDGET (20) of them takes two calls, reading the same page with the
+    // same limit. The fourth page holds the first unchanged one, below the high-water mark, and
+    // the pass stops there.
     assert_eq!(
         list_pages(&host, at),
-        [(0, 25), (0, 25), (25, 50), (25, 50), (25, 50), (75, 100)]
+        [(0, 10), (10, 20), (30, 40), (30, 40), (70, 80)]
     );
 }
 
@@ -1083,30 +1083,33 @@ fn a_page_with_unchanged_pull_requests_above_the_mark_does_not_grow() {
     }
     let c = default_conn();
     run_pass(&host, &c, &SyncOptions::default());
-    // Then ten more change: the first page holds them and 15 of the unchanged bulk.
-    let mut list: Vec<Value> = (291..=300)
+    // Then five more change: the first page holds them and 5 of the unchanged bulk.
+    let mut list: Vec<Value> = (296..=300)
         .rev()
         .map(|i| pr(i, 1, i as i64, 10_000 + i as i64))
         .collect();
-    let mut rest = newest_first(290);
+    let mut rest = newest_first(295);
     bulk(&mut rest);
     list.extend(rest);
     *listing.items.borrow_mut() = list;
     let at = mark(&host);
     let mut delivered = run_pass_all(&host, &c);
     delivered.sort_unstable();
-    assert_eq!(delivered, (291..=300).collect::<Vec<_>>());
+    assert_eq!(delivered, (296..=300).collect::<Vec<_>>());
+    // The 25 bulk ones fill the rest of the first page and the next two; the fourth page goes
+    // below the mark.
     assert_eq!(
         list_pages(&host, at),
-        [(0, 25), (25, 25)],
+        [(0, 10), (10, 10), (20, 10), (30, 10)],
         "after a page with unchanged pull requests the next is no larger"
     );
 }
 
 #[test]
 fn every_changed_pull_request_is_delivered_once_over_growing_pages() {
-    // 333 of 1000 changed: the pages grow 25, 50, 100, 200 and would reach 400, but the server
-    // caps its pages at 150 and says so; each page starts at the previous one's nextPageStart.
+    // 333 of 1000 changed: the pages grow 10, 20, 40, 80, 160 and would reach 320, but the
+    // server caps its pages at 150 and says so; each page starts at the previous one's
+    // nextPageStart.
     let (host, listing) = synced(1000, 150);
     *listing.items.borrow_mut() = with_changes(1000, 333);
     let at = mark(&host);
@@ -1118,7 +1121,14 @@ fn every_changed_pull_request_is_delivered_once_over_growing_pages() {
     distinct.dedup();
     assert_eq!(
         distinct,
-        [(0, 25), (25, 50), (75, 100), (175, 200), (325, 400)],
+        [
+            (0, 10),
+            (10, 20),
+            (30, 40),
+            (70, 80),
+            (150, 160),
+            (300, 320)
+        ],
         "asked sizes double; starts follow the capped pages (the last holds the first unchanged one)"
     );
     // The next pass finds nothing and costs one small request.
@@ -1135,7 +1145,7 @@ fn a_resumed_pass_goes_on_with_the_start_and_limit_it_had_reached() {
     let opts = SyncOptions::default();
     let at = mark(&host);
     let mut delivered = Vec::new();
-    // Two batches read the first page (25 changed: 20, then 5), the host acknowledges both.
+    // Two batches read the first two pages (10, then 20 changed), the host acknowledges both.
     let mut cursor: Option<String> = None;
     for _ in 0..2 {
         let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
@@ -1146,22 +1156,19 @@ fn a_resumed_pass_goes_on_with_the_start_and_limit_it_had_reached() {
     // then the host dies before persisting what it got.
     let b = fetch_pull_requests(&host, &c, &repo(), &opts, cursor.as_deref()).unwrap();
     assert_eq!(b.pull_requests.len(), DETAIL_BUDGET);
-    assert_eq!(list_pages(&host, at), [(0, 25), (0, 25), (25, 50)]);
+    assert_eq!(list_pages(&host, at), [(0, 10), (10, 20), (30, 40)]);
     let (state, _) = load_state(&host, &state_key(&repo()));
     let progress = state.pass.map(|p| p.progress).unwrap();
     assert_eq!(
         (progress.next_start, progress.limit),
-        (Some(25), Some(50)),
-        "what was acknowledged: the page after the first, at its grown size"
+        (Some(30), Some(40)),
+        "what was acknowledged: the page after the second, at its grown size"
     );
     // A new process starts again without a cursor: the unacknowledged batch is redone from
     // the acknowledged position, at the same limit.
     let at = mark(&host);
     delivered.extend(run_pass_all(&host, &c));
-    assert_eq!(
-        list_pages(&host, at),
-        [(25, 50), (25, 50), (25, 50), (75, 100)]
-    );
+    assert_eq!(list_pages(&host, at), [(30, 40), (30, 40), (70, 80)]);
     delivered.sort_unstable();
     assert_eq!(delivered, (226..=300).collect::<Vec<_>>(), "nothing lost");
 }
@@ -1227,7 +1234,7 @@ fn full_listings_and_out_of_order_servers_keep_large_pages() {
     assert_eq!(delivered, (226..=300).collect::<Vec<_>>());
     let mut distinct = list_pages(&host, at);
     distinct.dedup();
-    assert_eq!(distinct, [(0, 25), (25, 50), (75, big)]);
+    assert_eq!(distinct, [(0, 10), (10, 20), (30, 40), (70, big)]);
     let (state, _) = load_state(&host, &state_key(&repo()));
     assert!(state.order_untrusted);
     let at = mark(&host);

@@ -215,6 +215,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
     }
     if options.runs(4) {
         add(sync::sync_vs_naive(options, core.runtime())?);
+        add(sync::unchanged_large_repository(options, core.runtime())?);
     }
     if options.runs(5) {
         add(core.diff_memory()?);

@@ -55,6 +55,33 @@ fn the_quick_suite_reports_every_benchmark_and_keeps_the_request_budget() {
         "Requests per repository, unchanged re-sync (naive)",
     );
     assert!(naive.value > 2.0, "{}", naive.detail);
+    // So does a repository with many pull requests, and its one page stays under 32 KiB
+    // (the simulator's bodies are deterministic for its seed); the naive strategy reads them all.
+    let large = figure(
+        &figures,
+        "Unchanged repository of 60 pull requests, re-sync: requests (connector)",
+    );
+    assert_eq!(large.value, 1.0, "{}", large.detail);
+    let bytes = figure(
+        &figures,
+        "Unchanged repository of 60 pull requests, re-sync: response body (connector)",
+    );
+    assert_eq!(
+        bytes.met(),
+        Some(true),
+        "{}: {} KiB",
+        bytes.detail,
+        bytes.value
+    );
+    let naive_bytes = figure(
+        &figures,
+        "Unchanged repository of 60 pull requests, re-sync: response body (naive)",
+    );
+    assert!(
+        naive_bytes.value > 10.0 * bytes.value,
+        "{}",
+        naive_bytes.detail
+    );
     // An 8 MB diff is counted as it streams: guest memory stays near its ~1.2 MiB baseline
     // (buffering the diff would take more than 8 MiB).
     let memory = figure(&figures, "Peak guest memory");

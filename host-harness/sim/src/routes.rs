@@ -1,6 +1,6 @@
 //! The REST API the simulator answers: paths to JSON bodies over the world, with Bitbucket's
 //! paging (per-resource caps, `nextPageStart`) and its error bodies; and [`RequestCounts`], the
-//! requests answered by kind of resource.
+//! requests answered by kind of resource and the response body bytes they cost.
 
 use crate::render::{self, error as error_json, user as user_json};
 use crate::server::State;
@@ -13,6 +13,7 @@ const CAP_USERS: usize = 25;
 const CAP_PRS: usize = 50;
 const CAP_ACTIVITIES: usize = 20;
 
+/// Requests answered, by kind of resource, and the bytes of the bodies answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestCounts {
     /// Pull-request list pages (`.../pull-requests`).
@@ -25,6 +26,11 @@ pub struct RequestCounts {
     pub diffs: u64,
     /// Everything else: projects, repositories, users, server properties.
     pub other: u64,
+    /// Response body bytes answered to the four pull-request kinds above: what a repository's
+    /// pull requests cost the server and the connector.
+    pub pull_request_bytes: u64,
+    /// Response body bytes answered to everything else.
+    pub other_bytes: u64,
 }
 
 impl RequestCounts {
@@ -33,18 +39,33 @@ impl RequestCounts {
         self.pull_request_lists + self.pull_requests + self.activities + self.diffs + self.other
     }
 
-    pub(crate) fn count(&mut self, url: &str) {
+    /// Every request's counts minus `before`'s: what happened between two readings.
+    pub fn since(&self, before: &RequestCounts) -> RequestCounts {
+        RequestCounts {
+            pull_request_lists: self.pull_request_lists - before.pull_request_lists,
+            pull_requests: self.pull_requests - before.pull_requests,
+            activities: self.activities - before.activities,
+            diffs: self.diffs - before.diffs,
+            other: self.other - before.other,
+            pull_request_bytes: self.pull_request_bytes - before.pull_request_bytes,
+            other_bytes: self.other_bytes - before.other_bytes,
+        }
+    }
+
+    /// Counts one request to `url` answered with `body_bytes` of body.
+    pub(crate) fn count(&mut self, url: &str, body_bytes: u64) {
         let path = url.split('?').next().unwrap_or("").trim_end_matches('/');
         let mut seg = path.rsplit('/');
         let (last, before) = (seg.next().unwrap_or(""), seg.next().unwrap_or(""));
-        let counter = match (before, last) {
-            (_, "pull-requests") => &mut self.pull_request_lists,
-            ("pull-requests", _) => &mut self.pull_requests,
-            (_, "activities") => &mut self.activities,
-            (_, "diff") => &mut self.diffs,
-            _ => &mut self.other,
+        let (counter, bytes) = match (before, last) {
+            (_, "pull-requests") => (&mut self.pull_request_lists, &mut self.pull_request_bytes),
+            ("pull-requests", _) => (&mut self.pull_requests, &mut self.pull_request_bytes),
+            (_, "activities") => (&mut self.activities, &mut self.pull_request_bytes),
+            (_, "diff") => (&mut self.diffs, &mut self.pull_request_bytes),
+            _ => (&mut self.other, &mut self.other_bytes),
         };
         *counter += 1;
+        *bytes += body_bytes;
     }
 }
 
@@ -273,12 +294,12 @@ mod tests {
     fn requests_are_counted_by_kind() {
         let mut c = RequestCounts::default();
         let base = "/rest/api/1.0/projects/P/repos/r/pull-requests";
-        c.count(&format!("{base}?state=ALL&limit=50"));
-        c.count(&format!("{base}/7"));
-        c.count(&format!("{base}/7/activities?start=0"));
-        c.count(&format!("{base}/7/diff?contextLines=0"));
-        c.count("/rest/api/1.0/projects?limit=25");
-        c.count("/rest/api/1.0/projects/P/repos");
+        c.count(&format!("{base}?state=ALL&limit=50"), 1000);
+        c.count(&format!("{base}/7"), 200);
+        c.count(&format!("{base}/7/activities?start=0"), 30);
+        c.count(&format!("{base}/7/diff?contextLines=0"), 4);
+        c.count("/rest/api/1.0/projects?limit=25", 50);
+        c.count("/rest/api/1.0/projects/P/repos", 7);
         assert_eq!(
             c,
             RequestCounts {
@@ -287,8 +308,20 @@ mod tests {
                 activities: 1,
                 diffs: 1,
                 other: 2,
+                pull_request_bytes: 1234,
+                other_bytes: 57,
             }
         );
         assert_eq!(c.total(), 6);
+        let before = c;
+        c.count(&format!("{base}/8"), 100);
+        assert_eq!(
+            c.since(&before),
+            RequestCounts {
+                pull_requests: 1,
+                pull_request_bytes: 100,
+                ..RequestCounts::default()
+            }
+        );
     }
 }

@@ -135,11 +135,17 @@ fn rate_limited(retry_after: u64) -> Reply {
 }
 
 impl State {
+    /// Answers one request and counts it, with the body bytes it was answered with.
     fn handle(&self, url: &str, authorization: Option<&str>) -> Reply {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        let reply = self.reply(url, authorization);
         if let Ok(mut c) = self.counts.lock() {
-            c.count(url);
+            c.count(url, reply.body.len() as u64);
         }
+        reply
+    }
+
+    fn reply(&self, url: &str, authorization: Option<&str>) -> Reply {
         let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         if !faults.latency.is_zero() {
             std::thread::sleep(faults.latency);
