@@ -5,8 +5,10 @@
 //! exponential backoff and full jitter on 429, 502, 503, 504 and connection failures. Every REST
 //! call is a GET, so retrying is safe.
 //!
-//! **The rate adapts to the server.** The configured rate is a ceiling. A 429 (once per
-//! [`THROTTLE_EPISODE`], however many concurrent requests were refused together) lowers the rate
+//! **The rate adapts to the server.** The configured rate is a ceiling. A 429 that comes while
+//! the server is refusing a real share of requests ([`LIMITING_SHARE`] of the last 64; a stray
+//! one is only waited out) and at most once per [`THROTTLE_EPISODE`] (however many concurrent
+//! requests were refused together) lowers the rate
 //! to what the server actually accepted over the last second, less a twentieth (the server's
 //! refill, when its bucket is empty), or to half when nothing was accepted; with no ceiling
 //! (`unlimited`) the rate that met the 429 is the one measured just before it. It also drops the
@@ -107,6 +109,12 @@ pub const PROBE_STEP: Duration = Duration::from_secs(30);
 
 /// The longest wait between probes.
 pub const MAX_PROBE_STEP: Duration = Duration::from_secs(8 * 60);
+
+/// The share of the last 64 responses that must be 429s before a 429 lowers the rate. A server
+/// refusing a client that sends at `r` against a budget `R` refuses `(r − R) ÷ r` of its
+/// requests, so a client 15 % over its budget is caught; 429s that come regardless of the rate
+/// (5 % at random, say) rarely reach it.
+pub const LIMITING_SHARE: f64 = 0.125;
 
 /// The adaptive rate never goes below this many requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
@@ -228,6 +236,9 @@ struct Bucket {
     window: (Instant, u32),
     /// The rate measured over the last complete window.
     measured: f64,
+    /// The last responses, newest in the lowest bit: 1 for a 429, 0 for any other answer; and
+    /// how many of the 64 bits are responses yet.
+    answers: (u64, u32),
 }
 
 /// How long the limiter measures the rate requests leave at.
@@ -246,8 +257,23 @@ impl Bucket {
         }
     }
 
+    /// Records one response in [`Bucket::answers`].
+    fn answered(&mut self, refused: bool) {
+        let (bits, n) = self.answers;
+        self.answers = ((bits << 1) | u64::from(refused), (n + 1).min(u64::BITS));
+    }
+
+    /// Whether the last responses look like a server spending its budget, not a stray 429: at
+    /// least [`LIMITING_SHARE`] of them refused.
+    fn limiting(&self) -> bool {
+        let (bits, n) = self.answers;
+        let refused = bits.count_ones();
+        n > 0 && f64::from(refused) >= LIMITING_SHARE * f64::from(n)
+    }
+
     /// Counts a response the server accepted at `now`.
     fn accept(&mut self, now: Instant) {
+        self.answered(false);
         let (start, previous, current) = self.accepted;
         let elapsed = now.saturating_duration_since(start);
         self.accepted = if elapsed >= 2 * MEASURE_WINDOW {
@@ -310,6 +336,7 @@ impl Limiter {
                 accepted: (now, 0, 0),
                 window: (now, 0),
                 measured: 0.0,
+                answers: (0, 0),
             }),
         }
     }
@@ -347,6 +374,13 @@ impl Limiter {
         let Ok(mut b) = self.bucket.lock() else {
             return;
         };
+        b.answered(true);
+        // A stray 429 (a proxy, a node restarting, a server-wide limit hit once) among many
+        // accepted requests says nothing about this client's budget: Retry-After covers it.
+        // Lowering on it would let a steady trickle of them drag the rate to the floor.
+        if !b.limiting() {
+            return;
+        }
         if b.lowered_at
             .is_some_and(|at| now.saturating_duration_since(at) < THROTTLE_EPISODE)
         {
@@ -680,8 +714,8 @@ mod tests {
         assert_eq!(l.bucket.lock().map(|b| b.probe_every).unwrap(), PROBE_STEP);
     }
 
-    #[test]
-    fn a_lone_429_from_a_server_that_accepts_the_full_rate_costs_a_twentieth_not_half() {
+    /// A limiter at 100/s whose server accepted 100 requests over the second from `t0`.
+    fn a_second_of_100_accepted() -> (Limiter, Instant) {
         let l = Limiter::new(HttpPolicy {
             burst: Some(60.0),
             per_second: 100.0,
@@ -692,6 +726,35 @@ mod tests {
             b.accepted = (t0, 0, 0);
             for i in 0..100 {
                 b.accept(at(t0, f64::from(i) * 0.0099));
+            }
+        }
+        (l, t0)
+    }
+
+    #[test]
+    fn a_lone_429_among_many_accepted_is_waited_out_and_leaves_the_rate() {
+        let (l, t0) = a_second_of_100_accepted();
+        l.throttled_at(at(t0, 0.99));
+        assert_eq!(l.current_rate_at(at(t0, 1.0)), 100.0);
+        // A steady 5 % of 429s, as a flaky proxy gives, never lowers it either.
+        for i in 0..2000u32 {
+            let t = at(t0, 1.0 + f64::from(i) * 0.01);
+            if i % 20 == 0 {
+                l.throttled_at(t);
+            } else if let Ok(mut b) = l.bucket.lock() {
+                b.accept(t);
+            }
+        }
+        assert_eq!(l.current_rate_at(at(t0, 21.0)), 100.0);
+    }
+
+    #[test]
+    fn a_429_while_the_server_refuses_an_eighth_costs_a_twentieth_not_half() {
+        let (l, t0) = a_second_of_100_accepted();
+        if let Ok(mut b) = l.bucket.lock() {
+            // Of the last 64 answers, 7 were refused: one more reaches the share.
+            for _ in 0..7 {
+                b.answered(true);
             }
         }
         l.throttled_at(at(t0, 0.99));
@@ -748,7 +811,7 @@ mod tests {
     #[test]
     fn a_burst_after_an_idle_start_is_measured_as_the_fast_rate_it_is() {
         // The component loads for seconds before the first request; then nine leave in 50 ms
-        // and the tenth meets a 429. Read over the idle seconds, the rate would be near zero
+        // and the next two meet 429s. Read over the idle seconds, the rate would be near zero
         // and the tenant would crawl at the minimum for minutes.
         let l = Limiter::new(HttpPolicy {
             burst: None,
@@ -764,6 +827,8 @@ mod tests {
                 b.accept(t);
             }
         }
+        // The tenth and eleventh, in flight together, meet 429s: 2 of 11 refused.
+        l.throttled_at(at(t0, 3.05));
         l.throttled_at(at(t0, 3.05));
         // Lowered to what the server took (9 in the last second), not to the minimum...
         let rate = l.current_rate_at(at(t0, 3.05));
