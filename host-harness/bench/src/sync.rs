@@ -47,7 +47,6 @@ struct Run {
     wall: Duration,
     counts: RequestCounts,
     written: u64,
-    unchanged: u64,
 }
 
 fn connector_run(
@@ -74,7 +73,6 @@ fn connector_run(
         wall: report.elapsed,
         counts: sim.request_counts().since(&before),
         written: report.records.get("pull_request").copied().unwrap_or(0),
-        unchanged: report.unchanged,
     })
 }
 
@@ -139,11 +137,12 @@ pub fn sync_vs_naive(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<V
         first.written
     );
     let again = connector_run(runtime, &tenant, &sink, &sim, concurrency)?;
+    // Nothing changed: nothing is written (each repository's pass stops at the first pull
+    // request it has seen unchanged, so not every one is looked at).
     ensure!(
-        again.written == 0 && again.unchanged == prs,
-        "the unchanged re-sync wrote {} and found {} of {prs} unchanged",
-        again.written,
-        again.unchanged
+        again.written == 0,
+        "the unchanged re-sync wrote {}",
+        again.written
     );
     let naive_first = naive_sync(&sim.base_url(), Some(TOKEN), concurrency)?;
     let before_naive_again = sim.request_counts();

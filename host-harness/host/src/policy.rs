@@ -12,14 +12,17 @@
 //! to what the server actually accepted over the last second, less a twentieth (the server's
 //! refill, when its bucket is empty), or to half when nothing was accepted; with no ceiling
 //! (`unlimited`) the rate that met the 429 is the one measured just before it. It also drops the
-//! client's own burst to one request, since the server's bucket is empty. The rate that met
-//! the 429 is remembered: while no 429 arrives the rate climbs back quickly (a tenth of it per
+//! client's own burst to one request, since the server's bucket is empty. The server's budget
+//! is remembered: what it accepted over that second (or, when it accepted nothing, the rate it
+//! refused). While no 429 arrives the rate climbs back quickly (a tenth of it per
 //! [`RECOVERY_STEP`]) to just below it, then probes above it slowly (a twentieth per
 //! [`PROBE_STEP`], twice as long after each probe refused where the last one was), up to the
-//! ceiling, where the full burst is allowed again; with no ceiling
-//! the limit lifts once the rate passes twice the rate that last met a 429. A server that keeps
-//! its budget therefore sees a rare probe refused, not a 429 every few seconds, and a server
-//! whose budget was raised is used in full again within minutes.
+//! ceiling, where the full burst is allowed again; with no ceiling the limit lifts once the
+//! rate passes twice the budget last seen. Remembering what was accepted rather than what was
+//! sent matters without a ceiling: a client that met the server's 5/s while sending 40/s would
+//! otherwise climb straight back towards 40/s and be refused again. A server that keeps its
+//! budget therefore sees a rare probe refused, not a 429 every few seconds, and a server whose
+//! budget was raised is used in full again within minutes.
 
 use serde::Deserialize as _;
 use std::sync::Mutex;
@@ -225,7 +228,8 @@ struct Bucket {
     lowered_at: Option<Instant>,
     /// When the rate last climbed (or was lowered).
     stepped_at: Instant,
-    /// The rate that met the last 429 (infinite: none yet).
+    /// The server's budget as the last lowering saw it: what it accepted while refusing, or the
+    /// rate it refused when it accepted nothing (infinite: no 429 yet).
     limit_seen: f64,
     /// How long the rate waits between probes above `limit_seen`.
     probe_every: Duration,
@@ -377,8 +381,12 @@ impl Limiter {
         b.answered(true);
         // A stray 429 (a proxy, a node restarting, a server-wide limit hit once) among many
         // accepted requests says nothing about this client's budget: Retry-After covers it.
-        // Lowering on it would let a steady trickle of them drag the rate to the floor.
-        if !b.limiting() {
+        // Lowering on it would let a steady trickle of them drag the rate to the floor. A 429
+        // met while probing above the budget last seen is the probe's answer, however rare:
+        // a rate a few per cent over a token bucket's refill is refused only a few per cent
+        // of the time, which the share alone would never catch.
+        let probing = b.limit_seen.is_finite() && b.rate > b.limit_seen;
+        if !b.limiting() && !probing {
             return;
         }
         if b.lowered_at
@@ -396,17 +404,21 @@ impl Limiter {
         let accepted = b.accepted_rate(now);
         // The server accepted `accepted` a second: the rate it refused is at least that.
         let from = from.max(accepted);
+        // The server's budget: what it accepted over the last second while refusing the rest
+        // (a saturated token bucket passes its refill rate); when it accepted nothing, only the
+        // rate it refused is known.
+        let limit = if accepted >= 1.0 { accepted } else { from };
         // A probe refused where the last 429 was: the server's budget is there; probe it less.
         let same_place =
-            b.limit_seen.is_finite() && (from - b.limit_seen).abs() <= 0.1 * b.limit_seen;
+            b.limit_seen.is_finite() && (limit - b.limit_seen).abs() <= 0.1 * b.limit_seen;
         b.probe_every = if same_place {
             (b.probe_every * 2).min(MAX_PROBE_STEP)
         } else {
             PROBE_STEP
         };
-        b.limit_seen = from;
+        b.limit_seen = limit;
         b.rate = if accepted >= 1.0 {
-            (accepted * 0.95).min(from * 0.95)
+            accepted * 0.95
         } else {
             from / 2.0
         }
@@ -418,8 +430,8 @@ impl Limiter {
         b.stepped_at = now;
     }
 
-    /// Climbs the rate: a step per [`RECOVERY_STEP`] up to just below the rate that met the
-    /// last 429, then a step per [`PROBE_STEP`] beyond it, up to the ceiling.
+    /// Climbs the rate: a step per [`RECOVERY_STEP`] up to just below the budget the last
+    /// lowering saw, then a step per [`PROBE_STEP`] beyond it, up to the ceiling.
     fn recover(&self, b: &mut Bucket, now: Instant) {
         let ceiling = self.policy.ceiling();
         while b.rate < ceiling {
@@ -749,6 +761,25 @@ mod tests {
     }
 
     #[test]
+    fn a_single_429_while_probing_above_the_last_budget_lowers_the_rate() {
+        let (l, t0) = a_second_of_100_accepted();
+        if let Ok(mut b) = l.bucket.lock() {
+            // An earlier lowering saw a budget of 90/s; the rate has probed up to 100/s since.
+            b.limit_seen = 90.0;
+            b.stepped_at = at(t0, 1.0);
+        }
+        l.throttled_at(at(t0, 0.99));
+        assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
+        // Below the last budget, the same lone 429 is waited out.
+        let (l, t0) = a_second_of_100_accepted();
+        if let Ok(mut b) = l.bucket.lock() {
+            b.limit_seen = 120.0;
+        }
+        l.throttled_at(at(t0, 0.99));
+        assert_eq!(l.current_rate_at(at(t0, 1.0)), 100.0);
+    }
+
+    #[test]
     fn a_429_while_the_server_refuses_an_eighth_costs_a_twentieth_not_half() {
         let (l, t0) = a_second_of_100_accepted();
         if let Ok(mut b) = l.bucket.lock() {
@@ -809,7 +840,7 @@ mod tests {
     }
 
     #[test]
-    fn a_burst_after_an_idle_start_is_measured_as_the_fast_rate_it_is() {
+    fn a_burst_after_an_idle_start_lowers_to_what_the_server_took_not_to_the_minimum() {
         // The component loads for seconds before the first request; then nine leave in 50 ms
         // and the next two meet 429s. Read over the idle seconds, the rate would be near zero
         // and the tenant would crawl at the minimum for minutes.
@@ -833,9 +864,12 @@ mod tests {
         // Lowered to what the server took (9 in the last second), not to the minimum...
         let rate = l.current_rate_at(at(t0, 3.05));
         assert!(close(rate, 9.0 * 0.95), "{rate}");
-        // ...and climbing back by a tenth of the 90/s that met the 429, every 2 s.
+        // ...not climbing back towards the 180/s it was sending at, which the server refused...
         let later = l.current_rate_at(at(t0, 3.05 + 8.0));
-        assert!(close(later, 9.0 * 0.95 + 4.0 * 9.0), "{later}");
+        assert!(close(later, 9.0 * 0.95), "{later}");
+        // ...but probing above what it accepted, a twentieth per 30 s.
+        let probed = l.current_rate_at(at(t0, 3.05 + 30.0));
+        assert!(close(probed, 9.0 * 0.95 * 1.05), "{probed}");
     }
 
     #[test]

@@ -41,7 +41,14 @@ fn tree(extra: &[&str]) -> Vec<String> {
 }
 
 /// What the `bbdc` application and the simulator use and an embedder must not be made to build.
-const APPLICATION_CRATES: [&str; 5] = ["clap", "indicatif", "axum", "hyper", "tiny_http"];
+const APPLICATION_CRATES: [&str; 6] = [
+    "clap",
+    "indicatif",
+    "axum",
+    "hyper",
+    "hyper-util",
+    "tiny_http",
+];
 
 #[test]
 fn the_embedding_library_pulls_in_no_cli_progress_bar_or_http_server() {
