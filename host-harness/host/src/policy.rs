@@ -423,6 +423,15 @@ impl Limiter {
             from / 2.0
         }
         .max(MIN_ADAPTIVE_RATE);
+        tracing::info!(
+            target: "bbdc_host::policy",
+            accepted_per_second = accepted,
+            refused_of_last_64 = b.answers.0.count_ones(),
+            probing,
+            rate = b.rate,
+            budget_seen = b.limit_seen,
+            "the server is limiting: rate lowered"
+        );
         // The server's bucket is empty: no burst of our own until the rate is back.
         b.tokens = b.tokens.min(1.0);
         b.refilled = now;
