@@ -119,6 +119,10 @@ pub const MAX_PROBE_STEP: Duration = Duration::from_secs(8 * 60);
 /// (5 % at random, say) rarely reach it.
 pub const LIMITING_SHARE: f64 = 0.125;
 
+/// Lone 429s near the budget lower the rate down to this share of the budget that the last
+/// lowering backed by [`LIMITING_SHARE`] measured, and no further.
+pub const LONE_429_FLOOR: f64 = 0.7;
+
 /// The adaptive rate never goes below this many requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
 
@@ -233,6 +237,8 @@ struct Bucket {
     limit_seen: f64,
     /// How long the rate waits between probes above `limit_seen`.
     probe_every: Duration,
+    /// Lone 429s (the share not reached) lower the rate no further than this.
+    lone_floor: f64,
     /// Responses the server accepted (not 429): the previous and the current second's counts,
     /// and when the current second started.
     accepted: (Instant, u32, u32),
@@ -337,6 +343,7 @@ impl Limiter {
                 stepped_at: now,
                 limit_seen: f64::INFINITY,
                 probe_every: PROBE_STEP,
+                lone_floor: 0.0,
                 accepted: (now, 0, 0),
                 window: (now, 0),
                 measured: 0.0,
@@ -382,11 +389,18 @@ impl Limiter {
         // A stray 429 (a proxy, a node restarting, a server-wide limit hit once) among many
         // accepted requests says nothing about this client's budget: Retry-After covers it.
         // Lowering on it would let a steady trickle of them drag the rate to the floor. A 429
-        // met while probing above the budget last seen is the probe's answer, however rare:
-        // a rate a few per cent over a token bucket's refill is refused only a few per cent
-        // of the time, which the share alone would never catch.
-        let probing = b.limit_seen.is_finite() && b.rate > b.limit_seen;
-        if !b.limiting() && !probing {
+        // met at about the budget last seen, or above it, is that budget's answer, however
+        // rare: a rate a few per cent over a token bucket's refill is refused only a few per
+        // cent of the time, which the share alone would never catch, and the budget measured
+        // over one second may be a few per cent high. Such lone 429s lower the rate only down
+        // to [`LONE_429_FLOOR`] of the budget the last share-backed lowering measured, so
+        // random 429s after one cost a bounded part of the rate, not all of it.
+        self.recover(&mut b, now);
+        let limiting = b.limiting();
+        let near_budget = b.limit_seen.is_finite()
+            && b.rate >= 0.9 * b.limit_seen
+            && b.rate * 0.95 >= b.lone_floor;
+        if !limiting && !near_budget {
             return;
         }
         if b.lowered_at
@@ -394,7 +408,6 @@ impl Limiter {
         {
             return;
         }
-        self.recover(&mut b, now);
         let from = if b.rate.is_finite() {
             b.rate
         } else {
@@ -417,6 +430,9 @@ impl Limiter {
             PROBE_STEP
         };
         b.limit_seen = limit;
+        if limiting {
+            b.lone_floor = LONE_429_FLOOR * limit;
+        }
         b.rate = if accepted >= 1.0 {
             accepted * 0.95
         } else {
@@ -427,7 +443,7 @@ impl Limiter {
             target: "bbdc_host::policy",
             accepted_per_second = accepted,
             refused_of_last_64 = b.answers.0.count_ones(),
-            probing,
+            limiting,
             rate = b.rate,
             budget_seen = b.limit_seen,
             "the server is limiting: rate lowered"
@@ -679,17 +695,22 @@ mod tests {
         start + Duration::from_secs_f64(secs)
     }
 
+    /// A limiter at `per_second` with Bitbucket's typical burst of 60.
+    fn limiter(per_second: f64) -> Limiter {
+        Limiter::new(HttpPolicy {
+            burst: Some(60.0),
+            per_second,
+            ..HttpPolicy::default()
+        })
+    }
+
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-6 * b.abs().max(1.0)
     }
 
     #[test]
     fn a_429_lowers_the_rate_once_per_episode_and_the_rate_climbs_back_to_the_ceiling() {
-        let l = Limiter::new(HttpPolicy {
-            burst: Some(60.0),
-            per_second: 10.0,
-            ..HttpPolicy::default()
-        });
+        let l = limiter(10.0);
         let t0 = Instant::now();
         assert_eq!(l.current_rate_at(t0), 10.0);
         // Nothing accepted lately: half.
@@ -714,11 +735,7 @@ mod tests {
 
     #[test]
     fn probes_refused_where_the_last_429_was_wait_twice_as_long_each_time() {
-        let l = Limiter::new(HttpPolicy {
-            burst: Some(60.0),
-            per_second: 10.0,
-            ..HttpPolicy::default()
-        });
+        let l = limiter(10.0);
         let t0 = Instant::now();
         l.throttled_at(t0);
         // Refused again at about the same rate: the probe interval doubles each time.
@@ -737,11 +754,7 @@ mod tests {
 
     /// A limiter at 100/s whose server accepted 100 requests over the second from `t0`.
     fn a_second_of_100_accepted() -> (Limiter, Instant) {
-        let l = Limiter::new(HttpPolicy {
-            burst: Some(60.0),
-            per_second: 100.0,
-            ..HttpPolicy::default()
-        });
+        let l = limiter(100.0);
         let t0 = Instant::now();
         if let Ok(mut b) = l.bucket.lock() {
             b.accepted = (t0, 0, 0);
@@ -779,13 +792,50 @@ mod tests {
         }
         l.throttled_at(at(t0, 0.99));
         assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
-        // Below the last budget, the same lone 429 is waited out.
+        // Well below the last budget, the same lone 429 is waited out.
         let (l, t0) = a_second_of_100_accepted();
         if let Ok(mut b) = l.bucket.lock() {
             b.limit_seen = 120.0;
         }
         l.throttled_at(at(t0, 0.99));
         assert_eq!(l.current_rate_at(at(t0, 1.0)), 100.0);
+    }
+
+    #[test]
+    fn lone_429s_at_the_budget_lower_the_rate_no_further_than_the_floor() {
+        let l = limiter(100.0);
+        let t0 = Instant::now();
+        // A share-backed lowering measured a budget of 100/s.
+        if let Ok(mut b) = l.bucket.lock() {
+            for _ in 0..8 {
+                b.answered(true);
+            }
+        }
+        l.throttled_at(t0);
+        let floor = l.bucket.lock().map(|b| b.lone_floor).unwrap();
+        assert!(floor > 0.0 && floor < 100.0, "{floor}");
+        // Then a lone 429 every 3 s (each among many accepted) while the server takes what is
+        // sent: each lowers the rate by a twentieth until the floor, then they are waited out.
+        let mut t = 0.0;
+        for _ in 0..40 {
+            t += 3.0;
+            if let Ok(mut b) = l.bucket.lock() {
+                let sent = b.rate;
+                b.accepted = (at(t0, t - 1.0), 0, 0);
+                for i in 0..(sent.floor() as u32) {
+                    b.accept(at(t0, t - 1.0 + f64::from(i) / sent));
+                }
+                for _ in 0..64 {
+                    b.answered(false);
+                }
+            }
+            l.throttled_at(at(t0, t));
+        }
+        let rate = l.current_rate_at(at(t0, t));
+        assert!(
+            rate >= floor * 0.95 && rate < floor / 0.9,
+            "the rate {rate} settles at the floor {floor}"
+        );
     }
 
     #[test]
@@ -803,11 +853,7 @@ mod tests {
 
     #[test]
     fn below_the_ceiling_the_client_keeps_no_burst_of_its_own() {
-        let l = Limiter::new(HttpPolicy {
-            burst: Some(60.0),
-            per_second: 10.0,
-            ..HttpPolicy::default()
-        });
+        let l = limiter(10.0);
         l.throttled();
         // At 5/s a token takes 200 ms: the first request may leave, the second waits.
         assert_eq!(l.acquire(far()), Ok(Duration::ZERO));
