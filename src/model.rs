@@ -14,12 +14,13 @@
 
 use crate::error::ConnectorError;
 
-/// The generated bindings of the `connector-plugin` world. Only `bindings.rs` (wasm32) uses its
+/// The generated bindings of the `connector-plugin-build` world (the `connector-plugin` contract
+/// plus the `wizer-initialize` export). Only `bindings.rs` (wasm32) uses its
 /// imports and exports; everything else sees the types re-exported below.
 #[allow(missing_docs, clippy::all)]
 pub(crate) mod wit {
     wit_bindgen::generate!({
-        world: "connector-plugin",
+        world: "connector-plugin-build",
         path: "wit",
         additional_derives: [PartialEq, Eq],
         additional_type_attributes: {

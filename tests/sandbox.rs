@@ -45,6 +45,7 @@ fn hostile_runtime(fuel: Option<u64>) -> Runtime {
         cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
         fuel,
         pooling_slots: None,
+        ..RuntimeConfig::default()
     })
     .expect("the hostile component loads")
 }
@@ -304,4 +305,27 @@ async fn a_log_flood_is_cut_by_the_host() {
         "the host keeps 10,000 lines of a call and drops the other 190,000"
     );
     assert!(text.contains("log limit reached"));
+}
+
+#[test]
+fn an_initialiser_that_reaches_for_the_host_is_refused_and_the_component_runs_as_built() {
+    use bbdc_host::preinit::{PreInitError, exports_initialiser, pre_initialize};
+    let bytes = std::fs::read(hostile_wasm()).expect("the hostile component was built");
+    assert!(exports_initialiser(&bytes).expect("parses"));
+    // Its initialiser calls the log import: at load time every import traps, so no snapshot is
+    // made that could hold a handle or anything the host gave it.
+    match pre_initialize(&bytes) {
+        Err(PreInitError::Snapshot(why)) => assert!(why.contains("trap"), "{why}"),
+        other => panic!("pre-initialised a component whose initialiser calls an import: {other:?}"),
+    }
+    // The runtime's default is to pre-initialise when it can; here it runs the component as
+    // built, and it works.
+    let hostile = hostile_runtime(None);
+    assert_eq!(
+        note(hostile.check_connection(
+            &hostile_tenant("a", "http://127.0.0.1:9/fine", mem()),
+            RepoFilter::EVERYTHING
+        )),
+        "well-behaved"
+    );
 }

@@ -24,6 +24,7 @@ pub fn runtime() -> &'static Runtime {
             ),
             fuel: None,
             pooling_slots: None,
+            ..RuntimeConfig::default()
         })
         .expect("runtime loads the bundled component")
     })

@@ -9,7 +9,7 @@ use bbdc_host::bindings::api::{RepoRef, SyncOptions, WebhookRequest};
 use bbdc_host::bindings::types::WebhookResult;
 use bbdc_host::runtime::CallStats;
 use bbdc_host::storage::MemoryKv;
-use bbdc_host::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
+use bbdc_host::{Credentials, PreInitialize, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,6 +84,7 @@ impl CoreBench {
             cache_dir: RuntimeConfig::default_cache_dir(),
             fuel: None,
             pooling_slots: None,
+            pre_initialize: PreInitialize::WhenExported,
         })?;
         Ok(Self {
             runtime: Arc::new(runtime),
@@ -287,61 +288,77 @@ impl CoreBench {
         }])
     }
 
-    /// 3. New `Store` + instantiate + `describe`, with the on-demand and the pooling allocator.
+    /// 3. New `Store` + instantiate + `describe`, with the on-demand and the pooling allocator,
+    ///    the component pre-initialised (the default) and as built.
     pub fn call_overhead(&self) -> Result<Vec<Figure>> {
-        let pooled = Runtime::new(&RuntimeConfig {
-            component_path: self.options.component.clone(),
-            cache_dir: RuntimeConfig::default_cache_dir(),
-            fuel: None,
-            pooling_slots: Some(64),
-        })?;
+        let runtime = |pooling_slots, pre_initialize| {
+            Runtime::new(&RuntimeConfig {
+                component_path: self.options.component.clone(),
+                cache_dir: RuntimeConfig::default_cache_dir(),
+                fuel: None,
+                pooling_slots,
+                pre_initialize,
+            })
+        };
+        let pooled = runtime(Some(64), PreInitialize::WhenExported)?;
+        let as_built = runtime(None, PreInitialize::Never)?;
+        let pooled_as_built = runtime(Some(64), PreInitialize::Never)?;
         let responder = Arc::new(FixtureResponder::new(1));
         let tenant = memory_tenant("bench-overhead", responder)?;
-        let info = self
-            .runtime
-            .describe(&tenant)
-            .map_err(|e| anyhow!("describe: {e:?}"))?;
-        ensure!(
-            info.name == "bbdc-connector",
-            "describe named {:?}",
-            info.name
-        );
-        pooled
-            .describe(&tenant)
-            .map_err(|e| anyhow!("describe (pooling): {e:?}"))?;
+        for (label, rt) in [
+            ("on-demand", &*self.runtime),
+            ("pooling", &pooled),
+            ("as built", &as_built),
+            ("pooling, as built", &pooled_as_built),
+        ] {
+            let info = rt
+                .describe(&tenant)
+                .map_err(|e| anyhow!("describe ({label}): {e:?}"))?;
+            ensure!(
+                info.name == "bbdc-connector",
+                "describe ({label}) named {:?}",
+                info.name
+            );
+        }
         let (rounds, iters) = if self.options.quick {
             (3, 3)
         } else {
             (21, 2000)
         };
+        let describe = |rt: &Runtime| {
+            let _ = rt.describe(&tenant);
+        };
+        let instantiate = |rt: &Runtime| {
+            let _ = rt.call_with::<(), ()>(&tenant, |_, _| Ok(Ok(())));
+        };
         let (on_demand, pooling) = side_by_side(
             rounds,
             iters,
-            || {
-                let _ = self.runtime.describe(&tenant);
-            },
-            || {
-                let _ = pooled.describe(&tenant);
-            },
+            || describe(&self.runtime),
+            || describe(&pooled),
         );
-        let (instantiate_only, _) = side_by_side(
+        let (built, pooled_built) = side_by_side(
             rounds,
             iters,
-            || {
-                let _ = self.runtime.call_with::<(), ()>(&tenant, |_, _| Ok(Ok(())));
-            },
-            || {},
+            || describe(&as_built),
+            || describe(&pooled_as_built),
+        );
+        let (instantiate_only, instantiate_pooled) = side_by_side(
+            rounds,
+            iters,
+            || instantiate(&self.runtime),
+            || instantiate(&pooled),
         );
         let how = format!("median of {rounds} rounds × {iters}, side by side");
         Ok(vec![
             Figure {
                 bench: 3,
-                name: "Per call: new Store + instantiate + `describe` (on-demand allocator, the default)".into(),
+                name: "Per call: new Store + instantiate + `describe` (on-demand allocator, component pre-initialised: the default)".into(),
                 value: micros(on_demand),
                 unit: "µs",
                 target: Target::AtMost(20.0),
                 detail: format!(
-                    "of which Store + instantiate alone {:.1} µs; {how}",
+                    "of which Store + instantiate alone {:.1} µs; the snapshot `preinit` takes at load time (`RuntimeConfig::pre_initialize`), so the export does not run the start-up; {how}",
                     micros(instantiate_only)
                 ),
             },
@@ -351,6 +368,28 @@ impl CoreBench {
                 value: micros(pooling),
                 unit: "µs",
                 target: Target::AtMost(20.0),
+                detail: format!(
+                    "64 slots; Store + instantiate alone {:.1} µs; {how}",
+                    micros(instantiate_pooled)
+                ),
+            },
+            Figure {
+                bench: 3,
+                name: "Per call, component as built (`PreInitialize::Never`): on-demand allocator"
+                    .into(),
+                value: micros(built),
+                unit: "µs",
+                target: Target::None,
+                detail: format!(
+                    "every call runs the start-up (constructors, the first `memory.grow`); {how}"
+                ),
+            },
+            Figure {
+                bench: 3,
+                name: "Per call, component as built: pooling allocator".into(),
+                value: micros(pooled_built),
+                unit: "µs",
+                target: Target::None,
                 detail: format!("64 slots; {how}"),
             },
         ])

@@ -112,6 +112,7 @@ pub fn runtime(component: Option<PathBuf>) -> Result<Runtime> {
         cache_dir: RuntimeConfig::default_cache_dir(),
         fuel: None,
         pooling_slots: None,
+        ..RuntimeConfig::default()
     })?)
 }
 

@@ -3,6 +3,7 @@
 //! HTTP server in its dependency tree.
 //!
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
+//! - [`preinit`]: pre-initialising the component at load time (feature `pre-initialize`);
 //! - [`imports`]: a tenant's host state and the WIT imports implemented over it;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
 //! - [`policy`]: rate limit, Retry-After and retries: the one owner of retries;
@@ -21,6 +22,8 @@ pub mod http;
 pub mod imports;
 pub mod logging;
 pub mod policy;
+#[cfg(feature = "pre-initialize")]
+pub mod preinit;
 pub mod runtime;
 pub mod storage;
 pub mod tenant;
@@ -28,6 +31,6 @@ pub mod tenant_file;
 pub mod tls;
 
 pub use imports::Tenant;
-pub use runtime::{CallError, HostError, Runtime, RuntimeConfig};
+pub use runtime::{CallError, HostError, PreInitialize, Runtime, RuntimeConfig};
 pub use tenant::{Credentials, Limits, TenantConfig};
 pub use tenant_file::{TenantFile, TenantFileError};

@@ -80,6 +80,19 @@ pub struct RuntimeConfig {
     /// than slots at once fail with [`HostError::Load`]; each slot reserves address space (not
     /// memory) for the largest `Limits::memory_bytes` of [`POOL_MAX_MEMORY`].
     pub pooling_slots: Option<u32>,
+    /// Whether to pre-initialise the component at load time (see [`crate::preinit`]).
+    pub pre_initialize: PreInitialize,
+}
+
+/// Whether [`Runtime::new`] pre-initialises the component.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PreInitialize {
+    /// Snapshot the component after its start-up when it exports the initialiser and the
+    /// `pre-initialize` feature is on (the default); run it as built otherwise.
+    #[default]
+    WhenExported,
+    /// Run the component as built: every call runs its start-up.
+    Never,
 }
 
 /// The largest linear memory a call can have under the pooling allocator.
@@ -90,6 +103,9 @@ pub const POOL_MAX_MEMORY: usize = 1 << 30;
 pub struct CallStats {
     /// The largest linear memory the call reached, in bytes.
     pub peak_memory: usize,
+    /// The fuel the call burned, when fuel is metered (`RuntimeConfig::fuel`): a deterministic
+    /// measure of the work the guest did.
+    pub fuel_used: Option<u64>,
 }
 
 impl RuntimeConfig {
@@ -135,19 +151,28 @@ fn load_err(e: impl std::fmt::Display) -> HostError {
 /// its content has that digest, so a truncated, corrupted or substituted file is compiled afresh
 /// instead of being trusted as machine code. The directory is created private (0700) and the
 /// files 0600.
+///
+/// With `pre_initialize`, what is compiled (and cached, under a name of its own) is the
+/// component's pre-initialised snapshot when it can be made, so a cache hit skips the snapshot
+/// too.
 fn load_component(
     engine: &Engine,
     bytes: &[u8],
     cache_dir: Option<&Path>,
+    pre_initialize: PreInitialize,
 ) -> Result<Component, HostError> {
+    let preinit = wants_pre_initialization(bytes, pre_initialize);
     let Some(dir) = cache_dir else {
-        return Component::new(engine, bytes).map_err(load_err);
+        let compiled = compile_prepared(engine, bytes, preinit)?;
+        // SAFETY: produced just now by this engine.
+        return unsafe { Component::deserialize(engine, &compiled) }.map_err(load_err);
     };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut h);
     let engine_hash = h.finish();
     let name = hex::encode(&sha2::Sha256::digest(bytes)[..12]);
-    let path = dir.join(format!("connector-{name}-{engine_hash:016x}.cwasm"));
+    let form = if preinit { "-preinit" } else { "" };
+    let path = dir.join(format!("connector-{name}{form}-{engine_hash:016x}.cwasm"));
     let digest_path = path.with_extension("cwasm.sha256");
     if let (Ok(cached), Ok(recorded)) =
         (std::fs::read(&path), std::fs::read_to_string(&digest_path))
@@ -170,7 +195,7 @@ fn load_component(
             );
         }
     }
-    let compiled = engine.precompile_component(bytes).map_err(load_err)?;
+    let compiled = compile_prepared(engine, bytes, preinit)?;
     // SAFETY: produced just now by this engine.
     let component = unsafe { Component::deserialize(engine, &compiled) }.map_err(load_err)?;
     if let Err(e) = write_cache(dir, &path, &digest_path, &compiled) {
@@ -180,6 +205,36 @@ fn load_component(
         );
     }
     Ok(component)
+}
+
+/// Whether `bytes` are to be pre-initialised: asked for, the feature built in, and the
+/// component exports the initialiser.
+fn wants_pre_initialization(bytes: &[u8], pre_initialize: PreInitialize) -> bool {
+    #[cfg(feature = "pre-initialize")]
+    if pre_initialize == PreInitialize::WhenExported {
+        // Unreadable bytes are not pre-initialised; compiling them reports what is wrong.
+        return crate::preinit::exports_initialiser(bytes).unwrap_or_default();
+    }
+    let _ = (bytes, pre_initialize);
+    false
+}
+
+/// Compiles the pre-initialised snapshot when `preinit` and it can be made and compiled, else
+/// the component as built: a snapshot that fails is logged, never fatal.
+fn compile_prepared(engine: &Engine, bytes: &[u8], preinit: bool) -> Result<Vec<u8>, HostError> {
+    #[cfg(feature = "pre-initialize")]
+    if preinit {
+        match crate::preinit::pre_initialize(bytes).and_then(|snapshot| {
+            engine.precompile_component(&snapshot).map_err(|e| {
+                crate::preinit::PreInitError::Snapshot(format!("compiling the snapshot: {e:#}"))
+            })
+        }) {
+            Ok(compiled) => return Ok(compiled),
+            Err(e) => tracing::warn!("running the connector as built: {e}"),
+        }
+    }
+    let _ = preinit;
+    engine.precompile_component(bytes).map_err(load_err)
 }
 
 /// Writes a compiled component and its digest, each atomically (temporary file, then rename),
@@ -237,7 +292,12 @@ impl Runtime {
             }
             None => BUNDLED_COMPONENT.to_vec(),
         };
-        let component = load_component(&engine, &bytes, config.cache_dir.as_deref())?;
+        let component = load_component(
+            &engine,
+            &bytes,
+            config.cache_dir.as_deref(),
+            config.pre_initialize,
+        )?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_err)?;
         ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(load_err)?;
@@ -291,8 +351,9 @@ impl Runtime {
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
         store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
         store.epoch_deadline_trap();
-        if let Some(default) = self.fuel
-            && let Err(e) = store.set_fuel(limits.fuel.unwrap_or(default))
+        let fuel = self.fuel.map(|default| limits.fuel.unwrap_or(default));
+        if let Some(fuel) = fuel
+            && let Err(e) = store.set_fuel(fuel)
         {
             let err = CallError::Host(HostError::Limits(format!("setting the call's fuel: {e}")));
             return (Err(err), CallStats::default());
@@ -303,6 +364,7 @@ impl Runtime {
             .and_then(|plugin| f(&plugin, &mut store));
         let stats = CallStats {
             peak_memory: store.data().limiter.peak,
+            fuel_used: fuel.map(|given| given.saturating_sub(store.get_fuel().unwrap_or(0))),
         };
         let result = match outcome {
             Ok(Ok(v)) => Ok(v),

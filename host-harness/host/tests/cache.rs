@@ -71,3 +71,81 @@ fn a_corrupted_cache_file_is_recompiled_not_run() {
         "by a fresh compilation, recorded anew"
     );
 }
+
+fn load_with(dir: &Path, pre_initialize: bbdc_host::PreInitialize) -> Runtime {
+    Runtime::new(&RuntimeConfig {
+        cache_dir: Some(dir.to_path_buf()),
+        pre_initialize,
+        // Metered, so each call reports the work it did.
+        fuel: Some(1 << 40),
+        ..RuntimeConfig::default()
+    })
+    .expect("loads")
+}
+
+fn cached_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".cwasm"))
+        .collect();
+    names.sort();
+    names
+}
+
+/// The pre-initialised component starts where its start-up ended: a call does far less work
+/// (counted in fuel, which is deterministic) than the same call on the component as built,
+/// which runs the start-up first. Each form is cached under its own name, and both answer the
+/// same.
+#[test]
+fn the_pre_initialised_component_starts_past_its_start_up_and_is_cached_apart() {
+    use bbdc_host::PreInitialize;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cache");
+    let tenant = Arc::new(
+        Tenant::new(
+            TenantConfig::new("t", "https://bitbucket.invalid", Credentials::None),
+            Arc::new(MemoryKv::new()),
+        )
+        .unwrap(),
+    );
+    let describe = |runtime: &Runtime| {
+        let (info, stats) = runtime.call_measured(&tenant, |plugin, store| {
+            plugin
+                .ingest_bitbucket_dc_connector()
+                .call_describe(store)
+                .map(Ok::<_, ()>)
+        });
+        let fuel = stats.fuel_used.expect("fuel is metered");
+        (info.expect("describe answers"), fuel)
+    };
+
+    let preinit = load_with(&dir, PreInitialize::WhenExported);
+    let names = cached_names(&dir);
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(names[0].contains("-preinit-"), "{names:?}");
+    let as_built = load_with(&dir, PreInitialize::Never);
+    let names = cached_names(&dir);
+    assert_eq!(
+        names.len(),
+        2,
+        "each form has its own cache file: {names:?}"
+    );
+
+    let (info, fuel) = describe(&preinit);
+    let (built_info, built_fuel) = describe(&as_built);
+    assert_eq!(info, built_info);
+    assert_eq!(info.name, "bbdc-connector");
+    assert!(
+        fuel < built_fuel,
+        "the start-up is not run again: {fuel} units of fuel pre-initialised, {built_fuel} as built"
+    );
+    // Every call starts from the same snapshot: the second costs what the first did.
+    assert_eq!(describe(&preinit).1, fuel);
+    assert_eq!(describe(&as_built).1, built_fuel);
+
+    // A second load of each form hits its cache file and adds none.
+    drop(load_with(&dir, PreInitialize::WhenExported));
+    drop(load_with(&dir, PreInitialize::Never));
+    assert_eq!(cached_names(&dir).len(), 2);
+}

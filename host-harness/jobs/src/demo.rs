@@ -122,6 +122,7 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
         cache_dir: RuntimeConfig::default_cache_dir(),
         fuel: None,
         pooling_slots: None,
+        ..RuntimeConfig::default()
     })?);
     let mut config =
         TenantConfig::new("default", sim.base_url(), Credentials::Bearer(token.into()));

@@ -1,9 +1,9 @@
 //! A hostile connector for the sandbox tests. The last path segment of the connection's base URL
 //! picks the misbehaviour; `check-connection` performs it and reports what the host let happen.
 
-wit_bindgen::generate!({ world: "connector-plugin", path: "../../wit" });
+wit_bindgen::generate!({ world: "connector-plugin-build", path: "../../wit" });
 
-use exports::ingest::bitbucket_dc::connector::Guest;
+use exports::ingest::bitbucket_dc::connector::Guest as Connector;
 use ingest::bitbucket_dc::types::*;
 use ingest::bitbucket_dc::{http, log, storage};
 
@@ -39,7 +39,7 @@ fn get(url: String, headers: Vec<(String, String)>) -> String {
     }
 }
 
-impl Guest for Hostile {
+impl Connector for Hostile {
     fn describe() -> ConnectorInfo {
         ConnectorInfo {
             name: "hostile".into(),
@@ -138,6 +138,14 @@ impl Guest for Hostile {
         _: WebhookRequest,
     ) -> Result<WebhookOutcome, WebhookError> {
         Err(WebhookError::MalformedPayload("hostile plugin".into()))
+    }
+}
+
+/// An initialiser that reaches for the host at load time: the host's pre-initialisation must
+/// refuse it (every import traps there) and run the component as built.
+impl Guest for Hostile {
+    fn wizer_initialize() {
+        log::log(log::Level::Error, "hostile initialiser reached the host");
     }
 }
 
