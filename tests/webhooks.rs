@@ -545,24 +545,31 @@ fn a_delivery_whose_storing_failed_is_stored_when_bitbucket_retries_it() {
     assert_eq!(reviews, 1, "the review event is stored exactly once");
 }
 
-#[test]
-fn delivery_marks_expire_after_the_window_so_storage_stays_bounded() {
-    let d = db(NO_SERVER);
-    let body = payload("pr:modified", 3, json!({}));
-    let bytes = body.to_string().into_bytes();
+/// The pull request a signed `pr:modified` delivery carries, as the component normalised it
+/// (nothing stored), for tests that call the record store directly.
+fn delivered_pull_request(d: &Db) -> bbdc_host::bindings::types::PullRequest {
+    let bytes = payload("pr:modified", 3, json!({}))
+        .to_string()
+        .into_bytes();
     let report = handle(
         runtime(),
         &d.tenant,
         Some(SECRET),
         DEFAULT_MAX_BODY,
-        headers("pr:modified", "probe", Some(sign(&bytes))),
+        headers("pr:modified", "template", Some(sign(&bytes))),
         bytes,
         None,
     );
-    let pr = report
+    report
         .outcome
         .and_then(|o| o.pull_request)
-        .expect("a pull request");
+        .expect("a pull request")
+}
+
+#[test]
+fn delivery_marks_expire_after_the_window_so_storage_stays_bounded() {
+    let d = db(NO_SERVER);
+    let pr = delivered_pull_request(&d);
     let window = std::time::Duration::from_secs(600);
     let records = SqliteRecords::open(&d.path)
         .unwrap()
@@ -633,4 +640,91 @@ fn pull_request_ids_past_a_java_long_are_refused_not_collapsed_into_one_row() {
         .query_row("SELECT COUNT(*) FROM pull_requests", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0);
+}
+
+/// Deliveries stored from many threads at once share commits: every one is stored exactly once
+/// (a request id sent to several threads is `New` for one and `Duplicate` for the rest), and a
+/// delivery that cannot be stored fails alone, leaving no mark, while the deliveries committed
+/// with it are stored.
+#[test]
+fn concurrent_deliveries_are_group_committed_and_one_failure_fails_alone() {
+    let d = db(NO_SERVER);
+    let template = delivered_pull_request(&d);
+    let (threads, per_thread) = (16u64, 40u64);
+    let outcomes: Vec<(String, Result<Stored, String>)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (records, template) = (&d.records, &template);
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in 0..per_thread {
+                        // Every thread also sends "shared-{i}": one of them stores it.
+                        for id in [format!("t{t}-{i}"), format!("shared-{i}")] {
+                            let mut pr = template.clone();
+                            // Every fifth thread-own delivery of thread 3 names an id no row can
+                            // hold: its store fails.
+                            let poisoned = t == 3 && i % 5 == 0 && id.starts_with('t');
+                            pr.id = match (poisoned, id.starts_with('t')) {
+                                (true, _) => u64::MAX,
+                                (false, true) => 1000 + t * per_thread + i,
+                                (false, false) => 1 + i,
+                            };
+                            let r = records.delivery(&Delivery {
+                                request_id: Some(&id),
+                                received_at: 1_800_000_000_000,
+                                pull_request: &pr,
+                                stale: false,
+                                review: None,
+                                deleted: false,
+                            });
+                            out.push((id, r.map_err(|e| bbdc_host::errors::chain(&e))));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("no thread panics"))
+            .collect()
+    });
+    let mut new = std::collections::BTreeMap::<String, u32>::new();
+    let mut failed = Vec::new();
+    for (id, r) in &outcomes {
+        match r {
+            Ok(Stored::New) => *new.entry(id.clone()).or_default() += 1,
+            Ok(Stored::Duplicate) => assert!(id.starts_with("shared-"), "{id} duplicated"),
+            Err(e) => {
+                assert!(e.contains("beyond the 64-bit"), "{id}: {e}");
+                failed.push(id.clone());
+            }
+        }
+    }
+    let poisoned: Vec<String> = (0..per_thread)
+        .filter(|i| i % 5 == 0)
+        .map(|i| format!("t3-{i}"))
+        .collect();
+    assert_eq!(failed, poisoned, "exactly the poisoned deliveries failed");
+    assert!(new.values().all(|&n| n == 1), "each id stored once");
+    let expected = threads * per_thread + per_thread - poisoned.len() as u64;
+    assert_eq!(new.len() as u64, expected);
+    let conn = Connection::open(&d.path).unwrap();
+    let marks: i64 = conn
+        .query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(marks as u64, expected, "a failed delivery leaves no mark");
+    let poisoned_marks: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM webhook_deliveries WHERE request_id LIKE 't3-%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(poisoned_marks as u64, per_thread - poisoned.len() as u64);
+    let rows: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pull_requests", [], |r| r.get(0))
+        .unwrap();
+    // Each stored delivery wrote its own pull request.
+    assert_eq!(rows as u64, expected);
 }

@@ -75,10 +75,47 @@ pub enum Stored {
 pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// [`RecordSink`] on SQLite.
+///
+/// Deliveries are group-committed: each waits for a commit that holds it (so `Ok` still means
+/// on disk, `synchronous = FULL`), but deliveries arriving while a commit is under way share the
+/// next one. Whoever holds the connection commits everything queued, each delivery in its own
+/// savepoint, so one delivery's failure never takes its neighbours with it, and a failed commit
+/// fails every delivery it held (none of them answered 2xx, so Bitbucket retries each).
 pub struct SqliteRecords {
     conn: Mutex<Connection>,
+    /// Deliveries waiting for the next group commit.
+    queued: Mutex<Vec<Queued>>,
     /// How long a delivery's request id is remembered.
     dedup_window: std::time::Duration,
+}
+
+/// A delivery waiting for a group commit, and where its result goes.
+struct Queued {
+    delivery: OwnedDelivery,
+    result: std::sync::mpsc::SyncSender<Result<Stored, StoreError>>,
+}
+
+/// [`Delivery`] with its own copies, so that any thread's commit can store it.
+struct OwnedDelivery {
+    request_id: Option<String>,
+    received_at: i64,
+    pull_request: PullRequest,
+    stale: bool,
+    review: Option<(ReviewChange, i64)>,
+    deleted: bool,
+}
+
+impl OwnedDelivery {
+    fn of(d: &Delivery<'_>) -> Self {
+        Self {
+            request_id: d.request_id.map(str::to_owned),
+            received_at: d.received_at,
+            pull_request: d.pull_request.clone(),
+            stale: d.stale,
+            review: d.review.map(|r| (r.change.clone(), r.at)),
+            deleted: d.deleted,
+        }
+    }
 }
 
 const SCHEMA: &str = "
@@ -145,6 +182,7 @@ impl SqliteRecords {
         conn.execute_batch(SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
+            queued: Mutex::new(Vec::new()),
             dedup_window: DEFAULT_DEDUP_WINDOW,
         })
     }
@@ -235,39 +273,108 @@ impl RecordSink for SqliteRecords {
     }
 
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
+        let (result, stored) = std::sync::mpsc::sync_channel(1);
+        self.queued
+            .lock()
+            .map_err(|_| StoreError::new("lock poisoned"))?
+            .push(Queued {
+                delivery: OwnedDelivery::of(d),
+                result,
+            });
+        let mut conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::new("lock poisoned"))?;
+        // The previous holder of the connection may have committed this delivery already; if
+        // not, it is still queued, and this thread commits it with everything queued after it.
+        if let Ok(r) = stored.try_recv() {
+            return r;
+        }
+        let group = std::mem::take(
+            &mut *self
+                .queued
+                .lock()
+                .map_err(|_| StoreError::new("lock poisoned"))?,
+        );
+        self.commit_group(&mut conn, group);
+        drop(conn);
+        stored
+            .recv()
+            .map_err(|_| StoreError::new("the group commit ended without a result"))?
+    }
+}
+
+impl SqliteRecords {
+    /// Stores `group` in one transaction, each delivery in a savepoint, and sends each its
+    /// result once the transaction is committed (or its failure).
+    fn commit_group(&self, conn: &mut Connection, group: Vec<Queued>) {
         let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
-        self.with_tx(|tx| {
-            if let Some(id) = d.request_id {
-                // Expired marks go as deliveries arrive, so the table holds one window at most.
-                tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
-                    .execute(params![d.received_at.saturating_sub(window)])?;
-                let fresh = tx
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
-                    )?
-                    .execute(params![id, d.received_at])?;
-                if fresh == 0 {
-                    return Ok(Stored::Duplicate);
+        let mut results = Vec::with_capacity(group.len());
+        let committed = (|| -> Result<(), StoreError> {
+            let mut tx = conn.transaction()?;
+            for q in &group {
+                let mut sp = tx.savepoint()?;
+                let r = store_delivery(&sp, &q.delivery, window);
+                if r.is_ok() {
+                    sp.commit()?;
+                } else {
+                    sp.rollback()?;
+                }
+                results.push(r);
+            }
+            tx.commit()?;
+            Ok(())
+        })();
+        match committed {
+            Ok(()) => {
+                for (q, r) in group.into_iter().zip(results) {
+                    // A waiter only goes away with its thread: nothing waits for the result.
+                    let _ = q.result.send(r);
                 }
             }
-            let pr = d.pull_request;
-            if !d.stale {
-                upsert_pull_request(tx, pr)?;
+            Err(e) => {
+                let why = bbdc_host::errors::chain(&e);
+                for q in group {
+                    let failed = StoreError::new(format!("the group commit failed: {why}"));
+                    let _ = q.result.send(Err(failed));
+                }
             }
-            if let Some(review) = d.review {
-                append_review(tx, &pr.repo, pr.id, review.change, review.at)?;
-            }
-            if d.deleted {
-                mark_deleted(tx, &pr.repo, pr.id)?;
-            }
-            Ok(Stored::New)
-        })
+        }
     }
+}
+
+/// One delivery's writes, inside the group's transaction: its de-duplication mark first, then
+/// its records.
+fn store_delivery(tx: &Connection, d: &OwnedDelivery, window: i64) -> Result<Stored, StoreError> {
+    if let Some(id) = &d.request_id {
+        // Expired marks go as deliveries arrive, so the table holds one window at most.
+        tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
+            .execute(params![d.received_at.saturating_sub(window)])?;
+        let fresh = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, d.received_at])?;
+        if fresh == 0 {
+            return Ok(Stored::Duplicate);
+        }
+    }
+    let pr = &d.pull_request;
+    if !d.stale {
+        upsert_pull_request(tx, pr)?;
+    }
+    if let Some((change, at)) = &d.review {
+        append_review(tx, &pr.repo, pr.id, change, *at)?;
+    }
+    if d.deleted {
+        mark_deleted(tx, &pr.repo, pr.id)?;
+    }
+    Ok(Stored::New)
 }
 
 /// Appends a reviewer's status change to a pull request's review history.
 fn append_review(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     repo: &RepoRef,
     pr_id: u64,
     change: &ReviewChange,
@@ -295,11 +402,7 @@ fn append_review(
 }
 
 /// Marks a pull request deleted.
-fn mark_deleted(
-    tx: &rusqlite::Transaction<'_>,
-    repo: &RepoRef,
-    pr_id: u64,
-) -> Result<(), StoreError> {
+fn mark_deleted(tx: &Connection, repo: &RepoRef, pr_id: u64) -> Result<(), StoreError> {
     tx.prepare_cached(
         "UPDATE pull_requests SET deleted = 1 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
     )?
@@ -309,7 +412,7 @@ fn mark_deleted(
 
 /// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
 /// webhook or a list page) keeps the diff statistics and review history a full fetch stored.
-fn upsert_pull_request(tx: &rusqlite::Transaction<'_>, p: &PullRequest) -> Result<(), StoreError> {
+fn upsert_pull_request(tx: &Connection, p: &PullRequest) -> Result<(), StoreError> {
     let j = output::pull_request_json(p);
     let text = |v: &serde_json::Value| v.to_string();
     let complete = matches!(
