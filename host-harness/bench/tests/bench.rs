@@ -95,6 +95,17 @@ fn serve_answers_many_keep_alive_senders_at_once() {
     // Connections opened in a burst once starved behind a small connection-thread pool; each
     // sender here holds its connection open for all its deliveries.
     let figures = quick(vec![6], 48);
+    // Two rounds of 48 senders × 5 deliveries each, to the endpoint and to the native baseline;
+    // every delivery accepted (the bench fails otherwise).
     let rate = figure(&figures, "`bbdc serve` throughput");
-    assert!(rate.detail.starts_with("240 deliveries"), "{}", rate.detail);
+    assert!(rate.detail.starts_with("480 deliveries"), "{}", rate.detail);
+    let baseline = figure(&figures, "Native baseline endpoint throughput");
+    assert!(
+        baseline.detail.starts_with("480 deliveries"),
+        "{}",
+        baseline.detail
+    );
+    let ratio = figure(&figures, "`bbdc serve` throughput ÷ native baseline");
+    let expected = rate.value / baseline.value;
+    assert!((ratio.value - expected).abs() < 1e-9 * expected.max(1.0));
 }

@@ -104,8 +104,10 @@ fn signed_by(secret: &str, body: &[u8], mac: &[u8; 32]) -> bool {
 
 /// What the host can refuse without the connector: an oversized request id, and (with a
 /// secret) a missing, malformed or wrong signature, so such a body is never copied into a
-/// sandbox. The connector verifies again; what it accepts is its decision.
-fn precheck(
+/// sandbox. The connector verifies again; what it accepts is its decision. Returns the status,
+/// error code and message of a refusal (`None`: pass the delivery on). Public for hosts that
+/// run their own endpoint (the benchmark's native baseline uses it).
+pub fn precheck(
     secret: Option<&str>,
     headers: &[(String, String)],
     body: &[u8],
