@@ -190,15 +190,14 @@ impl Guest for Component {
     }
 }
 
-/// How much heap `wizer-initialize` grows before the snapshot: a little more than a small call
-/// uses (`describe`, a webhook, a short page peak at about 1.2 MiB of linear memory), so that
-/// such a call never starts by growing memory. Pages of untouched heap cost a snapshot nothing.
+/// How much heap `wizer-initialize` grows before the snapshot, so that calls larger than
+/// `describe` (which fits in the initial 1.2 MiB of linear memory) find heap already in place.
+/// Pages of untouched heap cost a snapshot nothing (they are zero, so no data is written).
 const PRE_INITIALISED_HEAP: usize = 2 << 20;
 
 impl crate::model::wit::Guest for Component {
-    /// The glue has run the constructors before this body runs; growing the heap once here moves
-    /// the first `malloc`'s `memory.grow` into the snapshot too. Nothing here reads input or calls
-    /// an import.
+    /// The glue has run the constructors before this body runs; growing the heap once here puts
+    /// that growth in the snapshot too. Nothing here reads input or calls an import.
     fn wizer_initialize() {
         drop(std::hint::black_box(Vec::<u8>::with_capacity(
             PRE_INITIALISED_HEAP,

@@ -381,7 +381,7 @@ impl CoreBench {
                 unit: "µs",
                 target: Target::None,
                 detail: format!(
-                    "every call runs the start-up (constructors, the first `memory.grow`); {how}"
+                    "every call runs the start-up (the language runtime's constructors); {how}"
                 ),
             },
             Figure {
