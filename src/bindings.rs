@@ -4,11 +4,11 @@
 
 use crate::host::{self, BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
 use crate::model::wit::exports::ingest::bitbucket_dc::connector::Guest;
-use crate::model::wit::ingest::bitbucket_dc::{http, log, storage};
+use crate::model::wit::ingest::bitbucket_dc::{delivery, http, log, storage};
 use crate::model::{
     Connection, ConnectionReport, ConnectorInfo, ContractError, PageRequest, ProjectPage,
-    PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SyncOptions, UserPage,
-    WebhookError, WebhookOutcome, WebhookRequest,
+    PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SignatureCheck, SyncOptions,
+    UserPage, WebhookError, WebhookOutcome, WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -79,6 +79,19 @@ impl Host for WitHost {
 
     fn storage_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> bool {
         storage::compare_and_swap(key, expected, value)
+    }
+
+    fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        storage::get_many(keys)
+    }
+
+    fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {
+        storage::set_many(entries)
+    }
+
+    /// The host checks the delivery as it received it; `_req` is the connector's copy.
+    fn check_signature(&self, _req: &WebhookRequest) -> SignatureCheck {
+        delivery::check_signature()
     }
 
     fn log(&self, level: LogLevel, message: &str) {
@@ -183,10 +196,9 @@ impl Guest for Component {
 
     fn handle_webhook(
         conn: Connection,
-        secret: Option<String>,
         req: WebhookRequest,
     ) -> Result<WebhookOutcome, WebhookError> {
-        crate::webhook::handle_webhook(&WitHost, &conn, secret.as_deref(), &req)
+        crate::webhook::handle_webhook(&WitHost, &conn, &req)
     }
 }
 

@@ -1,8 +1,11 @@
 //! An in-memory [`Host`] for native tests: canned responses by URL path and query (or computed
-//! from the query), recorded requests, a storage map and captured logs.
+//! from the query), recorded requests, a storage map with a count of calls, captured logs, and
+//! a webhook secret that it checks signatures with, as a real host does.
 
 use crate::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
-use std::cell::RefCell;
+use crate::model::{SignatureCheck, WebhookRequest};
+use hmac::Mac;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
 /// A canned answer.
@@ -53,6 +56,11 @@ pub struct FakeHost {
     pub requests: RefCell<Vec<HttpRequest>>,
     /// Storage contents.
     pub storage: RefCell<BTreeMap<String, Vec<u8>>>,
+    /// Storage calls made (a `get-many` or `set-many` is one), as boundary crossings are
+    /// counted in the component.
+    pub storage_calls: Cell<u32>,
+    /// The webhook secret signatures are checked against (`None`: no secret configured).
+    pub webhook_secret: Option<String>,
     /// Log lines.
     pub logs: RefCell<Vec<(LogLevel, String)>>,
     /// Chunk size for streamed bodies.
@@ -113,6 +121,17 @@ impl FakeHost {
                 body: body.to_string().into_bytes(),
             },
         )
+    }
+
+    /// The same host, checking webhook signatures against `secret`.
+    pub fn with_webhook_secret(mut self, secret: &str) -> Self {
+        self.webhook_secret = Some(secret.to_owned());
+        self
+    }
+
+    fn count_storage_call(&self) {
+        self.storage_calls
+            .set(self.storage_calls.get().saturating_add(1));
     }
 
     /// Paths of the requests sent so far, with their queries.
@@ -228,20 +247,72 @@ impl Host for FakeHost {
     }
 
     fn storage_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.count_storage_call();
         self.storage.borrow().get(key).cloned()
     }
 
     fn storage_set(&self, key: &str, value: &[u8]) {
+        self.count_storage_call();
         self.storage
             .borrow_mut()
             .insert(key.to_owned(), value.to_vec());
     }
 
     fn storage_delete(&self, key: &str) {
+        self.count_storage_call();
         self.storage.borrow_mut().remove(key);
     }
 
+    fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        self.count_storage_call();
+        let s = self.storage.borrow();
+        keys.iter().map(|k| s.get(k).cloned()).collect()
+    }
+
+    fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {
+        self.count_storage_call();
+        let mut s = self.storage.borrow_mut();
+        for (k, v) in entries {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+
+    /// Checks as a host does, with [`FakeHost::webhook_secret`]: the one header, `sha256=` and
+    /// 64 hex digits, the HMAC-SHA256 of the body.
+    fn check_signature(&self, req: &WebhookRequest) -> SignatureCheck {
+        let Some(secret) = self.webhook_secret.as_deref().filter(|s| !s.is_empty()) else {
+            return SignatureCheck::NoSecret;
+        };
+        let values: Vec<&str> = req
+            .headers
+            .iter()
+            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("x-hub-signature"))
+            .map(|(_, v)| v.trim())
+            .collect();
+        let value = match values.as_slice() {
+            [] => return SignatureCheck::Missing,
+            [one] => *one,
+            _ => return SignatureCheck::Malformed("sent more than once".into()),
+        };
+        let mut mac = [0u8; 32];
+        let well_formed = value.split_once('=').is_some_and(|(algorithm, digits)| {
+            algorithm.eq_ignore_ascii_case("sha256")
+                && hex::decode_to_slice(digits, &mut mac).is_ok()
+        });
+        if !well_formed {
+            return SignatureCheck::Malformed("not sha256= and 64 hex digits".into());
+        }
+        let matches = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
+            .is_ok_and(|h| h.chain_update(&req.body).verify_slice(&mac).is_ok());
+        if matches {
+            SignatureCheck::Matches
+        } else {
+            SignatureCheck::Mismatch
+        }
+    }
+
     fn storage_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> bool {
+        self.count_storage_call();
         let mut s = self.storage.borrow_mut();
         if s.get(key).map(Vec::as_slice) == expected {
             s.insert(key.to_owned(), value.to_vec());

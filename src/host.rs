@@ -109,6 +109,23 @@ pub trait Host {
     fn storage_delete(&self, key: &str);
     /// Writes `value` only if the current value equals `expected`; returns whether it wrote.
     fn storage_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> bool;
+    /// Reads many tenant-scoped storage keys at once, in order (`None` where absent). The
+    /// component asks its host in one crossing; the default reads them one by one.
+    fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        keys.iter().map(|k| self.storage_get(k)).collect()
+    }
+    /// Writes many tenant-scoped storage keys at once. The component tells its host in one
+    /// crossing; the default writes them one by one.
+    fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {
+        for (k, v) in entries {
+            self.storage_set(k, v);
+        }
+    }
+    /// The host's check of the signature of the webhook delivery being handled, against the
+    /// tenant's webhook secret, which the connector never holds. The component's host checks
+    /// the body as it received it and ignores `req`; a native host (tests, the benchmarks'
+    /// baseline) has no other copy and checks `req`.
+    fn check_signature(&self, req: &crate::model::WebhookRequest) -> crate::model::SignatureCheck;
     /// Writes one log line.
     fn log(&self, level: LogLevel, message: &str);
 }

@@ -46,6 +46,10 @@ pub use wit::ingest::bitbucket_dc::types::{
     WebhookResult,
 };
 
+/// What the host found when it checked a webhook delivery's signature (WIT
+/// `delivery.signature-check`); [`crate::host::Host::check_signature`] returns it.
+pub use wit::ingest::bitbucket_dc::delivery::SignatureCheck;
+
 impl Default for RepoFilter {
     /// Everything: nothing is left out unless asked.
     fn default() -> Self {

@@ -330,6 +330,25 @@ fn load_memo<H: Host + ?Sized>(host: &H, repo: &RepoRef, id: u64) -> Option<PrMe
         .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
+/// The memos of the pull requests on a page, in its order, read in one storage call: a page
+/// of a thousand costs one crossing into the host, not a thousand. An unreadable memo reads as
+/// none (the pull request is fetched again).
+fn load_memos<H: Host + ?Sized>(
+    host: &H,
+    repo: &RepoRef,
+    items: &[WirePullRequest],
+) -> Vec<Option<PrMemo>> {
+    let keys: Vec<String> = items.iter().map(|w| memo_key(repo, w.id)).collect();
+    let mut memos: Vec<Option<PrMemo>> = host
+        .storage_get_many(&keys)
+        .into_iter()
+        .map(|b| b.and_then(|b| serde_json::from_slice(&b).ok()))
+        .collect();
+    // A host that answered with fewer values than keys is read as having none for the rest.
+    memos.resize_with(items.len(), || None);
+    memos
+}
+
 /// What the diff of pull request `w` came to when the sync last fetched it, if its commit pair
 /// has not changed since (see [`PrMemo::known_diff`]).
 pub fn known_diff<H: Host + ?Sized>(
@@ -347,9 +366,17 @@ fn commit<H: Host + ?Sized>(
     state: &mut RepoState,
     p: Pending,
 ) -> Result<(), ConnectorError> {
-    for (id, memo) in &p.memos {
-        let bytes = serde_json::to_vec(memo).map_err(|e| ConnectorError::Storage(e.to_string()))?;
-        host.storage_set(&memo_key(repo, *id), &bytes);
+    let memos = p
+        .memos
+        .iter()
+        .map(|(id, memo)| {
+            serde_json::to_vec(memo)
+                .map(|bytes| (memo_key(repo, *id), bytes))
+                .map_err(|e| ConnectorError::Storage(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if !memos.is_empty() {
+        host.storage_set_many(&memos);
     }
     for id in &p.retry_remove {
         state.retry.remove(id);
@@ -700,7 +727,9 @@ fn list_page<H: Host + ?Sized>(
             .unreadable
             .extend(page.unreadable.iter().cloned());
     }
+    let mut memos = load_memos(host, repo, &page.items).into_iter();
     for wire in &page.items {
+        let old = memos.next().flatten();
         let updated = wire.updated_date.or(wire.created_date).unwrap_or(0);
         page_max = page_max.max(Some(updated));
         if progress.last_updated.is_some_and(|prev| updated > prev) && !progress.order_violation {
@@ -723,7 +752,6 @@ fn list_page<H: Host + ?Sized>(
         {
             continue;
         }
-        let old = load_memo(host, repo, wire.id);
         let fp = fingerprint(wire);
         if old.as_ref().is_some_and(|m| m.fp == fp) {
             if !pass.progress.partial {

@@ -1,9 +1,10 @@
 //! Webhook deliveries: verification, interpretation and de-duplication.
 //!
 //! - With a secret configured, every delivery but `diagnostics:ping` must carry
-//!   `X-Hub-Signature: sha256=<hex>`, an HMAC-SHA256 of the raw body bytes, compared in constant
-//!   time. Bitbucket sends the ping unsigned even when a secret is set; it is answered and nothing
-//!   else rides on it.
+//!   `X-Hub-Signature: sha256=<hex>`, an HMAC-SHA256 of the raw body bytes. The host holds the
+//!   secret and checks the signature ([`Host::check_signature`]); the connector never sees the
+//!   secret, and decides on the host's answer. Bitbucket sends the ping unsigned even when a
+//!   secret is set; it is answered and nothing else rides on it.
 //! - Pull-request events become the same pull-request record as sync (a snapshot from the
 //!   payload), plus the reviewer's status change for reviewer events, the deletion for
 //!   `pr:deleted`, and what the host should refresh with `fetch-pull-request`.
@@ -16,18 +17,16 @@
 
 use crate::host::Host;
 use crate::model::{
-    Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, User, WebhookError,
-    WebhookOutcome, WebhookRequest, WebhookResult,
+    Connection, PrCompleteness, PullRequest, RefreshRequest, ReviewChange, SignatureCheck, User,
+    WebhookError, WebhookOutcome, WebhookRequest, WebhookResult,
 };
 use crate::normalize;
 use crate::paging::clean_reason;
 use crate::timestamps::EpochMillis;
 use crate::wire::{WireParticipant, WirePullRequest, WireUser};
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_with::{DefaultOnError, serde_as};
-use sha2::Sha256;
 
 /// Largest body the connector reads (hosts cap lower; 1 MiB by default).
 pub const MAX_BODY_BYTES: usize = 8 << 20;
@@ -60,29 +59,18 @@ fn header<'a>(req: &'a WebhookRequest, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-/// Checks `X-Hub-Signature: sha256=<hex>` against the raw body.
-pub fn verify_signature(
-    secret: &str,
-    body: &[u8],
-    header_value: Option<&str>,
-) -> Result<(), WebhookError> {
-    let value = header_value.ok_or(WebhookError::MissingSignature)?;
-    let (algorithm, hex_digest) = value
-        .split_once('=')
-        .ok_or_else(|| WebhookError::InvalidSignature("not of the form sha256=<hex>".into()))?;
-    if !algorithm.trim().eq_ignore_ascii_case("sha256") {
-        return Err(WebhookError::InvalidSignature(format!(
-            "unsupported algorithm {:?}",
-            algorithm.trim()
-        )));
+/// What the connector makes of the host's signature check: whether the delivery is verified
+/// (`false`: no secret is configured, so it is accepted unverified), or why it is refused.
+pub fn verdict(check: SignatureCheck) -> Result<bool, WebhookError> {
+    match check {
+        SignatureCheck::Matches => Ok(true),
+        SignatureCheck::NoSecret => Ok(false),
+        SignatureCheck::Missing => Err(WebhookError::MissingSignature),
+        SignatureCheck::Malformed(why) => Err(WebhookError::InvalidSignature(why)),
+        SignatureCheck::Mismatch => Err(WebhookError::InvalidSignature(
+            "the signature does not match the body".into(),
+        )),
     }
-    let digest = hex::decode(hex_digest.trim())
-        .map_err(|_| WebhookError::InvalidSignature("the digest is not hexadecimal".into()))?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
-        .map_err(|_| WebhookError::InvalidSignature("unusable secret".into()))?;
-    mac.update(body);
-    mac.verify_slice(&digest)
-        .map_err(|_| WebhookError::InvalidSignature("the signature does not match the body".into()))
 }
 
 /// The envelope every event shares, plus the per-event fields the connector reads. Like the
@@ -170,7 +158,6 @@ fn outcome(
 pub fn handle_webhook<H: Host + ?Sized>(
     host: &H,
     _conn: &Connection,
-    secret: Option<&str>,
     req: &WebhookRequest,
 ) -> Result<WebhookOutcome, WebhookError> {
     if req.body.len() > MAX_BODY_BYTES {
@@ -180,7 +167,6 @@ pub fn handle_webhook<H: Host + ?Sized>(
     let request_id = header(req, "x-request-id")
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-    let secret = secret.filter(|s| !s.is_empty());
 
     // The ping is answered unverified (Bitbucket does not sign it) and nothing else rides on it.
     if header_key.as_deref() == Some(PING) {
@@ -191,13 +177,7 @@ pub fn handle_webhook<H: Host + ?Sized>(
             false,
         ));
     }
-    let verified = match secret {
-        Some(s) => {
-            verify_signature(s, &req.body, header(req, "x-hub-signature"))?;
-            true
-        }
-        None => false,
-    };
+    let verified = verdict(host.check_signature(req))?;
 
     let body = std::str::from_utf8(&req.body)
         .map_err(|e| WebhookError::MalformedPayload(format!("the body is not UTF-8: {e}")))?;

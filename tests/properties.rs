@@ -122,13 +122,14 @@ proptest! {
         key in prop_oneof![Just("pr:opened".to_string()), Just("pr:reviewer:approved".to_string()), Just("diagnostics:ping".to_string()), "[a-z:]{0,20}"],
         signed in any::<bool>(),
     ) {
-        let host = FakeHost::new();
+        let with_secret = FakeHost::new().with_webhook_secret("s");
+        let without = FakeHost::new();
         let mut headers = vec![("X-Event-Key".to_string(), key), ("X-Request-Id".to_string(), "r".to_string())];
         if signed {
             headers.push(("X-Hub-Signature".to_string(), "sha256=00".to_string()));
         }
-        let _ = handle_webhook(&host, &conn(), Some("s"), &WebhookRequest { headers: headers.clone(), body: body.clone() });
-        let _ = handle_webhook(&host, &conn(), None, &WebhookRequest { headers, body });
+        let _ = handle_webhook(&with_secret, &conn(), &WebhookRequest { headers: headers.clone(), body: body.clone() });
+        let _ = handle_webhook(&without, &conn(), &WebhookRequest { headers, body });
     }
 
     #[test]
@@ -139,6 +140,6 @@ proptest! {
             o.extend(extra);
         }
         let req = WebhookRequest { headers: vec![("X-Event-Key".into(), "pr:modified".into())], body: payload.to_string().into_bytes() };
-        let _ = handle_webhook(&host, &conn(), None, &req);
+        let _ = handle_webhook(&host, &conn(), &req);
     }
 }

@@ -329,3 +329,181 @@ fn an_initialiser_that_reaches_for_the_host_is_refused_and_the_component_runs_as
         "well-behaved"
     );
 }
+
+/// Instances are reused between calls of one tenant (the default), never across tenants, and
+/// none outlives a trap: the hostile plugin's `memo` mode reports the base URL that the previous
+/// call of its instance saw, which only a reused instance remembers.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_warm_instance_serves_only_its_tenant_and_no_instance_outlives_a_trap() {
+    blocking(|| {
+        let rt = Arc::new(hostile_runtime(None));
+        let memo = |t: &Arc<Tenant>| note(rt.check_connection(t, RepoFilter::EVERYTHING));
+        let (a_url, b_url) = ("http://127.0.0.1:9/a/memo", "http://127.0.0.1:9/b/memo");
+        let a = hostile_tenant("a", a_url, mem());
+        let b = hostile_tenant("b", b_url, mem());
+        assert_eq!(
+            memo(&a),
+            "previous:None",
+            "a new instance remembers nothing"
+        );
+        assert_eq!(
+            memo(&a),
+            format!("previous:Some({a_url:?})"),
+            "a's instance is reused"
+        );
+        assert_eq!(memo(&b), "previous:None", "b never gets a's instance");
+        assert_eq!(memo(&b), format!("previous:Some({b_url:?})"));
+        // Another tenant with the very same configuration is another tenant.
+        let a_again = hostile_tenant("a", a_url, mem());
+        assert_eq!(memo(&a_again), "previous:None");
+        let counts = rt.instance_counts();
+        assert_eq!((counts.created, counts.reused), (3, 2), "{counts:?}");
+
+        // A trap retires the instance it happened in: a's next call starts afresh.
+        match rt.list_projects(&a, None) {
+            Err(CallError::Host(HostError::Trap(_))) => {}
+            other => panic!("expected the trap, got {other:?}"),
+        }
+        assert_eq!(
+            memo(&a),
+            "previous:None",
+            "the trapped instance was not reused"
+        );
+
+        // Many threads, two tenants, calls interleaved: each instance only ever saw its own.
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let rt = Arc::clone(&rt);
+                let (t, own) = if i % 2 == 0 {
+                    (Arc::clone(&a), a_url)
+                } else {
+                    (Arc::clone(&b), b_url)
+                };
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let seen = note(rt.check_connection(&t, RepoFilter::EVERYTHING));
+                        assert!(
+                            seen == "previous:None" || seen == format!("previous:Some({own:?})"),
+                            "a call of {own} saw {seen}"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no call saw another tenant's instance");
+        }
+        let counts = rt.instance_counts();
+        assert!(counts.reused > counts.created, "{counts:?}");
+
+        // Reuse can be turned off: every call is a new instance.
+        let fresh = Runtime::new(&RuntimeConfig {
+            component_path: Some(hostile_wasm()),
+            cache_dir: Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")),
+            reuse: bbdc_host::InstanceReuse::OFF,
+            ..RuntimeConfig::default()
+        })
+        .expect("the hostile component loads");
+        for _ in 0..3 {
+            assert_eq!(
+                note(fresh.check_connection(&a, RepoFilter::EVERYTHING)),
+                "previous:None"
+            );
+        }
+        assert_eq!(fresh.instance_counts().reused, 0);
+    })
+    .await;
+}
+
+/// A call that keeps a host resource (a response body, and the connection under it) past its
+/// end retires its instance: the next call cannot find the body, and the host frees it.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_keeps_a_response_body_open_is_not_reused() {
+    let server = MockServer::start().await;
+    Mock::given(path("/keep-body/rest/api/1.0/application-properties"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+        .mount(&server)
+        .await;
+    let base = format!("{}/keep-body", server.uri());
+    blocking(move || {
+        let rt = hostile_runtime(None);
+        let t = hostile_tenant("a", &base, mem());
+        for _ in 0..3 {
+            assert_eq!(
+                note(rt.check_connection(&t, RepoFilter::EVERYTHING)),
+                "kept a body"
+            );
+        }
+        assert_eq!(rt.instance_counts().reused, 0);
+    })
+    .await;
+}
+
+/// The webhook secret stays in the host: a component sees the connection, the headers, the body
+/// and the host's verdict on the signature, never the secret; and the verdict belongs to its
+/// delivery alone (none lingers into the next call of a reused instance).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_learns_whether_a_delivery_is_signed_but_never_the_secret() {
+    use bbdc_host::bindings::api::WebhookRequest;
+    use bbdc_host::bindings::types::WebhookError;
+    const SECRET: &str = "WHSEC-HOSTILE-5521";
+    blocking(|| {
+        let rt = hostile_runtime(None);
+        let t = hostile_tenant("a", "http://127.0.0.1:9/delivery", mem());
+        let body = br#"{"eventKey":"pr:opened"}"#.to_vec();
+        let deliver = |signature: &str, secret: Option<&str>| {
+            let req = WebhookRequest {
+                headers: vec![
+                    ("X-Event-Key".into(), "pr:opened".into()),
+                    ("X-Hub-Signature".into(), signature.into()),
+                ],
+                body: body.clone(),
+            };
+            match rt.handle_webhook(&t, secret, &req) {
+                Err(CallError::Connector(WebhookError::MalformedPayload(seen))) => seen,
+                other => panic!("the hostile plugin reports what it saw: {other:?}"),
+            }
+        };
+        let good = bbdc_sim::signature(SECRET, &body);
+        let seen = [
+            deliver(&good, Some(SECRET)),
+            deliver(&bbdc_sim::signature("another", &body), Some(SECRET)),
+            deliver("sha256=beef", Some(SECRET)),
+            deliver(&good, None),
+        ];
+        assert!(
+            seen[0].ends_with("check:SignatureCheck::Matches again:SignatureCheck::Matches"),
+            "{}",
+            seen[0]
+        );
+        assert!(
+            seen[1].ends_with("check:SignatureCheck::Mismatch again:SignatureCheck::Mismatch"),
+            "{}",
+            seen[1]
+        );
+        assert!(
+            seen[2].contains("check:SignatureCheck::Malformed("),
+            "{}",
+            seen[2]
+        );
+        assert!(
+            seen[3].ends_with("check:SignatureCheck::NoSecret again:SignatureCheck::NoSecret"),
+            "{}",
+            seen[3]
+        );
+        for s in &seen {
+            assert!(!s.contains(SECRET), "the secret reached the component: {s}");
+        }
+        // The same warm instance, outside a delivery: there is nothing to check.
+        assert_eq!(
+            note(rt.check_connection(&t, RepoFilter::EVERYTHING)),
+            "check:SignatureCheck::Missing"
+        );
+        assert!(
+            rt.instance_counts().reused >= 4,
+            "{:?}",
+            rt.instance_counts()
+        );
+    })
+    .await;
+}

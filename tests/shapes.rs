@@ -129,7 +129,7 @@ fn read(kind: Kind, body: &Value) -> String {
                 ],
                 body: text.into_bytes(),
             };
-            format!("{:?}", handle_webhook(&host, &conn, None, &req))
+            format!("{:?}", handle_webhook(&host, &conn, &req))
         }
     }
 }

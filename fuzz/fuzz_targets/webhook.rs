@@ -14,7 +14,6 @@ fuzz_target!(|data: &[u8]| {
         headers: vec![("X-Event-Key".into(), key.into()), ("X-Request-Id".into(), "f".into())],
         body: body.to_vec(),
     };
-    let host = FakeHost::new();
-    let _ = handle_webhook(&host, &conn, None, &req);
-    let _ = handle_webhook(&host, &conn, Some("secret"), &req);
+    let _ = handle_webhook(&FakeHost::new(), &conn, &req);
+    let _ = handle_webhook(&FakeHost::new().with_webhook_secret("secret"), &conn, &req);
 });

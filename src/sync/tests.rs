@@ -1241,3 +1241,40 @@ fn full_listings_and_out_of_order_servers_keep_large_pages() {
     run_pass_all(&host, &c);
     assert_eq!(list_pages(&host, at), [(0, big)]);
 }
+
+/// A page costs a handful of storage calls however many pull requests it holds: their memos
+/// are read in one call and written in one call, since each storage call crosses into the
+/// host in the component.
+#[test]
+fn a_page_reads_and_writes_its_memos_in_one_storage_call_each() {
+    let calls = |n: u64| {
+        let list: Vec<Value> = (1..=n)
+            .rev()
+            .map(|i| pr(i, 0, i as i64, i as i64))
+            .collect();
+        let host = setup(&list, 1000);
+        let c = conn(1000);
+        let (prs, _, _) = run_pass(&host, &c, &SyncOptions::default());
+        assert_eq!(prs.len() as u64, n);
+        assert_eq!(
+            host.storage
+                .borrow()
+                .keys()
+                .filter(|k| k.starts_with("pr/"))
+                .count() as u64,
+            n,
+            "a memo per pull request"
+        );
+        let full = SyncOptions {
+            since: None,
+            full_listing: true,
+        };
+        host.storage_calls.set(0);
+        let (prs, _, requests) = run_pass(&host, &c, &full);
+        assert!(prs.is_empty() && requests == 1);
+        host.storage_calls.get()
+    };
+    let (small, large) = (calls(5), calls(300));
+    assert_eq!(small, large, "storage calls grow with the page");
+    assert!(large <= 6, "{large} storage calls for one unchanged page");
+}

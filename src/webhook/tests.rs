@@ -3,7 +3,9 @@
 use super::*;
 use crate::fake::FakeHost;
 use crate::model::{PrState, ReviewerStatus};
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha2::Sha256;
 
 const SECRET: &str = "whsec-9c2d";
 
@@ -74,7 +76,7 @@ fn signed(key: &str, id: &str, body: &Value) -> WebhookRequest {
 
 #[test]
 fn every_handled_event_is_accepted_with_a_snapshot_and_a_refresh() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     for (n, key) in PR_EVENTS.iter().enumerate() {
         let extra = if key.starts_with("pr:reviewer:") && *key != "pr:reviewer:updated" {
             json!({"participant": {"user": user("bob"), "role": "REVIEWER", "approved": true, "status": "APPROVED"}, "previousStatus": "UNAPPROVED"})
@@ -82,8 +84,7 @@ fn every_handled_event_is_accepted_with_a_snapshot_and_a_refresh() {
             json!({"comment": {"id": 5, "text": "nice"}, "previousTitle": "old"})
         };
         let req = signed(key, &format!("req-{n}"), &envelope(key, 1, extra));
-        let out = handle_webhook(&host, &conn(), Some(SECRET), &req)
-            .unwrap_or_else(|e| panic!("{key}: {e}"));
+        let out = handle_webhook(&host, &conn(), &req).unwrap_or_else(|e| panic!("{key}: {e}"));
         assert_eq!(out.result, WebhookResult::Accepted, "{key}");
         assert!(out.verified);
         assert_eq!(out.event_key, *key);
@@ -128,7 +129,7 @@ fn every_handled_event_is_accepted_with_a_snapshot_and_a_refresh() {
 
 #[test]
 fn needs_work_and_changes_requested_map_to_needs_work() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     for (i, (key, status)) in [
         ("pr:reviewer:needs_work", "NEEDS_WORK"),
         ("pr:reviewer:changes_requested", "CHANGES_REQUESTED"),
@@ -141,13 +142,7 @@ fn needs_work_and_changes_requested_map_to_needs_work() {
             1,
             json!({"participant": {"user": user("bob"), "status": status}, "previousStatus": "APPROVED"}),
         );
-        let out = handle_webhook(
-            &host,
-            &conn(),
-            Some(SECRET),
-            &signed(key, &format!("nw-{i}"), &body),
-        )
-        .unwrap();
+        let out = handle_webhook(&host, &conn(), &signed(key, &format!("nw-{i}"), &body)).unwrap();
         let r = out.review.unwrap();
         assert_eq!(
             (r.status, r.previous_status),
@@ -158,19 +153,13 @@ fn needs_work_and_changes_requested_map_to_needs_work() {
 
 #[test]
 fn merged_carries_merge_facts() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let mut body = envelope("pr:merged", 3, json!({}));
     body["pullRequest"] = pull_request(3, "MERGED");
     body["pullRequest"]["closedDate"] = json!(1_700_000_900_000i64);
     body["pullRequest"]["properties"] =
         json!({"mergeCommit": {"displayId": "c0ffee1", "id": "c0ffee1234"}});
-    let out = handle_webhook(
-        &host,
-        &conn(),
-        Some(SECRET),
-        &signed("pr:merged", "m1", &body),
-    )
-    .unwrap();
+    let out = handle_webhook(&host, &conn(), &signed("pr:merged", "m1", &body)).unwrap();
     let pr = out.pull_request.unwrap();
     assert_eq!(pr.state, PrState::Merged);
     assert_eq!(pr.merged_at, Some(1_700_000_900_000));
@@ -180,11 +169,10 @@ fn merged_carries_merge_facts() {
 
 #[test]
 fn ping_is_answered_unsigned_and_nothing_rides_on_it() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let out = handle_webhook(
         &host,
         &conn(),
-        Some(SECRET),
         &delivery(PING, "p1", br#"{"test": true}"#, None),
     )
     .unwrap();
@@ -197,47 +185,41 @@ fn ping_is_answered_unsigned_and_nothing_rides_on_it() {
 
 #[test]
 fn other_event_keys_are_verified_then_ignored() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let body = json!({"eventKey": "repo:refs_changed", "date": "2026-03-26T15:47:11+0000", "actor": user("bob"), "changes": []});
-    let out = handle_webhook(
-        &host,
-        &conn(),
-        Some(SECRET),
-        &signed("repo:refs_changed", "r1", &body),
-    )
-    .unwrap();
+    let out = handle_webhook(&host, &conn(), &signed("repo:refs_changed", "r1", &body)).unwrap();
     assert_eq!(
         (out.result, out.event_key.as_str()),
         (WebhookResult::Ignored, "repo:refs_changed")
     );
     let unsigned = delivery("repo:refs_changed", "r2", body.to_string().as_bytes(), None);
     assert_eq!(
-        handle_webhook(&host, &conn(), Some(SECRET), &unsigned),
+        handle_webhook(&host, &conn(), &unsigned),
         Err(WebhookError::MissingSignature)
     );
 }
 
 #[test]
 fn rejections() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let body = envelope("pr:opened", 1, json!({})).to_string().into_bytes();
     let missing = delivery("pr:opened", "x1", &body, None);
     assert_eq!(
-        handle_webhook(&host, &conn(), Some(SECRET), &missing),
+        handle_webhook(&host, &conn(), &missing),
         Err(WebhookError::MissingSignature)
     );
     let mut tampered = body.clone();
     tampered[10] ^= 1;
     let wrong = delivery("pr:opened", "x2", &tampered, Some(sign(&body)));
     assert!(matches!(
-        handle_webhook(&host, &conn(), Some(SECRET), &wrong),
+        handle_webhook(&host, &conn(), &wrong),
         Err(WebhookError::InvalidSignature(_))
     ));
     for bad in ["sha1=abcdef", "sha256=zz", "sha256", "md5=00"] {
         let req = delivery("pr:opened", "x3", &body, Some(bad.into()));
         assert!(
             matches!(
-                handle_webhook(&host, &conn(), Some(SECRET), &req),
+                handle_webhook(&host, &conn(), &req),
                 Err(WebhookError::InvalidSignature(_))
             ),
             "{bad}"
@@ -255,7 +237,7 @@ fn rejections() {
         let req = delivery("pr:opened", "x4", bad, Some(sign(bad)));
         assert!(
             matches!(
-                handle_webhook(&host, &conn(), Some(SECRET), &req),
+                handle_webhook(&host, &conn(), &req),
                 Err(WebhookError::MalformedPayload(_))
             ),
             "{:?}",
@@ -265,7 +247,7 @@ fn rejections() {
     let huge = vec![b' '; MAX_BODY_BYTES + 1];
     let req = delivery("pr:opened", "x5", &huge, Some(sign(&huge)));
     assert_eq!(
-        handle_webhook(&host, &conn(), Some(SECRET), &req),
+        handle_webhook(&host, &conn(), &req),
         Err(WebhookError::TooLarge(huge.len() as u64))
     );
     assert!(
@@ -276,7 +258,7 @@ fn rejections() {
 
 #[test]
 fn header_names_are_case_insensitive() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let body = envelope("pr:opened", 1, json!({})).to_string().into_bytes();
     let req = WebhookRequest {
         headers: vec![
@@ -286,7 +268,7 @@ fn header_names_are_case_insensitive() {
         ],
         body,
     };
-    let out = handle_webhook(&host, &conn(), Some(SECRET), &req).unwrap();
+    let out = handle_webhook(&host, &conn(), &req).unwrap();
     assert_eq!(
         (out.result, out.request_id.as_deref(), out.verified),
         (WebhookResult::Accepted, Some("c1"), true)
@@ -297,13 +279,7 @@ fn header_names_are_case_insensitive() {
 fn without_a_secret_deliveries_are_accepted_unverified() {
     let host = FakeHost::new();
     let body = envelope("pr:opened", 1, json!({})).to_string().into_bytes();
-    let out = handle_webhook(
-        &host,
-        &conn(),
-        None,
-        &delivery("pr:opened", "u1", &body, None),
-    )
-    .unwrap();
+    let out = handle_webhook(&host, &conn(), &delivery("pr:opened", "u1", &body, None)).unwrap();
     assert_eq!((out.result, out.verified), (WebhookResult::Accepted, false));
 }
 
@@ -311,10 +287,10 @@ fn without_a_secret_deliveries_are_accepted_unverified() {
 fn a_replayed_request_id_spends_nothing_in_the_connector() {
     // The host de-duplicates in the commit that stores the records; a mark written here would
     // make the retry of a delivery whose storing failed look like a duplicate.
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let req = signed("pr:opened", "same-id", &envelope("pr:opened", 1, json!({})));
     for _ in 0..2 {
-        let out = handle_webhook(&host, &conn(), Some(SECRET), &req).unwrap();
+        let out = handle_webhook(&host, &conn(), &req).unwrap();
         assert_eq!(
             (out.result, out.request_id.as_deref()),
             (WebhookResult::Accepted, Some("same-id"))
@@ -330,11 +306,10 @@ fn a_replayed_request_id_spends_nothing_in_the_connector() {
 
 #[test]
 fn an_older_version_after_a_newer_one_is_stale() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let newer = handle_webhook(
         &host,
         &conn(),
-        Some(SECRET),
         &signed("pr:modified", "v5", &envelope("pr:modified", 5, json!({}))),
     )
     .unwrap();
@@ -342,7 +317,6 @@ fn an_older_version_after_a_newer_one_is_stale() {
     let older = handle_webhook(
         &host,
         &conn(),
-        Some(SECRET),
         &signed("pr:modified", "v4", &envelope("pr:modified", 4, json!({}))),
     )
     .unwrap();
@@ -353,7 +327,6 @@ fn an_older_version_after_a_newer_one_is_stale() {
     let same = handle_webhook(
         &host,
         &conn(),
-        Some(SECRET),
         &signed(
             "pr:reviewer:approved",
             "v5b",
@@ -373,17 +346,11 @@ fn an_older_version_after_a_newer_one_is_stale() {
 
 #[test]
 fn iso_dates_inside_the_pull_request() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let mut body = envelope("pr:opened", 1, json!({}));
     body["pullRequest"]["createdDate"] = json!("2026-08-19T17:27:55.266Z");
     body["pullRequest"]["updatedDate"] = json!("2026-08-19T17:28:00Z");
-    let out = handle_webhook(
-        &host,
-        &conn(),
-        Some(SECRET),
-        &signed("pr:opened", "iso", &body),
-    )
-    .unwrap();
+    let out = handle_webhook(&host, &conn(), &signed("pr:opened", "iso", &body)).unwrap();
     let pr = out.pull_request.unwrap();
     assert_eq!(
         (pr.created_at, pr.updated_at),
@@ -393,16 +360,31 @@ fn iso_dates_inside_the_pull_request() {
 
 #[test]
 fn a_pr_event_without_a_pull_request_is_malformed() {
-    let host = FakeHost::new();
+    let host = FakeHost::new().with_webhook_secret(SECRET);
     let body =
         json!({"eventKey": "pr:opened", "date": "2026-03-26T15:47:11+0530", "actor": user("bob")});
     assert!(matches!(
-        handle_webhook(
-            &host,
-            &conn(),
-            Some(SECRET),
-            &signed("pr:opened", "np", &body)
-        ),
+        handle_webhook(&host, &conn(), &signed("pr:opened", "np", &body)),
         Err(WebhookError::MalformedPayload(_))
+    ));
+}
+
+/// The host's answer decides: the connector accepts only a matching signature, or any delivery
+/// when no secret is configured, and says why it refuses the rest.
+#[test]
+fn the_hosts_signature_check_decides_and_the_reason_is_kept() {
+    assert_eq!(verdict(SignatureCheck::Matches), Ok(true));
+    assert_eq!(verdict(SignatureCheck::NoSecret), Ok(false));
+    assert_eq!(
+        verdict(SignatureCheck::Missing),
+        Err(WebhookError::MissingSignature)
+    );
+    assert_eq!(
+        verdict(SignatureCheck::Malformed("twice".into())),
+        Err(WebhookError::InvalidSignature("twice".into()))
+    );
+    assert!(matches!(
+        verdict(SignatureCheck::Mismatch),
+        Err(WebhookError::InvalidSignature(why)) if why.contains("does not match")
     ));
 }

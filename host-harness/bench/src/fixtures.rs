@@ -4,6 +4,7 @@
 
 use bbdc_connector::fake::FakeHost;
 use bbdc_connector::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
+use bbdc_connector::model as native;
 use bbdc_host::http::{CannedResponse, Responder, StreamBody};
 use bbdc_sim::{RepoFixture, repo_fixture};
 use std::collections::{BTreeMap, HashMap};
@@ -172,6 +173,8 @@ impl BodyStream for NativeBody {
 pub struct NativeHost {
     responder: Arc<dyn Responder>,
     store: FakeHost,
+    /// The host's signature check of the delivery being handled.
+    signature: std::cell::RefCell<Option<native::SignatureCheck>>,
 }
 
 impl NativeHost {
@@ -180,7 +183,22 @@ impl NativeHost {
         Self {
             responder,
             store: FakeHost::new(),
+            signature: std::cell::RefCell::new(None),
         }
+    }
+
+    /// Hands the core the host's check of the next delivery's signature, made as the
+    /// component's host makes it ([`bbdc_host::signature::check`], natively, before the call).
+    pub fn set_signature(&self, check: bbdc_host::signature::SignatureCheck) {
+        use bbdc_host::signature::SignatureCheck as Host;
+        let check = match check {
+            Host::NoSecret => native::SignatureCheck::NoSecret,
+            Host::Missing => native::SignatureCheck::Missing,
+            Host::Malformed(why) => native::SignatureCheck::Malformed(why),
+            Host::Mismatch => native::SignatureCheck::Mismatch,
+            Host::Matches => native::SignatureCheck::Matches,
+        };
+        self.signature.replace(Some(check));
     }
 
     /// Storage contents.
@@ -237,6 +255,22 @@ impl Host for NativeHost {
 
     fn storage_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> bool {
         self.store.storage_compare_and_swap(key, expected, value)
+    }
+
+    fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
+        self.store.storage_get_many(keys)
+    }
+
+    fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {
+        self.store.storage_set_many(entries);
+    }
+
+    /// The check handed over with [`NativeHost::set_signature`], once; without one, the
+    /// delivery reads as unsigned.
+    fn check_signature(&self, _req: &native::WebhookRequest) -> native::SignatureCheck {
+        self.signature
+            .take()
+            .unwrap_or(native::SignatureCheck::Missing)
     }
 
     fn log(&self, _level: LogLevel, _message: &str) {}

@@ -69,10 +69,10 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
 impl Baseline {
     /// What the baseline answers a delivery: status and result.
     fn deliver(&self, headers: Vec<(String, String)>, body: Vec<u8>) -> (u16, &'static str) {
-        if let Some((status, code, _)) = bbdc_jobs::webhook::precheck(Some(SECRET), &headers, &body)
-        {
-            return (status, code);
-        }
+        let check = match bbdc_jobs::webhook::precheck(Some(SECRET), &headers, &body) {
+            Ok(check) => check,
+            Err((status, code, _)) => return (status, code),
+        };
         let signature = header(&headers, "x-hub-signature")
             .unwrap_or_default()
             .to_owned();
@@ -88,7 +88,8 @@ impl Baseline {
         }
         let outcome = HOST.with_borrow_mut(|host| {
             let host = host.get_or_insert_with(|| NativeHost::new(Arc::clone(&self.fixture) as _));
-            bbdc_connector::webhook::handle_webhook(&*host, &conn, Some(SECRET), &req)
+            host.set_signature(check);
+            bbdc_connector::webhook::handle_webhook(&*host, &conn, &req)
         });
         let Ok(outcome) = outcome else {
             return (400, "rejected");

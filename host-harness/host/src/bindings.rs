@@ -12,7 +12,9 @@ wasmtime::component::bindgen!({
 
 pub use exports::ingest::bitbucket_dc::connector as api;
 pub use ingest::bitbucket_dc::types;
-pub use ingest::bitbucket_dc::{http as wit_http, log as wit_log, storage as wit_storage};
+pub use ingest::bitbucket_dc::{
+    delivery as wit_delivery, http as wit_http, log as wit_log, storage as wit_storage,
+};
 
 impl types::RepoFilter {
     /// Every visible repository, personal and archived ones included: what `bbdc` visits

@@ -1,7 +1,7 @@
 //! Per-call store state and the WIT imports implemented over it: HTTP through the tenant's
 //! [`TenantHttp`], storage through the tenant's namespace of a [`KvStore`], logs into `tracing`.
 
-use crate::bindings::{types, wit_http, wit_log, wit_storage};
+use crate::bindings::{types, wit_delivery, wit_http, wit_log, wit_storage};
 use crate::http::{Head, HttpError, StreamBody, TenantHttp};
 use crate::storage::KvStore;
 use crate::tenant::TenantConfig;
@@ -85,6 +85,9 @@ pub struct CallState {
     /// Whether host I/O was cut short by the deadline: the call's failure is then the host's
     /// `Deadline`, which nothing above the HTTP policy repeats.
     pub deadline_hit: bool,
+    /// The signature check of the webhook delivery this call handles, made by the host before
+    /// the call (`delivery.check-signature` answers it); `None` outside `handle-webhook`.
+    pub signature: Option<wit_delivery::SignatureCheck>,
 }
 
 impl CallState {
@@ -104,7 +107,34 @@ impl CallState {
             storage_failure: None,
             deadline: deadline_after(tenant_deadline),
             deadline_hit: false,
+            signature: None,
         }
+    }
+
+    /// Readies the state of a warm instance for its next call: a new deadline from now, a new
+    /// log allowance, and no failure carried over from the last call. Memory already grown
+    /// stays counted in `limiter.peak`, since a linear memory never shrinks.
+    pub fn begin_call(&mut self) {
+        self.deadline = deadline_after(self.tenant.config.limits.deadline);
+        self.deadline_hit = false;
+        self.storage_failure = None;
+        self.log_lines = 0;
+        self.limiter.hit = false;
+        self.signature = None;
+    }
+
+    /// The tenant this state belongs to.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        &self.tenant
+    }
+
+    /// Whether the call left nothing behind that a next call could inherit: no failure, no
+    /// limit hit, and no host resource (a response body) still held in the table.
+    pub fn is_clean(&self) -> bool {
+        !self.deadline_hit
+            && self.storage_failure.is_none()
+            && !self.limiter.hit
+            && self.table.is_empty()
     }
 
     fn storage_trap(&mut self, e: crate::storage::StoreError) -> wasmtime::Error {
@@ -252,6 +282,31 @@ impl wit_storage::Host for CallState {
             .kv
             .compare_and_swap(&tenant.config.id, &key, expected.as_deref(), &value)
             .map_err(|e| self.storage_trap(e))
+    }
+
+    fn get_many(&mut self, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .get_many(&tenant.config.id, &keys)
+            .map_err(|e| self.storage_trap(e))
+    }
+
+    fn set_many(&mut self, entries: Vec<(String, Vec<u8>)>) -> Result<()> {
+        let tenant = Arc::clone(&self.tenant);
+        tenant
+            .kv
+            .set_many(&tenant.config.id, &entries)
+            .map_err(|e| self.storage_trap(e))
+    }
+}
+
+impl wit_delivery::Host for CallState {
+    fn check_signature(&mut self) -> Result<wit_delivery::SignatureCheck> {
+        Ok(self
+            .signature
+            .clone()
+            .unwrap_or(wit_delivery::SignatureCheck::Missing))
     }
 }
 

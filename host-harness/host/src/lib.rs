@@ -5,6 +5,8 @@
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
 //! - [`preinit`]: pre-initialising the component at load time (feature `pre-initialize`);
 //! - [`imports`]: a tenant's host state and the WIT imports implemented over it;
+//! - [`signature`]: webhook signatures, checked in the host so the secret stays out of the
+//!   sandbox;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
 //! - [`policy`]: rate limit, Retry-After and retries: the one owner of retries;
 //! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
@@ -25,12 +27,15 @@ pub mod policy;
 #[cfg(feature = "pre-initialize")]
 pub mod preinit;
 pub mod runtime;
+pub mod signature;
 pub mod storage;
 pub mod tenant;
 pub mod tenant_file;
 pub mod tls;
 
 pub use imports::Tenant;
-pub use runtime::{CallError, HostError, PreInitialize, Runtime, RuntimeConfig};
+pub use runtime::{
+    CallError, HostError, InstanceCounts, InstanceReuse, PreInitialize, Runtime, RuntimeConfig,
+};
 pub use tenant::{Credentials, Limits, TenantConfig};
 pub use tenant_file::{TenantFile, TenantFileError};

@@ -1,6 +1,13 @@
 //! The wasmtime embedding: one [`Engine`] with epoch interruption, the component compiled once
-//! and cached on disk, one `InstancePre`, and a fresh `Store` per call holding the tenant's state.
-//! A trap leaves an instance unusable, so every call instantiates afresh (microseconds).
+//! and cached on disk, one `InstancePre`, and a `Store` per instance holding one tenant's state.
+//!
+//! Instances are kept warm between calls of the same tenant ([`InstanceReuse`]): instantiating
+//! costs more than most calls (the kernel maps, faults in and unmaps a fresh linear memory each
+//! time), and the contract has the connector keep no state between calls. An instance is only
+//! ever reused for the tenant it was made for (the very same [`Tenant`]), and it is retired
+//! after any trap, limit or storage failure, when the call left a host resource open, after
+//! [`InstanceReuse::max_calls`] calls, or once its memory grew past
+//! [`InstanceReuse::max_memory`]. Each call gets its own deadline, fuel and log allowance.
 
 use crate::bindings::api;
 use crate::bindings::api::{
@@ -12,11 +19,12 @@ use crate::bindings::types::{
 };
 use crate::bindings::{ConnectorPlugin, ConnectorPluginPre};
 use crate::imports::{CallState, Tenant};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, Store, Trap};
@@ -82,6 +90,90 @@ pub struct RuntimeConfig {
     pub pooling_slots: Option<u32>,
     /// Whether to pre-initialise the component at load time (see [`crate::preinit`]).
     pub pre_initialize: PreInitialize,
+    /// How instances are kept warm between calls of one tenant ([`InstanceReuse::OFF`]: a
+    /// fresh instance for every call).
+    pub reuse: InstanceReuse,
+}
+
+/// How a [`Runtime`] keeps instances warm between calls of one tenant.
+///
+/// A warm instance serves only the [`Tenant`] it was made for (the same `Arc`), so nothing of
+/// one tenant reaches another's calls. Between calls of one tenant, the guest's linear memory
+/// carries over; the contract has the connector keep no state between calls, and each call
+/// still gets its own deadline, fuel and log allowance. An instance is retired after a trap or
+/// any failure of the host's (deadline, memory, storage), and when a call leaves a host
+/// resource open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InstanceReuse {
+    /// Idle instances the runtime keeps, over all tenants; the least recently used goes first.
+    /// Each holds its linear memory (about 1.2 MiB for the connector after a typical call).
+    pub max_idle: usize,
+    /// Calls an instance serves before it is retired.
+    pub max_calls: u32,
+    /// An instance whose linear memory has grown past this many bytes is retired after its
+    /// call, so one large call does not keep its memory for the rest of the run.
+    pub max_memory: usize,
+}
+
+impl InstanceReuse {
+    /// No reuse: every call instantiates afresh.
+    pub const OFF: Self = Self {
+        max_idle: 0,
+        max_calls: 1,
+        max_memory: 0,
+    };
+}
+
+impl Default for InstanceReuse {
+    /// 32 idle instances, 1000 calls each, retired past 16 MiB of memory.
+    fn default() -> Self {
+        Self {
+            max_idle: 32,
+            max_calls: 1000,
+            max_memory: 16 << 20,
+        }
+    }
+}
+
+/// How many instances a [`Runtime`] has made and how many calls reused one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceCounts {
+    /// Instances created.
+    pub created: u64,
+    /// Calls served by a warm instance instead of a new one.
+    pub reused: u64,
+}
+
+/// An instance between calls, with the store that holds its tenant's state (`plugin` is `None`
+/// until the store is first instantiated).
+struct Warm {
+    store: Store<CallState>,
+    plugin: Option<ConnectorPlugin>,
+    calls: u32,
+}
+
+/// What a call used so far.
+fn stats(store: &Store<CallState>, fuel: Option<u64>) -> CallStats {
+    CallStats {
+        peak_memory: store.data().limiter.peak,
+        fuel_used: fuel.map(|given| given.saturating_sub(store.get_fuel().unwrap_or(0))),
+    }
+}
+
+/// The host's name for a call that failed in wasmtime: the limit it hit, the storage failure it
+/// met, or the trap.
+fn host_error(e: &wasmtime::Error, state: &CallState, limits: &crate::Limits) -> HostError {
+    if state.limiter.hit {
+        HostError::MemoryLimit(limits.memory_bytes)
+    } else if let Some(s) = &state.storage_failure {
+        HostError::Storage(s.clone())
+    } else {
+        match e.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => HostError::Deadline(limits.deadline),
+            Some(Trap::OutOfFuel) => HostError::Fuel,
+            _ => HostError::Trap(format!("{e:#}")),
+        }
+    }
 }
 
 /// Whether [`Runtime::new`] pre-initialises the component.
@@ -137,6 +229,10 @@ pub struct Runtime {
     engine: Engine,
     pre: ConnectorPluginPre<CallState>,
     fuel: Option<u64>,
+    reuse: InstanceReuse,
+    idle: Mutex<VecDeque<Warm>>,
+    created: AtomicU64,
+    reused: AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -316,21 +412,125 @@ impl Runtime {
                 }
             })
             .map_err(load_err)?;
+        let mut reuse = config.reuse;
+        if let Some(slots) = config.pooling_slots {
+            // Idle instances hold pool slots: leave at least half of them for new calls.
+            reuse.max_idle = reuse.max_idle.min(usize::try_from(slots / 2).unwrap_or(0));
+        }
         Ok(Self {
             engine,
             pre,
             fuel: config.fuel,
+            reuse,
+            idle: Mutex::new(VecDeque::new()),
+            created: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
             _ticker: EpochTicker { stop },
         })
     }
 
-    /// The engine (for embedders that want to share it).
-    pub fn engine(&self) -> &Engine {
-        &self.engine
+    /// How many instances were created and how many calls reused one, since the start.
+    pub fn instance_counts(&self) -> InstanceCounts {
+        InstanceCounts {
+            created: self.created.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+        }
     }
 
-    /// Runs one export in a fresh store and instance for `tenant`. The typed methods below use
-    /// this; embedders can call it directly to pass their own arguments to any export.
+    /// A warm instance of `tenant`'s, the most recently used one, if any is idle.
+    fn take_warm(&self, tenant: &Arc<Tenant>) -> Option<Warm> {
+        if self.reuse.max_idle == 0 {
+            return None;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = idle
+            .iter()
+            .rposition(|w| Arc::ptr_eq(w.store.data().tenant(), tenant))?;
+        idle.remove(at)
+    }
+
+    /// Keeps `warm` for the next call of its tenant, unless it is to be retired.
+    fn keep_warm(&self, warm: Warm) {
+        let state = warm.store.data();
+        if self.reuse.max_idle == 0
+            || !state.is_clean()
+            || warm.calls >= self.reuse.max_calls
+            || state.limiter.peak > self.reuse.max_memory
+        {
+            return;
+        }
+        let retired = {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.push_back(warm);
+            (idle.len() > self.reuse.max_idle).then(|| idle.pop_front())
+        };
+        // Dropped outside the lock: freeing an instance unmaps its memory.
+        drop(retired);
+    }
+
+    /// A store for a new instance of `tenant`'s (instantiated by [`Runtime::arm`]).
+    fn new_store(&self, tenant: &Arc<Tenant>) -> Warm {
+        let mut store = Store::new(&self.engine, CallState::new(Arc::clone(tenant)));
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        Warm {
+            store,
+            plugin: None,
+            calls: 0,
+        }
+    }
+
+    /// Readies `warm` for a call: resets its per-call state, gives it the call's deadline and
+    /// fuel, and instantiates the component if it is new. When the pooling allocator has no
+    /// slot left for a new instance, the idle instances give theirs back and a new store tries
+    /// once more.
+    fn arm(
+        &self,
+        warm: &mut Warm,
+        ticks: u64,
+        fuel: Option<u64>,
+    ) -> Result<(), (HostError, CallStats)> {
+        let mut retried = false;
+        loop {
+            let store = &mut warm.store;
+            store.data_mut().begin_call();
+            store.set_epoch_deadline(ticks);
+            if let Some(fuel) = fuel
+                && let Err(e) = store.set_fuel(fuel)
+            {
+                let err = HostError::Limits(format!("setting the call's fuel: {e}"));
+                return Err((err, CallStats::default()));
+            }
+            if warm.plugin.is_some() {
+                return Ok(());
+            }
+            match self.pre.instantiate(&mut *store) {
+                Ok(plugin) => {
+                    self.created.fetch_add(1, Ordering::Relaxed);
+                    warm.plugin = Some(plugin);
+                    return Ok(());
+                }
+                Err(e) => {
+                    let idle = std::mem::take(
+                        &mut *self.idle.lock().unwrap_or_else(PoisonError::into_inner),
+                    );
+                    if retried || idle.is_empty() {
+                        let state = store.data();
+                        let tenant = state.tenant();
+                        let err = host_error(&e, state, &tenant.config.limits);
+                        return Err((err, stats(store, fuel)));
+                    }
+                    drop(idle);
+                    retried = true;
+                    *warm = self.new_store(warm.store.data().tenant());
+                }
+            }
+        }
+    }
+
+    /// Runs one export in an instance of `tenant`'s: a warm one if one is idle (see
+    /// [`InstanceReuse`]), else a new one. The typed methods below use this; embedders can call
+    /// it directly to pass their own arguments to any export.
     pub fn call_with<T, E: std::fmt::Debug>(
         &self,
         tenant: &Arc<Tenant>,
@@ -345,27 +545,28 @@ impl Runtime {
         tenant: &Arc<Tenant>,
         f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
     ) -> (Result<T, CallError<E>>, CallStats) {
-        let limits = tenant.config.limits.clone();
-        let mut store = Store::new(&self.engine, CallState::new(Arc::clone(tenant)));
-        store.limiter(|s| &mut s.limiter);
+        let limits = &tenant.config.limits;
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
-        store.epoch_deadline_trap();
+        let ticks = u64::try_from(ticks).unwrap_or(u64::MAX);
         let fuel = self.fuel.map(|default| limits.fuel.unwrap_or(default));
-        if let Some(fuel) = fuel
-            && let Err(e) = store.set_fuel(fuel)
-        {
-            let err = CallError::Host(HostError::Limits(format!("setting the call's fuel: {e}")));
-            return (Err(err), CallStats::default());
-        }
-        let outcome = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|plugin| f(&plugin, &mut store));
-        let stats = CallStats {
-            peak_memory: store.data().limiter.peak,
-            fuel_used: fuel.map(|given| given.saturating_sub(store.get_fuel().unwrap_or(0))),
+        let mut warm = match self.take_warm(tenant) {
+            Some(w) => {
+                self.reused.fetch_add(1, Ordering::Relaxed);
+                w
+            }
+            None => self.new_store(tenant),
         };
+        if let Err((err, stats)) = self.arm(&mut warm, ticks, fuel) {
+            return (Err(CallError::Host(err)), stats);
+        }
+        warm.calls = warm.calls.saturating_add(1);
+        let outcome = match &warm.plugin {
+            Some(plugin) => f(plugin, &mut warm.store),
+            None => Err(wasmtime::Error::msg("the instance was not created")),
+        };
+        let store = &warm.store;
+        let stats = stats(store, fuel);
+        let failed = outcome.is_err();
         let result = match outcome {
             Ok(Ok(v)) => Ok(v),
             // Host I/O cut short by the deadline: the connector's error (a timeout) is the
@@ -374,22 +575,12 @@ impl Runtime {
                 Err(CallError::Host(HostError::Deadline(limits.deadline)))
             }
             Ok(Err(e)) => Err(CallError::Connector(e)),
-            Err(e) => {
-                let state = store.data();
-                let host = if state.limiter.hit {
-                    HostError::MemoryLimit(limits.memory_bytes)
-                } else if let Some(s) = &state.storage_failure {
-                    HostError::Storage(s.clone())
-                } else {
-                    match e.downcast_ref::<Trap>() {
-                        Some(Trap::Interrupt) => HostError::Deadline(limits.deadline),
-                        Some(Trap::OutOfFuel) => HostError::Fuel,
-                        _ => HostError::Trap(format!("{e:#}")),
-                    }
-                };
-                Err(CallError::Host(host))
-            }
+            Err(e) => Err(CallError::Host(host_error(&e, store.data(), limits))),
         };
+        // A trap leaves the instance unusable; anything else unusual retires it too.
+        if !failed {
+            self.keep_warm(warm);
+        }
         (result, stats)
     }
 
@@ -510,15 +701,33 @@ impl Runtime {
         })
     }
 
-    /// `handle-webhook`.
+    /// `handle-webhook`: the host checks the delivery's signature against `secret`
+    /// ([`crate::signature::check`]), and the connector interprets the delivery and decides,
+    /// on that check, whether to accept it. The secret never enters the sandbox.
     pub fn handle_webhook(
         &self,
         tenant: &Arc<Tenant>,
         secret: Option<&str>,
         req: &WebhookRequest,
     ) -> Result<WebhookOutcome, CallError<WebhookError>> {
+        let check = crate::signature::check(secret, &req.headers, &req.body);
+        self.handle_checked_webhook(tenant, check, req)
+    }
+
+    /// `handle-webhook` for a delivery whose signature the host has checked already, with
+    /// [`crate::signature::check`] over this very body (an endpoint that refuses a bad
+    /// signature before anything enters a sandbox, and should not compute the MAC twice).
+    pub fn handle_checked_webhook(
+        &self,
+        tenant: &Arc<Tenant>,
+        check: crate::signature::SignatureCheck,
+        req: &WebhookRequest,
+    ) -> Result<WebhookOutcome, CallError<WebhookError>> {
         self.export(tenant, |api, s, conn| {
-            api.call_handle_webhook(s, conn, secret, req)
+            s.data_mut().signature = Some(check);
+            let outcome = api.call_handle_webhook(&mut *s, conn, req);
+            s.data_mut().signature = None;
+            outcome
         })
     }
 }

@@ -63,6 +63,16 @@ pub trait KvStore: Send + Sync {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, StoreError>;
+    /// Reads many keys, in order (`None` where absent). A store that can should answer in one
+    /// round trip or one lock; the default reads them one by one.
+    fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(tenant, k)).collect()
+    }
+    /// Writes many keys. A store that can should do it in one transaction; the default writes
+    /// them one by one.
+    fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        entries.iter().try_for_each(|(k, v)| self.set(tenant, k, v))
+    }
 }
 
 #[cfg(feature = "sqlite")]
@@ -176,6 +186,35 @@ impl KvStore for SqliteKv {
         tx.commit()?;
         Ok(true)
     }
+
+    /// One lock and one prepared statement for all the keys.
+    fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let conn = self.conn()?;
+        let mut select = conn.prepare_cached(SELECT)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(
+                select
+                    .query_row(params![tenant, key], |r| r.get(0))
+                    .optional()?,
+            );
+        }
+        Ok(values)
+    }
+
+    /// One transaction for all the entries: they are stored together or not at all.
+    fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        {
+            let mut upsert = tx.prepare_cached(UPSERT)?;
+            for (key, value) in entries {
+                upsert.execute(params![tenant, key, value])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 /// Keys and values of one tenant.
@@ -209,6 +248,24 @@ impl MemoryKv {
 impl KvStore for MemoryKv {
     fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|t| t.get(tenant).and_then(|ns| ns.get(key)).cloned())
+    }
+
+    fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.with(|t| {
+            let ns = t.get(tenant);
+            keys.iter()
+                .map(|k| ns.and_then(|ns| ns.get(k)).cloned())
+                .collect()
+        })
+    }
+
+    fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.with(|t| {
+            let ns = t.entry(tenant.to_owned()).or_default();
+            for (k, v) in entries {
+                ns.insert(k.clone(), v.clone());
+            }
+        })
     }
 
     fn set(&self, tenant: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
@@ -268,6 +325,26 @@ mod tests {
     fn compare_and_swap_checks_the_current_value() {
         for kv in stores() {
             swaps(kv.as_ref());
+        }
+    }
+
+    #[test]
+    fn many_keys_at_once_read_in_order_and_stay_in_their_tenant() {
+        for kv in stores() {
+            kv.set("a", "k1", b"old").unwrap();
+            kv.set_many(
+                "a",
+                &[("k1".into(), b"1".to_vec()), ("k3".into(), b"3".to_vec())],
+            )
+            .unwrap();
+            let keys: Vec<String> = ["k3", "k2", "k1"].map(String::from).to_vec();
+            assert_eq!(
+                kv.get_many("a", &keys).unwrap(),
+                vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]
+            );
+            assert_eq!(kv.get_many("b", &keys).unwrap(), vec![None, None, None]);
+            assert_eq!(kv.get("a", "k3").unwrap().as_deref(), Some(&b"3"[..]));
+            assert!(kv.get_many("a", &[]).unwrap().is_empty());
         }
     }
 

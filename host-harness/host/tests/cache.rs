@@ -78,6 +78,8 @@ fn load_with(dir: &Path, pre_initialize: bbdc_host::PreInitialize) -> Runtime {
         pre_initialize,
         // Metered, so each call reports the work it did.
         fuel: Some(1 << 40),
+        // A new instance per call, so that each call shows where an instance starts.
+        reuse: bbdc_host::InstanceReuse::OFF,
         ..RuntimeConfig::default()
     })
     .expect("loads")

@@ -12,6 +12,7 @@ use bbdc_host::bindings::api::WebhookRequest;
 use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
+use bbdc_host::signature::SignatureCheck;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -86,36 +87,25 @@ pub fn unreadable_with(
     rejected(status, code, message, headers)
 }
 
-/// The MAC of `X-Hub-Signature` when it has the only shape Bitbucket signs with: `sha256=` and
-/// 64 hex digits.
-fn signature_mac(v: &str) -> Option<[u8; 32]> {
-    let mut mac = [0u8; 32];
-    hex::decode_to_slice(v.strip_prefix("sha256=")?, &mut mac).ok()?;
-    Some(mac)
-}
-
-/// Whether `mac` is the HMAC-SHA256 of `body` under `secret` (compared in constant time).
-fn signed_by(secret: &str, body: &[u8], mac: &[u8; 32]) -> bool {
-    use hmac::Mac;
-    hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes())
-        .map(|m| m.chain_update(body).verify_slice(mac).is_ok())
-        .unwrap_or(false)
-}
+/// Why the host refuses a delivery before the connector sees it: the HTTP status, the error
+/// code and the message.
+pub type Refusal = (u16, &'static str, String);
 
 /// What the host can refuse without the connector: an oversized request id, and (with a
 /// secret) a missing, malformed or wrong signature, so such a body is never copied into a
-/// sandbox. The connector verifies again; what it accepts is its decision. Returns the status,
-/// error code and message of a refusal (`None`: pass the delivery on). Public for hosts that
-/// run their own endpoint (the benchmark's native baseline uses it).
+/// sandbox. Otherwise the signature check, made once here in the host
+/// ([`bbdc_host::signature::check`]), for the connector to decide on
+/// ([`Runtime::handle_checked_webhook`]). Public for hosts that run their own endpoint (the
+/// benchmark's native baseline uses it).
 pub fn precheck(
     secret: Option<&str>,
     headers: &[(String, String)],
     body: &[u8],
-) -> Option<(u16, &'static str, String)> {
+) -> Result<SignatureCheck, Refusal> {
     if let Some(id) = header(headers, "x-request-id")
         && id.chars().count() > MAX_REQUEST_ID_CHARS
     {
-        return Some((
+        return Err((
             400,
             "invalid_request_id",
             format!(
@@ -124,44 +114,25 @@ pub fn precheck(
             ),
         ));
     }
-    let ping = header(headers, "x-event-key").as_deref() == Some("diagnostics:ping");
-    if let Some(secret) = secret.filter(|s| !s.is_empty())
-        && !ping
-    {
-        let signatures: Vec<_> = headers
-            .iter()
-            .filter(|(k, _)| k.trim().eq_ignore_ascii_case("x-hub-signature"))
-            .collect();
-        match signatures.as_slice() {
-            [] => {
-                return Some((
-                    401,
-                    "missing_signature",
-                    "a secret is configured but the delivery is not signed".into(),
-                ));
-            }
-            [(_, v)] => match signature_mac(v.trim()) {
-                None => {
-                    return Some((
-                        403,
-                        "invalid_signature",
-                        "X-Hub-Signature is not sha256= and 64 hex digits".into(),
-                    ));
-                }
-                Some(mac) if !signed_by(secret, body, &mac) => {
-                    return Some((
-                        403,
-                        "invalid_signature",
-                        "the signature does not match the body".into(),
-                    ));
-                }
-                Some(_) => {}
-            },
-            // Sent twice: the connector decides (it refuses an ambiguous signature).
-            _ => {}
-        }
+    let check = bbdc_host::signature::check(secret, headers, body);
+    // Bitbucket never signs the ping: the connector answers it, and nothing rides on it.
+    if header(headers, "x-event-key").as_deref() == Some("diagnostics:ping") {
+        return Ok(check);
     }
-    None
+    match check {
+        SignatureCheck::Missing => Err((
+            401,
+            "missing_signature",
+            "a secret is configured but the delivery is not signed".into(),
+        )),
+        SignatureCheck::Malformed(why) => Err((403, "invalid_signature", why)),
+        SignatureCheck::Mismatch => Err((
+            403,
+            "invalid_signature",
+            "the signature does not match the body".into(),
+        )),
+        check @ (SignatureCheck::Matches | SignatureCheck::NoSecret) => Ok(check),
+    }
 }
 
 /// The report for a body over the cap, when the host stopped reading it.
@@ -199,11 +170,12 @@ pub fn handle(
             &headers,
         );
     }
-    if let Some((status, code, message)) = precheck(secret, &headers, &body) {
-        return rejected(status, code, message, &headers);
-    }
+    let check = match precheck(secret, &headers, &body) {
+        Ok(check) => check,
+        Err((status, code, message)) => return rejected(status, code, message, &headers),
+    };
     let req = WebhookRequest { headers, body };
-    let outcome = match runtime.handle_webhook(tenant, secret, &req) {
+    let outcome = match runtime.handle_checked_webhook(tenant, check, &req) {
         Ok(o) => o,
         Err(CallError::Connector(e)) => {
             let (status, code, message) = match e {
@@ -322,7 +294,11 @@ mod tests {
     fn the_host_refuses_what_it_can_tell_before_the_sandbox_sees_it() {
         let body = br#"{"eventKey":"pr:opened"}"#;
         let good = signed("s", body);
-        let code = |h: &[(&str, &str)]| precheck(Some("s"), &with(h), body).map(|r| (r.0, r.1));
+        let code = |h: &[(&str, &str)]| {
+            precheck(Some("s"), &with(h), body)
+                .map_err(|r| (r.0, r.1))
+                .err()
+        };
         assert_eq!(
             code(&[("X-Event-Key", "pr:opened")]),
             Some((401, "missing_signature"))
@@ -336,10 +312,36 @@ mod tests {
             code(&[("X-Hub-Signature", wrong.as_str())]),
             Some((403, "invalid_signature"))
         );
-        assert_eq!(code(&[("x-hub-signature", good.as_str())]), None);
-        // A ping is never signed; with no secret nothing is checked.
-        assert_eq!(code(&[("X-Event-Key", "diagnostics:ping")]), None);
-        assert_eq!(precheck(None, &with(&[]), body), None);
+        assert_eq!(
+            code(&[
+                ("X-Hub-Signature", good.as_str()),
+                ("X-Hub-Signature", good.as_str())
+            ]),
+            Some((403, "invalid_signature")),
+            "an ambiguous signature"
+        );
+        assert_eq!(
+            precheck(
+                Some("s"),
+                &with(&[("x-hub-signature", good.as_str())]),
+                body
+            ),
+            Ok(SignatureCheck::Matches),
+            "the check is handed on, not made again"
+        );
+        // A ping is never signed: it goes on to the connector, which answers it.
+        assert_eq!(
+            precheck(
+                Some("s"),
+                &with(&[("X-Event-Key", "diagnostics:ping")]),
+                body
+            ),
+            Ok(SignatureCheck::Missing)
+        );
+        assert_eq!(
+            precheck(None, &with(&[]), body),
+            Ok(SignatureCheck::NoSecret)
+        );
         let long = "x".repeat(MAX_REQUEST_ID_CHARS + 1);
         assert_eq!(
             code(&[

@@ -5,9 +5,23 @@ wit_bindgen::generate!({ world: "connector-plugin-build", path: "../../wit" });
 
 use exports::ingest::bitbucket_dc::connector::Guest as Connector;
 use ingest::bitbucket_dc::types::*;
-use ingest::bitbucket_dc::{http, log, storage};
+use ingest::bitbucket_dc::{delivery, http, log, storage};
 
 struct Hostile;
+
+thread_local! {
+    /// The base URL of this instance's previous `memo` call: shows which calls share an instance.
+    static LAST_SEEN: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// A response body kept open past the end of a `keep-body` call.
+    static KEPT_BODY: std::cell::RefCell<Option<http::Body>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The misbehaviour the base URL's last segment names, and the URL before it.
+fn mode(conn: &Connection) -> (String, String) {
+    let base = conn.base_url.trim_end_matches('/');
+    let (root, mode) = base.rsplit_once('/').unwrap_or((base, ""));
+    (root.to_string(), mode.to_string())
+}
 
 fn report(note: String) -> ConnectionReport {
     ConnectionReport {
@@ -49,9 +63,8 @@ impl Connector for Hostile {
     }
 
     fn check_connection(conn: Connection, _: RepoFilter) -> Result<ConnectionReport, ConnectorError> {
-        let base = conn.base_url.trim_end_matches('/').to_string();
-        let (root, mode) = base.rsplit_once('/').unwrap_or((&base, ""));
-        match mode {
+        let (root, mode) = mode(&conn);
+        match mode.as_str() {
             "loop" => {
                 let mut n: u64 = 0;
                 loop {
@@ -93,10 +106,36 @@ impl Connector for Hostile {
                 }
                 Ok(report("flooded".into()))
             }
+            "delivery" => Ok(report(format!("check:{:?}", delivery::check_signature()))),
+            "memo" => {
+                let previous = LAST_SEEN.with(|l| l.replace(Some(conn.base_url.clone())));
+                Ok(report(format!("previous:{previous:?}")))
+            }
+            "keep-body" => {
+                if KEPT_BODY.with(|k| k.borrow().is_some()) {
+                    return Ok(report("holding a body from an earlier call".into()));
+                }
+                let request = http::Request {
+                    method: http::Method::Get,
+                    url: format!("{root}/keep-body/rest/api/1.0/application-properties"),
+                    headers: vec![],
+                };
+                match http::send_streaming(&request) {
+                    Ok((_, body)) => {
+                        KEPT_BODY.with(|k| k.replace(Some(body)));
+                        Ok(report("kept a body".into()))
+                    }
+                    Err(e) => Ok(report(format!("error:{e:?}"))),
+                }
+            }
             _ => Ok(report("well-behaved".into())),
         }
     }
-    fn list_projects(_: Connection, _: PageRequest) -> Result<ProjectPage, ConnectorError> {
+    /// Traps in `memo` mode, so a test can see what follows a trap.
+    fn list_projects(conn: Connection, _: PageRequest) -> Result<ProjectPage, ConnectorError> {
+        if mode(&conn).1 == "memo" {
+            panic!("hostile plugin traps after a memo");
+        }
         Err(refuse())
     }
     fn list_repos(
@@ -132,12 +171,16 @@ impl Connector for Hostile {
     fn list_users(_: Connection, _: PageRequest) -> Result<UserPage, ConnectorError> {
         Err(refuse())
     }
-    fn handle_webhook(
-        _: Connection,
-        _: Option<String>,
-        _: WebhookRequest,
-    ) -> Result<WebhookOutcome, WebhookError> {
-        Err(WebhookError::MalformedPayload("hostile plugin".into()))
+    /// Reports everything a delivery lets it see: the connection, every header, the body and
+    /// the host's signature check (and a second check, which must answer the same).
+    fn handle_webhook(conn: Connection, req: WebhookRequest) -> Result<WebhookOutcome, WebhookError> {
+        let first = delivery::check_signature();
+        let second = delivery::check_signature();
+        Err(WebhookError::MalformedPayload(format!(
+            "conn:{conn:?} headers:{:?} body:{} check:{first:?} again:{second:?}",
+            req.headers,
+            String::from_utf8_lossy(&req.body),
+        )))
     }
 }
 
