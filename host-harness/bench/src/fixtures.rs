@@ -6,6 +6,7 @@ use bbdc_connector::fake::FakeHost;
 use bbdc_connector::host::{BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
 use bbdc_connector::model as native;
 use bbdc_host::http::{CannedResponse, Responder, StreamBody};
+use bbdc_host::storage::KvStore;
 use bbdc_sim::{RepoFixture, repo_fixture};
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
@@ -173,6 +174,9 @@ impl BodyStream for NativeBody {
 pub struct NativeHost {
     responder: Arc<dyn Responder>,
     store: FakeHost,
+    /// The host store and tenant namespace the connector's state goes to instead of `store`,
+    /// as the component's host keeps it.
+    kv: Option<(Arc<dyn KvStore>, String)>,
     /// The host's signature check of the delivery being handled.
     signature: std::cell::RefCell<Option<native::SignatureCheck>>,
 }
@@ -183,8 +187,17 @@ impl NativeHost {
         Self {
             responder,
             store: FakeHost::new(),
+            kv: None,
             signature: std::cell::RefCell::new(None),
         }
+    }
+
+    /// The same host, keeping the connector's state in `kv` under `tenant` (as
+    /// `bbdc_host::imports` does for the component) instead of in memory. A store error reads
+    /// as an absent key or a refused write, where the component would trap.
+    pub fn with_store(mut self, kv: Arc<dyn KvStore>, tenant: &str) -> Self {
+        self.kv = Some((kv, tenant.to_owned()));
+        self
     }
 
     /// Hands the core the host's check of the next delivery's signature, made as the
@@ -242,27 +255,49 @@ impl Host for NativeHost {
     }
 
     fn storage_get(&self, key: &str) -> Option<Vec<u8>> {
-        self.store.storage_get(key)
+        match &self.kv {
+            Some((kv, t)) => kv.get(t, key).ok().flatten(),
+            None => self.store.storage_get(key),
+        }
     }
 
     fn storage_set(&self, key: &str, value: &[u8]) {
-        self.store.storage_set(key, value);
+        match &self.kv {
+            Some((kv, t)) => drop(kv.set(t, key, value)),
+            None => self.store.storage_set(key, value),
+        }
     }
 
     fn storage_delete(&self, key: &str) {
-        self.store.storage_delete(key);
+        match &self.kv {
+            Some((kv, t)) => drop(kv.delete(t, key)),
+            None => self.store.storage_delete(key),
+        }
     }
 
     fn storage_compare_and_swap(&self, key: &str, expected: Option<&[u8]>, value: &[u8]) -> bool {
-        self.store.storage_compare_and_swap(key, expected, value)
+        match &self.kv {
+            Some((kv, t)) => kv
+                .compare_and_swap(t, key, expected, value)
+                .unwrap_or(false),
+            None => self.store.storage_compare_and_swap(key, expected, value),
+        }
     }
 
     fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
-        self.store.storage_get_many(keys)
+        match &self.kv {
+            Some((kv, t)) => kv
+                .get_many(t, keys)
+                .unwrap_or_else(|_| vec![None; keys.len()]),
+            None => self.store.storage_get_many(keys),
+        }
     }
 
     fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {
-        self.store.storage_set_many(entries);
+        match &self.kv {
+            Some((kv, t)) => drop(kv.set_many(t, entries)),
+            None => self.store.storage_set_many(entries),
+        }
     }
 
     /// The check handed over with [`NativeHost::set_signature`], once; without one, the

@@ -2,8 +2,8 @@
 //! each on its own keep-alive connection; the endpoint checks each signature in the host, lets a
 //! warm instance of the tenant's interpret the delivery, and persists it to SQLite on disk before it answers, as `bbdc serve` does. A native baseline
 //! endpoint runs in the same benchmark, alternating with it: the same HTTP stack, the same
-//! host-side HMAC check, the connector's core compiled natively instead of the component, and
-//! the same group-committed SQLite write.
+//! host-side HMAC check, the connector's state in the same SQLite store, the connector's core
+//! compiled natively instead of the component, and the same group-committed SQLite write.
 
 use super::core::{SECRET, signature, webhook_body, webhook_headers};
 use super::fixtures::{BASE_URL, FixtureResponder, NativeHost};
@@ -54,6 +54,9 @@ struct Totals {
 struct Baseline {
     /// What the core's hosts answer requests from (a delivery makes none).
     fixture: Arc<FixtureResponder>,
+    /// The connector's state (the newest version seen of each pull request), in the same kind
+    /// of store and file as the component's tenant keeps it.
+    kv: Arc<SqliteKv>,
     records: SqliteRecords,
     /// Keyed by the delivery's signature.
     stored: HashMap<String, PullRequest>,
@@ -81,13 +84,16 @@ impl Baseline {
             base_url: BASE_URL.into(),
             page_size: None,
         };
-        // One core host per worker thread, its storage in memory and kept across deliveries
-        // as a tenant's is (the core's host is not shared between threads).
+        // One core host per worker thread (the core's host is not shared between threads), the
+        // connector's state in one SQLite store that every worker shares, as the tenant's is.
         thread_local! {
             static HOST: std::cell::RefCell<Option<NativeHost>> = const { std::cell::RefCell::new(None) };
         }
         let outcome = HOST.with_borrow_mut(|host| {
-            let host = host.get_or_insert_with(|| NativeHost::new(Arc::clone(&self.fixture) as _));
+            let host = host.get_or_insert_with(|| {
+                NativeHost::new(Arc::clone(&self.fixture) as _)
+                    .with_store(Arc::clone(&self.kv) as _, "bench")
+            });
             host.set_signature(check);
             bbdc_connector::webhook::handle_webhook(&*host, &conn, &req)
         });
@@ -296,6 +302,7 @@ pub fn throughput(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<Vec<
     let baseline_db = dir.path().join("baseline.sqlite");
     let baseline = Arc::new(Baseline {
         fixture,
+        kv: Arc::new(SqliteKv::open(&baseline_db)?),
         records: SqliteRecords::open(&baseline_db)?,
         stored,
     });
@@ -352,7 +359,7 @@ pub fn throughput(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<Vec<
             unit: "/s",
             target: Target::None,
             detail: format!(
-                "{} deliveries in {:.2} s, p50 {:.1} ms; the same HTTP stack, host HMAC check and group-committed SQLite write, the connector's core compiled natively (one core host per worker thread) instead of the component",
+                "{} deliveries in {:.2} s, p50 {:.1} ms; the same HTTP stack, host HMAC check, connector state in SQLite and group-committed record write, the connector's core compiled natively (one core host per worker thread) instead of the component",
                 nat.accepted,
                 nat.wall.as_secs_f64(),
                 native_p50.as_secs_f64() * 1e3
