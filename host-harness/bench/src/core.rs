@@ -166,6 +166,7 @@ impl CoreBench {
         let _ = wasm_once(next_id());
         let (rounds, iters) = self.plan(start.elapsed());
         let ids = std::cell::RefCell::new(next_id);
+        let before = self.runtime.instance_counts();
         let (wasm, nat) = side_by_side(
             rounds,
             iters,
@@ -177,6 +178,13 @@ impl CoreBench {
                 let id = (ids.borrow_mut())();
                 let _ = native_once(id);
             },
+        );
+        // What `bbdc serve` pays is a warm instance's call: the deliveries must have reused.
+        let created = self.runtime.instance_counts().created - before.created;
+        let calls = u64::try_from(rounds * iters).unwrap_or(u64::MAX);
+        ensure!(
+            created <= 1 + calls / u64::from(InstanceReuse::default().max_calls),
+            "{created} instances for {calls} deliveries of one tenant: the warm instance was not reused"
         );
         Ok(vec![Figure {
             bench: 1,

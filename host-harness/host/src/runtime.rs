@@ -106,7 +106,8 @@ pub struct RuntimeConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InstanceReuse {
     /// Idle instances the runtime keeps, over all tenants; the least recently used goes first.
-    /// Each holds its linear memory (about 1.2 MiB for the connector after a typical call).
+    /// Each holds its linear memory (a few MiB for the connector after a typical call, at most
+    /// `max_memory`), so this bounds what idle instances hold.
     pub max_idle: usize,
     /// Calls an instance serves before it is retired.
     pub max_calls: u32,
@@ -125,12 +126,15 @@ impl InstanceReuse {
 }
 
 impl Default for InstanceReuse {
-    /// 32 idle instances, 1000 calls each, retired past 16 MiB of memory.
+    /// 16 idle instances (enough for a sync's or an endpoint's workers of a tenant or two), 1000
+    /// calls each, retired past 8 MiB of memory: small calls (webhooks, listings) reuse, while
+    /// an instance that grew over a large page gives its memory back. Idle instances hold at
+    /// most 128 MiB in all.
     fn default() -> Self {
         Self {
-            max_idle: 32,
+            max_idle: 16,
             max_calls: 1000,
-            max_memory: 16 << 20,
+            max_memory: 8 << 20,
         }
     }
 }
