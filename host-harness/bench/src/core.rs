@@ -299,7 +299,7 @@ impl CoreBench {
             unit: "×",
             target: Target::AtMost(1.5),
             detail: format!(
-                "one `fetch-pull-requests` call over a {:.2} MB page: parse, normalise and fingerprint every item, look each up in storage (all unchanged); wasm {:.2} ms vs native {:.2} ms; median of {rounds} rounds × {iters}",
+                "one `fetch-pull-requests` call over a {:.2} MB page: parse, normalise and fingerprint every item, read their memos from storage in one `get-many` (all unchanged); wasm {:.2} ms vs native {:.2} ms; median of {rounds} rounds × {iters}",
                 page_bytes as f64 / 1e6,
                 wasm.as_secs_f64() * 1e3,
                 nat.as_secs_f64() * 1e3
