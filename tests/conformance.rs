@@ -167,9 +167,9 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
     let world = sim.world();
     let d = sim.dialect();
     let mut keys_sent = BTreeSet::new();
-    for r in &world.repos {
+    for r in world.repos() {
         for p in &r.prs {
-            for (key, payload) in webhook_events(&d, r, p) {
+            for (key, payload) in webhook_events(&d, &r, p) {
                 reference::assert_webhook(key, &payload);
                 keys_sent.insert(key);
             }
@@ -212,8 +212,8 @@ fn every_body_of_every_version_conforms_to_the_reference() {
 /// A valid body from the simulator, for the drift cases below.
 fn valid_pull_request() -> Value {
     let world = bbdc_sim::world::World::generate(&spec());
-    let r = &world.repos[0];
-    Dialect::default().pull_request(r, &r.prs[0], false)
+    let r = world.repo_now(0);
+    Dialect::default().pull_request(&r, &r.prs[0], false)
 }
 
 /// A rewrite of a valid body into a shape the reference does not allow.

@@ -171,7 +171,7 @@ fn make_bodies() -> Vec<(ServerVersion, Kind, Value)> {
             version,
             ..Dialect::default()
         };
-        let r = &world.repos[0];
+        let r = &*world.repo_now(0);
         let p = &r.prs[0];
         let prs: Vec<Value> = r.prs.iter().map(|p| d.pull_request(r, p, false)).collect();
         out.push((version, Kind::PullRequestPage, d.page(prs, 0, 25, 50)));
@@ -191,7 +191,7 @@ fn make_bodies() -> Vec<(ServerVersion, Kind, Value)> {
             f.removed = f.removed.min(2);
         }
         out.push((version, Kind::Diff, d.diff(&small)));
-        let repos: Vec<Value> = world.repos.iter().map(|r| d.repo(r)).collect();
+        let repos: Vec<Value> = world.repos().map(|r| d.repo(&r)).collect();
         out.push((version, Kind::RepoPage, d.page(repos, 0, 25, 50)));
         let projects: Vec<Value> = world
             .projects

@@ -229,9 +229,9 @@ fn every_webhook_event_of_every_version_and_variant_is_accepted_with_its_snapsho
             version,
             shapes: Shapes::Reference,
         };
-        for r in world.repos.iter().filter(|r| !r.prs.is_empty()) {
+        for r in world.repos().filter(|r| !r.prs.is_empty()) {
             let p = &r.prs[0];
-            for (key, payload) in webhook_events(&reference, r, p) {
+            for (key, payload) in webhook_events(&reference, &r, p) {
                 let mut snapshots = Vec::new();
                 for seed in [None, Some(1), Some(2), Some(3)] {
                     let shapes = seed.map_or(Shapes::Reference, |seed| Shapes::Varied { seed });

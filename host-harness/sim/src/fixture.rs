@@ -32,22 +32,9 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
         prs_per_repo: prs,
         users: 12,
     });
-    let repo = world
-        .repos
-        .iter()
-        .find(|r| !r.project.starts_with('~'))
-        .or(world.repos.first());
+    // The first repository of the first normal project.
+    let r = world.repo_now(0);
     let d = Dialect::default();
-    let Some(r) = repo else {
-        return RepoFixture {
-            project: String::new(),
-            slug: String::new(),
-            list_page: d.page(Vec::new(), 0, 1, 1).to_string(),
-            first_pull_request: Value::Null,
-            activities: Default::default(),
-            diffs: Default::default(),
-        };
-    };
     let mut sorted: Vec<&SimPr> = r.prs.iter().collect();
     sorted.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
     let n = sorted.len().max(1);
@@ -56,7 +43,10 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
         slug: r.slug.clone(),
         list_page: d
             .page(
-                sorted.iter().map(|p| d.pull_request(r, p, false)).collect(),
+                sorted
+                    .iter()
+                    .map(|p| d.pull_request(&r, p, false))
+                    .collect(),
                 0,
                 n,
                 n,
@@ -64,7 +54,7 @@ pub fn repo_fixture(prs: usize) -> RepoFixture {
             .to_string(),
         first_pull_request: sorted
             .first()
-            .map(|p| d.pull_request(r, p, false))
+            .map(|p| d.pull_request(&r, p, false))
             .unwrap_or_default(),
         activities: r
             .prs

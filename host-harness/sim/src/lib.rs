@@ -94,20 +94,14 @@ impl Simulator {
         let addr = listener.local_addr()?;
         let world = World::generate(&config.spec);
         // The first open pull requests of the last repository are permanently broken.
-        let broken: HashSet<(String, String, u64)> = world
-            .repos
+        let last = world.repo_now(world.repo_count() - 1);
+        let broken: HashSet<(String, String, u64)> = last
+            .prs
             .iter()
-            .rev()
-            .find(|r| !r.prs.is_empty())
-            .map(|r| {
-                r.prs
-                    .iter()
-                    .filter(|p| p.state == "OPEN")
-                    .take(config.faults.broken_prs)
-                    .map(|p| (r.project.clone(), r.slug.clone(), p.id))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .filter(|p| p.state == "OPEN")
+            .take(config.faults.broken_prs)
+            .map(|p| (last.project.clone(), last.slug.clone(), p.id))
+            .collect();
         let state = Arc::new(State {
             world: Mutex::new(world),
             faults: Mutex::new(config.faults.clone()),
@@ -214,6 +208,7 @@ impl Simulator {
     }
 
     /// Ground truth: one `pull_request` line per pull request, sorted by (project, repo, id).
+    /// It holds the whole world's pull requests: for the instances tests compare in full.
     pub fn truth(&self) -> Vec<Value> {
         let Ok(world) = self.state.world.lock() else {
             return Vec::new();
@@ -221,9 +216,13 @@ impl Simulator {
         // A server without drafts (before 8.18) has no draft pull requests to report.
         let drafts = self.state.dialect.version.has_draft();
         let mut out: Vec<Value> = world
-            .repos
-            .iter()
-            .flat_map(|r| r.prs.iter().map(move |p| World::truth(r, p)))
+            .repos()
+            .flat_map(|r| {
+                r.prs
+                    .iter()
+                    .map(|p| World::truth(&r, p))
+                    .collect::<Vec<_>>()
+            })
             .map(|mut t| {
                 if !drafts {
                     t["draft"] = Value::Bool(false);
@@ -256,7 +255,7 @@ impl Simulator {
             .map(|w| {
                 (
                     w.projects.iter().filter(|k| !k.starts_with('~')).count(),
-                    w.repos.len(),
+                    w.repo_count(),
                     w.users.len(),
                 )
             })
@@ -283,5 +282,59 @@ impl Simulator {
         if let Some(server) = self.server.take() {
             server.stop();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(sim: &Simulator, path: &str) -> Value {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let body = agent
+            .get(format!("{}/rest/api/1.0/{path}", sim.base_url()))
+            .call()
+            .and_then(|mut r| r.body_mut().read_to_string())
+            .unwrap_or_default();
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn fifty_thousand_repositories_are_served_page_by_page() {
+        let sim = Simulator::start(SimConfig {
+            spec: WorldSpec {
+                projects: 2000,
+                repos_per_project: 25,
+                prs_per_repo: 20,
+                ..WorldSpec::default()
+            },
+            ..SimConfig::default()
+        })
+        .unwrap();
+        assert_eq!(sim.counts().1, 50_003);
+        // Active repositories: 50,000 normal and two personal (the archived one is left out).
+        let near_end = get(&sim, "repos?start=49975&limit=25");
+        assert_eq!(near_end["values"].as_array().map(Vec::len), Some(25));
+        assert_eq!(near_end["nextPageStart"], 50_000);
+        let end = get(&sim, "repos?start=50000&limit=25");
+        assert_eq!(end["values"].as_array().map(Vec::len), Some(2));
+        assert_eq!(end["isLastPage"], true);
+        let all = get(&sim, "repos?start=50000&limit=25&archived=ALL");
+        assert_eq!(all["values"].as_array().map(Vec::len), Some(3));
+        let last = get(&sim, "projects/P2000/repos?limit=100");
+        assert_eq!(last["values"].as_array().map(Vec::len), Some(25));
+        let prs = get(
+            &sim,
+            "projects/P1999/repos/repo-25/pull-requests?state=ALL&limit=50",
+        );
+        assert_eq!(prs["values"].as_array().map(Vec::len), Some(20));
+        assert_eq!(prs["values"][0]["toRef"]["repository"]["slug"], "repo-25");
+        let projects = get(&sim, "projects?start=1975&limit=25");
+        assert_eq!(projects["values"][24]["key"], "P2000");
+        assert_eq!(projects["isLastPage"], true);
+        sim.stop();
     }
 }

@@ -243,11 +243,24 @@ impl Dialect {
 
     /// A page of `values` as `start`/`limit` ask (the limit capped at `cap`, answered back).
     pub fn page(&self, values: Vec<Value>, start: usize, limit: usize, cap: usize) -> Value {
+        self.page_of(values.into_iter(), start, limit, cap, |v| v)
+    }
+
+    /// A page of a listing given as an iterator of its items in order, rendering only the
+    /// items on the page (`render`), so that a listing of 50,000 repositories costs a page's
+    /// rendering, not the whole listing's.
+    pub fn page_of<T>(
+        &self,
+        mut items: impl Iterator<Item = T>,
+        start: usize,
+        limit: usize,
+        cap: usize,
+        render: impl FnMut(T) -> Value,
+    ) -> Value {
         let limit = limit.clamp(1, cap);
-        let total = values.len();
-        let items: Vec<Value> = values.into_iter().skip(start).take(limit).collect();
-        let last = start.saturating_add(items.len()) >= total;
-        let mut v = json!({"size": items.len(), "limit": limit, "start": start, "isLastPage": last, "values": items});
+        let values: Vec<Value> = items.by_ref().skip(start).take(limit).map(render).collect();
+        let last = items.next().is_none();
+        let mut v = json!({"size": values.len(), "limit": limit, "start": start, "isLastPage": last, "values": values});
         if !last {
             v["nextPageStart"] = json!(start + limit);
         }

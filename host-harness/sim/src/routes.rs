@@ -4,7 +4,7 @@
 
 use crate::render::{self, error as error_json, user as user_json};
 use crate::server::State;
-use crate::world::{SimPr, SimRepo};
+use crate::world::SimPr;
 use serde_json::Value;
 
 const CAP_PROJECTS: usize = 25;
@@ -115,7 +115,7 @@ impl State {
             })
             .collect();
         let seg: Vec<&str> = seg.iter().map(String::as_str).collect();
-        let Ok(world) = self.world.lock() else {
+        let Ok(mut world) = self.world.lock() else {
             return (
                 500,
                 error_json(
@@ -124,8 +124,6 @@ impl State {
                 ),
             );
         };
-        let find_repo =
-            |k: &str, s: &str| world.repos.iter().find(|r| r.project == k && r.slug == s);
         let no_repo = |k: &str, s: &str| {
             (
                 404,
@@ -142,16 +140,12 @@ impl State {
             ["application-properties"] => ok(d.application_properties()),
             // Personal projects are not listed (research notes rest.md §5; Sourcegraph and
             // Renovate reach personal repositories through `/repos`).
-            ["projects"] => ok(d.page(
-                world
-                    .projects
-                    .iter()
-                    .filter(|k| !k.starts_with('~'))
-                    .map(|k| render::project(k))
-                    .collect(),
+            ["projects"] => ok(d.page_of(
+                world.projects.iter().filter(|k| !k.starts_with('~')),
                 start,
                 limit,
                 CAP_PROJECTS,
+                |k| render::project(k),
             )),
             ["projects", key, "repos"] => {
                 // A personal project exists for every user (it is made on first access: Atlassian
@@ -169,44 +163,29 @@ impl State {
                     );
                 }
                 // Archived repositories included: this listing has no `archived` filter (reference).
-                ok(d.page(
-                    world
-                        .repos
-                        .iter()
-                        .filter(|r| r.project == *key)
-                        .map(|r| d.repo(r))
-                        .collect(),
-                    start,
-                    limit,
-                    CAP_REPOS,
-                ))
+                let listed = world.project_repos(key);
+                ok(d.page_of(listed.into_iter(), start, limit, CAP_REPOS, |i| {
+                    d.repo(&world.repo(i))
+                }))
             }
             ["repos"] => {
                 let wanted = q
                     .iter()
                     .find(|(k, _)| k == "archived")
                     .map(|(_, v)| v.to_ascii_uppercase());
-                let admits = |r: &&SimRepo| {
+                let admits = |archived: bool| {
                     // 8.0+ filters by `archived`, ACTIVE unless asked (reference); older servers
                     // have no archiving and ignore the parameter.
                     !d.version.has_archiving()
                         || match wanted.as_deref() {
                             Some("ALL") => true,
-                            Some("ARCHIVED") => r.archived,
-                            _ => !r.archived,
+                            Some("ARCHIVED") => archived,
+                            _ => !archived,
                         }
                 };
-                ok(d.page(
-                    world
-                        .repos
-                        .iter()
-                        .filter(admits)
-                        .map(|r| d.repo(r))
-                        .collect(),
-                    start,
-                    limit,
-                    CAP_REPOS,
-                ))
+                let archived = world.archived_index();
+                let listed = (0..world.repo_count()).filter(move |&i| admits(i == archived));
+                ok(d.page_of(listed, start, limit, CAP_REPOS, |i| d.repo(&world.repo(i))))
             }
             ["admin", "users"] | ["users"] => ok(d.page(
                 world.users.iter().map(|u| user_json(u)).collect(),
@@ -215,14 +194,14 @@ impl State {
                 CAP_USERS,
             )),
             ["projects", k, "repos", s, "pull-requests"] => {
-                let Some(r) = find_repo(k, s) else {
+                let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
                     return no_repo(k, s);
                 };
                 let mut prs: Vec<&SimPr> = r.prs.iter().collect();
                 prs.sort_by(|a, b| b.updated.cmp(&a.updated).then(b.id.cmp(&a.id)));
                 ok(d.page(
                     prs.into_iter()
-                        .map(|p| d.pull_request(r, p, false))
+                        .map(|p| d.pull_request(&r, p, false))
                         .collect(),
                     start,
                     limit,
@@ -230,7 +209,7 @@ impl State {
                 ))
             }
             ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
-                let Some(r) = find_repo(k, s) else {
+                let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
                     return no_repo(k, s);
                 };
                 let Some(p) = id
@@ -247,7 +226,7 @@ impl State {
                     );
                 };
                 match rest {
-                    [] => ok(d.pull_request(r, p, true)),
+                    [] => ok(d.pull_request(&r, p, true)),
                     ["activities"] => ok(d.page(
                         p.activities
                             .iter()

@@ -3,7 +3,6 @@
 
 use crate::render::user as user_json;
 use crate::server::State;
-use crate::world;
 use hmac::{Hmac, Mac};
 use serde_json::json;
 use sha2::Sha256;
@@ -13,41 +12,39 @@ impl State {
     pub(crate) fn touch_random(&self) -> Option<(String, String, u64, &'static str)> {
         let mut rng = self.rng.lock().ok()?;
         let mut world = self.world.lock().ok()?;
-        let open: Vec<(usize, usize)> = world
-            .repos
-            .iter()
-            .enumerate()
-            .flat_map(|(ri, r)| {
-                r.prs
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| p.state == "OPEN")
-                    .map(move |(pi, _)| (ri, pi))
-            })
-            // Archived repositories are read-only.
-            .filter(|(ri, _)| !world.repos[*ri].archived)
-            .filter(|(ri, pi)| {
-                let r = &world.repos[*ri];
-                !self
-                    .broken
-                    .contains(&(r.project.clone(), r.slug.clone(), r.prs[*pi].id))
-            })
-            .collect();
-        if open.is_empty() {
-            return None;
+        // A random repository that is not archived (archived ones are read-only), then a random
+        // open pull request in it that is not permanently broken; a few repositories are tried,
+        // so that the cost does not grow with the world.
+        let mut chosen = None;
+        for _ in 0..64 {
+            let ri = rng.usize(0..world.repo_count());
+            if world.is_archived(ri) {
+                continue;
+            }
+            let r = world.repo(ri);
+            let open: Vec<usize> = r
+                .prs
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.state == "OPEN")
+                .filter(|(_, p)| {
+                    !self
+                        .broken
+                        .contains(&(r.project.clone(), r.slug.clone(), p.id))
+                })
+                .map(|(pi, _)| pi)
+                .collect();
+            if !open.is_empty() {
+                chosen = Some((ri, open[rng.usize(0..open.len())]));
+                break;
+            }
         }
-        let (ri, pi) = open[rng.usize(0..open.len())];
-        let newest = world
-            .repos
-            .iter()
-            .flat_map(|r| r.prs.iter().map(|p| p.updated))
-            .max()
-            .unwrap_or(world::EPOCH);
-        world.clock = world.clock.max(newest) + 60_000;
+        let (ri, pi) = chosen?;
+        world.clock += 60_000;
         let now = world.clock;
-        let (key, reviewer) = world.touch(ri, pi, now, &mut rng);
-        let r = &world.repos[ri];
-        let p = &r.prs[pi];
+        let (key, reviewer) = world.touch(ri, pi, now, &mut rng)?;
+        let r = world.repo(ri);
+        let p = r.prs.get(pi)?;
         let target = self.webhook.lock().ok().and_then(|w| w.clone());
         if let Some((url, secret)) = &target {
             let d = &self.dialect;
@@ -59,7 +56,7 @@ impl State {
                 }
                 None => json!({}),
             };
-            let payload = d.webhook(key, r, p, actor, extra);
+            let payload = d.webhook(key, &r, p, actor, extra);
             let body = d.finish(&format!("webhook {key} {}", world.clock), payload);
             send_webhook(url, secret, key, body.as_bytes());
         }

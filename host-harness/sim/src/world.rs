@@ -10,6 +10,8 @@
 //!   as an ordinary repository).
 
 use serde_json::{Value, json};
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 /// Size of the generated world.
 #[derive(Debug, Clone)]
@@ -131,18 +133,36 @@ impl SimRepo {
     }
 }
 
-/// The world.
+/// Repositories generated from the seed kept at once (those being synced at the moment), so that
+/// the requests of one repository's pass do not generate it again each time.
+const RECENT: usize = 64;
+
+/// Where the repositories beyond the normal projects' live (see the module documentation).
+const EXTRAS: usize = 3;
+
+/// Latest time a generated pull request can have been updated: created within 60 days of
+/// [`EPOCH`], then at most four steps of under 600 minutes each.
+const GENERATED_UNTIL: i64 = EPOCH + (60 * 24 * 60 + 4 * 600) * MINUTE;
+
+/// The world: its users and projects, and its repositories, which are generated from the seed
+/// when asked for (a repository's pull requests depend only on the seed and the repository's
+/// place), so that an instance of 50,000 repositories costs no more memory than one of ten.
+/// Repositories changed since ([`World::touch`]) are kept, and the few asked for last.
 #[derive(Debug, Clone)]
 pub struct World {
+    /// What it was generated from.
+    pub spec: WorldSpec,
     /// User slugs (the last is a service account).
     pub users: Vec<String>,
     /// Project keys (personal ones start with `~`).
     pub projects: Vec<String>,
-    /// Repositories.
-    pub repos: Vec<SimRepo>,
-    /// Next activity id.
+    /// Repositories changed since they were generated, by index.
+    edited: HashMap<usize, Arc<SimRepo>>,
+    /// Repositories generated last, newest at the back.
+    recent: VecDeque<(usize, Arc<SimRepo>)>,
+    /// Next activity id (of activities added after generation).
     pub next_activity: u64,
-    /// Simulated clock.
+    /// Simulated clock: later than any generated update.
     pub clock: i64,
 }
 
@@ -152,88 +172,195 @@ fn hex(rng: &mut fastrand::Rng) -> String {
         .collect()
 }
 
+/// Parses `{prefix}{n}` with `n` ≥ 1.
+fn numbered(s: &str, prefix: &str) -> Option<usize> {
+    let n: usize = s.strip_prefix(prefix)?.parse().ok()?;
+    (n >= 1 && s == format!("{prefix}{n}")).then_some(n)
+}
+
 impl World {
-    /// Generates the world for `spec`.
+    /// The world for `spec` (nothing is generated until asked for).
     pub fn generate(spec: &WorldSpec) -> World {
-        let mut rng = fastrand::Rng::with_seed(spec.seed);
-        let mut users: Vec<String> = (1..=spec.users.max(3))
-            .map(|i| format!("user{i}"))
-            .collect();
+        let spec = WorldSpec {
+            projects: spec.projects.max(1),
+            repos_per_project: spec.repos_per_project.max(1),
+            users: spec.users.max(3),
+            ..spec.clone()
+        };
+        let mut users: Vec<String> = (1..=spec.users).map(|i| format!("user{i}")).collect();
         users.push("ci-bot".into());
-        let mut projects: Vec<String> = (1..=spec.projects.max(1))
-            .map(|i| format!("P{i}"))
-            .collect();
-        let personal = format!("~{}", users[0].to_uppercase());
-        let personal2 = format!("~{}", users[1].to_uppercase());
-        projects.push(personal.clone());
-        projects.push(personal2.clone());
-        let mut world = World {
+        let mut projects: Vec<String> = (1..=spec.projects).map(|i| format!("P{i}")).collect();
+        projects.push(format!("~{}", users[0].to_uppercase()));
+        projects.push(format!("~{}", users[1].to_uppercase()));
+        World {
+            spec,
             users,
             projects,
-            repos: Vec::new(),
-            next_activity: 1,
-            clock: EPOCH,
-        };
-        let mut repo_id = 100;
-        for p in 0..spec.projects.max(1) {
-            for r in 0..spec.repos_per_project.max(1) {
-                repo_id += 1;
-                world.repos.push(SimRepo {
-                    project: format!("P{}", p + 1),
-                    slug: format!("repo-{}", r + 1),
-                    id: repo_id,
-                    origin: None,
-                    archived: false,
-                    prs: Vec::new(),
-                });
-            }
+            edited: HashMap::new(),
+            recent: VecDeque::new(),
+            next_activity: 1 << 40,
+            clock: GENERATED_UNTIL,
         }
-        let last_project = format!("P{}", spec.projects.max(1));
-        let extras = [
-            // A personal fork of the first repository: PRs into P1/repo-1 come from it.
-            (
-                personal.clone(),
-                "repo-1",
-                Some(("P1".to_string(), "repo-1".to_string())),
+    }
+
+    /// Repositories in the normal projects.
+    fn normal(&self) -> usize {
+        self.spec.projects * self.spec.repos_per_project
+    }
+
+    /// How many repositories there are.
+    pub fn repo_count(&self) -> usize {
+        self.normal() + EXTRAS
+    }
+
+    /// How many pull requests there are, as generated.
+    pub fn pr_count(&self) -> usize {
+        self.normal() * self.spec.prs_per_repo + EXTRAS * self.spec.prs_per_repo.div_ceil(4)
+    }
+
+    /// The personal project of the `n`th user (0-based).
+    fn personal(&self, n: usize) -> String {
+        format!("~{}", self.users[n].to_uppercase())
+    }
+
+    /// Repository `i` without its pull requests: where it lives and what it is.
+    fn repo_meta(&self, i: usize) -> SimRepo {
+        let normal = self.normal();
+        let id = 101 + i as u64;
+        let (project, slug, origin, archived) = match i.checked_sub(normal) {
+            None => (
+                format!("P{}", i / self.spec.repos_per_project + 1),
+                format!("repo-{}", i % self.spec.repos_per_project + 1),
+                None,
                 false,
             ),
-            (personal2, "notes", None, false),
-            (last_project, "legacy", None, true),
-        ];
-        for (project, slug, origin, archived) in extras {
-            repo_id += 1;
-            world.repos.push(SimRepo {
-                project,
-                slug: slug.into(),
-                id: repo_id,
-                origin,
-                archived,
-                prs: Vec::new(),
-            });
+            // A personal fork of the first repository: PRs into P1/repo-1 come from it.
+            Some(0) => (
+                self.personal(0),
+                "repo-1".to_owned(),
+                Some(("P1".to_owned(), "repo-1".to_owned())),
+                false,
+            ),
+            Some(1) => (self.personal(1), "notes".to_owned(), None, false),
+            Some(_) => (
+                format!("P{}", self.spec.projects),
+                "legacy".to_owned(),
+                None,
+                true,
+            ),
+        };
+        SimRepo {
+            project,
+            slug,
+            id,
+            origin,
+            archived,
+            prs: Vec::new(),
         }
-        // The extra repositories have fewer pull requests than the ordinary ones.
-        let normal = spec.projects.max(1) * spec.repos_per_project.max(1);
-        for ri in 0..world.repos.len() {
-            let count = if ri < normal {
-                spec.prs_per_repo
-            } else {
-                spec.prs_per_repo.div_ceil(4)
-            };
-            let mut id = 0u64;
-            for n in 0..count {
-                id += 1 + u64::from(rng.u32(0..4) == 0);
-                let fork =
-                    (ri == 0 && n % 5 == 0).then(|| (personal.clone(), "repo-1".to_string()));
-                let pr = world.new_pr(&mut rng, id, fork);
-                world.repos[ri].prs.push(pr);
+    }
+
+    /// The index of the one archived repository.
+    pub fn archived_index(&self) -> usize {
+        self.normal() + 2
+    }
+
+    /// Whether repository `i` is archived (without generating it).
+    pub fn is_archived(&self, i: usize) -> bool {
+        i == self.archived_index()
+    }
+
+    /// The index of `project/slug`, if it exists.
+    pub fn repo_index(&self, project: &str, slug: &str) -> Option<usize> {
+        let normal = self.normal();
+        if let (Some(p), Some(r)) = (numbered(project, "P"), numbered(slug, "repo-"))
+            && p <= self.spec.projects
+            && r <= self.spec.repos_per_project
+        {
+            return Some((p - 1) * self.spec.repos_per_project + r - 1);
+        }
+        (0..EXTRAS).map(|e| normal + e).find(|&i| {
+            let m = self.repo_meta(i);
+            m.project == project && m.slug == slug
+        })
+    }
+
+    /// The indices of the repositories of `project`, in listing order.
+    pub fn project_repos(&self, project: &str) -> Vec<usize> {
+        let normal = self.normal();
+        let mut out: Vec<usize> = match numbered(project, "P") {
+            Some(p) if p <= self.spec.projects => {
+                let first = (p - 1) * self.spec.repos_per_project;
+                (first..first + self.spec.repos_per_project).collect()
             }
+            _ => Vec::new(),
+        };
+        out.extend((normal..normal + EXTRAS).filter(|&i| self.repo_meta(i).project == project));
+        out
+    }
+
+    /// Repository `i` with its pull requests, as it is now: changed, generated a moment ago, or
+    /// generated afresh (and kept among the recent ones). Panics on no index: callers find
+    /// indices with [`World::repo_index`] or below [`World::repo_count`].
+    pub fn repo(&mut self, i: usize) -> Arc<SimRepo> {
+        if let Some(r) = self.edited.get(&i) {
+            return Arc::clone(r);
         }
-        world
+        if let Some((_, r)) = self.recent.iter().find(|(n, _)| *n == i) {
+            return Arc::clone(r);
+        }
+        let r = Arc::new(self.generate_repo(i));
+        if self.recent.len() >= RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((i, Arc::clone(&r)));
+        r
+    }
+
+    /// Repository `i` as it is now, without keeping it (for reading the whole world).
+    pub fn repo_now(&self, i: usize) -> Arc<SimRepo> {
+        match self.edited.get(&i) {
+            Some(r) => Arc::clone(r),
+            None => Arc::new(self.generate_repo(i)),
+        }
+    }
+
+    /// Every repository as it is now, one at a time.
+    pub fn repos(&self) -> impl Iterator<Item = Arc<SimRepo>> + '_ {
+        (0..self.repo_count()).map(|i| self.repo_now(i))
+    }
+
+    /// Generates repository `i` from the seed alone: the same seed and place always give the
+    /// same pull requests.
+    fn generate_repo(&self, i: usize) -> SimRepo {
+        let mut repo = self.repo_meta(i);
+        let mut rng = fastrand::Rng::with_seed(
+            self.spec
+                .seed
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                .wrapping_add(i as u64),
+        );
+        // The extra repositories have fewer pull requests than the ordinary ones.
+        let count = if i < self.normal() {
+            self.spec.prs_per_repo
+        } else {
+            self.spec.prs_per_repo.div_ceil(4)
+        };
+        // Activity ids are unique across the world: each repository has its own range.
+        let mut activities = ((i as u64) + 1) << 20;
+        let mut id = 0u64;
+        for n in 0..count {
+            id += 1 + u64::from(rng.u32(0..4) == 0);
+            let fork = (i == 0 && n % 5 == 0).then(|| (self.personal(0), "repo-1".to_string()));
+            repo.prs
+                .push(self.new_pr(&mut rng, &mut activities, id, fork));
+        }
+        repo
     }
 
     fn new_pr(
-        &mut self,
+        &self,
         rng: &mut fastrand::Rng,
+        activity_ids: &mut u64,
         id: u64,
         fork: Option<(String, String)>,
     ) -> SimPr {
@@ -287,7 +414,10 @@ impl World {
             files,
             comments: 0,
         };
-        self.push_activity(&mut pr, created, &author, "OPENED");
+        let mut push = |pr: &mut SimPr, at: i64, user: &str, action: &'static str| {
+            push_activity(pr, activity_ids, at, user, action)
+        };
+        push(&mut pr, created, &author, "OPENED");
         let mut t = created;
         for i in 0..pr.reviewers.len() {
             t += i64::from(rng.u32(1..600)) * MINUTE;
@@ -301,15 +431,15 @@ impl World {
                     } else {
                         "COMMENTED"
                     };
-                    self.push_activity(&mut pr, t, &who, action);
+                    push(&mut pr, t, &who, action);
                     pr.comments += 1;
                 }
                 1 => {
-                    self.push_activity(&mut pr, t, &who, "REVIEWED");
+                    push(&mut pr, t, &who, "REVIEWED");
                     pr.reviewers[i].1 = "NEEDS_WORK";
                 }
                 2 => {
-                    self.push_activity(&mut pr, t, &who, "APPROVED");
+                    push(&mut pr, t, &who, "APPROVED");
                     pr.reviewers[i].1 = "APPROVED";
                 }
                 _ => {}
@@ -324,13 +454,13 @@ impl World {
                     .first()
                     .map(|r| r.0.clone())
                     .unwrap_or_else(|| author.clone());
-                self.push_activity(&mut pr, t, &merger, "MERGED");
+                push(&mut pr, t, &merger, "MERGED");
                 pr.state = "MERGED";
                 pr.closed = Some(t);
             }
             _ => {
                 t += i64::from(rng.u32(1..600)) * MINUTE;
-                self.push_activity(&mut pr, t, &author, "DECLINED");
+                push(&mut pr, t, &author, "DECLINED");
                 pr.state = "DECLINED";
                 pr.closed = Some(t);
             }
@@ -340,29 +470,22 @@ impl World {
         pr
     }
 
-    fn push_activity(&mut self, pr: &mut SimPr, at: i64, user: &str, action: &'static str) {
-        pr.activities.push(Activity {
-            id: self.next_activity,
-            at,
-            user: user.to_owned(),
-            action,
-        });
-        self.next_activity += 1;
-    }
-
     /// Changes an open pull request as a user would (an approval or a comment) at simulated time
-    /// `now`; returns the event key of the webhook Bitbucket would send and the reviewer affected.
+    /// `now`; returns the event key of the webhook Bitbucket would send and the reviewer affected
+    /// (`None`: repository `repo` has no pull request `pr`, by place).
     pub fn touch(
         &mut self,
         repo: usize,
         pr: usize,
         now: i64,
         rng: &mut fastrand::Rng,
-    ) -> (&'static str, Option<String>) {
-        let mut p = self.repos[repo].prs[pr].clone();
+    ) -> Option<(&'static str, Option<String>)> {
+        let current = self.repo(repo);
+        let mut p = current.prs.get(pr)?.clone();
+        let mut ids = self.next_activity;
         let key = match (rng.u32(0..3), p.reviewers.first().cloned()) {
             (0, Some((who, _))) => {
-                self.push_activity(&mut p, now, &who, "APPROVED");
+                push_activity(&mut p, &mut ids, now, &who, "APPROVED");
                 p.reviewers[0].1 = "APPROVED";
                 ("pr:reviewer:approved", Some(who))
             }
@@ -373,14 +496,18 @@ impl World {
             }
             _ => {
                 let who = self.users[rng.usize(0..self.users.len() - 1)].clone();
-                self.push_activity(&mut p, now, &who, "COMMENTED");
+                push_activity(&mut p, &mut ids, now, &who, "COMMENTED");
                 p.comments += 1;
                 ("pr:comment:added", None)
             }
         };
+        self.next_activity = ids;
         p.updated = now;
-        self.repos[repo].prs[pr] = p;
-        key
+        let mut changed = (*current).clone();
+        changed.prs[pr] = p;
+        self.recent.retain(|(n, _)| *n != repo);
+        self.edited.insert(repo, Arc::new(changed));
+        Some(key)
     }
 
     /// The pull request's ground truth, in the shape of a `bbdc sync --jsonl` line (the fields a
@@ -428,7 +555,134 @@ impl World {
     }
 }
 
+/// Appends an activity with the next id of `ids`.
+fn push_activity(pr: &mut SimPr, ids: &mut u64, at: i64, user: &str, action: &'static str) {
+    pr.activities.push(Activity {
+        id: *ids,
+        at,
+        user: user.to_owned(),
+        action,
+    });
+    *ids += 1;
+}
+
 /// The merge commit the simulator reports for a merged pull request.
 pub fn merge_commit(p: &SimPr) -> String {
     format!("{:040x}", p.id * 7919 + u64::from(p.version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(projects: usize, repos_per_project: usize) -> WorldSpec {
+        WorldSpec {
+            seed: 5,
+            projects,
+            repos_per_project,
+            prs_per_repo: 8,
+            users: 6,
+        }
+    }
+
+    #[test]
+    fn a_repository_depends_only_on_the_seed_and_its_place() {
+        let mut small = World::generate(&spec(3, 4));
+        let mut large = World::generate(&spec(3, 4));
+        // Asked for in another order, and past the recent ones' bound.
+        for i in (0..small.repo_count()).rev() {
+            large.repo(i);
+        }
+        for i in 0..small.repo_count() {
+            let (a, b) = (small.repo(i), large.repo_now(i));
+            assert_eq!((&a.project, &a.slug, a.id), (&b.project, &b.slug, b.id));
+            let ids = |r: &SimRepo| {
+                r.prs
+                    .iter()
+                    .map(|p| (p.id, p.title.clone()))
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(ids(&a), ids(&b));
+        }
+        let other = World::generate(&WorldSpec {
+            seed: 6,
+            ..spec(3, 4)
+        });
+        assert_ne!(
+            other.repo_now(0).prs[0].from_commit,
+            small.repo(0).prs[0].from_commit
+        );
+    }
+
+    #[test]
+    fn places_names_and_counts_agree() {
+        let w = World::generate(&spec(4, 5));
+        assert_eq!(w.repo_count(), 4 * 5 + 3);
+        let mut prs = 0;
+        let mut activity_ids = std::collections::HashSet::new();
+        for (i, r) in w.repos().enumerate() {
+            assert_eq!(
+                w.repo_index(&r.project, &r.slug),
+                Some(i),
+                "{}/{}",
+                r.project,
+                r.slug
+            );
+            assert!(w.project_repos(&r.project).contains(&i));
+            assert_eq!(r.archived, w.is_archived(i));
+            prs += r.prs.len();
+            for a in r.prs.iter().flat_map(|p| &p.activities) {
+                assert!(activity_ids.insert(a.id), "activity id {} twice", a.id);
+            }
+        }
+        assert_eq!(prs, w.pr_count());
+        assert_eq!(
+            w.project_repos("P4").len(),
+            5 + 1,
+            "the archived repository lives in P4"
+        );
+        assert_eq!(w.project_repos("~USER1"), vec![20]);
+        assert_eq!(w.repo_index("P5", "repo-1"), None);
+        assert_eq!(w.repo_index("P1", "repo-6"), None);
+        assert_eq!(w.repo_index("P01", "repo-1"), None);
+        assert!(w.project_repos("P0").is_empty());
+    }
+
+    #[test]
+    fn a_large_world_is_generated_only_where_asked() {
+        let mut w = World::generate(&WorldSpec {
+            prs_per_repo: 20,
+            ..spec(2000, 25)
+        });
+        assert_eq!(w.repo_count(), 50_003);
+        assert_eq!(w.pr_count(), 50_000 * 20 + 3 * 5);
+        for i in (0..w.repo_count()).step_by(97) {
+            assert_eq!(w.repo(i).prs.len(), if i < 50_000 { 20 } else { 5 });
+        }
+        assert!(w.recent.len() <= RECENT && w.edited.is_empty());
+        assert_eq!(w.repo_index("P2000", "repo-25"), Some(49_999));
+    }
+
+    #[test]
+    fn a_change_is_kept_and_later_than_anything_generated() {
+        let mut w = World::generate(&spec(2, 2));
+        let newest = w
+            .repos()
+            .flat_map(|r| r.prs.iter().map(|p| p.updated).collect::<Vec<_>>())
+            .max();
+        assert!(newest.is_some_and(|n| n < w.clock));
+        let before = w.repo(1).prs[0].clone();
+        let mut rng = fastrand::Rng::with_seed(1);
+        w.clock += MINUTE;
+        let now = w.clock;
+        assert!(w.touch(1, 0, now, &mut rng).is_some());
+        // Pushed out of the recent ones, still there.
+        for i in 0..w.repo_count() {
+            w.repo(i);
+        }
+        let after = w.repo_now(1).prs[0].clone();
+        assert_eq!((after.id, after.updated), (before.id, now));
+        assert_eq!(w.repo(1).prs[0].updated, now);
+        assert!(w.touch(1, 999, now, &mut rng).is_none());
+    }
 }
