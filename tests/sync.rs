@@ -9,6 +9,7 @@ use bbdc_host::bindings::types::{
     PrEventKind, PrState, PullRequest, RefKind, ReviewAction, ReviewerStatus,
 };
 use bbdc_host::imports::Tenant;
+use bbdc_host::storage::StoreError;
 use bbdc_jobs::records::SqliteRecords;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -771,4 +772,125 @@ async fn an_endless_listing_is_capped_and_its_pages_are_written_as_they_arrive()
         .query_row("SELECT COUNT(*) FROM repos", [], |r| r.get(0))
         .unwrap();
     assert_eq!(written, 40, "every page was written as it arrived");
+}
+
+/// A record store that notes the order of what it is given, and can refuse pull requests as
+/// a full disk would.
+struct OrderedSink {
+    inner: SqliteRecords,
+    events: std::sync::Mutex<Vec<&'static str>>,
+    repos: std::sync::atomic::AtomicUsize,
+    refuse_pull_requests: bool,
+}
+
+impl OrderedSink {
+    fn new(db: &std::path::Path, refuse_pull_requests: bool) -> Self {
+        Self {
+            inner: SqliteRecords::open(db).expect("records"),
+            events: std::sync::Mutex::new(Vec::new()),
+            repos: std::sync::atomic::AtomicUsize::new(0),
+            refuse_pull_requests,
+        }
+    }
+
+    fn note(&self, what: &'static str) {
+        self.events.lock().expect("events").push(what);
+    }
+}
+
+impl bbdc_jobs::records::RecordSink for OrderedSink {
+    fn projects(&self, i: &[bbdc_host::bindings::types::Project]) -> Result<(), StoreError> {
+        self.inner.projects(i)
+    }
+    fn repos(&self, i: &[bbdc_host::bindings::types::Repo]) -> Result<(), StoreError> {
+        self.note("repos");
+        self.repos
+            .fetch_add(i.len(), std::sync::atomic::Ordering::SeqCst);
+        self.inner.repos(i)
+    }
+    fn users(&self, i: &[bbdc_host::bindings::types::User]) -> Result<(), StoreError> {
+        self.inner.users(i)
+    }
+    fn pull_requests(&self, i: &[PullRequest]) -> Result<(), StoreError> {
+        if self.refuse_pull_requests {
+            return Err(StoreError::new("database or disk is full"));
+        }
+        if !i.is_empty() {
+            self.note("pull_requests");
+        }
+        self.inner.pull_requests(i)
+    }
+    fn delivery(
+        &self,
+        d: &bbdc_jobs::records::Delivery<'_>,
+    ) -> Result<bbdc_jobs::records::Stored, StoreError> {
+        self.inner.delivery(d)
+    }
+}
+
+/// A simulated instance of 503 repositories (21 pages of the simulator's 25), one pull request
+/// each, and a tenant of it.
+fn many_repositories() -> (bbdc_sim::Simulator, SimRun) {
+    let sim = bbdc_sim::Simulator::start(bbdc_sim::SimConfig {
+        spec: bbdc_sim::world::WorldSpec {
+            seed: 9,
+            projects: 20,
+            repos_per_project: 25,
+            prs_per_repo: 1,
+            users: 4,
+        },
+        token: Some("stream-token".into()),
+        ..bbdc_sim::SimConfig::default()
+    })
+    .expect("simulator");
+    let run = sim_run(&sim.base_url(), "stream-token", |c| {
+        c.http_policy.burst = None;
+    });
+    (sim, run)
+}
+
+#[test]
+fn repositories_are_synced_as_they_are_listed_not_after_the_whole_listing() {
+    let (sim, run) = many_repositories();
+    let sink = OrderedSink::new(&run.db, false);
+    let job = bbdc_jobs::sync::SyncJob {
+        concurrency: 4,
+        ..bbdc_jobs::sync::SyncJob::default()
+    };
+    let report = bbdc_jobs::sync::run(runtime(), &run.tenant, &sink, None, &job).expect("sync");
+    assert_eq!(report.records.get("repo"), Some(&503));
+    assert_eq!(report.records.get("pull_request"), Some(&503));
+    // More repositories than the listing may run ahead of the workers: pull requests were
+    // written before the last page of repositories was.
+    let events = sink.events.lock().expect("events");
+    let first_prs = events.iter().position(|e| *e == "pull_requests");
+    let last_repos = events.iter().rposition(|e| *e == "repos");
+    assert!(
+        matches!((first_prs, last_repos), (Some(p), Some(r)) if p < r),
+        "pull requests first written at event {first_prs:?}, repositories last at {last_repos:?}"
+    );
+    sim.stop();
+}
+
+#[test]
+fn records_that_cannot_be_written_stop_the_listing_too() {
+    let (sim, run) = many_repositories();
+    let sink = OrderedSink::new(&run.db, true);
+    let job = bbdc_jobs::sync::SyncJob {
+        concurrency: 2,
+        ..bbdc_jobs::sync::SyncJob::default()
+    };
+    let err = bbdc_jobs::sync::run(runtime(), &run.tenant, &sink, None, &job)
+        .expect_err("a full disk fails the job");
+    assert!(
+        matches!(err, bbdc_jobs::sync::SyncError::Records(_)),
+        "{err}"
+    );
+    // The listing stopped once the workers did, far short of the 503 repositories.
+    let listed = sink.repos.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        listed < 400,
+        "{listed} repositories listed after the failure"
+    );
+    sim.stop();
 }

@@ -12,8 +12,9 @@ use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -337,13 +338,6 @@ fn all_pages<T>(
     }
 }
 
-/// What the job visits: the repositories (already written, page by page), and the project
-/// records to write once the listing is done.
-struct Enumerated {
-    projects: Vec<Project>,
-    repos: Vec<RepoRef>,
-}
-
 /// Why following a listing stopped.
 enum PageFailure {
     /// The connector or host failed.
@@ -361,71 +355,96 @@ impl PageFailure {
     }
 }
 
-/// Where listed records go as their pages arrive.
+/// Where listed projects and repositories go as their pages arrive. It remembers the keys of
+/// the projects written (projects are few beside repositories) and counts the repositories; it
+/// holds no repository.
 struct Writer<'a> {
     sink: &'a dyn RecordSink,
     jsonl: Option<&'a JsonlOut>,
+    /// Keys of the projects written so far.
+    projects: HashSet<String>,
+    /// Repositories written so far.
+    repos: u64,
 }
 
 impl Writer<'_> {
-    fn repos(&self, page: &[Repo]) -> Result<(), SyncError> {
+    /// Writes the projects not written yet.
+    fn projects(&mut self, page: Vec<Project>) -> Result<(), SyncError> {
+        let new: Vec<Project> = page
+            .into_iter()
+            .filter(|p| self.projects.insert(p.key.clone()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.sink.projects(&new)?;
+        emit(self.jsonl, new.iter().map(output::project_json))?;
+        Ok(())
+    }
+
+    /// Writes a page of repositories, and the projects they live in that the project listing
+    /// left out (personal ones).
+    fn repos(&mut self, page: &[Repo]) -> Result<(), SyncError> {
         self.sink.repos(page)?;
         emit(self.jsonl, page.iter().map(output::repo_json))?;
-        Ok(())
+        self.repos += page.len() as u64;
+        self.projects(page.iter().map(|r| r.project.clone()).collect())
     }
 }
 
-/// Enumerates what the job visits, writing repositories as their pages arrive. Without
-/// `--project`/`--repo`, every visible repository comes from one listing (`list-all-repos`:
-/// `GET /repos`, personal repositories included, which the project listing cannot reach); the
-/// project records are the listed projects plus the personal projects those repositories live
-/// in. With filters, only the named projects' repositories are listed (personal keys such as
-/// `~JDOE` included); a named project that cannot be listed is reported in `failed_projects`
-/// and the others are synced.
+/// Lists what the job visits, page by page: the projects (written as they arrive), then the
+/// repositories (written as they arrive, each handed to `visit`, which may block while the
+/// workers catch up). Nothing is kept: an instance of 50,000 repositories costs what one page
+/// costs. Without `--project`/`--repo`, every visible repository comes from one listing
+/// (`list-all-repos`: `GET /repos`, personal repositories included, which the project listing
+/// cannot reach); the project records are the listed projects plus the personal projects those
+/// repositories live in. With filters, only the named projects' repositories are listed (personal
+/// keys such as `~JDOE` included); a named project that cannot be listed is reported in
+/// `failed_projects` and the others are synced.
 fn enumerate(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     job: &SyncJob,
-    out: &Writer<'_>,
+    out: &mut Writer<'_>,
     report: &mut SyncReport,
-) -> Result<Enumerated, SyncError> {
+    mut visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
     let filter = job.filter;
     let mut wanted: Vec<String> = job.projects.clone();
     wanted.extend(job.repos.iter().map(|r| r.project_key.clone()));
     wanted.sort();
     wanted.dedup();
-    let mut projects: Vec<Project> = Vec::new();
     all_pages(
         job,
         |c| runtime.list_projects(tenant, c).map(ListingPage::from),
         &mut report.unreadable,
         |page| {
-            projects.extend(
+            out.projects(
                 page.into_iter()
-                    .filter(|p| wanted.is_empty() || wanted.contains(&p.key)),
-            );
-            Ok(())
+                    .filter(|p| wanted.is_empty() || wanted.contains(&p.key))
+                    .collect(),
+            )
         },
     )
     .map_err(|e| e.into_sync("listing projects"))?;
-    let mut repos: Vec<RepoRef> = Vec::new();
-    // Projects the listing leaves out (personal ones) come from their repositories.
-    let mut keep = |page: Vec<Repo>, projects: &mut Vec<Project>| -> Result<(), SyncError> {
+    // The repositories named with `--repo` that were listed.
+    let mut found: Vec<RepoRef> = Vec::new();
+    let mut keep = |page: Vec<Repo>, out: &mut Writer<'_>| -> Result<(), SyncError> {
         let page: Vec<Repo> = page
             .into_iter()
             .filter(|r| job.repos.is_empty() || job.repos.contains(&r.repo_ref))
             .collect();
         out.repos(&page)?;
         for r in page {
-            if !projects.iter().any(|p| p.key == r.project.key) {
-                projects.push(r.project.clone());
+            if !job.repos.is_empty() && !found.contains(&r.repo_ref) {
+                found.push(r.repo_ref.clone());
             }
-            repos.push(r.repo_ref);
+            visit(r.repo_ref)?;
         }
         Ok(())
     };
     if wanted.is_empty() {
-        all_pages(
+        return all_pages(
             job,
             |c| {
                 runtime
@@ -433,99 +452,81 @@ fn enumerate(
                     .map(ListingPage::from)
             },
             &mut report.unreadable,
-            |page| keep(page, &mut projects),
+            |page| keep(page, out),
         )
-        .map_err(|e| e.into_sync("listing repositories"))?;
-    } else {
-        for key in &wanted {
-            let listed = all_pages(
-                job,
-                |c| {
-                    runtime
-                        .list_repos(tenant, key, filter, c)
-                        .map(ListingPage::from)
-                },
-                &mut report.unreadable,
-                |page| keep(page, &mut projects),
-            );
-            // One project that cannot be listed is reported; the others are synced.
-            match listed {
-                Ok(()) => {}
-                Err(PageFailure::Store(e)) => return Err(e),
-                Err(PageFailure::Call(e)) => {
-                    let (code, message) = output::call_error(&e);
-                    tracing::warn!(
-                        project = %crate::printable::shown(key),
-                        code,
-                        "listing repositories failed: {}",
-                        crate::printable::shown(&message)
-                    );
-                    report
-                        .failed_projects
-                        .push(Failure::new(key.clone(), code, message));
-                }
+        .map_err(|e| e.into_sync("listing repositories"));
+    }
+    for key in &wanted {
+        let listed = all_pages(
+            job,
+            |c| {
+                runtime
+                    .list_repos(tenant, key, filter, c)
+                    .map(ListingPage::from)
+            },
+            &mut report.unreadable,
+            |page| keep(page, out),
+        );
+        // One project that cannot be listed is reported; the others are synced.
+        match listed {
+            Ok(()) => {}
+            Err(PageFailure::Store(e)) => return Err(e),
+            Err(PageFailure::Call(e)) => {
+                let (code, message) = output::call_error(&e);
+                tracing::warn!(
+                    project = %crate::printable::shown(key),
+                    code,
+                    "listing repositories failed: {}",
+                    crate::printable::shown(&message)
+                );
+                report
+                    .failed_projects
+                    .push(Failure::new(key.clone(), code, message));
             }
-        }
-        if let Some(first) = report.failed_projects.first()
-            && report.failed_projects.len() == wanted.len()
-        {
-            // Every project named failed: nothing can be done.
-            let mut f = first.clone();
-            f.name = format!("project {}", f.name);
-            return Err(f.into());
-        }
-        for wanted_repo in &job.repos {
-            let (k, s) = (&wanted_repo.project_key, &wanted_repo.slug);
-            let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
-            if listed_project && !repos.contains(wanted_repo) {
-                report.failed_repos.push(Failure::new(
-                    format!("{k}/{s}"),
-                    "not_found",
-                    format!(
-                        "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
-                    ),
-                ));
-            }
-        }
-        if !job.repos.is_empty() && repos.is_empty() && job.projects.is_empty() {
-            let mut f = report.failed_repos.first().cloned().unwrap_or_default();
-            f.name = format!("repository {}", f.name);
-            return Err(f.into());
         }
     }
-    Ok(Enumerated { projects, repos })
+    if let Some(first) = report.failed_projects.first()
+        && report.failed_projects.len() == wanted.len()
+    {
+        // Every project named failed: nothing can be done.
+        let mut f = first.clone();
+        f.name = format!("project {}", f.name);
+        return Err(f.into());
+    }
+    for wanted_repo in &job.repos {
+        let (k, s) = (&wanted_repo.project_key, &wanted_repo.slug);
+        let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
+        if listed_project && !found.contains(wanted_repo) {
+            report.failed_repos.push(Failure::new(
+                format!("{k}/{s}"),
+                "not_found",
+                format!(
+                    "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
+                ),
+            ));
+        }
+    }
+    if !job.repos.is_empty() && found.is_empty() && job.projects.is_empty() {
+        let mut f = report.failed_repos.first().cloned().unwrap_or_default();
+        f.name = format!("repository {}", f.name);
+        return Err(f.into());
+    }
+    Ok(())
 }
 
-/// Runs the job.
-pub fn run(
+/// Repositories listed ahead of the workers: enough that no worker waits for the listing's next
+/// page, few enough that memory does not grow with the instance.
+const LISTED_AHEAD: usize = 256;
+
+/// Lists the users, writing them as their pages arrive.
+fn list_users(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
+    job: &SyncJob,
     sink: &dyn RecordSink,
     jsonl: Option<&JsonlOut>,
-    job: &SyncJob,
-) -> Result<SyncReport, SyncError> {
-    let started = Instant::now();
-    let before = tenant.http.counters.snapshot();
-    let mut report = SyncReport::default();
-    let bars = MultiProgress::with_draw_target(if job.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let phase = bars.add(ProgressBar::new_spinner());
-    phase.enable_steady_tick(Duration::from_millis(120));
-
-    // Projects and repositories (written as their pages arrive).
-    phase.set_message("listing projects and repositories");
-    let writer = Writer { sink, jsonl };
-    let Enumerated { projects, repos } = enumerate(runtime, tenant, job, &writer, &mut report)?;
-    sink.projects(&projects)?;
-    emit(jsonl, projects.iter().map(output::project_json))?;
-    report.records.insert("project", projects.len() as u64);
-    report.records.insert("repo", repos.len() as u64);
-
-    // Users (written as their pages arrive).
-    phase.set_message("listing users");
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
     let mut fallback = false;
     let mut user_count = 0u64;
     all_pages(
@@ -551,18 +552,46 @@ pub fn run(
     .map_err(|e| e.into_sync("listing users"))?;
     report.records.insert("user", user_count);
     report.users_fallback = fallback;
-    phase.finish_and_clear();
+    Ok(())
+}
 
-    // Pull requests, repositories in parallel.
-    let bar = bars.add(ProgressBar::new(repos.len() as u64));
+/// Runs the job.
+pub fn run(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    job: &SyncJob,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let before = tenant.http.counters.snapshot();
+    let mut report = SyncReport::default();
+    let bars = MultiProgress::with_draw_target(if job.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let phase = bars.add(ProgressBar::new_spinner());
+    phase.enable_steady_tick(Duration::from_millis(120));
+
+    // Projects and repositories, listed page by page, each repository handed to the workers
+    // as it is listed (pull requests, repositories in parallel); then users, while the workers
+    // go on.
+    phase.set_message("listing projects and repositories");
+    let bar = bars.add(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} pull requests [{bar:30}] {pos}/{len} repositories {msg}",
+            "{spinner} pull requests [{bar:30}] {pos}/{len} repositories listed {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let queue: Mutex<VecDeque<RepoRef>> = Mutex::new(repos.into_iter().collect());
+    let (listed, queue) = std::sync::mpsc::sync_channel::<RepoRef>(LISTED_AHEAD);
+    // Shared by the workers alone: once they have all stopped, it is dropped, and the listing's
+    // next send fails instead of waiting for ever.
+    let queue = Arc::new(Mutex::new(queue));
     let tally = Mutex::new(Tally::default());
+    // Set when the job must stop: records could not be written, or the listing failed.
+    let stop = AtomicBool::new(false);
     let options = WitSyncOptions {
         since: job.since,
         full_listing: job.full,
@@ -574,11 +603,20 @@ pub fn run(
         jsonl,
         options: &options,
     };
-    std::thread::scope(|scope| {
+    let mut writer = Writer {
+        sink,
+        jsonl,
+        projects: HashSet::new(),
+        repos: 0,
+    };
+    let listing = std::thread::scope(|scope| {
+        let (ctx, tally, stop, bar) = (&ctx, &tally, &stop, &bar);
         for _ in 0..job.concurrency.max(1) {
-            scope.spawn(|| {
-                loop {
-                    let Some(repo) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+            let queue = Arc::clone(&queue);
+            scope.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let next = queue.lock().ok().and_then(|q| q.recv().ok());
+                    let Some(repo) = next else {
                         return;
                     };
                     let name = format!("{}/{}", repo.project_key, repo.slug);
@@ -596,6 +634,7 @@ pub fn run(
                             }
                             Err(RepoFailure::Fatal(e)) => {
                                 t.fatal.get_or_insert(e);
+                                stop.store(true, Ordering::Relaxed);
                             }
                         }
                         bar.set_message(format!("{} pull requests", t.written));
@@ -604,7 +643,39 @@ pub fn run(
                 }
             });
         }
+        drop(queue);
+        // A worker's failure to write records ends the listing with that error.
+        let fatal = || tally.lock().ok().and_then(|mut t| t.fatal.take());
+        let listing = enumerate(runtime, tenant, job, &mut writer, &mut report, |repo| {
+            if stop.load(Ordering::Relaxed)
+                && let Some(e) = fatal()
+            {
+                return Err(e);
+            }
+            bar.inc_length(1);
+            listed.send(repo).map_err(|_| {
+                fatal().unwrap_or_else(|| {
+                    SyncError::Output(std::io::Error::other("every repository worker stopped"))
+                })
+            })
+        });
+        // The workers finish what is listed, then stop.
+        drop(listed);
+        let listing = listing.and_then(|()| {
+            phase.set_message("listing users");
+            list_users(runtime, tenant, job, sink, jsonl, &mut report)
+        });
+        if listing.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        phase.finish_and_clear();
+        listing
     });
+    listing?;
+    report
+        .records
+        .insert("project", writer.projects.len() as u64);
+    report.records.insert("repo", writer.repos);
     bar.finish_and_clear();
     let tally = tally.into_inner().unwrap_or_else(|p| p.into_inner());
     report.unreadable.extend(tally.unreadable);
