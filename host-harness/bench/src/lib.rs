@@ -16,11 +16,14 @@
 //! - [`serve`]: `bbdc serve` throughput with concurrent senders.
 //! - [`rate`]: sync against a server that enforces Bitbucket's rate limit, with the client set
 //!   to its budget and with no client-side limit (the adaptive limiter).
+//! - [`scale`]: `bbdc sync` as a child process against instances of 1,000 to 50,000
+//!   repositories: peak RSS and time per pull request as the instance grows.
 
 pub mod core;
 pub mod fixtures;
 pub mod naive;
 pub mod rate;
+pub mod scale;
 pub mod serve;
 pub mod sync;
 
@@ -42,6 +45,13 @@ pub struct BenchOptions {
     pub component: Option<PathBuf>,
     /// Run only these benchmarks (1 to 7); empty: all.
     pub only: Vec<u8>,
+    /// Run benchmark 8 (scale, tens of minutes): alone, or with those named in `only`.
+    pub scale: bool,
+    /// Instance sizes of benchmark 8, in repositories (empty: [`scale::SIZES`], or
+    /// [`scale::QUICK_SIZES`] when `quick`).
+    pub scale_sizes: Vec<usize>,
+    /// The `bbdc` binary benchmark 8 runs `bbdc sync` with.
+    pub bbdc: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -53,14 +63,25 @@ impl Default for BenchOptions {
             senders: 32,
             component: None,
             only: Vec::new(),
+            scale: false,
+            scale_sizes: Vec::new(),
+            bbdc: None,
         }
     }
 }
 
 impl BenchOptions {
-    /// Whether benchmark `n` is selected.
+    /// Whether benchmark `n` is selected: 8 only with `scale`; 1 to 7 when `only` names them,
+    /// or when `only` is empty and `scale` is not asked for.
     pub fn runs(&self, n: u8) -> bool {
-        self.only.is_empty() || self.only.contains(&n)
+        if n == 8 {
+            return self.scale;
+        }
+        if self.only.is_empty() {
+            !self.scale
+        } else {
+            self.only.contains(&n)
+        }
     }
 }
 
@@ -107,7 +128,7 @@ impl Target {
 /// One line of the suite's output.
 #[derive(Debug, Clone)]
 pub struct Figure {
-    /// The benchmark it belongs to (1 to 6).
+    /// The benchmark it belongs to (1 to 8).
     pub bench: u8,
     /// What is measured.
     pub name: String,
@@ -203,6 +224,12 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
             all.push(f);
         }
     };
+    if (1..=7).all(|n| !options.runs(n)) {
+        if options.runs(8) {
+            add(scale::scale(options)?);
+        }
+        return Ok(all);
+    }
     let core = core::CoreBench::new(options)?;
     if options.runs(1) {
         add(core.webhook_vs_native()?);
@@ -225,6 +252,9 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
     }
     if options.runs(7) {
         add(rate::rate_budget(options, core.runtime())?);
+    }
+    if options.runs(8) {
+        add(scale::scale(options)?);
     }
     Ok(all)
 }

@@ -13,6 +13,7 @@ fn quick(only: Vec<u8>, senders: usize) -> Vec<Figure> {
         senders,
         component: None,
         only,
+        ..BenchOptions::default()
     };
     bbdc_bench::run(&options, |_| {}).expect("the quick suite runs")
 }

@@ -23,6 +23,14 @@ pub struct BenchArgs {
     /// Concurrent senders in benchmark 6.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub senders: usize,
+    /// Run benchmark 8, scale (tens of minutes): `bbdc sync` against instances of 1,000, 10,000
+    /// and 50,000 repositories, peak RSS and time per pull request. Alone, or with `--only`'s.
+    #[arg(long)]
+    pub scale: bool,
+    /// Instance sizes for --scale, in repositories (multiples of 25), e.g. `--scale-sizes
+    /// 1000,5000`.
+    #[arg(long, value_delimiter = ',', value_name = "N", requires = "scale")]
+    pub scale_sizes: Vec<usize>,
     /// Also print the figures as the Markdown table of BENCHMARKS.md.
     #[arg(long)]
     pub markdown: bool,
@@ -37,6 +45,10 @@ pub fn run(component: Option<PathBuf>, args: &BenchArgs) -> Result<ExitCode> {
         senders: args.senders,
         component,
         only: args.only.clone(),
+        scale: args.scale,
+        scale_sizes: args.scale_sizes.clone(),
+        // The scale benchmark runs this very binary's `sync`.
+        bbdc: std::env::current_exe().ok(),
     };
     let figures = bbdc_bench::run(&options, |f| {
         let verdict = match f.met() {
