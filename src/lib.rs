@@ -31,6 +31,7 @@ pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
 pub mod host;
+pub mod lenient;
 pub mod listing;
 pub mod model;
 pub mod normalize;

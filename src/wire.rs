@@ -12,10 +12,11 @@
 //! - a user's `name` or `slug`;
 //! - an activity's `action`.
 //!
-//! Every other field goes through serde_with's [`DefaultOnError`]: missing, `null`, another JSON
+//! Every other field is read leniently ([`crate::lenient`]): missing, `null`, another JSON
 //! type or another shape (an object where a string was expected, or the reverse) leaves that
-//! field empty and keeps the record. Lenience is the default, written once per struct
-//! (`serde_with::apply` gives every field `DefaultOnError` and `default`); the identity fields,
+//! field empty and keeps the record. Scalars are read in one pass; nested objects go through
+//! serde_with's [`DefaultOnError`]. Lenience is the default, written once per struct
+//! (`serde_with::apply` gives every field `Lenient` and `default`); the identity fields,
 //! and fields with a converter of their own, opt out with `#[serde_with(skip_apply)]`. Lists go through [`VecSkipError`]: a `null` or unreadable
 //! entry is dropped and its neighbours kept. Unknown fields are ignored. A record whose identity
 //! cannot be read fails to deserialize; [`crate::paging`] then skips and reports it, and the
@@ -23,7 +24,7 @@
 //!
 //! Turning these into contract records is [`crate::normalize`]'s job.
 
-use crate::timestamps::EpochMillis;
+use crate::lenient::{Lenient, LenientMillis, buffered};
 use serde::Deserialize;
 use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError};
 
@@ -47,7 +48,7 @@ impl<'de> serde_with::DeserializeAs<'de, u64> for JavaLongId {
 }
 
 /// `{"href": ..., "name": ...}` inside `links`.
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 pub struct Link {
@@ -58,7 +59,7 @@ pub struct Link {
 }
 
 /// The `links` object. Some servers send `"self": [null]`; such entries are dropped.
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 pub struct Links {
@@ -90,7 +91,7 @@ impl Links {
 }
 
 /// `GET /application-properties` (`RestApplicationProperties`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -104,7 +105,7 @@ pub struct ApplicationProperties {
 }
 
 /// A project (`RestProject`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -129,7 +130,7 @@ pub struct WireProject {
 
 /// A repository (`RestRepository`), wherever it appears: in listings, as a fork's origin and as
 /// a pull-request ref's repository.
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -163,7 +164,7 @@ pub struct WireRepo {
 }
 
 /// A user as the server sends it, before its identity is checked.
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -223,7 +224,7 @@ impl TryFrom<RawUser> for WireUser {
 }
 
 /// One end of a pull request (`RestPullRequestRef`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -242,7 +243,7 @@ pub struct WireRef {
 }
 
 /// The author, a reviewer or a participant of a pull request (`RestPullRequestParticipant`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -261,7 +262,7 @@ pub struct WireParticipant {
 }
 
 /// `properties` of a pull request (not in the reference, but sent by servers since 3.x).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -278,7 +279,7 @@ pub struct WirePrProperties {
 
 /// A pull request (`RestPullRequest`), from a list page, `GET .../pull-requests/{id}` or a
 /// webhook payload.
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -300,17 +301,17 @@ pub struct WirePullRequest {
     pub draft: Option<bool>,
     /// Created.
     #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
+    #[serde_as(as = "LenientMillis")]
     #[serde(default)]
     pub created_date: Option<i64>,
     /// Updated.
     #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
+    #[serde_as(as = "LenientMillis")]
     #[serde(default)]
     pub updated_date: Option<i64>,
     /// Closed.
     #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
+    #[serde_as(as = "LenientMillis")]
     #[serde(default)]
     pub closed_date: Option<i64>,
     /// Source.
@@ -336,7 +337,7 @@ pub struct WirePullRequest {
 }
 
 /// A commit reference (the MERGED activity's `commit`, `properties.mergeCommit`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 pub struct WireCommit {
@@ -345,7 +346,7 @@ pub struct WireCommit {
 }
 
 /// One entry of `GET .../pull-requests/{id}/activities` (`RestPullRequestActivity`).
-#[serde_with::apply(_ => #[serde_as(as = "DefaultOnError")] #[serde(default)])]
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
 #[derive(Debug, Deserialize, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -357,7 +358,7 @@ pub struct WireActivity {
     pub id: Option<u64>,
     /// When.
     #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
+    #[serde_as(as = "LenientMillis")]
     #[serde(default)]
     pub created_date: Option<i64>,
     /// Who.
@@ -367,6 +368,18 @@ pub struct WireActivity {
     /// For MERGED: the merge commit.
     pub commit: Option<WireCommit>,
 }
+
+// The nested objects of the wire model, read leniently by buffering (see `crate::lenient`).
+buffered!(
+    Links,
+    WireRef,
+    Option<WireRepo>,
+    Option<Box<WireRepo>>,
+    Option<WireUser>,
+    Option<WireParticipant>,
+    Option<WireCommit>,
+    Option<WirePrProperties>,
+);
 
 #[cfg(test)]
 mod tests {
