@@ -391,7 +391,8 @@ impl TenantHttp {
             self.counters.requests.fetch_add(1, Ordering::Relaxed);
             tries.made += 1;
             let attempt = tries.made;
-            let last = attempt >= policy.max_attempts || Instant::now() >= deadline;
+            let sent = Instant::now();
+            let last = attempt >= policy.max_attempts || sent >= deadline;
             match self.exchange(&target, req) {
                 Ok(mut resp) => {
                     let status = resp.status().as_u16();
@@ -399,7 +400,7 @@ impl TenantHttp {
                         self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                         self.limiter.throttled();
                     } else {
-                        self.limiter.accepted();
+                        self.limiter.accepted(sent);
                     }
                     if !is_retryable_status(status) || last {
                         return Ok(resp);

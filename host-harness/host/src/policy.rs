@@ -123,6 +123,19 @@ pub const LIMITING_SHARE: f64 = 0.125;
 /// lowering backed by [`LIMITING_SHARE`] measured, and no further.
 pub const LONE_429_FLOOR: f64 = 0.7;
 
+/// 429s less than this far apart belong to one refusal run (see [`Limiter`]): the server's
+/// budget is measured over the whole run. Longer than a Retry-After pause, and than the time a
+/// rate a few per cent over the budget takes to meet its next 429 (so that a lowering after the
+/// first one measures over the whole run, not over the last second). The measure holds as long
+/// as the server's bucket does not fill up between two 429s, which takes a typical bucket (60
+/// requests refilled at 5 a second) 12 s of silence, or minutes of a client a little below its
+/// budget; a run after such a silence reads low, and the rate climbs back by probing.
+pub const REFUSAL_RUN_GAP: Duration = Duration::from_secs(30);
+
+/// A refusal run must be this long before the budget is measured over it; before that, over the
+/// last second.
+pub const MIN_REFUSAL_RUN: Duration = Duration::from_secs(1);
+
 /// The adaptive rate never goes below this many requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
 
@@ -249,6 +262,24 @@ struct Bucket {
     /// The last responses, newest in the lowest bit: 1 for a 429, 0 for any other answer; and
     /// how many of the 64 bits are responses yet.
     answers: (u64, u32),
+    /// The current run of 429s, if one is going on.
+    run: Option<RefusalRun>,
+}
+
+/// 429s each less than [`REFUSAL_RUN_GAP`] after the one before. At every 429 the server's
+/// bucket is empty, so between the first and any later one it accepted exactly what it refilled:
+/// the requests accepted since the first, over the time since, measure its budget, and the
+/// measure gets sharper as the run goes on. (A count over the last second holds whatever was
+/// left of the server's bucket when the run began, and reads high.)
+#[derive(Debug, Clone, Copy)]
+struct RefusalRun {
+    /// Its first 429.
+    started: Instant,
+    /// Its latest 429.
+    last: Instant,
+    /// Requests sent since it started that the server accepted (requests sent before, and
+    /// answered after, were let through before the bucket ran dry).
+    accepted: u64,
 }
 
 /// How long the limiter measures the rate requests leave at.
@@ -279,6 +310,24 @@ impl Bucket {
         let (bits, n) = self.answers;
         let refused = bits.count_ones();
         n > 0 && f64::from(refused) >= LIMITING_SHARE * f64::from(n)
+    }
+
+    /// Counts, for the refusal run, a request sent at `sent` that the server accepted.
+    fn accept_sent(&mut self, sent: Instant) {
+        if let Some(run) = &mut self.run
+            && sent >= run.started
+        {
+            run.accepted += 1;
+        }
+    }
+
+    /// The server's budget measured over the refusal run going on at `now`, once it is long
+    /// enough ([`MIN_REFUSAL_RUN`]) and the server accepted something in it.
+    fn run_budget(&self, now: Instant) -> Option<f64> {
+        let run = self.run?;
+        let span = now.saturating_duration_since(run.started);
+        (span >= MIN_REFUSAL_RUN && run.accepted > 0)
+            .then(|| run.accepted as f64 / span.as_secs_f64())
     }
 
     /// Counts a response the server accepted at `now`.
@@ -348,6 +397,7 @@ impl Limiter {
                 window: (now, 0),
                 measured: 0.0,
                 answers: (0, 0),
+                run: None,
             }),
         }
     }
@@ -373,11 +423,12 @@ impl Limiter {
         self.throttled_at(Instant::now());
     }
 
-    /// The server accepted a request (any answer but 429): what it accepts is the rate a 429
-    /// lowers to.
-    pub fn accepted(&self) {
+    /// The server accepted a request sent at `sent` (any answer but 429): what it accepts is
+    /// the rate a 429 lowers to.
+    pub fn accepted(&self, sent: Instant) {
         if let Ok(mut b) = self.bucket.lock() {
             b.accept(Instant::now());
+            b.accept_sent(sent);
         }
     }
 
@@ -386,6 +437,16 @@ impl Limiter {
             return;
         };
         b.answered(true);
+        b.run = Some(match b.run {
+            Some(run) if now.saturating_duration_since(run.last) <= REFUSAL_RUN_GAP => {
+                RefusalRun { last: now, ..run }
+            }
+            _ => RefusalRun {
+                started: now,
+                last: now,
+                accepted: 0,
+            },
+        });
         // A stray 429 (a proxy, a node restarting, a server-wide limit hit once) among many
         // accepted requests says nothing about this client's budget: Retry-After covers it.
         // Lowering on it would let a steady trickle of them drag the rate to the floor. A 429
@@ -417,10 +478,14 @@ impl Limiter {
         let accepted = b.accepted_rate(now);
         // The server accepted `accepted` a second: the rate it refused is at least that.
         let from = from.max(accepted);
-        // The server's budget: what it accepted over the last second while refusing the rest
-        // (a saturated token bucket passes its refill rate); when it accepted nothing, only the
-        // rate it refused is known.
-        let limit = if accepted >= 1.0 { accepted } else { from };
+        // The server's budget: what it accepted over the refusal run, or over the last second
+        // while the run is young, while refusing the rest (a saturated token bucket passes its
+        // refill rate); when it accepted nothing, only the rate it refused is known.
+        let budget = b
+            .run_budget(now)
+            .or((accepted >= 1.0).then_some(accepted))
+            .filter(|r| *r >= 1.0);
+        let limit = budget.unwrap_or(from);
         // A probe refused where the last 429 was: the server's budget is there; probe it less.
         let same_place =
             b.limit_seen.is_finite() && (limit - b.limit_seen).abs() <= 0.1 * b.limit_seen;
@@ -433,16 +498,16 @@ impl Limiter {
         if limiting {
             b.lone_floor = LONE_429_FLOOR * limit;
         }
-        b.rate = if accepted >= 1.0 {
-            accepted * 0.95
-        } else {
-            from / 2.0
+        b.rate = match budget {
+            Some(budget) => budget * 0.95,
+            None => from / 2.0,
         }
         .max(MIN_ADAPTIVE_RATE);
         tracing::info!(
             target: "bbdc_host::policy",
             accepted_per_second = accepted,
             refused_of_last_64 = b.answers.0.count_ones(),
+            accepted_over_refusal_run = b.run_budget(now),
             limiting,
             rate = b.rate,
             budget_seen = b.limit_seen,
@@ -849,6 +914,61 @@ mod tests {
         }
         l.throttled_at(at(t0, 0.99));
         assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
+    }
+
+    #[test]
+    fn the_budget_is_measured_over_the_refusal_run_not_a_second_holding_the_burst() {
+        // An unlimited client empties a server bucket of 60 refilled at 5/s: 60 accepted in
+        // 0.3 s, then the four in flight are refused (three sent before the bucket ran dry are
+        // answered 200 just after the first 429).
+        let l = Limiter::new(HttpPolicy {
+            burst: None,
+            ..HttpPolicy::default()
+        });
+        let t0 = Instant::now();
+        let accept = |sent: f64, answered: f64| {
+            if let Ok(mut b) = l.bucket.lock() {
+                b.accept(at(t0, answered));
+                b.accept_sent(at(t0, sent));
+            }
+        };
+        if let Ok(mut b) = l.bucket.lock() {
+            b.accepted = (t0, 0, 0);
+        }
+        for i in 0..57 {
+            let t = f64::from(i) * 0.005;
+            accept(t, t + 0.02);
+        }
+        for _ in 0..4 {
+            l.throttled_at(at(t0, 0.3));
+        }
+        for _ in 0..3 {
+            accept(0.29, 0.31);
+        }
+        // A stray-looking 429 among 60 accepted: waited out (Retry-After, one second).
+        assert_eq!(l.current_rate_at(at(t0, 0.31)), f64::INFINITY);
+        // After the pause the bucket holds five: five accepted, then four refused. An eighth of
+        // the answers are now 429s: the rate is lowered to the budget measured since the first
+        // 429 (5 in 1.05 s), not to the last second's count, which still holds the burst.
+        for i in 0..5 {
+            let t = 1.3 + f64::from(i) * 0.005;
+            accept(t, t + 0.02);
+        }
+        for _ in 0..4 {
+            l.throttled_at(at(t0, 1.35));
+        }
+        let rate = l.current_rate_at(at(t0, 1.35));
+        assert!(close(rate, 0.95 * 5.0 / 1.05), "{rate}");
+        let second = l
+            .bucket
+            .lock()
+            .map(|b| b.accepted_rate(at(t0, 1.35)))
+            .unwrap();
+        assert!(second > 20.0, "the one-second count reads {second}");
+        // A 429 more than REFUSAL_RUN_GAP after the last starts a new run.
+        l.throttled_at(at(t0, 1.35 + REFUSAL_RUN_GAP.as_secs_f64() + 1.0));
+        let run = l.bucket.lock().map(|b| b.run).unwrap();
+        assert!(run.is_some_and(|r| r.accepted == 0 && r.started == r.last));
     }
 
     #[test]
