@@ -299,8 +299,9 @@ impl World {
     }
 
     /// Repository `i` with its pull requests, as it is now: changed, generated a moment ago, or
-    /// generated afresh (and kept among the recent ones). Panics on no index: callers find
-    /// indices with [`World::repo_index`] or below [`World::repo_count`].
+    /// generated afresh (and kept among the recent ones). Valid indices are below
+    /// [`World::repo_count`] (or found with [`World::repo_index`]); one past them names the last
+    /// (archived) repository again, it never panics.
     pub fn repo(&mut self, i: usize) -> Arc<SimRepo> {
         if let Some(r) = self.edited.get(&i) {
             return Arc::clone(r);
