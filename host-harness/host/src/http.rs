@@ -361,15 +361,19 @@ impl TenantHttp {
         let call_deadline = deadline;
         let deadline = tries.until.min(call_deadline);
         loop {
-            let waited = self.limiter.acquire(call_deadline);
-            let (Ok(w) | Err(w)) = waited;
+            // Held until this attempt is answered: while the limiter measures the server's
+            // budget, the next request leaves only then.
+            let (waited, admission) = match self.limiter.acquire(call_deadline) {
+                Ok((w, admission)) => (w, Some(admission)),
+                Err(w) => (w, None),
+            };
             self.counters.waited_ms.fetch_add(
-                u64::try_from(w.as_millis()).unwrap_or(u64::MAX),
+                u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
             let Some(left) = call_deadline
                 .checked_duration_since(Instant::now())
-                .filter(|_| waited.is_ok())
+                .filter(|_| admission.is_some())
                 .filter(|d| !d.is_zero())
             else {
                 return Err(HttpError::Timeout);
@@ -436,6 +440,8 @@ impl TenantHttp {
                 }
                 Err(e) => {
                     let f = failure(e, self.max_body);
+                    // No answer to measure by: the next request need not wait for the backoff.
+                    drop(admission);
                     if last
                         || !matches!(f, HttpError::Connection(_) | HttpError::Timeout)
                         || !self.pause(self.limiter.backoff(attempt), deadline)
