@@ -3,12 +3,12 @@
 //! [`crate::model`]), so only the typed errors are converted here. No logic lives here.
 
 use crate::host::{self, BodyStream, Host, HttpError, HttpRequest, LogLevel, ResponseHead};
-use crate::model::wit::exports::ingest::bitbucket_dc::connector::Guest;
-use crate::model::wit::ingest::bitbucket_dc::{delivery, http, log, storage};
+use crate::model::wit::exports::ingest::bitbucket_dc0_2_0::connector::Guest;
+use crate::model::wit::ingest::bitbucket_dc0_1_0::{delivery, http, log, storage};
 use crate::model::{
-    Connection, ConnectionReport, ConnectorInfo, ContractError, PageRequest, ProjectPage,
-    PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SignatureCheck, SyncOptions,
-    UserPage, WebhookError, WebhookOutcome, WebhookRequest,
+    CommitBatch, Connection, ConnectionReport, ConnectorInfo, ContractError, PageRequest,
+    ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SignatureCheck,
+    SyncOptions, UserPage, WebhookError, WebhookOutcome, WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -158,6 +158,19 @@ impl Guest for Component {
             &conn,
             &filter,
             page.cursor.as_deref(),
+        )?)
+    }
+
+    fn fetch_commits(
+        conn: Connection,
+        repo: RepoRef,
+        cursor: Option<String>,
+    ) -> Result<CommitBatch, ContractError> {
+        Ok(crate::commits::fetch_commits(
+            &WitHost,
+            &conn,
+            &repo,
+            cursor.as_deref(),
         )?)
     }
 

@@ -81,7 +81,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
 
     /// `GET /rest/api/1.0/{segments}?{query}`: a 2xx answer's head and whole body, and the
     /// request's name for messages; any other answer as its typed error.
-    fn get_body(
+    pub fn get_body(
         &self,
         segments: &[&str],
         query: &[(&str, &str)],

@@ -326,3 +326,20 @@ impl Host for FakeHost {
         self.logs.borrow_mut().push((level, message.to_owned()));
     }
 }
+
+/// The repository the native pass tests use: `PLAT/api`.
+pub fn repo() -> crate::model::RepoRef {
+    crate::model::RepoRef {
+        project_key: "PLAT".into(),
+        slug: "api".into(),
+    }
+}
+
+/// A connection to `https://bb.example/bitbucket` (a context path) asking for pages of
+/// `page_size`.
+pub fn conn(page_size: u32) -> crate::model::Connection {
+    crate::model::Connection {
+        base_url: "https://bb.example/bitbucket".into(),
+        page_size: Some(page_size),
+    }
+}

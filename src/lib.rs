@@ -1,7 +1,7 @@
 //! The Bitbucket Data Center ingestion connector.
 //!
 //! Compiled to `wasm32-wasip2`, this crate is a WebAssembly component implementing the
-//! `connector-plugin` world in `wit/`. Everything but `bindings.rs` is plain Rust over the small
+//! `connector-plugin` world of contract 0.2.0 in `wit/0.2.0/`. Everything but `bindings.rs` is plain Rust over the small
 //! [`host::Host`] trait, so it is unit-tested natively with `fake::FakeHost` (the `fake` feature,
 //! off in the shipped component).
 //!
@@ -20,12 +20,15 @@
 //! - [`diffstat`]: diff statistics counted while streaming, no source kept;
 //! - [`pulls`]: one pull request in full (snapshot + activities + diff);
 //! - [`sync`]: the incremental, resumable pull-request sync pass;
+//! - [`commits`]: the incremental, resumable pass over the default branch's commits;
+//! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
 //! - [`webhook`]: webhook verification and interpretation.
 
 pub mod activities;
 pub mod check;
 pub mod client;
+pub mod commits;
 pub mod diffstat;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]
@@ -37,6 +40,7 @@ pub mod model;
 pub mod normalize;
 pub mod paging;
 pub mod pulls;
+pub mod state;
 pub mod sync;
 pub mod timestamps;
 pub mod urls;

@@ -21,7 +21,8 @@ use crate::error::ConnectorError;
 pub(crate) mod wit {
     wit_bindgen::generate!({
         world: "connector-plugin-build",
-        path: "wit",
+        path: "wit/0.2.0",
+        generate_all,
         additional_derives: [PartialEq, Eq],
         additional_type_attributes: {
             "ingest:bitbucket-dc/types@0.1.0/connection-report": [#[derive(Default)]],
@@ -36,7 +37,7 @@ pub(crate) mod wit {
     });
 }
 
-pub use wit::ingest::bitbucket_dc::types::{
+pub use wit::ingest::bitbucket_dc0_1_0::types::{
     BatchStats, Connection, ConnectionReport, ConnectorError as ContractError, ConnectorInfo,
     DiffStats, PageRequest, PrCompleteness, PrEvent, PrEventKind, PrRef, PrReviewer, PrState,
     Project, ProjectKind, ProjectPage, PullRequest, PullRequestBatch, RateLimitedError, RecordKind,
@@ -46,9 +47,14 @@ pub use wit::ingest::bitbucket_dc::types::{
     WebhookResult,
 };
 
+/// The history records of contract 0.2.0 (WIT `history`): commits and their passes.
+pub use wit::ingest::bitbucket_dc0_2_0::history::{
+    Commit, CommitBatch, CommitPassKind, CommitPerson, HistoryKind, UnreadableItem,
+};
+
 /// What the host found when it checked a webhook delivery's signature (WIT
 /// `delivery.signature-check`); [`crate::host::Host::check_signature`] returns it.
-pub use wit::ingest::bitbucket_dc::delivery::SignatureCheck;
+pub use wit::ingest::bitbucket_dc0_1_0::delivery::SignatureCheck;
 
 impl Default for RepoFilter {
     /// Everything: nothing is left out unless asked.

@@ -207,19 +207,33 @@ pub fn decode_items<T: DeserializeOwned>(
     kind: RecordKind,
     location: &str,
 ) -> (Vec<T>, Vec<UnreadableRecord>) {
+    decode_items_as(raw, location, |location, reason| UnreadableRecord {
+        kind,
+        location,
+        reason,
+    })
+}
+
+/// Decodes raw items one by one, describing each item that does not decode with `unreadable`
+/// (its location, `"{location} item {i}"`, and the parser's cleaned message): the one decoding
+/// loop behind every listing, whatever record type reports its unreadable items.
+pub fn decode_items_as<T: DeserializeOwned, U>(
+    raw: &[&RawValue],
+    location: &str,
+    unreadable: impl Fn(String, String) -> U,
+) -> (Vec<T>, Vec<U>) {
     let mut items = Vec::with_capacity(raw.len());
-    let mut unreadable = Vec::new();
+    let mut left_out = Vec::new();
     for (i, item) in raw.iter().enumerate() {
         match serde_json::from_str::<T>(item.get()) {
             Ok(v) => items.push(v),
-            Err(e) => unreadable.push(UnreadableRecord {
-                kind,
-                location: format!("{location} item {i}"),
-                reason: clean_reason(&e.to_string()),
-            }),
+            Err(e) => left_out.push(unreadable(
+                format!("{location} item {i}"),
+                clean_reason(&e.to_string()),
+            )),
         }
     }
-    (items, unreadable)
+    (items, left_out)
 }
 
 /// A parser message made safe to show: control characters (terminal escapes) replaced and the

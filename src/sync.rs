@@ -294,19 +294,7 @@ fn stale(c: &str) -> ConnectorError {
 /// Reads the state; unreadable state is logged and replaced by a fresh one (a full re-sync
 /// loses nothing).
 fn load_state<H: Host + ?Sized>(host: &H, key: &str) -> (RepoState, Option<Vec<u8>>) {
-    let raw = host.storage_get(key);
-    let state = match raw.as_deref().map(serde_json::from_slice::<RepoState>) {
-        None => RepoState::default(),
-        Some(Ok(s)) => s,
-        Some(Err(e)) => {
-            host.log(
-                LogLevel::Warn,
-                &format!("{key}: unreadable sync state ({e}); starting afresh"),
-            );
-            RepoState::default()
-        }
-    };
-    (state, raw)
+    crate::state::load(host, key, "sync state")
 }
 
 fn save_state<H: Host + ?Sized>(
@@ -315,14 +303,7 @@ fn save_state<H: Host + ?Sized>(
     old: Option<&[u8]>,
     state: &RepoState,
 ) -> Result<(), ConnectorError> {
-    let bytes = serde_json::to_vec(state).map_err(|e| ConnectorError::Storage(e.to_string()))?;
-    if host.storage_compare_and_swap(key, old, &bytes) {
-        Ok(())
-    } else {
-        Err(ConnectorError::Storage(format!(
-            "{key} changed during this call (is another sync of this repository running?)"
-        )))
-    }
+    crate::state::save(host, key, old, state, "sync")
 }
 
 fn load_memo<H: Host + ?Sized>(host: &H, repo: &RepoRef, id: u64) -> Option<PrMemo> {

@@ -369,8 +369,67 @@ pub struct WireActivity {
     pub commit: Option<WireCommit>,
 }
 
+/// A commit's author or committer (`RestCommit.author`, `.committer`: `name`, `emailAddress`).
+/// A server that matched the identity to a Bitbucket user sends that user's fields as well, its
+/// `slug` among them.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize, Default, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WirePerson {
+    /// The name in the commit.
+    pub name: Option<String>,
+    /// The e-mail address in the commit.
+    pub email_address: Option<String>,
+    /// The matched user's slug.
+    pub slug: Option<String>,
+}
+
+/// One entry of `GET .../commits` (`RestCommit`). Its identity is a non-empty `id`; a commit
+/// without one does not deserialize.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WireHistoryCommit {
+    /// The full hash (required, non-empty).
+    #[serde_with(skip_apply)]
+    #[serde(deserialize_with = "non_empty_string")]
+    pub id: String,
+    /// Who wrote it.
+    pub author: Option<WirePerson>,
+    /// When it was written.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientMillis")]
+    #[serde(default)]
+    pub author_timestamp: Option<i64>,
+    /// Who committed it.
+    pub committer: Option<WirePerson>,
+    /// When it was committed.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientMillis")]
+    #[serde(default)]
+    pub committer_timestamp: Option<i64>,
+    /// The whole message (only its first line is kept).
+    pub message: Option<String>,
+    /// Its parents (`RestMinimalCommit`); an unreadable entry is dropped.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
+    #[serde(default)]
+    pub parents: Vec<WireCommit>,
+}
+
+fn non_empty_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(serde::de::Error::custom("the commit id is empty"));
+    }
+    Ok(s)
+}
+
 // The nested objects of the wire model, read leniently by buffering (see `crate::lenient`).
 buffered!(
+    Option<WirePerson>,
     Links,
     WireRef,
     Option<WireRepo>,

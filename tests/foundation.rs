@@ -455,11 +455,8 @@ async fn unusable_base_url_is_invalid_config() {
     let e = connector_error(
         blocking(move || {
             runtime().call_with(&t, |p, s| {
-                p.ingest_bitbucket_dc_connector().call_check_connection(
-                    s,
-                    &conn,
-                    RepoFilter::EVERYTHING,
-                )
+                p.connector()
+                    .call_check_connection(s, &conn, RepoFilter::EVERYTHING)
             })
         })
         .await,
@@ -544,11 +541,8 @@ async fn request_to_another_host_is_denied_and_never_sent() {
     let e = connector_error(
         blocking(move || {
             runtime().call_with(&t, |p, s| {
-                p.ingest_bitbucket_dc_connector().call_check_connection(
-                    s,
-                    &conn,
-                    RepoFilter::EVERYTHING,
-                )
+                p.connector()
+                    .call_check_connection(s, &conn, RepoFilter::EVERYTHING)
             })
         })
         .await,

@@ -1,7 +1,7 @@
 //! Native tests of the sync pass against the in-memory host.
 
 use super::*;
-use crate::fake::{Canned, FakeHost};
+use crate::fake::{Canned, FakeHost, conn, repo};
 use crate::host::HttpError;
 use crate::model::{ContractError, PullRequest, ServerError, SkipStage};
 use serde_json::{Value, json};
@@ -9,20 +9,6 @@ use serde_json::{Value, json};
 const HOUR: i64 = 3_600_000;
 const T0: i64 = 1_700_000_000_000;
 const REPO_PATH: &str = "/bitbucket/rest/api/1.0/projects/PLAT/repos/api/pull-requests";
-
-fn repo() -> RepoRef {
-    RepoRef {
-        project_key: "PLAT".into(),
-        slug: "api".into(),
-    }
-}
-
-fn conn(page_size: u32) -> Connection {
-    Connection {
-        base_url: "https://bb.example/bitbucket".into(),
-        page_size: Some(page_size),
-    }
-}
 
 /// A pull request list item; `updated` and `created` in hours after T0.
 fn pr(id: u64, version: u32, created: i64, updated: i64) -> Value {

@@ -266,7 +266,7 @@ impl CoreBench {
         let native_once =
             || bbdc_connector::sync::fetch_pull_requests(&native_host, &conn, &nrepo, &nopts, None);
         let (w, page_stats) = self.runtime.call_measured(&tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector().call_fetch_pull_requests(
+            p.connector().call_fetch_pull_requests(
                 s,
                 &Runtime::connection(&tenant),
                 &repo,
@@ -497,12 +497,8 @@ impl CoreBench {
         let measure = |responder: Arc<FixtureResponder>| -> Result<Counted> {
             let tenant = memory_tenant("bench-diff", responder)?;
             let (result, stats) = self.runtime.call_measured(&tenant, |p, s| {
-                p.ingest_bitbucket_dc_connector().call_fetch_pull_request(
-                    s,
-                    &Runtime::connection(&tenant),
-                    &repo,
-                    id,
-                )
+                p.connector()
+                    .call_fetch_pull_request(s, &Runtime::connection(&tenant), &repo, id)
             });
             let pr = result.map_err(|e| anyhow!("fetch-pull-request: {e:?}"))?;
             Ok((

@@ -1,7 +1,7 @@
 //! Per-call store state and the WIT imports implemented over it: HTTP through the tenant's
 //! [`TenantHttp`], storage through the tenant's namespace of a [`KvStore`], logs into `tracing`.
 
-use crate::bindings::{types, wit_delivery, wit_http, wit_log, wit_storage};
+use crate::bindings::{history, types, wit_delivery, wit_http, wit_log, wit_storage};
 use crate::http::{Head, HttpError, StreamBody, TenantHttp};
 use crate::storage::KvStore;
 use crate::tenant::TenantConfig;
@@ -347,3 +347,6 @@ impl wit_log::Host for CallState {
 }
 
 impl types::Host for CallState {}
+
+/// 0.2.0's `history` interface holds only records: nothing to implement.
+impl history::Host for CallState {}

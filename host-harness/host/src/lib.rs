@@ -16,13 +16,16 @@
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`errors`]: an error with its causes as one line;
 //! - [`logging`]: log filtering that keeps credentials out of logs;
-//! - [`bindings`]: the generated host bindings of `wit/`.
+//! - [`plugin`]: a loaded component of either contract version (0.1.0, 0.2.0) behind one
+//!   interface;
+//! - [`bindings`]: the generated host bindings of `wit/0.2.0` and `wit/0.1.0`.
 
 pub mod bindings;
 pub mod errors;
 pub mod http;
 pub mod imports;
 pub mod logging;
+pub mod plugin;
 pub mod policy;
 #[cfg(feature = "pre-initialize")]
 pub mod preinit;
@@ -34,6 +37,7 @@ pub mod tenant_file;
 pub mod tls;
 
 pub use imports::Tenant;
+pub use plugin::{ContractVersion, Unsupported};
 pub use runtime::{
     CallError, HostError, InstanceCounts, InstanceReuse, PreInitialize, Runtime, RuntimeConfig,
 };

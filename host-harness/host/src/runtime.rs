@@ -9,16 +9,16 @@
 //! [`InstanceReuse::max_calls`] calls, or once its memory grew past
 //! [`InstanceReuse::max_memory`]. Each call gets its own deadline, fuel and log allowance.
 
-use crate::bindings::api;
 use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
+use crate::bindings::history::CommitBatch;
 use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
 };
-use crate::bindings::{ConnectorPlugin, ConnectorPluginPre};
 use crate::imports::{CallState, Tenant};
+use crate::plugin::{Connector, Plugin, PluginPre};
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::hash::{Hash, Hasher};
@@ -60,6 +60,9 @@ pub enum HostError {
     /// not started.
     #[error("could not apply the call's limits: {0}")]
     Limits(String),
+    /// The component's contract version lacks the export (a 0.1.0 component asked for commits).
+    #[error(transparent)]
+    Unsupported(#[from] crate::plugin::Unsupported),
 }
 
 /// A call's failure: the connector's own typed error, or the host's.
@@ -152,7 +155,7 @@ pub struct InstanceCounts {
 /// until the store is first instantiated).
 struct Warm {
     store: Store<CallState>,
-    plugin: Option<ConnectorPlugin>,
+    plugin: Option<Plugin>,
     calls: u32,
 }
 
@@ -231,7 +234,7 @@ impl Drop for EpochTicker {
 /// The loaded connector, ready to run calls for any tenant from any thread.
 pub struct Runtime {
     engine: Engine,
-    pre: ConnectorPluginPre<CallState>,
+    pre: PluginPre,
     fuel: Option<u64>,
     reuse: InstanceReuse,
     idle: Mutex<VecDeque<Warm>>,
@@ -400,8 +403,10 @@ impl Runtime {
         )?;
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_err)?;
-        ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(load_err)?;
-        let pre = ConnectorPluginPre::new(linker.instantiate_pre(&component).map_err(load_err)?)
+        // 0.2.0's imports are 0.1.0's: linking them once serves components of either version.
+        crate::bindings::v0_2::ConnectorPlugin::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(load_err)?;
+        let pre = PluginPre::new(linker.instantiate_pre(&component).map_err(load_err)?)
             .map_err(load_err)?;
 
         let stop = Arc::new(AtomicBool::new(false));
@@ -538,7 +543,7 @@ impl Runtime {
     pub fn call_with<T, E: std::fmt::Debug>(
         &self,
         tenant: &Arc<Tenant>,
-        f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
+        f: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
     ) -> Result<T, CallError<E>> {
         self.call_measured(tenant, f).0
     }
@@ -547,7 +552,7 @@ impl Runtime {
     pub fn call_measured<T, E: std::fmt::Debug>(
         &self,
         tenant: &Arc<Tenant>,
-        f: impl FnOnce(&ConnectorPlugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
+        f: impl FnOnce(&Plugin, &mut Store<CallState>) -> wasmtime::Result<Result<T, E>>,
     ) -> (Result<T, CallError<E>>, CallStats) {
         let limits = &tenant.config.limits;
         let ticks = (limits.deadline.as_millis() / EPOCH_TICK.as_millis()).max(1);
@@ -601,22 +606,18 @@ impl Runtime {
         &self,
         tenant: &Arc<Tenant>,
         f: impl FnOnce(
-            &api::Guest,
+            Connector<'_>,
             &mut Store<CallState>,
             &Connection,
         ) -> wasmtime::Result<Result<T, E>>,
     ) -> Result<T, CallError<E>> {
         let conn = Self::connection(tenant);
-        self.call_with(tenant, |p, s| {
-            f(p.ingest_bitbucket_dc_connector(), s, &conn)
-        })
+        self.call_with(tenant, |p, s| f(p.connector(), s, &conn))
     }
 
     /// `describe`: the connector's name and version (no I/O).
     pub fn describe(&self, tenant: &Arc<Tenant>) -> Result<ConnectorInfo, CallError<Infallible>> {
-        self.call_with(tenant, |p, s| {
-            p.ingest_bitbucket_dc_connector().call_describe(s).map(Ok)
-        })
+        self.call_with(tenant, |p, s| p.connector().call_describe(s).map(Ok))
     }
 
     /// `check-connection`, counting the repositories `filter` admits.
@@ -703,6 +704,29 @@ impl Runtime {
         self.export(tenant, |api, s, conn| {
             api.call_fetch_pull_request(s, conn, repo, id)
         })
+    }
+
+    /// `fetch-commits` (contract 0.2.0): one step of the commit pass of `repo`'s default branch;
+    /// acknowledge a batch by calling again with its `next_cursor` once it is persisted. A 0.1.0
+    /// component fails with [`HostError::Unsupported`].
+    pub fn fetch_commits(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        cursor: Option<&str>,
+    ) -> Result<CommitBatch, CallError<ConnectorError>> {
+        let outcome = self.export(tenant, |api, s, conn| {
+            api.call_fetch_commits(s, conn, repo, cursor).map(Ok)
+        })?;
+        match outcome {
+            Ok(batch) => batch.map_err(CallError::Connector),
+            Err(unsupported) => Err(CallError::Host(unsupported.into())),
+        }
+    }
+
+    /// The contract version of the loaded component.
+    pub fn contract_version(&self) -> crate::plugin::ContractVersion {
+        self.pre.version()
     }
 
     /// `handle-webhook`: the host checks the delivery's signature against `secret`

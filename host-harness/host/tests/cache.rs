@@ -113,10 +113,7 @@ fn the_pre_initialised_component_starts_past_its_start_up_and_is_cached_apart() 
     );
     let describe = |runtime: &Runtime| {
         let (info, stats) = runtime.call_measured(&tenant, |plugin, store| {
-            plugin
-                .ingest_bitbucket_dc_connector()
-                .call_describe(store)
-                .map(Ok::<_, ()>)
+            plugin.connector().call_describe(store).map(Ok::<_, ()>)
         });
         let fuel = stats.fuel_used.expect("fuel is metered");
         (info.expect("describe answers"), fuel)

@@ -38,6 +38,7 @@ pub fn host_error(e: &HostError) -> (&'static str, String) {
         HostError::Storage(_) => "storage",
         HostError::Trap(_) => "internal",
         HostError::Load(_) | HostError::Limits(_) => "internal",
+        HostError::Unsupported(_) => "unsupported",
     };
     (code, e.to_string())
 }

@@ -1,7 +1,7 @@
 //! A hostile connector for the sandbox tests. The last path segment of the connection's base URL
 //! picks the misbehaviour; `check-connection` performs it and reports what the host let happen.
 
-wit_bindgen::generate!({ world: "connector-plugin-build", path: "../../wit" });
+wit_bindgen::generate!({ world: "connector-plugin-build", path: "../../wit/0.1.0" });
 
 use exports::ingest::bitbucket_dc::connector::Guest as Connector;
 use ingest::bitbucket_dc::types::*;
