@@ -137,6 +137,13 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
             r["project"]["key"].as_str().unwrap_or(""),
             r["slug"].as_str().unwrap_or(""),
         );
+        all_pages(
+            &agent,
+            &base,
+            &format!("{api}/projects/{k}/repos/{s}/commits"),
+            "",
+            &mut seen,
+        );
         let prs_path = format!("{api}/projects/{k}/repos/{s}/pull-requests");
         for pr in all_pages(
             &agent,
@@ -193,6 +200,7 @@ fn every_body_of_every_version_conforms_to_the_reference() {
         "/api/latest/admin/users",
         "/api/latest/users",
         "/api/latest/projects/{projectKey}/repos",
+        "/api/latest/projects/{projectKey}/repos/{repositorySlug}/commits",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/activities",

@@ -7,6 +7,7 @@
 //!
 //! Where each part lives:
 //! - [`world`]: the generated instance and its ground truth;
+//! - [`history`]: each repository's commits and default branch (merges, pushes, force-pushes);
 //! - [`render`], [`version`], [`vary`]: JSON in the shapes of each server version, and the
 //!   variations plugins and proxies add;
 //! - [`routes`]: the REST paths and their paging;
@@ -18,6 +19,7 @@
 
 mod faults;
 pub mod fixture;
+pub mod history;
 pub mod rate_limit;
 pub mod render;
 mod routes;
@@ -205,6 +207,24 @@ impl Simulator {
     /// (project, repo, id, event key) of each.
     pub fn touch(&self, n: usize) -> Vec<(String, String, u64, &'static str)> {
         (0..n).filter_map(|_| self.state.touch_random()).collect()
+    }
+
+    /// Pushes `n` commits onto the default branch of the repository at `repo` (its place in the
+    /// world, as [`world::World::repo_index`] finds it).
+    pub fn push_commits(&self, repo: usize, n: usize) {
+        if let Ok(mut w) = self.state.world.lock() {
+            let now = w.clock;
+            w.push_commits(repo, n, now);
+        }
+    }
+
+    /// Force-pushes the default branch of the repository at `repo`: `back` commits dropped, `n`
+    /// new ones pushed.
+    pub fn force_push(&self, repo: usize, back: usize, n: usize) {
+        if let Ok(mut w) = self.state.world.lock() {
+            let now = w.clock;
+            w.force_push(repo, back, n, now);
+        }
     }
 
     /// Ground truth: one `pull_request` line per pull request, sorted by (project, repo, id).

@@ -10,6 +10,7 @@
 //! them (see [`super::vary`]), deterministically per resource, without changing anything a
 //! correct sync stores.
 
+use super::history::{SimCommit, SimPerson};
 use super::vary::{self, Variation};
 use super::version::ServerVersion;
 use super::world::{self, Activity, SimPr, SimRepo};
@@ -72,6 +73,27 @@ pub fn user(slug: &str) -> Value {
         "displayName": slug.to_uppercase(), "active": true, "slug": slug,
         "type": if slug == "ci-bot" { "SERVICE" } else { "NORMAL" },
         "links": {"self": [{"href": format!("{WEB}/users/{slug}")}]}
+    })
+}
+
+/// A commit (`RestCommit`): its people as `name` and `emailAddress`, with the matched user's
+/// fields beside them where the server matched one (as real servers send them); never a diff.
+pub fn commit(c: &SimCommit) -> Value {
+    let person = |p: &SimPerson| {
+        let mut v = match &p.slug {
+            Some(slug) => user(slug),
+            None => json!({}),
+        };
+        v["name"] = json!(p.name);
+        v["emailAddress"] = json!(p.email);
+        v
+    };
+    json!({
+        "id": c.id, "displayId": &c.id[..c.id.len().min(11)],
+        "author": person(&c.author), "authorTimestamp": c.author_time,
+        "committer": person(&c.committer), "committerTimestamp": c.commit_time,
+        "message": c.message,
+        "parents": c.parents.iter().map(|p| json!({"id": p, "displayId": &p[..p.len().min(11)]})).collect::<Vec<_>>(),
     })
 }
 

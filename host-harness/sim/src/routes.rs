@@ -2,6 +2,7 @@
 //! paging (per-resource caps, `nextPageStart`) and its error bodies; and [`RequestCounts`], the
 //! requests answered by kind of resource and the response body bytes they cost.
 
+use crate::history::NoSuchCommit;
 use crate::render::{self, error as error_json, user as user_json};
 use crate::server::State;
 use crate::world::SimPr;
@@ -12,6 +13,8 @@ const CAP_REPOS: usize = 25;
 const CAP_USERS: usize = 25;
 const CAP_PRS: usize = 50;
 const CAP_ACTIVITIES: usize = 20;
+/// Commits per page at most (the server's `page.max.commits`; assumed, not from the reference).
+const CAP_COMMITS: usize = 100;
 
 /// Requests answered, by kind of resource, and the bytes of the bodies answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -24,6 +27,8 @@ pub struct RequestCounts {
     pub activities: u64,
     /// Diffs (`.../pull-requests/{id}/diff`).
     pub diffs: u64,
+    /// Commit list pages (`.../commits`).
+    pub commit_lists: u64,
     /// Everything else: projects, repositories, users, server properties.
     pub other: u64,
     /// Response body bytes answered to the four pull-request kinds above: what a repository's
@@ -36,7 +41,12 @@ pub struct RequestCounts {
 impl RequestCounts {
     /// Every request.
     pub fn total(&self) -> u64 {
-        self.pull_request_lists + self.pull_requests + self.activities + self.diffs + self.other
+        self.pull_request_lists
+            + self.pull_requests
+            + self.activities
+            + self.diffs
+            + self.commit_lists
+            + self.other
     }
 
     /// Every request's counts minus `before`'s: what happened between two readings.
@@ -46,6 +56,7 @@ impl RequestCounts {
             pull_requests: self.pull_requests - before.pull_requests,
             activities: self.activities - before.activities,
             diffs: self.diffs - before.diffs,
+            commit_lists: self.commit_lists - before.commit_lists,
             other: self.other - before.other,
             pull_request_bytes: self.pull_request_bytes - before.pull_request_bytes,
             other_bytes: self.other_bytes - before.other_bytes,
@@ -62,6 +73,7 @@ impl RequestCounts {
             ("pull-requests", _) => (&mut self.pull_requests, &mut self.pull_request_bytes),
             (_, "activities") => (&mut self.activities, &mut self.pull_request_bytes),
             (_, "diff") => (&mut self.diffs, &mut self.pull_request_bytes),
+            (_, "commits") => (&mut self.commit_lists, &mut self.other_bytes),
             _ => (&mut self.other, &mut self.other_bytes),
         };
         *counter += 1;
@@ -208,6 +220,28 @@ impl State {
                     CAP_PRS,
                 ))
             }
+            ["projects", k, "repos", s, "commits"] => {
+                let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
+                    return no_repo(k, s);
+                };
+                let arg = |name: &str| q.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+                match r.history.listing(arg("until"), arg("since")) {
+                    Ok(listed) => ok(d.page_of(
+                        listed.into_iter(),
+                        start,
+                        limit,
+                        CAP_COMMITS,
+                        render::commit,
+                    )),
+                    Err(NoSuchCommit(id)) => (
+                        404,
+                        error_json(
+                            "com.atlassian.bitbucket.commit.NoSuchCommitException",
+                            &format!("Commit '{id}' does not exist in repository '{s}'."),
+                        ),
+                    ),
+                }
+            }
             ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
                 let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
                     return no_repo(k, s);
@@ -277,6 +311,7 @@ mod tests {
         c.count(&format!("{base}/7"), 200);
         c.count(&format!("{base}/7/activities?start=0"), 30);
         c.count(&format!("{base}/7/diff?contextLines=0"), 4);
+        c.count("/rest/api/1.0/projects/P/repos/r/commits?until=abc", 9);
         c.count("/rest/api/1.0/projects?limit=25", 50);
         c.count("/rest/api/1.0/projects/P/repos", 7);
         assert_eq!(
@@ -286,12 +321,13 @@ mod tests {
                 pull_requests: 1,
                 activities: 1,
                 diffs: 1,
+                commit_lists: 1,
                 other: 2,
                 pull_request_bytes: 1234,
-                other_bytes: 57,
+                other_bytes: 66,
             }
         );
-        assert_eq!(c.total(), 6);
+        assert_eq!(c.total(), 7);
         let before = c;
         c.count(&format!("{base}/8"), 100);
         assert_eq!(

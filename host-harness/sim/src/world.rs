@@ -9,6 +9,7 @@
 //! - an archived repository with pull requests (servers before 8.0 have no archiving, and show it
 //!   as an ordinary repository).
 
+use crate::history::History;
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -124,6 +125,8 @@ pub struct SimRepo {
     pub archived: bool,
     /// Pull requests.
     pub prs: Vec<SimPr>,
+    /// Its commits and default branch.
+    pub history: History,
 }
 
 impl SimRepo {
@@ -256,6 +259,7 @@ impl World {
             origin,
             archived,
             prs: Vec::new(),
+            history: History::default(),
         }
     }
 
@@ -346,6 +350,12 @@ impl World {
         } else {
             self.spec.prs_per_repo.div_ceil(4)
         };
+        // The history has a generator of its own, so that the pull requests are what they were
+        // before repositories had commits.
+        let history_seed =
+            self.spec.seed ^ 0x5eed_c0de_0000_0000 ^ (i as u64).wrapping_mul(0x100_0000_01b3);
+        let humans = &self.users[..self.users.len().saturating_sub(1)];
+        repo.history = History::generate(history_seed, humans, EPOCH - 90 * 24 * 60 * MINUTE);
         // Activity ids are unique across the world: each repository has its own range.
         let mut activities = ((i as u64) + 1) << 20;
         let mut id = 0u64;
@@ -509,6 +519,29 @@ impl World {
         self.recent.retain(|(n, _)| *n != repo);
         self.edited.insert(repo, Arc::new(changed));
         Some(key)
+    }
+
+    /// Pushes `n` commits onto repository `repo`'s default branch at simulated time `now`
+    /// (nothing when there is no such repository).
+    pub fn push_commits(&mut self, repo: usize, n: usize, now: i64) {
+        self.edit_history(repo, |h, users| h.push(n, users, now));
+    }
+
+    /// Force-pushes repository `repo`'s default branch: its tip moves `back` commits back and `n`
+    /// new commits are pushed on it, at simulated time `now`.
+    pub fn force_push(&mut self, repo: usize, back: usize, n: usize, now: i64) {
+        self.edit_history(repo, |h, users| h.force_push(back, n, users, now));
+    }
+
+    fn edit_history(&mut self, repo: usize, f: impl FnOnce(&mut History, &[String])) {
+        if repo >= self.repo_count() {
+            return;
+        }
+        let mut changed = (*self.repo(repo)).clone();
+        let humans = &self.users[..self.users.len().saturating_sub(1)];
+        f(&mut changed.history, humans);
+        self.recent.retain(|(n, _)| *n != repo);
+        self.edited.insert(repo, Arc::new(changed));
     }
 
     /// The pull request's ground truth, in the shape of a `bbdc sync --jsonl` line (the fields a

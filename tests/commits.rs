@@ -1,0 +1,162 @@
+//! The commit pass (`fetch-commits`, contract 0.2.0) through the real component and the host's
+//! HTTP stack against the simulator: a first pass equals each repository's default branch, an
+//! unchanged one costs one small request, a push lists only what is new, and a force-push is
+//! found and the branch listed again in full. Not yet part of `bbdc sync` (issue 15).
+
+mod support;
+
+use bbdc_host::bindings::history::{Commit, CommitBatch, CommitPassKind};
+use bbdc_host::bindings::types::RepoRef;
+use bbdc_sim::history::SimCommit;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{SimConfig, Simulator};
+use support::{TOKEN, runtime, tenant};
+
+/// Runs a whole pass of `repo`, acknowledging every batch.
+fn pass(tenant: &std::sync::Arc<bbdc_host::Tenant>, repo: &RepoRef) -> Vec<CommitBatch> {
+    let mut batches = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10_000 {
+        let b = runtime()
+            .fetch_commits(tenant, repo, cursor.as_deref())
+            .unwrap_or_else(|e| panic!("{}/{}: {e}", repo.project_key, repo.slug));
+        cursor = b.next_cursor.clone();
+        batches.push(b);
+        if cursor.is_none() {
+            return batches;
+        }
+    }
+    panic!("the pass did not end");
+}
+
+fn commits(batches: &[CommitBatch]) -> Vec<&Commit> {
+    batches.iter().flat_map(|b| &b.commits).collect()
+}
+
+/// The record a correct pass makes of a simulated commit.
+fn expected(c: &SimCommit) -> (String, u32, String, Option<String>, Option<i64>) {
+    (
+        c.id.clone(),
+        c.parents.len() as u32,
+        c.message.lines().next().unwrap_or_default().to_owned(),
+        c.author.slug.clone(),
+        Some(c.author_time),
+    )
+}
+
+fn got(c: &Commit) -> (String, u32, String, Option<String>, Option<i64>) {
+    (
+        c.id.clone(),
+        c.parent_count,
+        c.summary.clone(),
+        c.author.user_slug.clone(),
+        c.author_timestamp,
+    )
+}
+
+#[test]
+fn commit_passes_follow_the_default_branch_through_pushes_and_a_force_push() {
+    let sim = Simulator::start(SimConfig {
+        spec: WorldSpec {
+            seed: 11,
+            projects: 2,
+            repos_per_project: 2,
+            prs_per_repo: 2,
+            users: 4,
+        },
+        token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    })
+    .expect("simulator");
+    let tenant = tenant(&sim.base_url());
+    let world = sim.world();
+    let repos: Vec<(usize, RepoRef)> = world
+        .repos()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                i,
+                RepoRef {
+                    project_key: r.project.clone(),
+                    slug: r.slug.clone(),
+                },
+            )
+        })
+        .collect();
+
+    // First passes: each repository's default branch, newest first, every field as generated.
+    for (i, repo) in &repos {
+        let batches = pass(&tenant, repo);
+        let truth = world.repo_now(*i);
+        let want: Vec<_> = truth.history.branch().into_iter().map(expected).collect();
+        let have: Vec<_> = commits(&batches).into_iter().map(got).collect();
+        assert_eq!(have, want, "{}/{}", repo.project_key, repo.slug);
+        assert!(batches.iter().all(|b| b.pass == CommitPassKind::First));
+        assert!(
+            commits(&batches)
+                .iter()
+                .all(|c| c.repo == *repo && !c.summary.contains('\n')),
+            "one repository's records, first lines only"
+        );
+    }
+
+    // Unchanged: one small request per repository, nothing listed.
+    let before = sim.request_counts();
+    for (_, repo) in &repos {
+        let batches = pass(&tenant, repo);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(batches[0].pass, CommitPassKind::Unchanged);
+        assert!(batches[0].commits.is_empty());
+    }
+    let spent = sim.request_counts().since(&before);
+    assert_eq!(spent.commit_lists, repos.len() as u64);
+    assert_eq!(
+        spent.total(),
+        spent.commit_lists,
+        "nothing but commit listings"
+    );
+
+    // A push of two: only those two.
+    let (pushed, pushed_repo) = repos[0].clone();
+    sim.push_commits(pushed, 2);
+    let batches = pass(&tenant, &pushed_repo);
+    let now = sim.world().repo_now(pushed);
+    let want: Vec<_> = now
+        .history
+        .branch()
+        .into_iter()
+        .take(2)
+        .map(expected)
+        .collect();
+    let have: Vec<_> = commits(&batches).into_iter().map(got).collect();
+    assert_eq!(have, want);
+    assert!(
+        batches
+            .iter()
+            .all(|b| b.pass == CommitPassKind::Incremental)
+    );
+
+    // A force-push that drops the last three commits: found, and the branch listed in full.
+    let (forced, forced_repo) = repos[1].clone();
+    sim.force_push(forced, 3, 1);
+    let batches = pass(&tenant, &forced_repo);
+    assert_eq!(
+        batches.last().map(|b| b.pass),
+        Some(CommitPassKind::Rewritten)
+    );
+    let rewritten: Vec<_> = batches
+        .iter()
+        .filter(|b| b.pass == CommitPassKind::Rewritten)
+        .flat_map(|b| &b.commits)
+        .map(got)
+        .collect();
+    let now = sim.world().repo_now(forced);
+    let want: Vec<_> = now.history.branch().into_iter().map(expected).collect();
+    assert_eq!(rewritten, want, "the branch as it is now");
+    // And the next pass is unchanged again.
+    assert_eq!(
+        pass(&tenant, &forced_repo)[0].pass,
+        CommitPassKind::Unchanged
+    );
+    sim.stop();
+}
