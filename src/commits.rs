@@ -15,9 +15,10 @@
 //!   `rewritten`, listing the branch from its tip in full so that the host can keep exactly the
 //!   commits that listing names. A `since` the server no longer knows (404) is a rewrite too.
 //! - **Nothing is lost when the host dies.** As for pull requests ([`crate::sync`]), a batch is
-//!   acknowledged by the call with its `next-cursor`; only then does the pass move past it, and
-//!   the head moves only when the pass completes. A host that restarts without the cursor gets
-//!   the unacknowledged batch again.
+//!   acknowledged by the call with its `next-cursor`; only then does the pass move past it. The
+//!   pass's end is a batch too (`complete`, no commits): the host persists it, dropping after a
+//!   rewrite the commits the pass did not name, and acknowledges it; only then does the head
+//!   move. A host that restarts without the cursor gets the unacknowledged batch again.
 //! - **No source code.** Only the listing is asked for: never a diff, a patch or a file. A
 //!   commit's message is cut to its first line here, inside the sandbox.
 //! - **One bad commit never fails its page.** A listed commit without an `id` is left out and
@@ -73,6 +74,9 @@ struct Step {
     /// Empty pages that said more follows, in a row (see [`Tally`]).
     #[serde(default)]
     empty_run: u32,
+    /// The listing is over and its completion was handed out: acknowledging it ends the pass.
+    #[serde(default)]
+    done: bool,
 }
 
 /// A pass going on.
@@ -118,11 +122,13 @@ pub fn fetch_commits<H: Host + ?Sized>(
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     let key = state_key(repo);
     let (mut state, raw) = crate::state::load::<CommitState, _>(host, &key, "commit state");
+    // A batch that ends a pass, or ends it at once (nothing to list).
     let batch = |pass: CommitPassKind, head: Option<String>, client: &Client<'_, H>| CommitBatch {
         commits: Vec::new(),
         unreadable: Vec::new(),
         pass,
         head,
+        complete: true,
         next_cursor: None,
         requests: client.requests(),
     };
@@ -149,28 +155,6 @@ pub fn fetch_commits<H: Host + ?Sized>(
                     ));
                 }
                 _ => return Err(stale(c)),
-            }
-            if let Some(p) = state.pass.as_mut()
-                && p.at.start.is_none()
-            {
-                if p.at.kind == Kind::Incremental && !p.at.linked {
-                    host.log(
-                        LogLevel::Info,
-                        &format!(
-                            "{key}: {} is no longer on the default branch (rewritten); listing the branch in full",
-                            p.at.since.as_deref().unwrap_or("the last head")
-                        ),
-                    );
-                    p.at = rewritten();
-                } else {
-                    let kind = p.at.kind.contract();
-                    let tip = p.tip.clone();
-                    state.last_pass = Some(p.id);
-                    state.head = Some(tip.clone());
-                    state.pass = None;
-                    save(host, &key, raw.as_deref(), &state)?;
-                    return Ok(batch(kind, Some(tip), &client));
-                }
             }
         }
         None => match state.pass.as_mut() {
@@ -209,6 +193,7 @@ pub fn fetch_commits<H: Host + ?Sized>(
                         start: Some(0),
                         linked: false,
                         empty_run: 0,
+                        done: false,
                     },
                     acked: 0,
                     pending: None,
@@ -225,6 +210,48 @@ pub fn fetch_commits<H: Host + ?Sized>(
             &client,
         ));
     };
+    let n = pass.acked.checked_add(1).ok_or_else(|| {
+        ConnectorError::Storage(format!(
+            "{key}: pass {} has run out of batch numbers; delete the key to start afresh",
+            pass.id
+        ))
+    })?;
+    if pass.at.start.is_none() {
+        if pass.at.done {
+            // The completion was acknowledged: the pass is over, and its tip is the head.
+            let kind = pass.at.kind.contract();
+            let tip = pass.tip.clone();
+            state.last_pass = Some(pass.id);
+            state.head = Some(tip.clone());
+            state.pass = None;
+            save(host, &key, raw.as_deref(), &state)?;
+            return Ok(batch(kind, Some(tip), &client));
+        }
+        if pass.at.kind == Kind::Incremental && !pass.at.linked {
+            host.log(
+                LogLevel::Info,
+                &format!(
+                    "{key}: {} is no longer on the default branch (rewritten); listing the branch in full",
+                    pass.at.since.as_deref().unwrap_or("the last head")
+                ),
+            );
+            pass.at = rewritten();
+        } else {
+            // Everything is listed: the host persists that (and, after a rewrite, drops what
+            // the pass did not name) before it acknowledges, and only then does the head move.
+            let kind = pass.at.kind.contract();
+            pass.pending = Some(Step {
+                done: true,
+                ..pass.at.clone()
+            });
+            let (id, tip) = (pass.id, pass.tip.clone());
+            save(host, &key, raw.as_deref(), &state)?;
+            return Ok(CommitBatch {
+                next_cursor: Some(encode_cursor(id, n)),
+                ..batch(kind, Some(tip), &client)
+            });
+        }
+    }
     let (page, step) = match walk_step(&client, repo, &pass.tip, &pass.at) {
         Err(ConnectorError::NotFound(why)) if pass.at.since.is_some() => {
             host.log(
@@ -236,12 +263,6 @@ pub fn fetch_commits<H: Host + ?Sized>(
         }
         other => other?,
     };
-    let n = pass.acked.checked_add(1).ok_or_else(|| {
-        ConnectorError::Storage(format!(
-            "{key}: pass {} has run out of batch numbers; delete the key to start afresh",
-            pass.id
-        ))
-    })?;
     let kind = step.kind.contract();
     pass.pending = Some(step);
     let (id, tip) = (pass.id, pass.tip.clone());
@@ -251,6 +272,7 @@ pub fn fetch_commits<H: Host + ?Sized>(
         unreadable: page.unreadable,
         pass: kind,
         head: Some(tip),
+        complete: false,
         next_cursor: Some(encode_cursor(id, n)),
         requests: client.requests(),
     })
@@ -264,6 +286,7 @@ fn rewritten() -> Step {
         start: Some(0),
         linked: false,
         empty_run: 0,
+        done: false,
     }
 }
 
@@ -321,6 +344,7 @@ fn walk_step<H: Host + ?Sized>(
         start: page.next,
         linked,
         empty_run: tally.empty_run,
+        done: false,
     };
     Ok((page, step))
 }

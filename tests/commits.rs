@@ -1,7 +1,8 @@
 //! The commit pass (`fetch-commits`, contract 0.2.0) through the real component and the host's
 //! HTTP stack against the simulator: a first pass equals each repository's default branch, an
 //! unchanged one costs one small request, a push lists only what is new, and a force-push is
-//! found and the branch listed again in full. Not yet part of `bbdc sync` (issue 15).
+//! found and the branch listed again in full; and `bbdc sync --entities all` keeps the `commits`
+//! table equal to each default branch through pushes and a force-push.
 
 mod support;
 
@@ -158,5 +159,95 @@ fn commit_passes_follow_the_default_branch_through_pushes_and_a_force_push() {
         pass(&tenant, &forced_repo)[0].pass,
         CommitPassKind::Unchanged
     );
+    sim.stop();
+}
+
+/// The `commits` table of a sync's SQLite file: (project, repo) → ids, newest first by commit
+/// time as the branch lists them.
+fn stored_commits(
+    db: &std::path::Path,
+) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare(
+            "SELECT project_key, repo_slug, id FROM commits ORDER BY project_key, repo_slug, id",
+        )
+        .expect("the commits table");
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })
+        .expect("rows");
+    let mut out: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for row in rows {
+        let (k, s, id) = row.expect("a row");
+        out.entry((k, s)).or_default().push(id);
+    }
+    out
+}
+
+/// Each repository's default branch, ids sorted, as the simulator has it now.
+fn branches(sim: &Simulator) -> std::collections::BTreeMap<(String, String), Vec<String>> {
+    sim.world()
+        .repos()
+        .map(|r| {
+            let mut ids: Vec<String> = r.history.branch().iter().map(|c| c.id.clone()).collect();
+            ids.sort();
+            ((r.project.clone(), r.slug.clone()), ids)
+        })
+        .filter(|(_, ids)| !ids.is_empty())
+        .collect()
+}
+
+#[test]
+fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
+    let sim = Simulator::start(SimConfig {
+        spec: WorldSpec {
+            seed: 5,
+            projects: 2,
+            repos_per_project: 2,
+            prs_per_repo: 3,
+            users: 4,
+        },
+        token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    })
+    .expect("simulator");
+    let run = support::sim_run(&sim.base_url(), TOKEN, |_| {});
+    let job = bbdc_jobs::sync::SyncJob {
+        entities: bbdc_jobs::sync::Entities::parse("all").expect("entities"),
+        ..bbdc_jobs::sync::SyncJob::default()
+    };
+    let report = run.sync(&job);
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    assert_eq!(stored_commits(&run.db), branches(&sim));
+    let total: usize = branches(&sim).values().map(Vec::len).sum();
+    assert_eq!(report.records.get("commit").copied(), Some(total as u64));
+    assert_eq!(
+        report.records.get("pull_request").copied(),
+        Some(sim.truth().len() as u64)
+    );
+
+    // Unchanged: nothing new, one commit request per repository.
+    let before = sim.request_counts();
+    let report = run.sync(&job);
+    assert_eq!(report.records.get("commit").copied(), Some(0));
+    let repos = sim.world().repo_count() as u64;
+    assert_eq!(sim.request_counts().since(&before).commit_lists, repos);
+
+    // A force-push drops commits from one branch and a push adds to another: the table follows.
+    sim.force_push(0, 3, 2);
+    sim.push_commits(1, 1);
+    run.sync(&job);
+    assert_eq!(stored_commits(&run.db), branches(&sim));
+
+    // Pull requests alone, as before contract 0.2.0: no commit request at all.
+    let before = sim.request_counts();
+    run.sync(&bbdc_jobs::sync::SyncJob::default());
+    assert_eq!(sim.request_counts().since(&before).commit_lists, 0);
     sim.stop();
 }

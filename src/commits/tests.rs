@@ -386,3 +386,25 @@ fn a_summary_is_the_first_line_and_bounded() {
     let long = "é".repeat(MAX_SUMMARY_CHARS + 10);
     assert_eq!(summary(&long).chars().count(), MAX_SUMMARY_CHARS);
 }
+
+#[test]
+fn the_end_of_a_pass_is_acknowledged_before_the_head_moves() {
+    let history = linear(3);
+    let host = host_of(&history);
+    let c = conn(10);
+    let listed = fetch_commits(&host, &c, &repo(), None).expect("the listing");
+    assert_eq!(listed.commits.len(), 3);
+    assert!(!listed.complete);
+    let end = fetch_commits(&host, &c, &repo(), listed.next_cursor.as_deref()).expect("the end");
+    assert!(end.complete && end.commits.is_empty());
+    assert!(end.next_cursor.is_some(), "the end is acknowledged too");
+    // The host dies before persisting the end: it gets the end again, and the head has not
+    // moved.
+    let again = fetch_commits(&host, &c, &repo(), None).expect("the end again");
+    assert!(again.complete && again.commits.is_empty());
+    assert_eq!(stored(&host).head, None);
+    let last = fetch_commits(&host, &c, &repo(), again.next_cursor.as_deref()).expect("ended");
+    assert!(last.complete && last.next_cursor.is_none());
+    assert_eq!(stored(&host).head, Some(id(2)));
+    assert!(history.borrow().tip.as_deref() == Some(id(2).as_str()));
+}

@@ -1,5 +1,6 @@
 //! Stable machine-readable shapes for the command line: error codes and JSON records.
 
+use bbdc_host::bindings::history::{Commit, CommitPerson};
 use bbdc_host::bindings::types::{ConnectionReport, ConnectorError};
 use bbdc_host::runtime::{CallError, HostError};
 use serde_json::{Value, json};
@@ -186,6 +187,24 @@ pub fn user_json(u: &User) -> Value {
     })
 }
 
+/// A `{"type": "commit", ...}` line: one commit of a repository's default branch.
+pub fn commit_json(c: &Commit) -> Value {
+    let person =
+        |p: &CommitPerson| json!({"name": p.name, "email": p.email, "user_slug": p.user_slug});
+    json!({
+        "type": "commit",
+        "project_key": c.repo.project_key,
+        "repo_slug": c.repo.slug,
+        "id": c.id,
+        "author": person(&c.author),
+        "author_timestamp": c.author_timestamp,
+        "committer": c.committer.as_ref().map(person),
+        "committer_timestamp": c.committer_timestamp,
+        "parent_count": c.parent_count,
+        "summary": c.summary,
+    })
+}
+
 /// A `{"type": "pull_request", ...}` line: the fields of `bbdc sync --jsonl`.
 pub fn pull_request_json(p: &PullRequest) -> Value {
     let diff = p.diff.as_ref();
@@ -283,6 +302,9 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
         n("pull_request"),
         r.unchanged
     );
+    if let Some(commits) = r.records.get("commit") {
+        let _ = writeln!(s, "  commits:  {commits} new on default branches");
+    }
     let _ = writeln!(
         s,
         "  requests: {} ({} retried, {} rate-limited by the server, {:.1} s waiting for the rate limit)",

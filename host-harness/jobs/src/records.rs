@@ -1,11 +1,13 @@
 //! Where ingested records go. [`RecordSink`] is the seam a platform implements to write its own
 //! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
-//! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id).
+//! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id),
+//! and `commits` (the default branch's, keyed by (project key, repo slug, commit id)).
 //!
 //! A record store fails with [`StoreError`], the state store's error: both are storage, and one
 //! error type lets a platform back both with one database.
 
 use crate::output;
+use bbdc_host::bindings::history::{CommitBatch, CommitPassKind};
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
@@ -25,6 +27,11 @@ pub trait RecordSink: Send + Sync {
     /// Upserts pull requests (and replaces the review history of those fetched in full), in one
     /// transaction: the batch is durable when this returns.
     fn pull_requests(&self, items: &[PullRequest]) -> Result<(), StoreError>;
+    /// Upserts one batch of a repository's commit pass in one transaction. When the batch is
+    /// `complete` and the pass `rewritten` (a force-push), the repository's commits that no
+    /// batch of the pass named (those whose `pass_head` is not the batch's `head`) are dropped in
+    /// the same transaction; a complete pass of an empty repository (no `head`) drops them all.
+    fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError>;
     /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
     /// change, appended to the review history until the next full fetch of the pull request
     /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
@@ -147,6 +154,13 @@ CREATE TABLE IF NOT EXISTS reviews (
     user TEXT NOT NULL, state TEXT NOT NULL, at INTEGER NOT NULL, activity_id INTEGER,
     PRIMARY KEY (project_key, repo_slug, pr_id, seq)
 );
+CREATE TABLE IF NOT EXISTS commits (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, id TEXT NOT NULL,
+    author_name TEXT, author_email TEXT, author_slug TEXT, author_timestamp INTEGER,
+    committer_name TEXT, committer_email TEXT, committer_slug TEXT, committer_timestamp INTEGER,
+    parent_count INTEGER NOT NULL, summary TEXT NOT NULL, pass_head TEXT,
+    PRIMARY KEY (project_key, repo_slug, id)
+);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
 );
@@ -267,6 +281,43 @@ impl RecordSink for SqliteRecords {
         self.with_tx(|tx| {
             for p in items {
                 upsert_pull_request(tx, p)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO commits (project_key, repo_slug, id, author_name, author_email, author_slug,
+                 author_timestamp, committer_name, committer_email, committer_slug, committer_timestamp, parent_count,
+                 summary, pass_head) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+            for c in &batch.commits {
+                let committer = c.committer.as_ref();
+                st.execute(params![
+                    c.repo.project_key, c.repo.slug, c.id, c.author.name, c.author.email, c.author.user_slug,
+                    c.author_timestamp, committer.map(|p| &p.name), committer.and_then(|p| p.email.as_ref()),
+                    committer.and_then(|p| p.user_slug.as_ref()), c.committer_timestamp, c.parent_count,
+                    c.summary, batch.head
+                ])?;
+            }
+            if batch.complete {
+                match (&batch.head, batch.pass) {
+                    (None, _) => {
+                        tx.execute(
+                            "DELETE FROM commits WHERE project_key = ?1 AND repo_slug = ?2",
+                            params![repo.project_key, repo.slug],
+                        )?;
+                    }
+                    (Some(head), CommitPassKind::Rewritten) => {
+                        tx.execute(
+                            "DELETE FROM commits WHERE project_key = ?1 AND repo_slug = ?2 AND pass_head IS NOT ?3",
+                            params![repo.project_key, repo.slug, head],
+                        )?;
+                    }
+                    _ => {}
+                }
             }
             Ok(())
         })

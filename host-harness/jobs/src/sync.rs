@@ -40,6 +40,57 @@ pub struct SyncJob {
     pub max_listing_pages: u64,
     /// Most items one listing may bring before it is stopped with an error.
     pub max_listing_items: u64,
+    /// What each repository's pass imports.
+    pub entities: Entities,
+}
+
+/// What a sync imports from each repository (projects, repositories and users always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entities {
+    /// Pull requests with their reviews and diff statistics.
+    pub pull_requests: bool,
+    /// The default branch's commits (contract 0.2.0). Off unless asked for: until branch
+    /// heads are listed, an unchanged repository costs one more request with it.
+    pub commits: bool,
+}
+
+impl Default for Entities {
+    /// Pull requests.
+    fn default() -> Self {
+        Self {
+            pull_requests: true,
+            commits: false,
+        }
+    }
+}
+
+impl Entities {
+    /// Parses a comma-separated list of `pull-requests`, `commits` and `all`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut e = Entities {
+            pull_requests: false,
+            commits: false,
+        };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "pull-requests" => e.pull_requests = true,
+                "commits" => e.commits = true,
+                "all" => {
+                    e.pull_requests = true;
+                    e.commits = true;
+                }
+                other => {
+                    return Err(format!(
+                        "{other:?} is not an entity: give pull-requests, commits or all"
+                    ));
+                }
+            }
+        }
+        if !e.pull_requests && !e.commits {
+            return Err("no entity given: give pull-requests, commits or all".into());
+        }
+        Ok(e)
+    }
 }
 
 impl Default for SyncJob {
@@ -58,6 +109,7 @@ impl Default for SyncJob {
             progress: false,
             max_listing_pages: MAX_LISTING_PAGES,
             max_listing_items: MAX_LISTING_ITEMS,
+            entities: Entities::default(),
         }
     }
 }
@@ -112,7 +164,7 @@ pub struct SyncReport {
 /// not be identified, so it was left out; the rest of its page was kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
-    /// `project`, `repo`, `user` or `activity`.
+    /// `project`, `repo`, `user`, `activity` or `commit`.
     pub kind: String,
     /// Where it was listed, as the connector names it.
     pub location: String,
@@ -602,6 +654,7 @@ pub fn run(
         sink,
         jsonl,
         options: &options,
+        entities: job.entities,
     };
     let mut writer = Writer {
         sink,
@@ -625,6 +678,7 @@ pub fn run(
                         match outcome {
                             Ok(r) => {
                                 t.written += r.written;
+                                t.commits += r.commits;
                                 t.unchanged += r.unchanged;
                                 t.skipped.extend(r.skipped);
                                 t.unreadable.extend(r.unreadable);
@@ -682,7 +736,12 @@ pub fn run(
     if let Some(e) = tally.fatal {
         return Err(e);
     }
-    report.records.insert("pull_request", tally.written);
+    if job.entities.pull_requests {
+        report.records.insert("pull_request", tally.written);
+    }
+    if job.entities.commits {
+        report.records.insert("commit", tally.commits);
+    }
     report.unchanged = tally.unchanged;
     report.skipped = tally.skipped;
     report.failed_repos.extend(tally.failed);
@@ -699,6 +758,7 @@ pub fn run(
 #[derive(Default)]
 struct Tally {
     written: u64,
+    commits: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
     failed: Vec<Failure>,
@@ -711,6 +771,8 @@ struct Tally {
 #[derive(Default)]
 struct RepoOutcome {
     written: u64,
+    /// Commits written.
+    commits: u64,
     unchanged: u64,
     /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
     skipped: Vec<SkippedPr>,
@@ -737,6 +799,7 @@ struct RepoJob<'a> {
     sink: &'a dyn RecordSink,
     jsonl: Option<&'a JsonlOut>,
     options: &'a WitSyncOptions,
+    entities: Entities,
 }
 
 impl RepoJob<'_> {
@@ -747,6 +810,65 @@ impl RepoJob<'_> {
     /// reported, and retried by the connector at the start of the next sync's pass.
     fn sync_repo(&self, repo: &RepoRef, name: &str) -> Result<RepoOutcome, RepoFailure> {
         let mut out = RepoOutcome::default();
+        if self.entities.pull_requests {
+            self.sync_pull_requests(repo, name, &mut out)?;
+        }
+        if self.entities.commits {
+            self.sync_commits(repo, name, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The failure of a call for `name`'s pass, logged.
+    fn call_failed(name: &str, e: &CallError<ConnectorError>) -> RepoFailure {
+        let (code, message) = output::call_error(e);
+        tracing::warn!(repo = name, code, "repository sync failed: {message}");
+        RepoFailure::Call {
+            code: code.into(),
+            message,
+        }
+    }
+
+    /// The commit pass of `repo`'s default branch: call, persist (dropping, at the end of a
+    /// rewritten pass, what the pass did not name), acknowledge, until done.
+    fn sync_commits(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        out: &mut RepoOutcome,
+    ) -> Result<(), RepoFailure> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let batch = self
+                .runtime
+                .fetch_commits(self.tenant, repo, cursor.as_deref())
+                .map_err(|e| Self::call_failed(name, &e))?;
+            self.sink
+                .commits(repo, &batch)
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            emit(self.jsonl, batch.commits.iter().map(output::commit_json))
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            out.commits += batch.commits.len() as u64;
+            out.unreadable
+                .extend(batch.unreadable.into_iter().map(|u| Unreadable {
+                    kind: "commit".into(),
+                    location: u.location,
+                    reason: u.reason,
+                }));
+            match batch.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// The pull-request pass of `repo`.
+    fn sync_pull_requests(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        out: &mut RepoOutcome,
+    ) -> Result<(), RepoFailure> {
         // Listed pull requests whose id could not be read: reported after the skipped ones
         // (never retried: there is nothing to ask for).
         let mut unidentified = Vec::new();
@@ -755,14 +877,7 @@ impl RepoJob<'_> {
             let batch = self
                 .runtime
                 .fetch_pull_requests(self.tenant, repo, self.options, cursor.as_deref())
-                .map_err(|e| {
-                    let (code, message) = output::call_error(&e);
-                    tracing::warn!(repo = name, code, "repository sync failed: {message}");
-                    RepoFailure::Call {
-                        code: code.into(),
-                        message,
-                    }
-                })?;
+                .map_err(|e| Self::call_failed(name, &e))?;
             // Durable first: only then may the connector be told (by the next call) that it
             // is safe.
             self.sink
@@ -802,9 +917,35 @@ impl RepoJob<'_> {
                 Some(c) => cursor = Some(c),
                 None => {
                     out.skipped.extend(unidentified);
-                    return Ok(out);
+                    return Ok(());
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Entities;
+
+    #[test]
+    fn entities_parse_as_a_list_of_names() {
+        let all = Entities {
+            pull_requests: true,
+            commits: true,
+        };
+        assert_eq!(Entities::parse("all"), Ok(all));
+        assert_eq!(Entities::parse("commits, pull-requests"), Ok(all));
+        assert_eq!(
+            Entities::parse("commits"),
+            Ok(Entities {
+                pull_requests: false,
+                commits: true
+            })
+        );
+        assert_eq!(Entities::parse("pull-requests"), Ok(Entities::default()));
+        for bad in ["", ",", "builds", "Commits"] {
+            assert!(Entities::parse(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -38,6 +38,10 @@ pub struct SyncArgs {
     /// List every pull request (reconciliation) instead of stopping at what is known.
     #[arg(long)]
     pub full: bool,
+    /// What to import from each repository: `pull-requests`, `commits` (the default branch's,
+    /// contract 0.2.0), or `all`, comma-separated [default: pull-requests]
+    #[arg(long, value_name = "LIST", value_parser = bbdc_jobs::sync::Entities::parse)]
+    pub entities: Option<bbdc_jobs::sync::Entities>,
     /// Print the closing summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -69,6 +73,7 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         since: args.since,
         full: args.full,
         concurrency: usize::from(args.concurrency),
+        entities: args.entities.unwrap_or_default(),
         progress: std::io::stderr().is_terminal(),
         ..SyncJob::default()
     };
