@@ -6,9 +6,9 @@ use crate::host::{self, BodyStream, Host, HttpError, HttpRequest, LogLevel, Resp
 use crate::model::wit::exports::ingest::bitbucket_dc0_2_0::connector::Guest;
 use crate::model::wit::ingest::bitbucket_dc0_1_0::{delivery, http, log, storage};
 use crate::model::{
-    CommitBatch, Connection, ConnectionReport, ConnectorInfo, ContractError, PageRequest,
-    ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SignatureCheck,
-    SyncOptions, UserPage, WebhookError, WebhookOutcome, WebhookRequest,
+    BranchPage, CommitBatch, Connection, ConnectionReport, ConnectorInfo, ContractError,
+    PageRequest, ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef,
+    SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError, WebhookOutcome, WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -171,6 +171,32 @@ impl Guest for Component {
             &conn,
             &repo,
             cursor.as_deref(),
+        )?)
+    }
+
+    fn list_branches(
+        conn: Connection,
+        repo: RepoRef,
+        page: PageRequest,
+    ) -> Result<BranchPage, ContractError> {
+        Ok(crate::refs::list_branches(
+            &WitHost,
+            &conn,
+            &repo,
+            page.cursor.as_deref(),
+        )?)
+    }
+
+    fn list_tags(
+        conn: Connection,
+        repo: RepoRef,
+        page: PageRequest,
+    ) -> Result<TagPage, ContractError> {
+        Ok(crate::refs::list_tags(
+            &WitHost,
+            &conn,
+            &repo,
+            page.cursor.as_deref(),
         )?)
     }
 

@@ -26,12 +26,13 @@
 
 use crate::client::Client;
 use crate::error::ConnectorError;
+use crate::history_page;
 use crate::host::{Host, LogLevel};
 use crate::model::{
     Commit, CommitBatch, CommitPassKind, CommitPerson, Connection, HistoryKind, RepoRef,
     UnreadableItem,
 };
-use crate::paging::{self, Bounds, Tally, WirePage};
+use crate::paging::{Bounds, Tally};
 use crate::wire::{WireHistoryCommit, WirePerson};
 use serde::{Deserialize, Serialize};
 
@@ -295,7 +296,7 @@ fn branch_tip<H: Host + ?Sized>(
     client: &Client<'_, H>,
     repo: &RepoRef,
 ) -> Result<Option<String>, ConnectorError> {
-    let page = commit_page(client, repo, &[("limit", "1")], 0, 1)?;
+    let page = commit_page(client, repo, &[], 0, 1)?;
     Ok(page.commits.into_iter().next().map(|c| c.id))
 }
 
@@ -357,60 +358,26 @@ fn commit_page<H: Host + ?Sized>(
     start: u64,
     limit: u32,
 ) -> Result<CommitPage, ConnectorError> {
-    let start_s = start.to_string();
-    let limit_s = limit.max(1).to_string();
-    let mut q: Vec<(&str, &str)> = query
-        .iter()
-        .filter(|(k, _)| *k != "limit")
-        .copied()
-        .collect();
-    q.push(("start", &start_s));
-    q.push(("limit", &limit_s));
-    let segments = [
-        "projects",
-        repo.project_key.as_str(),
-        "repos",
-        repo.slug.as_str(),
+    let page = history_page::fetch::<WireHistoryCommit, _>(
+        client,
+        repo,
         "commits",
-    ];
-    let (_, body, what) = client.get_body(&segments, &q)?;
-    let page: WirePage<'_> = serde_json::from_slice(&body).map_err(|e| {
-        ConnectorError::MalformedResponse(format!(
-            "{what}: {}",
-            paging::clean_reason(&e.to_string())
-        ))
-    })?;
-    let raw = page.values.as_deref().unwrap_or_default();
-    let (wire, unreadable) = paging::decode_items_as::<WireHistoryCommit, _>(
-        raw,
-        &format!("{what} start={start}"),
-        |location, reason| UnreadableItem {
-            kind: HistoryKind::Commit,
-            location,
-            reason,
-        },
-    );
-    for u in &unreadable {
-        client.log(
-            LogLevel::Warn,
-            &format!(
-                "{}: left out a commit that cannot be identified: {}",
-                u.location, u.reason
-            ),
-        );
-    }
-    let (next, _) = paging::next_start(start, &page);
-    paging::check_next(next, &what)?;
-    let parents = wire
+        HistoryKind::Commit,
+        query,
+        start,
+        limit,
+    )?;
+    let parents = page
+        .items
         .iter()
         .flat_map(|c| c.parents.iter().filter_map(|p| p.id.clone()))
         .collect();
     Ok(CommitPage {
-        commits: wire.into_iter().map(|w| commit(repo, w)).collect(),
-        unreadable,
+        commits: page.items.into_iter().map(|w| commit(repo, w)).collect(),
+        unreadable: page.unreadable,
         parents,
-        next,
-        received: raw.len(),
+        next: page.next,
+        received: page.received,
     })
 }
 

@@ -21,6 +21,8 @@
 //! - [`pulls`]: one pull request in full (snapshot + activities + diff);
 //! - [`sync`]: the incremental, resumable pull-request sync pass;
 //! - [`commits`]: the incremental, resumable pass over the default branch's commits;
+//! - [`refs`]: a repository's branches and tags, a page per call;
+//! - [`history_page`]: one page of a history listing (commits, branches, tags);
 //! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
 //! - [`webhook`]: webhook verification and interpretation.
@@ -33,6 +35,7 @@ pub mod diffstat;
 pub mod error;
 #[cfg(any(test, feature = "fake"))]
 pub mod fake;
+pub mod history_page;
 pub mod host;
 pub mod lenient;
 pub mod listing;
@@ -40,6 +43,7 @@ pub mod model;
 pub mod normalize;
 pub mod paging;
 pub mod pulls;
+pub mod refs;
 pub mod state;
 pub mod sync;
 pub mod timestamps;

@@ -419,6 +419,69 @@ pub struct WireHistoryCommit {
     pub parents: Vec<WireCommit>,
 }
 
+/// A branch or tag as the server sends it, before its identity is checked.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawRefItem {
+    id: Option<String>,
+    display_id: Option<String>,
+    latest_commit: Option<String>,
+    latest_changeset: Option<String>,
+    default: Option<bool>,
+    is_default: Option<bool>,
+    hash: Option<String>,
+}
+
+/// A branch or tag of `GET .../branches` or `.../tags` (`RestBranch`, `RestTag`). Its identity
+/// is its `id` (`refs/heads/main`) or its `displayId` (`main`); one with neither does not
+/// deserialize.
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(try_from = "RawRefItem")]
+pub struct WireRefItem {
+    /// The full ref (the display name when the server sent none).
+    pub id: String,
+    /// The short name (the full ref less `refs/heads/` or `refs/tags/` when the server sent
+    /// none).
+    pub display_id: String,
+    /// The commit it points to (`latestCommit`, or `latestChangeset` on old servers).
+    pub latest_commit: Option<String>,
+    /// Whether it is the default branch: `default` in the 9.2 reference, `isDefault` on the
+    /// servers before it.
+    pub is_default: Option<bool>,
+    /// An annotated tag's object hash.
+    pub hash: Option<String>,
+}
+
+impl TryFrom<RawRefItem> for WireRefItem {
+    type Error = String;
+
+    fn try_from(r: RawRefItem) -> Result<Self, String> {
+        let present = |s: Option<String>| s.filter(|s| !s.is_empty());
+        let (id, display_id) = match (present(r.id), present(r.display_id)) {
+            (Some(id), Some(d)) => (id, d),
+            (Some(id), None) => {
+                let short = id
+                    .strip_prefix("refs/heads/")
+                    .or_else(|| id.strip_prefix("refs/tags/"))
+                    .unwrap_or(&id)
+                    .to_owned();
+                (id, short)
+            }
+            (None, Some(d)) => (d.clone(), d),
+            (None, None) => return Err("the ref has neither `id` nor `displayId`".into()),
+        };
+        Ok(Self {
+            id,
+            display_id,
+            latest_commit: present(r.latest_commit).or(present(r.latest_changeset)),
+            is_default: r.default.or(r.is_default),
+            hash: present(r.hash),
+        })
+    }
+}
+
 fn non_empty_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     let s = String::deserialize(d)?;
     if s.is_empty() {

@@ -190,6 +190,46 @@ fn stored_commits(
     out
 }
 
+/// Branches (name, commit, default) and tags (name, target, object) by repository, sorted.
+#[allow(clippy::type_complexity)]
+fn stored_refs(
+    db: &std::path::Path,
+) -> (
+    std::collections::BTreeMap<(String, String), Vec<(String, Option<String>, bool)>>,
+    std::collections::BTreeMap<(String, String), Vec<(String, Option<String>, Option<String>)>>,
+) {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut branches: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+    let mut st = conn
+        .prepare("SELECT project_key, repo_slug, name, latest_commit, is_default FROM branches ORDER BY 1, 2, 3")
+        .expect("the branches table");
+    for row in st
+        .query_map([], |r| {
+            Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?)))
+        })
+        .expect("rows")
+    {
+        let (key, b) = row.expect("a row");
+        branches.entry(key).or_default().push(b);
+    }
+    let mut tags: std::collections::BTreeMap<_, Vec<_>> = Default::default();
+    let mut st = conn
+        .prepare(
+            "SELECT project_key, repo_slug, name, target, object_hash FROM tags ORDER BY 1, 2, 3",
+        )
+        .expect("the tags table");
+    for row in st
+        .query_map([], |r| {
+            Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?, r.get(4)?)))
+        })
+        .expect("rows")
+    {
+        let (key, t) = row.expect("a row");
+        tags.entry(key).or_default().push(t);
+    }
+    (branches, tags)
+}
+
 /// Each repository's default branch, ids sorted, as the simulator has it now.
 fn branches(sim: &Simulator) -> std::collections::BTreeMap<(String, String), Vec<String>> {
     sim.world()
@@ -232,18 +272,68 @@ fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
         Some(sim.truth().len() as u64)
     );
 
-    // Unchanged: nothing new, one commit request per repository.
+    // Branches and tags as the simulator has them; `main` points at each tip.
+    let (stored_branches, tags) = stored_refs(&run.db);
+    for r in sim.world().repos() {
+        let key = (r.project.clone(), r.slug.clone());
+        let mut want: Vec<(String, Option<String>, bool)> = r
+            .history
+            .branches
+            .iter()
+            .map(|(n, c)| (n.clone(), Some(c.clone()), false))
+            .collect();
+        want.push(("main".into(), r.history.tip.clone(), true));
+        want.sort();
+        assert_eq!(
+            stored_branches.get(&key).cloned().unwrap_or_default(),
+            want,
+            "{key:?}"
+        );
+        let mut want_tags: Vec<(String, Option<String>, Option<String>)> = r
+            .history
+            .tags
+            .iter()
+            .map(|t| (t.name.clone(), Some(t.target.clone()), t.object.clone()))
+            .collect();
+        want_tags.sort();
+        assert_eq!(
+            tags.get(&key).cloned().unwrap_or_default(),
+            want_tags,
+            "{key:?}"
+        );
+    }
+    assert!(
+        tags.values().flatten().any(|t| t.2.is_some()),
+        "annotated tags too"
+    );
+
+    // Unchanged: no default branch moved, so no commit request at all; the branch and tag
+    // listings are one small request each per repository.
     let before = sim.request_counts();
     let report = run.sync(&job);
     assert_eq!(report.records.get("commit").copied(), Some(0));
+    let spent = sim.request_counts().since(&before);
+    assert_eq!(spent.commit_lists, 0);
     let repos = sim.world().repo_count() as u64;
-    assert_eq!(sim.request_counts().since(&before).commit_lists, repos);
+    assert_eq!(
+        spent.pull_request_lists, repos,
+        "one pull-request list page per repository"
+    );
 
     // A force-push drops commits from one branch and a push adds to another: the table follows.
     sim.force_push(0, 3, 2);
     sim.push_commits(1, 1);
+    let before = sim.request_counts();
     run.sync(&job);
     assert_eq!(stored_commits(&run.db), branches(&sim));
+    assert!(sim.request_counts().since(&before).commit_lists >= 2);
+    let (branches_now, _) = stored_refs(&run.db);
+    let moved = sim.world().repo_now(0);
+    let main = branches_now[&(moved.project.clone(), moved.slug.clone())]
+        .iter()
+        .find(|b| b.2)
+        .cloned();
+    assert_eq!(main.and_then(|b| b.1), moved.history.tip.clone());
 
     // Pull requests alone, as before contract 0.2.0: no commit request at all.
     let before = sim.request_counts();

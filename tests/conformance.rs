@@ -144,6 +144,15 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
             "",
             &mut seen,
         );
+        for refs in ["branches", "tags"] {
+            all_pages(
+                &agent,
+                &base,
+                &format!("{api}/projects/{k}/repos/{s}/{refs}"),
+                "",
+                &mut seen,
+            );
+        }
         let prs_path = format!("{api}/projects/{k}/repos/{s}/pull-requests");
         for pr in all_pages(
             &agent,
@@ -201,6 +210,8 @@ fn every_body_of_every_version_conforms_to_the_reference() {
         "/api/latest/users",
         "/api/latest/projects/{projectKey}/repos",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/commits",
+        "/api/latest/projects/{projectKey}/repos/{repositorySlug}/branches",
+        "/api/latest/projects/{projectKey}/repos/{repositorySlug}/tags",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/activities",

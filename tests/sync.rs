@@ -820,13 +820,7 @@ impl bbdc_jobs::records::RecordSink for OrderedSink {
         }
         self.inner.pull_requests(i)
     }
-    fn commits(
-        &self,
-        repo: &bbdc_host::bindings::types::RepoRef,
-        batch: &bbdc_host::bindings::history::CommitBatch,
-    ) -> Result<(), StoreError> {
-        self.inner.commits(repo, batch)
-    }
+    support::history_to_inner!();
     fn delivery(
         &self,
         d: &bbdc_jobs::records::Delivery<'_>,

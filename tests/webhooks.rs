@@ -457,13 +457,7 @@ impl RecordSink for FullDiskOnce {
     ) -> Result<(), StoreError> {
         self.inner.pull_requests(i)
     }
-    fn commits(
-        &self,
-        repo: &bbdc_host::bindings::types::RepoRef,
-        batch: &bbdc_host::bindings::history::CommitBatch,
-    ) -> Result<(), StoreError> {
-        self.inner.commits(repo, batch)
-    }
+    support::history_to_inner!();
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
         use std::sync::atomic::Ordering;
         if self

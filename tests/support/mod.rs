@@ -267,3 +267,35 @@ impl std::io::Write for CapturedLog {
         Ok(())
     }
 }
+
+/// Inside an `impl RecordSink` of a test sink wrapping a `SqliteRecords` as `self.inner`: the
+/// history methods (commits, branches and tags) handed to it unchanged. (Only some test binaries
+/// have such a sink.)
+#[allow(unused_macros)]
+macro_rules! history_to_inner {
+    () => {
+        fn commits(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            batch: &bbdc_host::bindings::history::CommitBatch,
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.commits(repo, batch)
+        }
+        fn refs(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            branches: &[bbdc_host::bindings::history::Branch],
+            tags: &[bbdc_host::bindings::history::Tag],
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.refs(repo, branches, tags)
+        }
+        fn default_branch_head(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+        ) -> Result<Option<String>, bbdc_host::storage::StoreError> {
+            self.inner.default_branch_head(repo)
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use history_to_inner;

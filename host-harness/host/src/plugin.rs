@@ -6,7 +6,7 @@
 //! calls an export of either: the exports both versions have in the same way, and the ones only
 //! 0.2.0 has with [`Unsupported`] for a 0.1.0 component.
 
-use crate::bindings::history::CommitBatch;
+use crate::bindings::history::{BranchPage, CommitBatch, TagPage};
 use crate::bindings::types::{
     Connection, ConnectionReport, ConnectorError, ConnectorInfo, PageRequest, ProjectPage,
     PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SyncOptions, UserPage,
@@ -170,25 +170,45 @@ impl Connector<'_> {
             Connector::V0_2(_) => ContractVersion::V0_2,
         }
     }
+}
 
-    /// `fetch-commits` (0.2.0): `Ok(Err(Unsupported))` for a 0.1.0 component.
-    pub fn call_fetch_commits<S: AsContextMut>(
-        &self,
-        store: S,
-        conn: &Connection,
-        repo: &RepoRef,
-        cursor: Option<&str>,
-    ) -> wasmtime::Result<Result<Result<CommitBatch, ConnectorError>, Unsupported>>
-    where
-        S::Data: Send,
-    {
-        match self {
-            Connector::V0_2(g) => g.call_fetch_commits(store, conn, repo, cursor).map(Ok),
-            Connector::V0_1(_) => Ok(Err(Unsupported {
-                export: "fetch-commits",
-                has: ContractVersion::V0_1,
-                needs: ContractVersion::V0_2,
-            })),
+/// Defines, on [`Connector`], the exports 0.2.0 added: each calls the instance's own, and
+/// answers `Ok(Err(Unsupported))` for a 0.1.0 component.
+macro_rules! exports_since_0_2 {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident = $export:literal ($($arg:ident: $ty:ty),*) -> $ret:ty;
+    )*) => {
+        impl Connector<'_> {
+            $(
+                $(#[$doc])*
+                pub fn $name<S: AsContextMut>(
+                    &self,
+                    store: S,
+                    $($arg: $ty),*
+                ) -> wasmtime::Result<Result<$ret, Unsupported>>
+                where
+                    S::Data: Send,
+                {
+                    match self {
+                        Connector::V0_2(g) => g.$name(store, $($arg),*).map(Ok),
+                        Connector::V0_1(_) => Ok(Err(Unsupported {
+                            export: $export,
+                            has: ContractVersion::V0_1,
+                            needs: ContractVersion::V0_2,
+                        })),
+                    }
+                }
+            )*
         }
-    }
+    };
+}
+
+exports_since_0_2! {
+    /// `fetch-commits` (0.2.0).
+    fn call_fetch_commits = "fetch-commits"(conn: &Connection, repo: &RepoRef, cursor: Option<&str>) -> Result<CommitBatch, ConnectorError>;
+    /// `list-branches` (0.2.0).
+    fn call_list_branches = "list-branches"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<BranchPage, ConnectorError>;
+    /// `list-tags` (0.2.0).
+    fn call_list_tags = "list-tags"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<TagPage, ConnectorError>;
 }

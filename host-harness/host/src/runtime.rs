@@ -12,7 +12,7 @@
 use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
-use crate::bindings::history::CommitBatch;
+use crate::bindings::history::{BranchPage, CommitBatch, TagPage};
 use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
@@ -715,12 +715,50 @@ impl Runtime {
         repo: &RepoRef,
         cursor: Option<&str>,
     ) -> Result<CommitBatch, CallError<ConnectorError>> {
-        let outcome = self.export(tenant, |api, s, conn| {
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
             api.call_fetch_commits(s, conn, repo, cursor).map(Ok)
-        })?;
+        }))
+    }
+
+    /// `list-branches` (contract 0.2.0): one page of `repo`'s branches.
+    pub fn list_branches(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        cursor: Option<String>,
+    ) -> Result<BranchPage, CallError<ConnectorError>> {
+        let page = PageRequest { cursor };
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
+            api.call_list_branches(s, conn, repo, &page).map(Ok)
+        }))
+    }
+
+    /// `list-tags` (contract 0.2.0): one page of `repo`'s tags.
+    pub fn list_tags(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        cursor: Option<String>,
+    ) -> Result<TagPage, CallError<ConnectorError>> {
+        let page = PageRequest { cursor };
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
+            api.call_list_tags(s, conn, repo, &page).map(Ok)
+        }))
+    }
+
+    /// The outcome of an export 0.2.0 added: a 0.1.0 component's [`crate::plugin::Unsupported`]
+    /// as [`HostError::Unsupported`].
+    fn since_0_2<T>(
+        outcome: Result<
+            Result<Result<T, ConnectorError>, crate::plugin::Unsupported>,
+            CallError<std::convert::Infallible>,
+        >,
+    ) -> Result<T, CallError<ConnectorError>> {
         match outcome {
-            Ok(batch) => batch.map_err(CallError::Connector),
-            Err(unsupported) => Err(CallError::Host(unsupported.into())),
+            Ok(Ok(result)) => result.map_err(CallError::Connector),
+            Ok(Err(unsupported)) => Err(CallError::Host(unsupported.into())),
+            Err(CallError::Host(e)) => Err(CallError::Host(e)),
+            Err(CallError::Connector(never)) => match never {},
         }
     }
 

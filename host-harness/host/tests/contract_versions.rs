@@ -110,6 +110,17 @@ fn the_host_runs_a_0_1_0_component_and_a_0_2_0_one_alike() {
         }
         other => panic!("a 0.1.0 component has no commits: {other:?}"),
     }
+    for unsupported in [
+        old.list_branches(&tenant("https://bitbucket.invalid"), &repo, None)
+            .map(|_| ()),
+        old.list_tags(&tenant("https://bitbucket.invalid"), &repo, None)
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(unsupported, Err(CallError::Host(HostError::Unsupported(_)))),
+            "{unsupported:?}"
+        );
+    }
     let (url, seen) = server(NO_COMMITS, 1);
     let batch = new
         .fetch_commits(&tenant(&url), &repo, None)

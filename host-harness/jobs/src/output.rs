@@ -1,6 +1,6 @@
 //! Stable machine-readable shapes for the command line: error codes and JSON records.
 
-use bbdc_host::bindings::history::{Commit, CommitPerson};
+use bbdc_host::bindings::history::{Branch, Commit, CommitPerson, Tag};
 use bbdc_host::bindings::types::{ConnectionReport, ConnectorError};
 use bbdc_host::runtime::{CallError, HostError};
 use serde_json::{Value, json};
@@ -205,6 +205,32 @@ pub fn commit_json(c: &Commit) -> Value {
     })
 }
 
+/// A `{"type": "branch", ...}` line.
+pub fn branch_json(b: &Branch) -> Value {
+    json!({
+        "type": "branch",
+        "project_key": b.repo.project_key,
+        "repo_slug": b.repo.slug,
+        "name": b.name,
+        "ref_id": b.ref_id,
+        "latest_commit": b.latest_commit,
+        "is_default": b.is_default,
+    })
+}
+
+/// A `{"type": "tag", ...}` line.
+pub fn tag_json(t: &Tag) -> Value {
+    json!({
+        "type": "tag",
+        "project_key": t.repo.project_key,
+        "repo_slug": t.repo.slug,
+        "name": t.name,
+        "ref_id": t.ref_id,
+        "target": t.target,
+        "object_hash": t.object_hash,
+    })
+}
+
 /// A `{"type": "pull_request", ...}` line: the fields of `bbdc sync --jsonl`.
 pub fn pull_request_json(p: &PullRequest) -> Value {
     let diff = p.diff.as_ref();
@@ -303,7 +329,12 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
         r.unchanged
     );
     if let Some(commits) = r.records.get("commit") {
-        let _ = writeln!(s, "  commits:  {commits} new on default branches");
+        let _ = writeln!(
+            s,
+            "  history:  {commits} commits new on default branches, {} branches, {} tags",
+            n("branch"),
+            n("tag")
+        );
     }
     let _ = writeln!(
         s,

@@ -1,13 +1,14 @@
 //! Where ingested records go. [`RecordSink`] is the seam a platform implements to write its own
 //! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
 //! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id),
-//! and `commits` (the default branch's, keyed by (project key, repo slug, commit id)).
+//! `commits` (the default branch's, keyed by (project key, repo slug, commit id)), `branches` and
+//! `tags` (keyed by (project key, repo slug, full ref)).
 //!
 //! A record store fails with [`StoreError`], the state store's error: both are storage, and one
 //! error type lets a platform back both with one database.
 
 use crate::output;
-use bbdc_host::bindings::history::{CommitBatch, CommitPassKind};
+use bbdc_host::bindings::history::{Branch, CommitBatch, CommitPassKind, Tag};
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
@@ -32,6 +33,12 @@ pub trait RecordSink: Send + Sync {
     /// batch of the pass named (those whose `pass_head` is not the batch's `head`) are dropped in
     /// the same transaction; a complete pass of an empty repository (no `head`) drops them all.
     fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Replaces a repository's branches and tags with these, in one transaction.
+    fn refs(&self, repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> Result<(), StoreError>;
+    /// The commit the repository's default branch pointed to when its refs were last stored
+    /// (`None`: never stored, or no default branch): a sync runs the commit pass only when the
+    /// branch moved from it.
+    fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError>;
     /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
     /// change, appended to the review history until the next full fetch of the pull request
     /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
@@ -160,6 +167,16 @@ CREATE TABLE IF NOT EXISTS commits (
     committer_name TEXT, committer_email TEXT, committer_slug TEXT, committer_timestamp INTEGER,
     parent_count INTEGER NOT NULL, summary TEXT NOT NULL, pass_head TEXT,
     PRIMARY KEY (project_key, repo_slug, id)
+);
+CREATE TABLE IF NOT EXISTS branches (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, ref_id TEXT NOT NULL, name TEXT NOT NULL,
+    latest_commit TEXT, is_default INTEGER NOT NULL,
+    PRIMARY KEY (project_key, repo_slug, ref_id)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, ref_id TEXT NOT NULL, name TEXT NOT NULL,
+    target TEXT, object_hash TEXT,
+    PRIMARY KEY (project_key, repo_slug, ref_id)
 );
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
@@ -320,6 +337,44 @@ impl RecordSink for SqliteRecords {
                 }
             }
             Ok(())
+        })
+    }
+
+    fn refs(&self, repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            let key = params![repo.project_key, repo.slug];
+            tx.execute("DELETE FROM branches WHERE project_key = ?1 AND repo_slug = ?2", key)?;
+            tx.execute("DELETE FROM tags WHERE project_key = ?1 AND repo_slug = ?2", key)?;
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO branches (project_key, repo_slug, ref_id, name, latest_commit, is_default)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for b in branches {
+                st.execute(params![repo.project_key, repo.slug, b.ref_id, b.name, b.latest_commit, b.is_default])?;
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO tags (project_key, repo_slug, ref_id, name, target, object_hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for t in tags {
+                st.execute(params![repo.project_key, repo.slug, t.ref_id, t.name, t.target, t.object_hash])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError> {
+        let conn = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::new("lock poisoned"))?;
+        let mut st = conn.prepare_cached(
+            "SELECT latest_commit FROM branches WHERE project_key = ?1 AND repo_slug = ?2 AND is_default LIMIT 1",
+        )?;
+        let mut rows = st.query(params![repo.project_key, repo.slug])?;
+        Ok(match rows.next()? {
+            Some(row) => row.get(0)?,
+            None => None,
         })
     }
 

@@ -49,8 +49,9 @@ pub struct SyncJob {
 pub struct Entities {
     /// Pull requests with their reviews and diff statistics.
     pub pull_requests: bool,
-    /// The default branch's commits (contract 0.2.0). Off unless asked for: until branch
-    /// heads are listed, an unchanged repository costs one more request with it.
+    /// The default branch's commits, with the repository's branches and tags (contract 0.2.0):
+    /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
+    /// when the default branch moved.
     pub commits: bool,
 }
 
@@ -679,6 +680,8 @@ pub fn run(
                             Ok(r) => {
                                 t.written += r.written;
                                 t.commits += r.commits;
+                                t.branches += r.branches;
+                                t.tags += r.tags;
                                 t.unchanged += r.unchanged;
                                 t.skipped.extend(r.skipped);
                                 t.unreadable.extend(r.unreadable);
@@ -741,6 +744,8 @@ pub fn run(
     }
     if job.entities.commits {
         report.records.insert("commit", tally.commits);
+        report.records.insert("branch", tally.branches);
+        report.records.insert("tag", tally.tags);
     }
     report.unchanged = tally.unchanged;
     report.skipped = tally.skipped;
@@ -759,6 +764,8 @@ pub fn run(
 struct Tally {
     written: u64,
     commits: u64,
+    branches: u64,
+    tags: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
     failed: Vec<Failure>,
@@ -773,6 +780,9 @@ struct RepoOutcome {
     written: u64,
     /// Commits written.
     commits: u64,
+    /// Branches and tags listed (and stored).
+    branches: u64,
+    tags: u64,
     unchanged: u64,
     /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
     skipped: Vec<SkippedPr>,
@@ -814,9 +824,93 @@ impl RepoJob<'_> {
             self.sync_pull_requests(repo, name, &mut out)?;
         }
         if self.entities.commits {
-            self.sync_commits(repo, name, &mut out)?;
+            self.sync_history(repo, name, &mut out)?;
         }
         Ok(out)
+    }
+
+    /// Every page of a ref listing (`list-branches`, `list-tags`).
+    fn all_refs<T>(
+        name: &str,
+        mut page: impl FnMut(
+            Option<String>,
+        ) -> Result<
+            (Vec<T>, Option<String>, Vec<Unreadable>),
+            CallError<ConnectorError>,
+        >,
+        out: &mut RepoOutcome,
+    ) -> Result<Vec<T>, RepoFailure> {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (more, next, unreadable) = page(cursor).map_err(|e| Self::call_failed(name, &e))?;
+            items.extend(more);
+            out.unreadable.extend(unreadable);
+            match next {
+                Some(c) => cursor = Some(c),
+                None => return Ok(items),
+            }
+        }
+    }
+
+    /// The repository's branches and tags, and its default branch's commits when the branch
+    /// moved since the refs were last stored. The refs are stored after the commit pass
+    /// completes, so that a pass cut short runs again next time.
+    fn sync_history(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        out: &mut RepoOutcome,
+    ) -> Result<(), RepoFailure> {
+        let unreadable = |kind: &str, items: Vec<bbdc_host::bindings::history::UnreadableItem>| {
+            items
+                .into_iter()
+                .map(|u| Unreadable {
+                    kind: kind.into(),
+                    location: u.location,
+                    reason: u.reason,
+                })
+                .collect::<Vec<_>>()
+        };
+        let branches = Self::all_refs(
+            name,
+            |cursor| {
+                self.runtime
+                    .list_branches(self.tenant, repo, cursor)
+                    .map(|p| (p.items, p.next, unreadable("branch", p.unreadable)))
+            },
+            out,
+        )?;
+        let tags = Self::all_refs(
+            name,
+            |cursor| {
+                self.runtime
+                    .list_tags(self.tenant, repo, cursor)
+                    .map(|p| (p.items, p.next, unreadable("tag", p.unreadable)))
+            },
+            out,
+        )?;
+        let head = branches
+            .iter()
+            .find(|b| b.is_default)
+            .and_then(|b| b.latest_commit.clone());
+        let stored = self
+            .sink
+            .default_branch_head(repo)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        if head != stored {
+            self.sync_commits(repo, name, out)?;
+        }
+        self.sink
+            .refs(repo, &branches, &tags)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        emit(self.jsonl, branches.iter().map(output::branch_json))
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        emit(self.jsonl, tags.iter().map(output::tag_json))
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        out.branches += branches.len() as u64;
+        out.tags += tags.len() as u64;
+        Ok(())
     }
 
     /// The failure of a call for `name`'s pass, logged.

@@ -45,11 +45,29 @@ pub struct History {
     pub commits: Vec<SimCommit>,
     /// The default branch's tip (`None`: an empty repository).
     pub tip: Option<String>,
+    /// Branches other than the default one (`main`), with the commit each points to.
+    pub branches: Vec<(String, String)>,
+    /// Tags: name, the commit, and an annotated tag's object hash.
+    pub tags: Vec<SimTag>,
     /// Seeds the ids and choices of the commits made next.
     seed: u64,
     /// Commits made so far (the next id's place).
     made: u64,
 }
+
+/// A tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimTag {
+    /// Its name.
+    pub name: String,
+    /// The commit it points to.
+    pub target: String,
+    /// The tag object's hash when it is annotated.
+    pub object: Option<String>,
+}
+
+/// The default branch's name.
+pub const DEFAULT_BRANCH: &str = "main";
 
 /// A commit `listing` names that the history does not have.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,11 +98,24 @@ impl History {
                 let base = h.first_parents().nth(2).map(|c| c.id.clone());
                 let side = h.make(base.into_iter().collect(), users, at, "Side work");
                 at += 60_000;
-                let parents = h.tip.iter().cloned().chain([side]).collect();
+                let parents = h.tip.iter().cloned().chain([side.clone()]).collect();
                 let merge = h.make(parents, users, at, "Merge branch 'feature'");
                 h.tip = Some(merge);
+                // The feature branch is kept after its merge, as they often are.
+                h.branches.push((format!("feature/{n}"), side));
             } else {
                 h.commit_on_tip(users, at);
+            }
+            if n % 4 == 3
+                && let Some(target) = h.tip.clone()
+            {
+                let object = (n % 8 == 7)
+                    .then(|| format!("{:040x}", u128::from(mix(seed ^ 0x7a6) ^ n as u64)));
+                h.tags.push(SimTag {
+                    name: format!("v0.{}", n / 4),
+                    target,
+                    object,
+                });
             }
         }
         h

@@ -10,7 +10,7 @@
 //! them (see [`super::vary`]), deterministically per resource, without changing anything a
 //! correct sync stores.
 
-use super::history::{SimCommit, SimPerson};
+use super::history::{SimCommit, SimPerson, SimTag};
 use super::vary::{self, Variation};
 use super::version::ServerVersion;
 use super::world::{self, Activity, SimPr, SimRepo};
@@ -95,6 +95,28 @@ pub fn commit(c: &SimCommit) -> Value {
         "message": c.message,
         "parents": c.parents.iter().map(|p| json!({"id": p, "displayId": &p[..p.len().min(11)]})).collect::<Vec<_>>(),
     })
+}
+
+/// A branch (`RestBranch`); `default_key` is the version's name for its default flag.
+pub fn branch(name: &str, commit: &str, is_default: bool, default_key: &str) -> Value {
+    let mut v = json!({
+        "id": format!("refs/heads/{name}"), "displayId": name, "type": "BRANCH",
+        "latestCommit": commit, "latestChangeset": commit,
+    });
+    v[default_key] = json!(is_default);
+    v
+}
+
+/// A tag (`RestTag`): `hash` only when it is annotated.
+pub fn tag(t: &SimTag) -> Value {
+    let mut v = json!({
+        "id": format!("refs/tags/{}", t.name), "displayId": t.name, "type": "TAG",
+        "latestCommit": t.target, "latestChangeset": t.target,
+    });
+    if let Some(h) = &t.object {
+        v["hash"] = json!(h);
+    }
+    v
 }
 
 /// The user slug owning a personal project key (`~USER1` → `user1`).

@@ -2,7 +2,7 @@
 //! paging (per-resource caps, `nextPageStart`) and its error bodies; and [`RequestCounts`], the
 //! requests answered by kind of resource and the response body bytes they cost.
 
-use crate::history::NoSuchCommit;
+use crate::history::{DEFAULT_BRANCH, NoSuchCommit};
 use crate::render::{self, error as error_json, user as user_json};
 use crate::server::State;
 use crate::world::SimPr;
@@ -15,6 +15,8 @@ const CAP_PRS: usize = 50;
 const CAP_ACTIVITIES: usize = 20;
 /// Commits per page at most (the server's `page.max.commits`; assumed, not from the reference).
 const CAP_COMMITS: usize = 100;
+/// Branches or tags per page at most (assumed, as for commits).
+const CAP_REFS: usize = 100;
 
 /// Requests answered, by kind of resource, and the bytes of the bodies answered.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -241,6 +243,33 @@ impl State {
                         ),
                     ),
                 }
+            }
+            ["projects", k, "repos", s, "branches"] => {
+                let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
+                    return no_repo(k, s);
+                };
+                let key = d.version.branch_default_key();
+                let main = r
+                    .history
+                    .tip
+                    .iter()
+                    .map(|tip| (DEFAULT_BRANCH, tip.as_str(), true));
+                let others = r
+                    .history
+                    .branches
+                    .iter()
+                    .map(|(name, c)| (name.as_str(), c.as_str(), false));
+                ok(
+                    d.page_of(main.chain(others), start, limit, CAP_REFS, |(n, c, def)| {
+                        render::branch(n, c, def, key)
+                    }),
+                )
+            }
+            ["projects", k, "repos", s, "tags"] => {
+                let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {
+                    return no_repo(k, s);
+                };
+                ok(d.page_of(r.history.tags.iter(), start, limit, CAP_REFS, render::tag))
             }
             ["projects", k, "repos", s, "pull-requests", id, rest @ ..] => {
                 let Some(r) = world.repo_index(k, s).map(|i| world.repo(i)) else {

@@ -77,6 +77,17 @@ impl ServerVersion {
         self >= ServerVersion::V8_19
     }
 
+    /// The key a branch's default flag goes by: `default` in the 9.2 reference (`RestBranch`);
+    /// `isDefault` in the branch listings of older servers that examples and captures show
+    /// (an assumption for the versions between, not a fact from a capture of each).
+    pub fn branch_default_key(self) -> &'static str {
+        if self >= ServerVersion::V9_2 {
+            "default"
+        } else {
+            "isDefault"
+        }
+    }
+
     /// Pull-request refs carry `type` (`BRANCH`/`TAG`) in the reference (`RestPullRequestRef`).
     /// Captures of a server up to 7.11.2 (2020 and 2021) have refs with `id`, `displayId`,
     /// `latestCommit` and `repository` only (sourcegraph/sourcegraph-public-snapshot,

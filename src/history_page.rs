@@ -1,0 +1,93 @@
+//! One page of a repository's history listing (`.../commits`, `.../branches`, `.../tags`):
+//! fetched, each item decoded on its own (one that cannot be identified is left out and
+//! reported as an [`UnreadableItem`] of its kind), and where the next page starts. The one
+//! paging loop behind [`crate::commits`] and [`crate::refs`].
+
+use crate::client::Client;
+use crate::error::ConnectorError;
+use crate::host::{Host, LogLevel};
+use crate::model::{HistoryKind, RepoRef, UnreadableItem};
+use crate::paging::{self, WirePage};
+use serde::de::DeserializeOwned;
+
+/// A page of wire items.
+pub struct HistoryPage<T> {
+    /// The items that decoded.
+    pub items: Vec<T>,
+    /// The ones that did not.
+    pub unreadable: Vec<UnreadableItem>,
+    /// Where the next page starts (`None`: this is the last).
+    pub next: Option<u64>,
+    /// Items the page held, readable or not.
+    pub received: usize,
+}
+
+/// The name an item of `kind` goes by in messages.
+fn noun(kind: HistoryKind) -> &'static str {
+    match kind {
+        HistoryKind::Commit => "commit",
+        HistoryKind::Branch => "branch",
+        HistoryKind::Tag => "tag",
+    }
+}
+
+/// `GET /projects/{key}/repos/{slug}/{resource}?{query}&start={start}&limit={limit}`, its items
+/// decoded as `T`.
+pub fn fetch<T: DeserializeOwned, H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    repo: &RepoRef,
+    resource: &str,
+    kind: HistoryKind,
+    query: &[(&str, &str)],
+    start: u64,
+    limit: u32,
+) -> Result<HistoryPage<T>, ConnectorError> {
+    let start_s = start.to_string();
+    let limit_s = limit.max(1).to_string();
+    let mut q: Vec<(&str, &str)> = query.to_vec();
+    q.push(("start", &start_s));
+    q.push(("limit", &limit_s));
+    let segments = [
+        "projects",
+        repo.project_key.as_str(),
+        "repos",
+        repo.slug.as_str(),
+        resource,
+    ];
+    let (_, body, what) = client.get_body(&segments, &q)?;
+    let page: WirePage<'_> = serde_json::from_slice(&body).map_err(|e| {
+        ConnectorError::MalformedResponse(format!(
+            "{what}: {}",
+            paging::clean_reason(&e.to_string())
+        ))
+    })?;
+    let raw = page.values.as_deref().unwrap_or_default();
+    let (items, unreadable) = paging::decode_items_as::<T, _>(
+        raw,
+        &format!("{what} start={start}"),
+        |location, reason| UnreadableItem {
+            kind,
+            location,
+            reason,
+        },
+    );
+    for u in &unreadable {
+        client.log(
+            LogLevel::Warn,
+            &format!(
+                "{}: left out a {} that cannot be identified: {}",
+                u.location,
+                noun(kind),
+                u.reason
+            ),
+        );
+    }
+    let (next, _) = paging::next_start(start, &page);
+    paging::check_next(next, &what)?;
+    Ok(HistoryPage {
+        items,
+        unreadable,
+        next,
+        received: raw.len(),
+    })
+}
