@@ -5,6 +5,7 @@
 use crate::output;
 use crate::records::RecordSink;
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
+use bbdc_host::bindings::history::Branch;
 use bbdc_host::bindings::types::{
     Project, ProjectPage, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord, User,
 };
@@ -759,6 +760,17 @@ pub fn run(
     Ok(report)
 }
 
+/// Whether a repository's commit pass must run: its default branch's commit is not the one
+/// stored with its refs, or no listed branch says it is the default (a server that sends no
+/// default flag): the commit pass then finds the tip itself, at one small request when nothing
+/// moved.
+fn needs_commit_pass(branches: &[Branch], stored: Option<&str>) -> bool {
+    match branches.iter().find(|b| b.is_default) {
+        Some(default) => default.latest_commit.as_deref() != stored,
+        None => true,
+    }
+}
+
 /// What the repository workers have gathered so far.
 #[derive(Default)]
 struct Tally {
@@ -890,15 +902,11 @@ impl RepoJob<'_> {
             },
             out,
         )?;
-        let head = branches
-            .iter()
-            .find(|b| b.is_default)
-            .and_then(|b| b.latest_commit.clone());
         let stored = self
             .sink
             .default_branch_head(repo)
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        if head != stored {
+        if needs_commit_pass(&branches, stored.as_deref()) {
             self.sync_commits(repo, name, out)?;
         }
         self.sink
@@ -1020,7 +1028,36 @@ impl RepoJob<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::Entities;
+    use super::{Entities, needs_commit_pass};
+    use bbdc_host::bindings::history::Branch;
+    use bbdc_host::bindings::types::RepoRef;
+
+    fn branch(name: &str, commit: &str, is_default: bool) -> Branch {
+        Branch {
+            repo: RepoRef {
+                project_key: "P".into(),
+                slug: "r".into(),
+            },
+            name: name.into(),
+            ref_id: format!("refs/heads/{name}"),
+            latest_commit: Some(commit.into()),
+            is_default,
+        }
+    }
+
+    #[test]
+    fn the_commit_pass_runs_when_the_default_branch_moved_or_is_unknown() {
+        let listed = [branch("main", "b", true), branch("f", "x", false)];
+        assert!(!needs_commit_pass(&listed, Some("b")), "unchanged");
+        assert!(needs_commit_pass(&listed, Some("a")), "moved");
+        assert!(needs_commit_pass(&listed, None), "never stored");
+        let unflagged = [branch("main", "b", false)];
+        assert!(
+            needs_commit_pass(&unflagged, Some("b")),
+            "no default flag: the pass finds the tip itself"
+        );
+        assert!(needs_commit_pass(&[], None), "no branch at all");
+    }
 
     #[test]
     fn entities_parse_as_a_list_of_names() {
