@@ -462,7 +462,7 @@ impl RecordSink for FullDiskOnce {
         use std::sync::atomic::Ordering;
         if self
             .failures
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
             return Err(StoreError::new("database or disk is full"));
