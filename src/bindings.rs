@@ -6,9 +6,10 @@ use crate::host::{self, BodyStream, Host, HttpError, HttpRequest, LogLevel, Resp
 use crate::model::wit::exports::ingest::bitbucket_dc0_2_0::connector::Guest;
 use crate::model::wit::ingest::bitbucket_dc0_1_0::{delivery, http, log, storage};
 use crate::model::{
-    BranchPage, CommitBatch, Connection, ConnectionReport, ConnectorInfo, ContractError,
-    PageRequest, ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef,
-    SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError, WebhookOutcome, WebhookRequest,
+    BranchPage, BuildBatch, CommitBatch, Connection, ConnectionReport, ConnectorInfo,
+    ContractError, PageRequest, ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage,
+    RepoRef, SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError, WebhookOutcome,
+    WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -197,6 +198,16 @@ impl Guest for Component {
             &conn,
             &repo,
             page.cursor.as_deref(),
+        )?)
+    }
+
+    fn fetch_builds(
+        conn: Connection,
+        repo: RepoRef,
+        commits: Vec<String>,
+    ) -> Result<BuildBatch, ContractError> {
+        Ok(crate::builds::fetch_builds(
+            &WitHost, &conn, &repo, &commits,
         )?)
     }
 

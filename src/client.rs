@@ -9,6 +9,15 @@ use crate::urls::BaseUrl;
 use serde::de::DeserializeOwned;
 use std::cell::Cell;
 
+/// Which REST resource tree a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Root {
+    /// `/rest/api/1.0`: everything but build statuses.
+    Api,
+    /// `/rest/build-status/1.0`: a commit's build statuses.
+    BuildStatus,
+}
+
 /// One decoded page: its items and where the next starts.
 #[derive(Debug)]
 pub struct FetchedPage<T> {
@@ -86,8 +95,24 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         segments: &[&str],
         query: &[(&str, &str)],
     ) -> Result<(ResponseHead, Vec<u8>, String), ConnectorError> {
-        let url = self.base.api(segments, query)?;
-        let what = request_name(segments);
+        self.get_body_under(Root::Api, segments, query)
+    }
+
+    /// [`Client::get_body`] under `root`.
+    pub fn get_body_under(
+        &self,
+        root: Root,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<(ResponseHead, Vec<u8>, String), ConnectorError> {
+        let url = match root {
+            Root::Api => self.base.api(segments, query)?,
+            Root::BuildStatus => self.base.build_status(segments, query)?,
+        };
+        let what = match root {
+            Root::Api => request_name(segments),
+            Root::BuildStatus => format!("GET /build-status/{}", segments.join("/")),
+        };
         self.requests.set(self.requests.get().saturating_add(1));
         self.host.log(LogLevel::Debug, &what);
         let (head, body) = self

@@ -1,9 +1,10 @@
-//! One page of a repository's history listing (`.../commits`, `.../branches`, `.../tags`):
+//! One page of a repository's history listing (`.../commits`, `.../branches`, `.../tags`, and a
+//! commit's build statuses):
 //! fetched, each item decoded on its own (one that cannot be identified is left out and
 //! reported as an [`UnreadableItem`] of its kind), and where the next page starts. The one
 //! paging loop behind [`crate::commits`] and [`crate::refs`].
 
-use crate::client::Client;
+use crate::client::{Client, Root};
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
 use crate::model::{HistoryKind, RepoRef, UnreadableItem};
@@ -28,6 +29,7 @@ fn noun(kind: HistoryKind) -> &'static str {
         HistoryKind::Commit => "commit",
         HistoryKind::Branch => "branch",
         HistoryKind::Tag => "tag",
+        HistoryKind::Build => "build status",
     }
 }
 
@@ -42,11 +44,6 @@ pub fn fetch<T: DeserializeOwned, H: Host + ?Sized>(
     start: u64,
     limit: u32,
 ) -> Result<HistoryPage<T>, ConnectorError> {
-    let start_s = start.to_string();
-    let limit_s = limit.max(1).to_string();
-    let mut q: Vec<(&str, &str)> = query.to_vec();
-    q.push(("start", &start_s));
-    q.push(("limit", &limit_s));
     let segments = [
         "projects",
         repo.project_key.as_str(),
@@ -54,7 +51,25 @@ pub fn fetch<T: DeserializeOwned, H: Host + ?Sized>(
         repo.slug.as_str(),
         resource,
     ];
-    let (_, body, what) = client.get_body(&segments, &q)?;
+    fetch_at(client, Root::Api, &segments, kind, query, start, limit)
+}
+
+/// [`fetch`] of any paged resource: `GET {root}/{segments}?{query}&start=&limit=`.
+pub fn fetch_at<T: DeserializeOwned, H: Host + ?Sized>(
+    client: &Client<'_, H>,
+    root: Root,
+    segments: &[&str],
+    kind: HistoryKind,
+    query: &[(&str, &str)],
+    start: u64,
+    limit: u32,
+) -> Result<HistoryPage<T>, ConnectorError> {
+    let start_s = start.to_string();
+    let limit_s = limit.max(1).to_string();
+    let mut q: Vec<(&str, &str)> = query.to_vec();
+    q.push(("start", &start_s));
+    q.push(("limit", &limit_s));
+    let (_, body, what) = client.get_body_under(root, segments, &q)?;
     let page: WirePage<'_> = serde_json::from_slice(&body).map_err(|e| {
         ConnectorError::MalformedResponse(format!(
             "{what}: {}",

@@ -22,12 +22,14 @@
 //! - [`sync`]: the incremental, resumable pull-request sync pass;
 //! - [`commits`]: the incremental, resumable pass over the default branch's commits;
 //! - [`refs`]: a repository's branches and tags, a page per call;
+//! - [`builds`]: the build statuses of the commits a host names;
 //! - [`history_page`]: one page of a history listing (commits, branches, tags);
 //! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
 //! - [`webhook`]: webhook verification and interpretation.
 
 pub mod activities;
+pub mod builds;
 pub mod check;
 pub mod client;
 pub mod commits;
@@ -43,6 +45,11 @@ pub mod model;
 pub mod normalize;
 pub mod paging;
 pub mod pulls;
+/// The reference check of `tests/support`, for the unit tests' fixtures: every well-formed
+/// body a unit test serves is held against Atlassian's OpenAPI description.
+#[cfg(test)]
+#[path = "../tests/support/reference.rs"]
+pub(crate) mod reference;
 pub mod refs;
 pub mod state;
 pub mod sync;

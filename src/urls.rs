@@ -48,6 +48,16 @@ impl BaseUrl {
         self.join(&["rest", "api", "1.0"], segments, query)
     }
 
+    /// `{base}/rest/build-status/1.0/{segments...}?{query}`: the build-status resource, the one
+    /// that lists a commit's builds on every server version (see `BITBUCKET.md`).
+    pub fn build_status(
+        &self,
+        segments: &[&str],
+        query: &[(&str, &str)],
+    ) -> Result<String, ConnectorError> {
+        self.join(&["rest", "build-status", "1.0"], segments, query)
+    }
+
     /// `{base}/{prefix...}/{segments...}?{query}`, keeping any context path of the base. A
     /// segment that is empty, `.` or `..` would not reach the server as itself (see the module
     /// documentation) and is refused.

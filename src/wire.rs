@@ -419,6 +419,100 @@ pub struct WireHistoryCommit {
     pub parents: Vec<WireCommit>,
 }
 
+/// One status of `GET /rest/build-status/1.0/commits/{id}` (`RestBuildStatus`). Its identity is
+/// a non-empty `key`; a status without one does not deserialize. Everything else is lenient:
+/// servers before 7.14 send no `duration`, `buildNumber`, `parent`, `ref` or `testResults`, and
+/// the oldest say `dateAdded` where newer ones say `createdDate`.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WireBuildStatus {
+    /// The build's key (required, non-empty).
+    #[serde_with(skip_apply)]
+    #[serde(deserialize_with = "non_empty_key")]
+    pub key: String,
+    /// `SUCCESSFUL`, `FAILED`, `INPROGRESS`, `CANCELLED`, `UNKNOWN` (or a newer server's).
+    pub state: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Where the build can be seen.
+    pub url: Option<String>,
+    /// First reported.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientMillis")]
+    #[serde(default)]
+    pub created_date: Option<i64>,
+    /// First reported, on the oldest servers.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientMillis")]
+    #[serde(default)]
+    pub date_added: Option<i64>,
+    /// Last changed.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientMillis")]
+    #[serde(default)]
+    pub updated_date: Option<i64>,
+    /// Milliseconds it ran.
+    pub duration: Option<i64>,
+    /// The CI server's build number.
+    pub build_number: Option<String>,
+    /// The plan or job it belongs to.
+    pub parent: Option<String>,
+    /// The ref built.
+    #[serde(rename = "ref")]
+    pub ref_id: Option<String>,
+    /// Test counts.
+    pub test_results: Option<WireTestResults>,
+}
+
+/// A build's `testResults` (`RestTestResults`). Read from a JSON object only: serde would read
+/// an array positionally (`[1, 2]` as 1 passed, 2 failed), which no server means.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WireTestResults {
+    /// Passed.
+    pub successful: Option<u32>,
+    /// Failed.
+    pub failed: Option<u32>,
+    /// Skipped.
+    pub skipped: Option<u32>,
+}
+
+/// The fields of [`WireTestResults`], each lenient.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Deserialize)]
+struct RawTestResults {
+    successful: Option<u32>,
+    failed: Option<u32>,
+    skipped: Option<u32>,
+}
+
+impl<'de> Deserialize<'de> for WireTestResults {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> serde::de::Visitor<'de> for ObjectOnly {
+            type Value = WireTestResults;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of test counts")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let raw =
+                    RawTestResults::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(WireTestResults {
+                    successful: raw.successful,
+                    failed: raw.failed,
+                    skipped: raw.skipped,
+                })
+            }
+        }
+        d.deserialize_map(ObjectOnly)
+    }
+}
+
 /// A branch or tag as the server sends it, before its identity is checked.
 #[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
 #[serde_with::serde_as]
@@ -490,6 +584,14 @@ fn non_empty_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D:
     Ok(s)
 }
 
+fn non_empty_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    if s.is_empty() {
+        return Err(serde::de::Error::custom("the build's key is empty"));
+    }
+    Ok(s)
+}
+
 // The nested objects of the wire model, read leniently by buffering (see `crate::lenient`).
 buffered!(
     Option<WirePerson>,
@@ -501,6 +603,7 @@ buffered!(
     Option<WireParticipant>,
     Option<WireCommit>,
     Option<WirePrProperties>,
+    Option<WireTestResults>,
 );
 
 #[cfg(test)]

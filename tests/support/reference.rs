@@ -104,7 +104,8 @@ pub fn assert_schema(name: &str, instance: &Value, what: &str) {
 pub fn path_template(request_path: &str) -> Option<&'static str> {
     let api = request_path
         .strip_prefix("/rest")?
-        .replacen("/api/1.0/", "/api/latest/", 1);
+        .replacen("/api/1.0/", "/api/latest/", 1)
+        .replacen("/build-status/1.0/", "/build-status/latest/", 1);
     // The whole pull-request diff is described only as `.../diff/{path}` with an optional path.
     let api = if api.ends_with("/diff") && api.contains("/pull-requests/") {
         format!("{api}/{{path}}")

@@ -12,7 +12,7 @@
 use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
-use crate::bindings::history::{BranchPage, CommitBatch, TagPage};
+use crate::bindings::history::{BranchPage, BuildBatch, CommitBatch, TagPage};
 use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
@@ -27,6 +27,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
+
+/// Most commits one `fetch-builds` call may name (the contract's limit).
+pub const MAX_BUILD_COMMITS_PER_CALL: usize = 50;
 use wasmtime::{Config, Engine, Store, Trap};
 
 /// The connector component built with this crate (by `build.rs`).
@@ -743,6 +746,19 @@ impl Runtime {
         let page = PageRequest { cursor };
         Self::since_0_2(self.export(tenant, |api, s, conn| {
             api.call_list_tags(s, conn, repo, &page).map(Ok)
+        }))
+    }
+
+    /// `fetch-builds` (contract 0.2.0): the build statuses of `commits` (at most
+    /// [`MAX_BUILD_COMMITS_PER_CALL`]) of `repo`.
+    pub fn fetch_builds(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        commits: &[String],
+    ) -> Result<BuildBatch, CallError<ConnectorError>> {
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
+            api.call_fetch_builds(s, conn, repo, commits).map(Ok)
         }))
     }
 
