@@ -137,13 +137,24 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
             r["project"]["key"].as_str().unwrap_or(""),
             r["slug"].as_str().unwrap_or(""),
         );
-        all_pages(
+        let commits = all_pages(
             &agent,
             &base,
             &format!("{api}/projects/{k}/repos/{s}/commits"),
             "",
             &mut seen,
         );
+        // Build statuses of the branch's commits, in every state (and of none).
+        for c in &commits {
+            let id = c["id"].as_str().expect("commit id");
+            all_pages(
+                &agent,
+                &base,
+                &format!("/rest/build-status/1.0/commits/{id}"),
+                "",
+                &mut seen,
+            );
+        }
         for refs in ["branches", "tags"] {
             all_pages(
                 &agent,
@@ -212,6 +223,7 @@ fn every_body_of_every_version_conforms_to_the_reference() {
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/commits",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/branches",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/tags",
+        "/build-status/latest/commits/{commitId}",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/activities",

@@ -152,9 +152,11 @@ impl History {
             author,
             author_time: at - 60_000,
             commit_time: at,
+            // The body below the first line carries the source canary the hygiene test looks
+            // for: a connector keeps a commit's first line only.
             message: format!(
-                "{title} {}\n\nWhat changed and why, over\nseveral lines.",
-                self.made
+                "{title} {}\n\nWhat changed and why, over\nseveral lines:\n    SIM-SOURCE-LINE let x = {};",
+                self.made, self.made
             ),
         });
         id

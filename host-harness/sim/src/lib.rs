@@ -17,6 +17,7 @@
 //! - [`webhooks`]: signed deliveries for the changes it makes;
 //! - [`fixture`]: repositories rendered in memory, for benchmarks.
 
+pub mod builds;
 mod faults;
 pub mod fixture;
 pub mod history;

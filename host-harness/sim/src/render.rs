@@ -10,6 +10,7 @@
 //! them (see [`super::vary`]), deterministically per resource, without changing anything a
 //! correct sync stores.
 
+use super::builds::SimBuild;
 use super::history::{SimCommit, SimPerson, SimTag};
 use super::vary::{self, Variation};
 use super::version::ServerVersion;
@@ -104,6 +105,27 @@ pub fn branch(name: &str, commit: &str, is_default: bool, default_key: &str) -> 
         "latestCommit": commit, "latestChangeset": commit,
     });
     v[default_key] = json!(is_default);
+    v
+}
+
+/// A build status (`RestBuildStatus`), as `version` sends it.
+pub fn build(b: &SimBuild, version: ServerVersion) -> Value {
+    if !version.has_rich_build_status() {
+        return json!({"key": b.key, "state": b.state, "name": b.name, "url": b.url,
+                      "description": "", "dateAdded": b.created});
+    }
+    let mut v = json!({
+        "key": b.key, "state": b.state, "name": b.name, "url": b.url,
+        "description": format!("{} for build {}", b.name, b.number),
+        "createdDate": b.created, "updatedDate": b.updated, "buildNumber": b.number,
+        "parent": b.parent, "ref": "refs/heads/main",
+    });
+    if let Some(d) = b.duration {
+        v["duration"] = json!(d);
+    }
+    if let Some((successful, failed, skipped)) = b.tests {
+        v["testResults"] = json!({"successful": successful, "failed": failed, "skipped": skipped});
+    }
     v
 }
 

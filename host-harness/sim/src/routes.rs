@@ -15,6 +15,8 @@ const CAP_PRS: usize = 50;
 const CAP_ACTIVITIES: usize = 20;
 /// Commits per page at most (the server's `page.max.commits`; assumed, not from the reference).
 const CAP_COMMITS: usize = 100;
+/// Build statuses per page at most (the server keeps the 100 most recent of a commit).
+const CAP_BUILDS: usize = 100;
 /// Branches or tags per page at most (assumed, as for commits).
 const CAP_REFS: usize = 100;
 
@@ -31,6 +33,8 @@ pub struct RequestCounts {
     pub diffs: u64,
     /// Commit list pages (`.../commits`).
     pub commit_lists: u64,
+    /// Build-status pages of a commit (`/rest/build-status/1.0/commits/{id}`).
+    pub build_lists: u64,
     /// Everything else: projects, repositories, users, server properties.
     pub other: u64,
     /// Response body bytes answered to the four pull-request kinds above: what a repository's
@@ -48,6 +52,7 @@ impl RequestCounts {
             + self.activities
             + self.diffs
             + self.commit_lists
+            + self.build_lists
             + self.other
     }
 
@@ -59,6 +64,7 @@ impl RequestCounts {
             activities: self.activities - before.activities,
             diffs: self.diffs - before.diffs,
             commit_lists: self.commit_lists - before.commit_lists,
+            build_lists: self.build_lists - before.build_lists,
             other: self.other - before.other,
             pull_request_bytes: self.pull_request_bytes - before.pull_request_bytes,
             other_bytes: self.other_bytes - before.other_bytes,
@@ -71,6 +77,9 @@ impl RequestCounts {
         let mut seg = path.rsplit('/');
         let (last, before) = (seg.next().unwrap_or(""), seg.next().unwrap_or(""));
         let (counter, bytes) = match (before, last) {
+            ("commits", _) if path.contains("/build-status/") => {
+                (&mut self.build_lists, &mut self.other_bytes)
+            }
             (_, "pull-requests") => (&mut self.pull_request_lists, &mut self.pull_request_bytes),
             ("pull-requests", _) => (&mut self.pull_requests, &mut self.pull_request_bytes),
             (_, "activities") => (&mut self.activities, &mut self.pull_request_bytes),
@@ -104,9 +113,36 @@ fn paging(q: &[(String, String)]) -> (usize, usize) {
 }
 
 impl State {
+    /// `GET /rest/build-status/1.0/commits/{id}`: a page of the commit's statuses. The server
+    /// does not check that the commit exists: an unknown one has none.
+    fn build_statuses(&self, url: &str, id: &str, q: &[(String, String)]) -> (u16, String) {
+        if id.is_empty() || id.contains('/') {
+            return (
+                404,
+                error_json(
+                    "com.atlassian.bitbucket.NoSuchEntityException",
+                    "No such resource",
+                ),
+            );
+        }
+        let d = &self.dialect;
+        let (start, limit) = paging(q);
+        let builds = crate::builds::builds_of(id);
+        let page = d.page_of(builds.iter(), start, limit, CAP_BUILDS, |b| {
+            render::build(b, d.version)
+        });
+        (200, d.finish(url, page))
+    }
+
     pub(crate) fn route(&self, url: &str) -> (u16, String) {
         let path = url.split('?').next().unwrap_or("");
         let q = query(url);
+        if let Some(id) = path
+            .strip_prefix("/rest/build-status/1.0/commits/")
+            .or_else(|| path.strip_prefix("/rest/build-status/latest/commits/"))
+        {
+            return self.build_statuses(url, id, &q);
+        }
         let rest = path
             .strip_prefix("/rest/api/1.0/")
             .or_else(|| path.strip_prefix("/rest/api/latest/"));
@@ -341,6 +377,10 @@ mod tests {
         c.count(&format!("{base}/7/activities?start=0"), 30);
         c.count(&format!("{base}/7/diff?contextLines=0"), 4);
         c.count("/rest/api/1.0/projects/P/repos/r/commits?until=abc", 9);
+        c.count(
+            &format!("/rest/build-status/1.0/commits/{:040}?limit=100", 0),
+            3,
+        );
         c.count("/rest/api/1.0/projects?limit=25", 50);
         c.count("/rest/api/1.0/projects/P/repos", 7);
         assert_eq!(
@@ -351,12 +391,13 @@ mod tests {
                 activities: 1,
                 diffs: 1,
                 commit_lists: 1,
+                build_lists: 1,
                 other: 2,
                 pull_request_bytes: 1234,
-                other_bytes: 66,
+                other_bytes: 69,
             }
         );
-        assert_eq!(c.total(), 7);
+        assert_eq!(c.total(), 8);
         let before = c;
         c.count(&format!("{base}/8"), 100);
         assert_eq!(

@@ -106,6 +106,14 @@ impl ServerVersion {
         self > ServerVersion::V5_16
     }
 
+    /// Build statuses carry `duration`, `buildNumber`, `parent`, `ref`, `testResults`,
+    /// `createdDate` and `updatedDate` from 7.14, when the repository-scoped builds resource came
+    /// (its reference entry says "Since 7.14"); a 5.x status is `key`, `state`, `name`, `url`,
+    /// `description` and `dateAdded` (the Stash-era build-status documentation).
+    pub fn has_rich_build_status(self) -> bool {
+        self >= ServerVersion::V7_21
+    }
+
     /// The pending-comment review (REVIEW_COMMENTED, REVIEW_FINISHED, REVIEW_DISCARDED activities)
     /// is in the 7.17 `PullRequestAction` javadoc
     /// (https://docs.atlassian.com/bitbucket-server/javadoc/7.17.0/api/com/atlassian/bitbucket/pull/PullRequestAction.html);
