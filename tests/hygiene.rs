@@ -1,7 +1,8 @@
 //! Secret hygiene and the no-source-code promise, end to end: with a recognisable token, webhook
-//! secret and source-code marker, a full sync, a refresh and a batch of webhook deliveries at the
-//! most verbose log level leave none of them in any log line, error message, record, JSON line,
-//! storage value or the SQLite files.
+//! secret and source-code marker, a full sync of every entity (pull requests, commits, branches,
+//! tags, builds), a refresh and a batch of webhook deliveries at the most verbose log level leave
+//! none of them in any log line, error message, record, JSON line, storage value or the SQLite
+//! files.
 
 mod support;
 
@@ -17,7 +18,8 @@ use support::*;
 
 const TOKEN_MARK: &str = "TOKEN-ZX9Q-7731";
 const SECRET_MARK: &str = "WHSEC-ZX9Q-4412";
-/// Every diff line the simulator serves carries this.
+/// Every diff line the simulator serves carries this, and every commit message below its first
+/// line.
 const SOURCE_MARK: &str = "SIM-SOURCE-LINE";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -69,10 +71,18 @@ async fn no_token_secret_or_source_line_escapes() {
             Some(&jsonl),
             &SyncJob {
                 concurrency: 2,
+                entities: bbdc_jobs::sync::Entities::parse("all").unwrap(),
                 ..SyncJob::default()
             },
         )
         .unwrap();
+        // The history passes ran (the simulator serves no commit diff, patch or file: asking
+        // for one would fail its repository).
+        let counts = sim.request_counts();
+        assert!(
+            counts.commit_lists > 0 && counts.build_lists > 0,
+            "{counts:?}"
+        );
         let mut texts = vec![bbdc_jobs::output::sync_summary_json(&report, &db).to_string()];
 
         // A refresh of one pull request.
@@ -155,8 +165,10 @@ async fn no_token_secret_or_source_line_escapes() {
             assert!(!hit, "{mark} in {name}");
         }
     }
-    assert!(
-        texts[2].contains("\"pull_request\""),
-        "the JSON lines were written"
-    );
+    for kind in ["pull_request", "commit", "branch", "tag", "build"] {
+        assert!(
+            texts[2].contains(&format!("\"type\":\"{kind}\"")),
+            "the JSON lines were written, {kind} among them"
+        );
+    }
 }

@@ -269,7 +269,7 @@ impl std::io::Write for CapturedLog {
 }
 
 /// Inside an `impl RecordSink` of a test sink wrapping a `SqliteRecords` as `self.inner`: the
-/// history methods (commits, branches and tags) handed to it unchanged. (Only some test binaries
+/// history methods (commits, branches, tags and builds) handed to it unchanged. (Only some test binaries
 /// have such a sink.)
 #[allow(unused_macros)]
 macro_rules! history_to_inner {
@@ -294,6 +294,28 @@ macro_rules! history_to_inner {
             repo: &bbdc_host::bindings::types::RepoRef,
         ) -> Result<Option<String>, bbdc_host::storage::StoreError> {
             self.inner.default_branch_head(repo)
+        }
+        fn want_builds(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            commits: &[String],
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.want_builds(repo, commits)
+        }
+        fn build_queue(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+        ) -> Result<Vec<String>, bbdc_host::storage::StoreError> {
+            self.inner.build_queue(repo)
+        }
+        fn builds(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            asked: &[String],
+            builds: &[bbdc_host::bindings::history::Build],
+            keep_queued: &[String],
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.builds(repo, asked, builds, keep_queued)
         }
     };
 }

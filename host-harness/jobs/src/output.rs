@@ -1,6 +1,6 @@
 //! Stable machine-readable shapes for the command line: error codes and JSON records.
 
-use bbdc_host::bindings::history::{Branch, Commit, CommitPerson, Tag};
+use bbdc_host::bindings::history::{Branch, Build, Commit, CommitPerson, Tag};
 use bbdc_host::bindings::types::{ConnectionReport, ConnectorError};
 use bbdc_host::runtime::{CallError, HostError};
 use serde_json::{Value, json};
@@ -228,6 +228,30 @@ pub fn tag_json(t: &Tag) -> Value {
         "ref_id": t.ref_id,
         "target": t.target,
         "object_hash": t.object_hash,
+    })
+}
+
+/// A `{"type": "build", ...}` line: one build status of a commit.
+pub fn build_json(b: &Build) -> Value {
+    json!({
+        "type": "build",
+        "project_key": b.repo.project_key,
+        "repo_slug": b.repo.slug,
+        "commit_id": b.commit_id,
+        "key": b.key,
+        "name": b.name,
+        "state": crate::records::build_state(b.state),
+        "state_other": b.state_other,
+        "url": b.url,
+        "created_at": b.created_at,
+        "updated_at": b.updated_at,
+        "duration_ms": b.duration_ms,
+        "build_number": b.build_number,
+        "parent": b.parent,
+        "ref_id": b.ref_id,
+        "test_results": b.test_results.as_ref().map(|t| json!({
+            "successful": t.successful, "failed": t.failed, "skipped": t.skipped
+        })),
     })
 }
 

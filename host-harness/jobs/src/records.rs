@@ -8,7 +8,7 @@
 //! error type lets a platform back both with one database.
 
 use crate::output;
-use bbdc_host::bindings::history::{Branch, CommitBatch, CommitPassKind, Tag};
+use bbdc_host::bindings::history::{Branch, Build, BuildState, CommitBatch, CommitPassKind, Tag};
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
@@ -39,6 +39,22 @@ pub trait RecordSink: Send + Sync {
     /// (`None`: never stored, or no default branch): a sync runs the commit pass only when the
     /// branch moved from it.
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError>;
+    /// Queues `commits` of `repo` for reading their build statuses (a commit already queued
+    /// stays once). Durable when this returns: the sync queues a batch's commits before it
+    /// acknowledges the batch, so a crash between the two only lists the batch again.
+    fn want_builds(&self, repo: &RepoRef, commits: &[String]) -> Result<(), StoreError>;
+    /// The commits of `repo` queued for their build statuses, oldest queued first.
+    fn build_queue(&self, repo: &RepoRef) -> Result<Vec<String>, StoreError>;
+    /// Replaces the build statuses of the `asked` commits with `builds`, and takes those
+    /// commits off the queue except the ones in `keep_queued` (builds still running), in one
+    /// transaction.
+    fn builds(
+        &self,
+        repo: &RepoRef,
+        asked: &[String],
+        builds: &[Build],
+        keep_queued: &[String],
+    ) -> Result<(), StoreError>;
     /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
     /// change, appended to the review history until the next full fetch of the pull request
     /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
@@ -178,11 +194,34 @@ CREATE TABLE IF NOT EXISTS tags (
     target TEXT, object_hash TEXT,
     PRIMARY KEY (project_key, repo_slug, ref_id)
 );
+CREATE TABLE IF NOT EXISTS builds (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, commit_id TEXT NOT NULL, key TEXT NOT NULL,
+    name TEXT, state TEXT NOT NULL, state_other TEXT, url TEXT, created_at INTEGER, updated_at INTEGER,
+    duration_ms INTEGER, build_number TEXT, parent TEXT, ref_id TEXT, tests_successful INTEGER,
+    tests_failed INTEGER, tests_skipped INTEGER,
+    PRIMARY KEY (project_key, repo_slug, commit_id, key)
+);
+CREATE TABLE IF NOT EXISTS build_queue (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, commit_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (project_key, repo_slug, commit_id)
+);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (received_at);
 ";
+
+/// A build state as the `builds` table and the JSON lines spell it (the server's own spelling).
+pub fn build_state(s: BuildState) -> &'static str {
+    match s {
+        BuildState::Successful => "SUCCESSFUL",
+        BuildState::Failed => "FAILED",
+        BuildState::InProgress => "INPROGRESS",
+        BuildState::Cancelled => "CANCELLED",
+        BuildState::Unknown => "UNKNOWN",
+    }
+}
 
 /// A count (lines, files) as SQLite's signed integer; counts past `i64::MAX` cannot occur in a
 /// real diff and are kept at the maximum.
@@ -227,22 +266,23 @@ impl SqliteRecords {
 
     /// How many delivery request ids are remembered now.
     pub fn remembered_deliveries(&self) -> Result<u64, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::new("lock poisoned"))?;
+        let conn = self.locked()?;
         let n: i64 = conn.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The connection, locked.
+    fn locked(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::new("lock poisoned"))
     }
 
     fn with_tx<T>(
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::new("lock poisoned"))?;
+        let mut conn = self.locked()?;
         let tx = conn.transaction()?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -335,6 +375,17 @@ impl RecordSink for SqliteRecords {
                     }
                     _ => {}
                 }
+                if batch.head.is_none() || batch.pass == CommitPassKind::Rewritten {
+                    // The builds of commits gone from the branch go with them, unless a pull
+                    // request's head still names the commit.
+                    tx.execute(
+                        "DELETE FROM builds WHERE project_key = ?1 AND repo_slug = ?2
+                         AND commit_id NOT IN (SELECT id FROM commits WHERE project_key = ?1 AND repo_slug = ?2)
+                         AND commit_id NOT IN (SELECT source_commit FROM pull_requests
+                             WHERE project_key = ?1 AND repo_slug = ?2 AND source_commit IS NOT NULL)",
+                        params![repo.project_key, repo.slug],
+                    )?;
+                }
             }
             Ok(())
         })
@@ -364,10 +415,7 @@ impl RecordSink for SqliteRecords {
     }
 
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError> {
-        let conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::new("lock poisoned"))?;
+        let conn = self.locked()?;
         let mut st = conn.prepare_cached(
             "SELECT latest_commit FROM branches WHERE project_key = ?1 AND repo_slug = ?2 AND is_default LIMIT 1",
         )?;
@@ -375,6 +423,70 @@ impl RecordSink for SqliteRecords {
         Ok(match rows.next()? {
             Some(row) => row.get(0)?,
             None => None,
+        })
+    }
+
+    fn want_builds(&self, repo: &RepoRef, commits: &[String]) -> Result<(), StoreError> {
+        if commits.is_empty() {
+            return Ok(());
+        }
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO build_queue (project_key, repo_slug, commit_id, seq)
+                 VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_queue))",
+            )?;
+            for c in commits {
+                st.execute(params![repo.project_key, repo.slug, c])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn build_queue(&self, repo: &RepoRef) -> Result<Vec<String>, StoreError> {
+        let conn = self.locked()?;
+        let mut st = conn.prepare_cached(
+            "SELECT commit_id FROM build_queue WHERE project_key = ?1 AND repo_slug = ?2 ORDER BY seq",
+        )?;
+        let rows = st.query_map(params![repo.project_key, repo.slug], |r| r.get(0))?;
+        Ok(rows.collect::<Result<Vec<String>, _>>()?)
+    }
+
+    fn builds(
+        &self,
+        repo: &RepoRef,
+        asked: &[String],
+        builds: &[Build],
+        keep_queued: &[String],
+    ) -> Result<(), StoreError> {
+        self.with_tx(|tx| {
+            for c in asked {
+                tx.execute(
+                    "DELETE FROM builds WHERE project_key = ?1 AND repo_slug = ?2 AND commit_id = ?3",
+                    params![repo.project_key, repo.slug, c],
+                )?;
+                if !keep_queued.contains(c) {
+                    tx.execute(
+                        "DELETE FROM build_queue WHERE project_key = ?1 AND repo_slug = ?2 AND commit_id = ?3",
+                        params![repo.project_key, repo.slug, c],
+                    )?;
+                }
+            }
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO builds (project_key, repo_slug, commit_id, key, name, state, state_other,
+                 url, created_at, updated_at, duration_ms, build_number, parent, ref_id, tests_successful,
+                 tests_failed, tests_skipped)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )?;
+            for b in builds {
+                let tests = b.test_results.as_ref();
+                st.execute(params![
+                    repo.project_key, repo.slug, b.commit_id, b.key, b.name, build_state(b.state),
+                    b.state_other, b.url, b.created_at, b.updated_at, b.duration_ms, b.build_number,
+                    b.parent, b.ref_id, tests.map(|t| t.successful), tests.map(|t| t.failed),
+                    tests.map(|t| t.skipped)
+                ])?;
+            }
+            Ok(())
         })
     }
 
@@ -387,10 +499,7 @@ impl RecordSink for SqliteRecords {
                 delivery: OwnedDelivery::of(d),
                 result,
             });
-        let mut conn = self
-            .conn
-            .lock()
-            .map_err(|_| StoreError::new("lock poisoned"))?;
+        let mut conn = self.locked()?;
         // The previous holder of the connection may have committed this delivery already; if
         // not, it is still queued, and this thread commits it with everything queued after it.
         if let Ok(r) = stored.try_recv() {

@@ -5,12 +5,12 @@
 use crate::output;
 use crate::records::RecordSink;
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
-use bbdc_host::bindings::history::Branch;
+use bbdc_host::bindings::history::{Branch, BuildState};
 use bbdc_host::bindings::types::{
     Project, ProjectPage, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord, User,
 };
 use bbdc_host::imports::Tenant;
-use bbdc_host::runtime::{CallError, Runtime};
+use bbdc_host::runtime::{CallError, MAX_BUILD_COMMITS_PER_CALL, Runtime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashSet};
@@ -54,6 +54,10 @@ pub struct Entities {
     /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
     /// when the default branch moved.
     pub commits: bool,
+    /// The build statuses of the commits the other passes bring: the default branch's new
+    /// commits and the head commits of changed pull requests (contract 0.2.0). Needs
+    /// `pull_requests` or `commits`.
+    pub builds: bool,
 }
 
 impl Default for Entities {
@@ -62,34 +66,44 @@ impl Default for Entities {
         Self {
             pull_requests: true,
             commits: false,
+            builds: false,
         }
     }
 }
 
 impl Entities {
-    /// Parses a comma-separated list of `pull-requests`, `commits` and `all`.
+    /// Parses a comma-separated list of `pull-requests`, `commits`, `builds` and `all`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut e = Entities {
             pull_requests: false,
             commits: false,
+            builds: false,
         };
         for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part {
                 "pull-requests" => e.pull_requests = true,
                 "commits" => e.commits = true,
+                "builds" => e.builds = true,
                 "all" => {
                     e.pull_requests = true;
                     e.commits = true;
+                    e.builds = true;
                 }
                 other => {
                     return Err(format!(
-                        "{other:?} is not an entity: give pull-requests, commits or all"
+                        "{other:?} is not an entity: give pull-requests, commits, builds or all"
                     ));
                 }
             }
         }
         if !e.pull_requests && !e.commits {
-            return Err("no entity given: give pull-requests, commits or all".into());
+            return Err(if e.builds {
+                "builds are read for the commits of pull requests or of the default branch: \
+                 give builds with pull-requests or commits"
+                    .into()
+            } else {
+                "no entity given: give pull-requests, commits, builds or all".into()
+            });
         }
         Ok(e)
     }
@@ -683,6 +697,7 @@ pub fn run(
                                 t.commits += r.commits;
                                 t.branches += r.branches;
                                 t.tags += r.tags;
+                                t.builds += r.builds;
                                 t.unchanged += r.unchanged;
                                 t.skipped.extend(r.skipped);
                                 t.unreadable.extend(r.unreadable);
@@ -748,6 +763,9 @@ pub fn run(
         report.records.insert("branch", tally.branches);
         report.records.insert("tag", tally.tags);
     }
+    if job.entities.builds {
+        report.records.insert("build", tally.builds);
+    }
     report.unchanged = tally.unchanged;
     report.skipped = tally.skipped;
     report.failed_repos.extend(tally.failed);
@@ -758,6 +776,31 @@ pub fn run(
     report.rate_limit_wait = http.waited;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// History items of `kind` that could not be identified, as the report lists them.
+fn unreadable(
+    kind: &'static str,
+    items: Vec<bbdc_host::bindings::history::UnreadableItem>,
+) -> impl Iterator<Item = Unreadable> {
+    items.into_iter().map(move |u| Unreadable {
+        kind: kind.into(),
+        location: u.location,
+        reason: u.reason,
+    })
+}
+
+/// How long a build may report `INPROGRESS` and still be read again by the next sync: past
+/// it, the build is taken as abandoned (its commit is not asked for again until something
+/// queues it).
+pub const RUNNING_BUILD_RECHECK: Duration = Duration::from_secs(24 * 3600);
+
+/// Now, in epoch milliseconds.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 /// Whether a repository's commit pass must run: its default branch's commit is not the one
@@ -778,6 +821,7 @@ struct Tally {
     commits: u64,
     branches: u64,
     tags: u64,
+    builds: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
     failed: Vec<Failure>,
@@ -795,6 +839,8 @@ struct RepoOutcome {
     /// Branches and tags listed (and stored).
     branches: u64,
     tags: u64,
+    /// Build statuses written.
+    builds: u64,
     unchanged: u64,
     /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
     skipped: Vec<SkippedPr>,
@@ -832,13 +878,110 @@ impl RepoJob<'_> {
     /// reported, and retried by the connector at the start of the next sync's pass.
     fn sync_repo(&self, repo: &RepoRef, name: &str) -> Result<RepoOutcome, RepoFailure> {
         let mut out = RepoOutcome::default();
+        // Each pass goes on from its own acknowledged progress, so a pass that failed does not
+        // stop the next (the builds queue, in particular, is read whatever else failed); the
+        // first failure is the repository's. Records that cannot be written stop everything.
+        let mut failed = None;
+        let mut note = |outcome: Result<(), RepoFailure>| match outcome {
+            Err(fatal @ RepoFailure::Fatal(_)) => Err(fatal),
+            Err(call) => {
+                failed.get_or_insert(call);
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        };
         if self.entities.pull_requests {
-            self.sync_pull_requests(repo, name, &mut out)?;
+            note(self.sync_pull_requests(repo, name, &mut out))?;
         }
         if self.entities.commits {
-            self.sync_history(repo, name, &mut out)?;
+            note(self.sync_history(repo, name, &mut out))?;
         }
-        Ok(out)
+        if self.entities.builds {
+            note(self.sync_builds(repo, name, &mut out))?;
+        }
+        match failed {
+            Some(f) => Err(f),
+            None => Ok(out),
+        }
+    }
+
+    /// Queues `commits` for their build statuses, when builds are imported. Called before the
+    /// batch that brought them is acknowledged.
+    fn want_builds(&self, repo: &RepoRef, commits: Vec<String>) -> Result<(), RepoFailure> {
+        if !self.entities.builds || commits.is_empty() {
+            return Ok(());
+        }
+        self.sink
+            .want_builds(repo, &commits)
+            .map_err(|e| RepoFailure::Fatal(e.into()))
+    }
+
+    /// Reads the build statuses of the repository's queued commits,
+    /// [`MAX_BUILD_COMMITS_PER_CALL`] a call, each call's stored before the next. A commit with
+    /// a build still running (changed within [`RUNNING_BUILD_RECHECK`]) stays queued, to be read
+    /// again by the next sync; nothing queued costs nothing.
+    fn sync_builds(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        out: &mut RepoOutcome,
+    ) -> Result<(), RepoFailure> {
+        let queue = self
+            .sink
+            .build_queue(repo)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        let recent = now_ms().saturating_sub(RUNNING_BUILD_RECHECK.as_millis() as i64);
+        let mut failed_commits = 0;
+        for chunk in queue.chunks(MAX_BUILD_COMMITS_PER_CALL) {
+            let batch = self
+                .runtime
+                .fetch_builds(self.tenant, repo, chunk)
+                .map_err(|e| Self::call_failed(name, &e))?;
+            let running: Vec<String> = chunk
+                .iter()
+                .filter(|c| {
+                    batch.builds.iter().any(|b| {
+                        &b.commit_id == *c
+                            && b.state == BuildState::InProgress
+                            && b.updated_at.or(b.created_at).is_some_and(|t| t >= recent)
+                    })
+                })
+                .cloned()
+                .collect();
+            // A commit that could not be read keeps what was stored and stays queued.
+            let read: Vec<String> = chunk
+                .iter()
+                .filter(|c| !batch.failed.iter().any(|f| &f.commit_id == *c))
+                .cloned()
+                .collect();
+            self.sink
+                .builds(repo, &read, &batch.builds, &running)
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            if let Some(f) = batch.failed.first() {
+                let (code, message) = output::connector_error(&f.error);
+                tracing::warn!(
+                    repo = name,
+                    code,
+                    "the builds of {} commits could not be read (first: {}: {message}); they stay queued",
+                    batch.failed.len(),
+                    f.commit_id
+                );
+                failed_commits += batch.failed.len();
+            }
+            emit(self.jsonl, batch.builds.iter().map(output::build_json))
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            out.builds += batch.builds.len() as u64;
+            out.unreadable.extend(unreadable("build", batch.unreadable));
+        }
+        if failed_commits > 0 {
+            return Err(RepoFailure::Call {
+                code: "builds_incomplete".into(),
+                message: format!(
+                    "the builds of {failed_commits} commits could not be read; the next sync reads them"
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Every page of a ref listing (`list-branches`, `list-tags`).
@@ -874,22 +1017,18 @@ impl RepoJob<'_> {
         name: &str,
         out: &mut RepoOutcome,
     ) -> Result<(), RepoFailure> {
-        let unreadable = |kind: &str, items: Vec<bbdc_host::bindings::history::UnreadableItem>| {
-            items
-                .into_iter()
-                .map(|u| Unreadable {
-                    kind: kind.into(),
-                    location: u.location,
-                    reason: u.reason,
-                })
-                .collect::<Vec<_>>()
-        };
         let branches = Self::all_refs(
             name,
             |cursor| {
                 self.runtime
                     .list_branches(self.tenant, repo, cursor)
-                    .map(|p| (p.items, p.next, unreadable("branch", p.unreadable)))
+                    .map(|p| {
+                        (
+                            p.items,
+                            p.next,
+                            unreadable("branch", p.unreadable).collect(),
+                        )
+                    })
             },
             out,
         )?;
@@ -898,7 +1037,7 @@ impl RepoJob<'_> {
             |cursor| {
                 self.runtime
                     .list_tags(self.tenant, repo, cursor)
-                    .map(|p| (p.items, p.next, unreadable("tag", p.unreadable)))
+                    .map(|p| (p.items, p.next, unreadable("tag", p.unreadable).collect()))
             },
             out,
         )?;
@@ -948,15 +1087,27 @@ impl RepoJob<'_> {
             self.sink
                 .commits(repo, &batch)
                 .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            // The builds of commits older than `--since` are not read.
+            let since = self.options.since.unwrap_or(i64::MIN);
+            self.want_builds(
+                repo,
+                batch
+                    .commits
+                    .iter()
+                    .filter(|c| {
+                        c.committer_timestamp
+                            .or(c.author_timestamp)
+                            .unwrap_or(i64::MAX)
+                            >= since
+                    })
+                    .map(|c| c.id.clone())
+                    .collect(),
+            )?;
             emit(self.jsonl, batch.commits.iter().map(output::commit_json))
                 .map_err(|e| RepoFailure::Fatal(e.into()))?;
             out.commits += batch.commits.len() as u64;
             out.unreadable
-                .extend(batch.unreadable.into_iter().map(|u| Unreadable {
-                    kind: "commit".into(),
-                    location: u.location,
-                    reason: u.reason,
-                }));
+                .extend(unreadable("commit", batch.unreadable));
             match batch.next_cursor {
                 Some(c) => cursor = Some(c),
                 None => return Ok(()),
@@ -985,6 +1136,14 @@ impl RepoJob<'_> {
             self.sink
                 .pull_requests(&batch.pull_requests)
                 .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            self.want_builds(
+                repo,
+                batch
+                    .pull_requests
+                    .iter()
+                    .filter_map(|p| p.source.latest_commit.clone())
+                    .collect(),
+            )?;
             emit(
                 self.jsonl,
                 batch.pull_requests.iter().map(output::pull_request_json),
@@ -1064,18 +1223,21 @@ mod tests {
         let all = Entities {
             pull_requests: true,
             commits: true,
+            builds: true,
         };
         assert_eq!(Entities::parse("all"), Ok(all));
-        assert_eq!(Entities::parse("commits, pull-requests"), Ok(all));
+        assert_eq!(Entities::parse("commits, pull-requests,builds"), Ok(all));
         assert_eq!(
             Entities::parse("commits"),
             Ok(Entities {
                 pull_requests: false,
-                commits: true
+                commits: true,
+                builds: false,
             })
         );
         assert_eq!(Entities::parse("pull-requests"), Ok(Entities::default()));
-        for bad in ["", ",", "builds", "Commits"] {
+        // Builds are read for the commits another pass brings: alone they are refused.
+        for bad in ["", ",", "builds", "Commits", "deployments"] {
             assert!(Entities::parse(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,0 +1,257 @@
+//! Build statuses (`fetch-builds`, contract 0.2.0) through `bbdc sync --entities all`, the real
+//! component and the host's HTTP stack against the simulator: the `builds` table equals the
+//! simulator's statuses of every default-branch commit and every pull request's head commit, on
+//! every server version it offers, with reference and varied shapes and under faults; an
+//! unchanged repository reads no build; a push reads the new commits' builds only; a
+//! force-push drops the builds of the commits it dropped.
+
+mod support;
+
+use bbdc_jobs::sync::{Entities, SyncJob};
+use bbdc_sim::Faults;
+use bbdc_sim::builds::builds_of;
+use bbdc_sim::render::{Dialect, Shapes};
+use bbdc_sim::version::ServerVersion;
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{SimConfig, Simulator};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::Duration;
+use support::TOKEN;
+
+/// A stored build: commit, key, name, state, url, created, updated, duration, number, parent,
+/// ref, and the three test counts.
+type Row = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    [Option<i64>; 3],
+);
+
+type Table = BTreeMap<(String, String), Vec<Row>>;
+
+fn start(version: ServerVersion, shapes: Shapes, faults: Faults, seed: u64) -> Simulator {
+    Simulator::start(SimConfig {
+        spec: WorldSpec {
+            seed,
+            projects: 2,
+            repos_per_project: 2,
+            prs_per_repo: 3,
+            users: 4,
+        },
+        faults,
+        token: Some(TOKEN.into()),
+        dialect: Dialect { version, shapes },
+        ..SimConfig::default()
+    })
+    .expect("simulator")
+}
+
+/// The `builds` table, by repository, rows sorted.
+fn stored(db: &Path) -> Table {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare(
+            "SELECT project_key, repo_slug, commit_id, key, name, state, url, created_at, updated_at,
+                    duration_ms, build_number, parent, ref_id, tests_successful, tests_failed, tests_skipped
+             FROM builds ORDER BY 1, 2, 3, 4",
+        )
+        .expect("the builds table");
+    let mut out: Table = BTreeMap::new();
+    for row in st
+        .query_map([], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?),
+                (
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    [r.get(13)?, r.get(14)?, r.get(15)?],
+                ),
+            ))
+        })
+        .expect("rows")
+    {
+        let (key, b) = row.expect("a row");
+        out.entry(key).or_default().push(b);
+    }
+    out
+}
+
+/// What the table must hold: the builds of each repository's default-branch commits and of its
+/// pull requests' head commits, as a server of `version` reports them.
+fn truth(sim: &Simulator, version: ServerVersion) -> Table {
+    let rich = version.has_rich_build_status();
+    let mut out: Table = BTreeMap::new();
+    for r in sim.world().repos() {
+        let commits: BTreeSet<String> = r
+            .history
+            .branch()
+            .iter()
+            .map(|c| c.id.clone())
+            .chain(r.prs.iter().map(|p| p.from_commit.clone()))
+            .collect();
+        let mut rows: Vec<Row> = commits
+            .iter()
+            .flat_map(|id| {
+                builds_of(id).into_iter().map(move |b| {
+                    let tests = b.tests.filter(|_| rich);
+                    (
+                        id.clone(),
+                        b.key.clone(),
+                        Some(b.name.clone()),
+                        b.state.to_owned(),
+                        Some(b.url.clone()),
+                        Some(b.created),
+                        rich.then_some(b.updated),
+                        b.duration.filter(|_| rich),
+                        rich.then(|| b.number.clone()),
+                        rich.then(|| b.parent.clone()),
+                        rich.then(|| "refs/heads/main".to_owned()),
+                        [
+                            tests.map(|t| i64::from(t.0)),
+                            tests.map(|t| i64::from(t.1)),
+                            tests.map(|t| i64::from(t.2)),
+                        ],
+                    )
+                })
+            })
+            .collect();
+        rows.sort();
+        if !rows.is_empty() {
+            out.insert((r.project.clone(), r.slug.clone()), rows);
+        }
+    }
+    out
+}
+
+/// A run against `sim` without the client-side rate limit (the simulator does not limit).
+fn unlimited(sim: &Simulator) -> support::SimRun {
+    support::sim_run(&sim.base_url(), TOKEN, |config| {
+        config.http_policy.burst = None
+    })
+}
+
+fn all() -> SyncJob {
+    SyncJob {
+        entities: Entities::parse("all").expect("entities"),
+        ..SyncJob::default()
+    }
+}
+
+#[test]
+fn builds_equal_the_simulator_on_every_version_and_shape() {
+    for version in ServerVersion::ALL {
+        for shapes in [Shapes::Reference, Shapes::Varied { seed: 3 }] {
+            let sim = start(version, shapes, Faults::default(), 21);
+            let run = unlimited(&sim);
+            let report = run.sync(&all());
+            let what = format!("{version} {shapes:?}");
+            assert!(
+                report.failed_repos.is_empty(),
+                "{what}: {:?}",
+                report.failed_repos
+            );
+            let want = truth(&sim, version);
+            let states: BTreeSet<&str> = want.values().flatten().map(|r| r.3.as_str()).collect();
+            assert_eq!(
+                states.len(),
+                5,
+                "{what}: every state is exercised: {states:?}"
+            );
+            assert_eq!(stored(&run.db), want, "{what}");
+            let total: usize = want.values().map(Vec::len).sum();
+            assert_eq!(
+                report.records.get("build").copied(),
+                Some(total as u64),
+                "{what}"
+            );
+            sim.stop();
+        }
+    }
+}
+
+#[test]
+fn an_unchanged_repository_reads_no_build_and_a_push_reads_the_new_commits_only() {
+    let version = ServerVersion::default();
+    let sim = start(version, Shapes::Reference, Faults::default(), 8);
+    let run = unlimited(&sim);
+    run.sync(&all());
+    assert_eq!(stored(&run.db), truth(&sim, version));
+
+    let before = sim.request_counts();
+    let report = run.sync(&all());
+    assert_eq!(sim.request_counts().since(&before).build_lists, 0);
+    assert_eq!(report.records.get("build").copied(), Some(0));
+
+    // Three new commits: three build requests, one per commit.
+    sim.push_commits(1, 3);
+    let before = sim.request_counts();
+    run.sync(&all());
+    assert_eq!(sim.request_counts().since(&before).build_lists, 3);
+    assert_eq!(stored(&run.db), truth(&sim, version));
+
+    // A force-push: the dropped commits' builds go, the new ones' come.
+    sim.force_push(0, 4, 2);
+    run.sync(&all());
+    assert_eq!(stored(&run.db), truth(&sim, version));
+
+    // Pull requests and commits without builds: no build request.
+    let before = sim.request_counts();
+    sim.push_commits(2, 1);
+    run.sync(&SyncJob {
+        entities: Entities::parse("pull-requests,commits").expect("entities"),
+        ..SyncJob::default()
+    });
+    assert_eq!(sim.request_counts().since(&before).build_lists, 0);
+    sim.stop();
+}
+
+#[test]
+fn builds_reach_the_simulator_through_faults() {
+    let version = ServerVersion::default();
+    let faults = Faults {
+        rate_429: 0.03,
+        rate_5xx: 0.08,
+        latency: Duration::from_millis(1),
+        cut_rate: 0.05,
+        malformed_rate: 0.05,
+        ..Faults::default()
+    };
+    let sim = start(version, Shapes::Varied { seed: 9 }, faults, 13);
+    let run = support::sim_run(&sim.base_url(), TOKEN, |config| {
+        config.http_policy.burst = None;
+        config.timeouts.read = Duration::from_millis(800);
+        config.http_policy.base_backoff = Duration::from_millis(5);
+        config.http_policy.max_backoff = Duration::from_millis(40);
+    });
+    // A call that still failed after the host's retries fails its repository for this run, and
+    // the queued commits are read by the next: a bounded number of runs reaches the truth.
+    let want = truth(&sim, version);
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        let _ = run.try_sync(&all());
+        if stored(&run.db) == want {
+            break;
+        }
+        assert!(runs < 12, "12 runs did not reach the simulator's builds");
+    }
+    sim.stop();
+}
