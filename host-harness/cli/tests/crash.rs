@@ -1,11 +1,13 @@
-//! A sync killed at random points (a real process kill, several times) and restarted ends equal
-//! to the simulator's ground truth, on every server version the simulator imitates.
+//! A sync of every entity killed at random points (a real process kill, several times) and
+//! restarted ends equal to the simulator's ground truth (pull requests, default-branch commits,
+//! build statuses), on every server version the simulator imitates.
 
 use bbdc_jobs::demo::compare_with_truth;
 use bbdc_sim::render::Dialect;
 use bbdc_sim::version::ServerVersion;
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{Faults, SimConfig, Simulator};
+use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::Duration;
 
@@ -54,6 +56,8 @@ fn killed_and_restarted(version: ServerVersion, seed: u64) {
             db.to_str().unwrap(),
             "--concurrency",
             "2",
+            "--entities",
+            "all",
         ])
         .env("T", "crash-token")
         .stdout(std::process::Stdio::null())
@@ -85,5 +89,28 @@ fn killed_and_restarted(version: ServerVersion, seed: u64) {
     let (matched, problems) = compare_with_truth(&db, &sim.truth(), &[]).unwrap();
     assert!(problems.is_empty(), "{version}: {problems:#?}");
     assert_eq!(matched, sim.truth().len(), "{version}");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let commits: BTreeSet<(String, String, String)> = conn
+        .prepare("SELECT project_key, repo_slug, id FROM commits")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(commits, sim.commit_truth(), "{version}: commits");
+    let builds: BTreeSet<(String, String, String, String, String)> = conn
+        .prepare("SELECT project_key, repo_slug, commit_id, key, state FROM builds")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(builds, sim.build_truth(), "{version}: builds");
+    let queued: i64 = conn
+        .query_row("SELECT COUNT(*) FROM build_queue", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(queued, 0, "{version}: nothing is left queued");
     sim.stop();
 }

@@ -261,6 +261,50 @@ impl Simulator {
         out
     }
 
+    /// Ground truth of the history: every default-branch commit as (project, repo, commit id).
+    pub fn commit_truth(&self) -> std::collections::BTreeSet<(String, String, String)> {
+        self.world()
+            .repos()
+            .flat_map(|r| {
+                r.history
+                    .branch()
+                    .iter()
+                    .map(|c| (r.project.clone(), r.slug.clone(), c.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Ground truth of the build statuses a sync of every entity holds: those of each
+    /// default-branch commit and each pull request's head commit, as (project, repo, commit,
+    /// key, state).
+    pub fn build_truth(
+        &self,
+    ) -> std::collections::BTreeSet<(String, String, String, String, String)> {
+        self.world()
+            .repos()
+            .flat_map(|r| {
+                let heads = r.prs.iter().map(|p| p.from_commit.clone());
+                let commits: std::collections::BTreeSet<String> = r
+                    .history
+                    .branch()
+                    .iter()
+                    .map(|c| c.id.clone())
+                    .chain(heads)
+                    .collect();
+                commits
+                    .into_iter()
+                    .flat_map(|id| {
+                        builds::builds_of(&id)
+                            .into_iter()
+                            .map(move |b| (id.clone(), b.key, b.state.to_owned()))
+                    })
+                    .map(|(id, key, state)| (r.project.clone(), r.slug.clone(), id, key, state))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     /// Pull requests the simulator made permanently broken: (project, repo, id).
     pub fn broken(&self) -> Vec<(String, String, u64)> {
         let mut v: Vec<_> = self.state.broken.iter().cloned().collect();
