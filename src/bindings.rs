@@ -166,12 +166,14 @@ impl Guest for Component {
         conn: Connection,
         repo: RepoRef,
         cursor: Option<String>,
+        tip: Option<String>,
     ) -> Result<CommitBatch, ContractError> {
-        Ok(crate::commits::fetch_commits(
+        Ok(crate::commits::fetch_commits_from(
             &WitHost,
             &conn,
             &repo,
             cursor.as_deref(),
+            tip.as_deref(),
         )?)
     }
 

@@ -26,7 +26,7 @@ pub const MAX_COMMITS_PER_CALL: usize = 50;
 const STATUS_PAGE: u32 = 100;
 
 /// Whether `id` is a full commit hash (SHA-1 or SHA-256, hexadecimal).
-fn is_full_hash(id: &str) -> bool {
+pub fn is_full_hash(id: &str) -> bool {
     matches!(id.len(), 40 | 64) && id.bytes().all(|b| b.is_ascii_hexdigit())
 }
 

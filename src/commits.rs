@@ -2,7 +2,8 @@
 //! `fetch-commits`).
 //!
 //! A pass starts by asking for the branch's tip (`GET .../commits?limit=1`, newest first, the
-//! default branch when no `until` is given). When the tip is the head the last complete pass
+//! default branch when no `until` is given), unless the host names it (it has just listed the
+//! branches: [`fetch_commits_from`]). When the tip is the head the last complete pass
 //! ended at, the pass is `unchanged` and costs that one small request. Otherwise it walks
 //! `GET .../commits?until={tip}` page by page, one page per call, with `since={last head}` when
 //! there is one, so that only the commits new since then are listed. The tip is pinned for the
@@ -107,18 +108,35 @@ struct CommitState {
     last_pass: Option<u64>,
 }
 
-/// One step of the commit pass of `repo` (see the module documentation and the WIT
-/// `fetch-commits`).
+/// One step of the commit pass of `repo`, finding the branch's tip itself when a pass starts.
 pub fn fetch_commits<H: Host + ?Sized>(
     host: &H,
     conn: &Connection,
     repo: &RepoRef,
     cursor: Option<&str>,
 ) -> Result<CommitBatch, ConnectorError> {
+    fetch_commits_from(host, conn, repo, cursor, None)
+}
+
+/// One step of the commit pass of `repo` (see the module documentation and the WIT
+/// `fetch-commits`); a pass that starts here starts at `known_tip` when the host gives it.
+pub fn fetch_commits_from<H: Host + ?Sized>(
+    host: &H,
+    conn: &Connection,
+    repo: &RepoRef,
+    cursor: Option<&str>,
+    known_tip: Option<&str>,
+) -> Result<CommitBatch, ConnectorError> {
     if repo.project_key.is_empty() || repo.slug.is_empty() {
         return Err(ConnectorError::InvalidConfig(
             "a repository needs its project key and slug".into(),
         ));
+    }
+    if let Some(t) = known_tip.filter(|t| !crate::builds::is_full_hash(t)) {
+        return Err(ConnectorError::InvalidConfig(format!(
+            "{:?} is not a full commit hash",
+            t.chars().take(80).collect::<String>()
+        )));
     }
     let client = Client::new(host, &conn.base_url, conn.page_size)?;
     let key = state_key(repo);
@@ -170,7 +188,11 @@ pub fn fetch_commits<H: Host + ?Sized>(
                 p.pending = None;
             }
             None => {
-                let Some(tip) = branch_tip(&client, repo)? else {
+                let tip = match known_tip {
+                    Some(t) => Some(t.to_owned()),
+                    None => branch_tip(&client, repo)?,
+                };
+                let Some(tip) = tip else {
                     // An empty repository: nothing to list, and no head to remember.
                     if state.head.take().is_some() {
                         save(host, &key, raw.as_deref(), &state)?;

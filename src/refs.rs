@@ -114,6 +114,14 @@ mod tests {
 
     #[test]
     fn branches_read_either_default_flag_and_an_unidentified_one_is_left_out() {
+        // The first item is the 9.2 reference's shape (checked); the others are deliberately
+        // not: an older server's `isDefault` and `latestChangeset`, an item without identity,
+        // and fields in other shapes.
+        crate::reference::assert_schema(
+            "RestBranch",
+            &json!({"id": "refs/heads/main", "displayId": "main", "type": "BRANCH", "latestCommit": "abc", "default": true}),
+            "the well-formed branch",
+        );
         let host = FakeHost::new();
         host.json(
             &format!("{BASE}/branches"),
@@ -156,15 +164,12 @@ mod tests {
     #[test]
     fn tags_carry_their_target_and_annotated_object() {
         let host = FakeHost::new();
-        host.json(
-            &format!("{BASE}/tags"),
-            &[],
-            200,
-            json!({"size": 2, "limit": 25, "start": 0, "isLastPage": true, "values": [
-                {"id": "refs/tags/v1.0", "displayId": "v1.0", "type": "TAG", "latestCommit": "c1", "hash": "t1"},
-                {"id": "refs/tags/v0.9", "displayId": "v0.9", "type": "TAG", "latestCommit": "c0"}
-            ]}),
-        );
+        let body = json!({"size": 2, "limit": 25, "start": 0, "isLastPage": true, "values": [
+            {"id": "refs/tags/v1.0", "displayId": "v1.0", "type": "TAG", "latestCommit": "c1", "hash": "t1"},
+            {"id": "refs/tags/v0.9", "displayId": "v0.9", "type": "TAG", "latestCommit": "c0"}
+        ]});
+        crate::reference::assert_response("/rest/api/1.0/projects/PLAT/repos/api/tags", &body);
+        host.json(&format!("{BASE}/tags"), &[], 200, body);
         let page = list_tags(&host, &conn(25), &repo(), None).expect("a page");
         assert_eq!(page.items.len(), 2);
         assert_eq!(page.items[0].target.as_deref(), Some("c1"));

@@ -105,6 +105,8 @@ fn page(items: &[Value], start: usize, limit: usize, next: Option<usize>) -> Can
     if let Some(n) = next {
         body["nextPageStart"] = json!(n);
     }
+    // Every page this model serves is what the reference says the server sends.
+    crate::reference::assert_response("/rest/api/1.0/projects/PLAT/repos/api/commits", &body);
     Canned::Response {
         status: 200,
         headers: vec![("content-type".into(), "application/json".into())],
@@ -192,6 +194,39 @@ fn the_first_pass_lists_the_branch_and_an_unchanged_one_costs_one_small_request(
     assert!(again[0].commits.is_empty());
     assert_eq!(sent.len() - before, 1, "{:?}", &sent[before..]);
     assert!(sent[before].contains("limit=1"), "{}", sent[before]);
+}
+
+#[test]
+fn a_pass_told_the_tip_does_not_ask_for_it_and_a_tip_that_is_no_hash_is_refused() {
+    let history = linear(5);
+    let host = host_of(&history);
+    pass(&host, 10);
+    history.borrow_mut().commit(&id(5), &[]);
+    history.borrow_mut().commit(&id(6), &[]);
+    let before = host.sent().len();
+    let tip = id(6);
+    let first = fetch_commits_from(&host, &conn(10), &repo(), None, Some(&tip)).expect("step");
+    assert_eq!(first.pass, CommitPassKind::Incremental);
+    assert_eq!(first.head.as_deref(), Some(tip.as_str()));
+    let listed: Vec<String> = first.commits.iter().map(|c| c.id.clone()).collect();
+    assert_eq!(listed, vec![id(6), id(5)]);
+    let sent = host.sent();
+    assert!(
+        sent[before..]
+            .iter()
+            .all(|s| !s.contains("limit=1&") && !s.ends_with("limit=1")),
+        "no tip request: {:?}",
+        &sent[before..]
+    );
+    assert!(
+        sent[before].contains(&format!("until={tip}")),
+        "{}",
+        sent[before]
+    );
+
+    let err =
+        fetch_commits_from(&host, &conn(10), &repo(), None, Some("main")).expect_err("no hash");
+    assert!(matches!(err, ConnectorError::InvalidConfig(_)), "{err:?}");
 }
 
 #[test]

@@ -206,7 +206,7 @@ macro_rules! exports_since_0_2 {
 
 exports_since_0_2! {
     /// `fetch-commits` (0.2.0).
-    fn call_fetch_commits = "fetch-commits"(conn: &Connection, repo: &RepoRef, cursor: Option<&str>) -> Result<CommitBatch, ConnectorError>;
+    fn call_fetch_commits = "fetch-commits"(conn: &Connection, repo: &RepoRef, cursor: Option<&str>, tip: Option<&str>) -> Result<CommitBatch, ConnectorError>;
     /// `list-branches` (0.2.0).
     fn call_list_branches = "list-branches"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<BranchPage, ConnectorError>;
     /// `list-tags` (0.2.0).

@@ -718,8 +718,20 @@ impl Runtime {
         repo: &RepoRef,
         cursor: Option<&str>,
     ) -> Result<CommitBatch, CallError<ConnectorError>> {
+        self.fetch_commits_from(tenant, repo, cursor, None)
+    }
+
+    /// [`Runtime::fetch_commits`] telling the connector the branch's tip the host has just
+    /// listed, so that a pass that starts here does not ask for it.
+    pub fn fetch_commits_from(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        cursor: Option<&str>,
+        tip: Option<&str>,
+    ) -> Result<CommitBatch, CallError<ConnectorError>> {
         Self::since_0_2(self.export(tenant, |api, s, conn| {
-            api.call_fetch_commits(s, conn, repo, cursor).map(Ok)
+            api.call_fetch_commits(s, conn, repo, cursor, tip).map(Ok)
         }))
     }
 

@@ -1046,7 +1046,12 @@ impl RepoJob<'_> {
             .default_branch_head(repo)
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
         if needs_commit_pass(&branches, stored.as_deref()) {
-            self.sync_commits(repo, name, out)?;
+            // The listing has just named the tip: the pass need not ask for it.
+            let tip = branches
+                .iter()
+                .find(|b| b.is_default)
+                .and_then(|b| b.latest_commit.clone());
+            self.sync_commits(repo, name, tip.as_deref(), out)?;
         }
         self.sink
             .refs(repo, &branches, &tags)
@@ -1076,13 +1081,14 @@ impl RepoJob<'_> {
         &self,
         repo: &RepoRef,
         name: &str,
+        tip: Option<&str>,
         out: &mut RepoOutcome,
     ) -> Result<(), RepoFailure> {
         let mut cursor: Option<String> = None;
         loop {
             let batch = self
                 .runtime
-                .fetch_commits(self.tenant, repo, cursor.as_deref())
+                .fetch_commits_from(self.tenant, repo, cursor.as_deref(), tip)
                 .map_err(|e| Self::call_failed(name, &e))?;
             self.sink
                 .commits(repo, &batch)
