@@ -21,6 +21,7 @@
 
 pub mod core;
 pub mod fixtures;
+pub mod history;
 pub mod naive;
 pub mod rate;
 pub mod scale;
@@ -243,6 +244,7 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
     if options.runs(4) {
         add(sync::sync_vs_naive(options, core.runtime())?);
         add(sync::unchanged_large_repository(options, core.runtime())?);
+        add(history::requests_per_commit(options, core.runtime())?);
     }
     if options.runs(5) {
         add(core.diff_memory()?);

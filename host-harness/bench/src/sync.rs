@@ -77,15 +77,17 @@ fn connector_run(
 }
 
 /// A simulator, a tenant on it and the SQLite file the records go to.
-struct Setup {
-    sim: Simulator,
-    tenant: Arc<Tenant>,
-    sink: SqliteRecords,
-    _dir: tempfile::TempDir,
+pub(crate) struct Setup {
+    pub(crate) sim: Simulator,
+    pub(crate) tenant: Arc<Tenant>,
+    pub(crate) sink: SqliteRecords,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
 impl Setup {
-    fn start(spec: WorldSpec, latency: Duration) -> Result<Setup> {
+    /// A simulator of `spec` with `latency` on every request, and a tenant without a client-side
+    /// rate limit.
+    pub(crate) fn start(spec: WorldSpec, latency: Duration) -> Result<Setup> {
         let sim = Simulator::start(SimConfig {
             spec,
             faults: Faults {
