@@ -1,7 +1,8 @@
 //! Build statuses (`fetch-builds`, contract 0.2.0) through `bbdc sync --entities all`, the real
 //! component and the host's HTTP stack against the simulator: the `builds` table equals the
 //! simulator's statuses of every default-branch commit and every pull request's head commit, on
-//! every server version it offers, with reference and varied shapes and under faults; an
+//! every server version it offers, with reference and varied shapes and under faults (and the
+//! `commits` table each default branch); an
 //! unchanged repository reads no build; a push reads the new commits' builds only; a
 //! force-push drops the builds of the commits it dropped.
 
@@ -94,6 +95,18 @@ fn stored(db: &Path) -> Table {
     out
 }
 
+/// The `commits` table as (project, repo, commit id).
+fn stored_commits(db: &Path) -> BTreeSet<(String, String, String)> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare("SELECT project_key, repo_slug, id FROM commits")
+        .expect("the commits table");
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("a row")
+}
+
 /// What the table must hold: the builds of each repository's default-branch commits and of its
 /// pull requests' head commits, as a server of `version` reports them.
 fn truth(sim: &Simulator, version: ServerVersion) -> Table {
@@ -176,6 +189,11 @@ fn builds_equal_the_simulator_on_every_version_and_shape() {
                 "{what}: every state is exercised: {states:?}"
             );
             assert_eq!(stored(&run.db), want, "{what}");
+            assert_eq!(
+                stored_commits(&run.db),
+                sim.commit_truth(),
+                "{what}: commits"
+            );
             let total: usize = want.values().map(Vec::len).sum();
             assert_eq!(
                 report.records.get("build").copied(),
@@ -248,10 +266,13 @@ fn builds_reach_the_simulator_through_faults() {
     loop {
         runs += 1;
         let _ = run.try_sync(&all());
-        if stored(&run.db) == want {
+        if stored(&run.db) == want && stored_commits(&run.db) == sim.commit_truth() {
             break;
         }
-        assert!(runs < 12, "12 runs did not reach the simulator's builds");
+        assert!(
+            runs < 12,
+            "12 runs did not reach the simulator's builds and commits"
+        );
     }
     sim.stop();
 }
