@@ -2,7 +2,7 @@
 //! machine holds (request budgets, exact diff counts, every delivery answered). Times are never
 //! asserted here; `bbdc bench` reports them against their targets.
 
-use bbdc_bench::{BenchOptions, Figure};
+use bbdc_bench::{BenchOptions, Figure, Target};
 use std::time::Duration;
 
 fn quick(only: Vec<u8>, senders: usize) -> Vec<Figure> {
@@ -35,8 +35,9 @@ fn the_quick_suite_reports_every_benchmark_and_keeps_the_request_budget() {
         );
     }
     for f in &figures {
-        // A share of 429s may rightly be zero; every other figure is a positive quantity.
-        let may_be_zero = f.unit == "%";
+        // A share of 429s may rightly be zero, and so may a count whose target is zero; every
+        // other figure is a positive quantity.
+        let may_be_zero = f.unit == "%" || f.target == Target::Exactly(0.0);
         assert!(
             f.value.is_finite() && (f.value > 0.0 || may_be_zero && f.value == 0.0),
             "{}: {}",
@@ -82,6 +83,22 @@ fn the_quick_suite_reports_every_benchmark_and_keeps_the_request_budget() {
         naive_bytes.value > 10.0 * bytes.value,
         "{}",
         naive_bytes.detail
+    );
+    // History: an unchanged sync asks for no commit and no build; a first sync asks for at
+    // least one build status per commit (no resource lists several commits'), and a commit page
+    // holds many commits.
+    let unchanged = figure(
+        &figures,
+        "Commit and build requests, unchanged history sync",
+    );
+    assert_eq!(unchanged.value, 0.0, "{}", unchanged.detail);
+    assert_eq!(unchanged.met(), Some(true));
+    let first = figure(&figures, "History requests per commit, first sync");
+    assert!(
+        first.value >= 1.0 && first.value < 1.5,
+        "{}: {}",
+        first.detail,
+        first.value
     );
     // An 8 MB diff is counted as it streams: guest memory stays near its ~1.2 MiB baseline
     // (buffering the diff would take more than 8 MiB).
