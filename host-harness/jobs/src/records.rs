@@ -206,6 +206,9 @@ CREATE TABLE IF NOT EXISTS build_queue (
     seq INTEGER NOT NULL,
     PRIMARY KEY (project_key, repo_slug, commit_id)
 );
+-- `want_builds` numbers each queued commit after the highest number so far: indexed, that is one
+-- lookup per insert instead of a scan of the queue (a first sync queues thousands at once).
+CREATE INDEX IF NOT EXISTS build_queue_by_seq ON build_queue (seq);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
 );
