@@ -7,9 +7,9 @@ use crate::model::wit::exports::ingest::bitbucket_dc0_2_0::connector::Guest;
 use crate::model::wit::ingest::bitbucket_dc0_1_0::{delivery, http, log, storage};
 use crate::model::{
     BranchPage, BuildBatch, CommitBatch, Connection, ConnectionReport, ConnectorInfo,
-    ContractError, PageRequest, ProjectPage, PullRequest, PullRequestBatch, RepoFilter, RepoPage,
-    RepoRef, SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError, WebhookOutcome,
-    WebhookRequest,
+    ContractError, PageRequest, ProjectPage, PullRequest, PullRequestBatch, PullRequestCommitPage,
+    RepoFilter, RepoPage, RepoRef, SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError,
+    WebhookOutcome, WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -199,6 +199,21 @@ impl Guest for Component {
             &WitHost,
             &conn,
             &repo,
+            page.cursor.as_deref(),
+        )?)
+    }
+
+    fn list_pull_request_commits(
+        conn: Connection,
+        repo: RepoRef,
+        id: u64,
+        page: PageRequest,
+    ) -> Result<PullRequestCommitPage, ContractError> {
+        Ok(crate::pull_request_commits::list_pull_request_commits(
+            &WitHost,
+            &conn,
+            &repo,
+            id,
             page.cursor.as_deref(),
         )?)
     }

@@ -38,11 +38,7 @@ pub fn fetch_builds<H: Host + ?Sized>(
     repo: &RepoRef,
     commits: &[String],
 ) -> Result<BuildBatch, ConnectorError> {
-    if repo.project_key.is_empty() || repo.slug.is_empty() {
-        return Err(ConnectorError::InvalidConfig(
-            "a repository needs its project key and slug".into(),
-        ));
-    }
+    history_page::checked(repo)?;
     if commits.len() > MAX_COMMITS_PER_CALL {
         return Err(ConnectorError::InvalidConfig(format!(
             "{} commits in one call: at most {MAX_COMMITS_PER_CALL}",

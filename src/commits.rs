@@ -127,11 +127,7 @@ pub fn fetch_commits_from<H: Host + ?Sized>(
     cursor: Option<&str>,
     known_tip: Option<&str>,
 ) -> Result<CommitBatch, ConnectorError> {
-    if repo.project_key.is_empty() || repo.slug.is_empty() {
-        return Err(ConnectorError::InvalidConfig(
-            "a repository needs its project key and slug".into(),
-        ));
-    }
+    history_page::checked(repo)?;
     if let Some(t) = known_tip.filter(|t| !crate::builds::is_full_hash(t)) {
         return Err(ConnectorError::InvalidConfig(format!(
             "{:?} is not a full commit hash",

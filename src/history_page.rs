@@ -2,13 +2,14 @@
 //! commit's build statuses):
 //! fetched, each item decoded on its own (one that cannot be identified is left out and
 //! reported as an [`UnreadableItem`] of its kind), and where the next page starts. The one
-//! paging loop behind [`crate::commits`] and [`crate::refs`].
+//! paging loop behind [`crate::commits`], [`crate::refs`], [`crate::builds`] and
+//! [`crate::pull_request_commits`]; [`list`] is the page-per-call form of it.
 
 use crate::client::{Client, Root};
 use crate::error::ConnectorError;
 use crate::host::{Host, LogLevel};
-use crate::model::{HistoryKind, RepoRef, UnreadableItem};
-use crate::paging::{self, WirePage};
+use crate::model::{Connection, HistoryKind, RepoRef, UnreadableItem};
+use crate::paging::{self, PageCursor, WirePage, decode_cursor, encode_cursor};
 use serde::de::DeserializeOwned;
 
 /// A page of wire items.
@@ -31,6 +32,59 @@ fn noun(kind: HistoryKind) -> &'static str {
         HistoryKind::Tag => "tag",
         HistoryKind::Build => "build status",
     }
+}
+
+/// Refuses a repository without its project key or slug, before any request.
+pub fn checked(repo: &RepoRef) -> Result<(), ConnectorError> {
+    if repo.project_key.is_empty() || repo.slug.is_empty() {
+        return Err(ConnectorError::InvalidConfig(
+            "a repository needs its project key and slug".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One page of `GET /projects/{key}/repos/{slug}/{resource...}` at the contract's `cursor`, and
+/// the cursor of the next page: a listing served a page per call (branches, tags, a pull
+/// request's commits). Empty pages that say more follows are counted across calls, as every
+/// listing's are, so a server that never ends its listing is stopped.
+pub fn list<T: DeserializeOwned, H: Host + ?Sized>(
+    host: &H,
+    conn: &Connection,
+    repo: &RepoRef,
+    resource: &[&str],
+    kind: HistoryKind,
+    cursor: Option<&str>,
+) -> Result<(HistoryPage<T>, Option<String>), ConnectorError> {
+    checked(repo)?;
+    let client = Client::new(host, &conn.base_url, conn.page_size)?;
+    let at = decode_cursor(cursor)?;
+    let limit = client.page_size();
+    let mut segments = vec![
+        "projects",
+        repo.project_key.as_str(),
+        "repos",
+        repo.slug.as_str(),
+    ];
+    segments.extend_from_slice(resource);
+    let page = fetch_at::<T, _>(&client, Root::Api, &segments, kind, &[], at.start, limit)?;
+    let mut tally = paging::Tally {
+        empty_run: at.empty_run,
+        ..paging::Tally::default()
+    };
+    tally.count(
+        page.received,
+        page.next.is_some(),
+        paging::Bounds::WALKED,
+        &resource.join("/"),
+    )?;
+    let next = page.next.map(|start| {
+        encode_cursor(PageCursor {
+            start,
+            empty_run: tally.empty_run,
+        })
+    });
+    Ok((page, next))
 }
 
 /// `GET /projects/{key}/repos/{slug}/{resource}?{query}&start={start}&limit={limit}`, its items

@@ -22,8 +22,10 @@
 //! - [`sync`]: the incremental, resumable pull-request sync pass;
 //! - [`commits`]: the incremental, resumable pass over the default branch's commits;
 //! - [`refs`]: a repository's branches and tags, a page per call;
+//! - [`pull_request_commits`]: a pull request's commits, a page per call;
 //! - [`builds`]: the build statuses of the commits a host names;
-//! - [`history_page`]: one page of a history listing (commits, branches, tags);
+//! - [`history_page`]: one page of a history listing (commits, branches, tags, build statuses,
+//!   a pull request's commits);
 //! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
 //! - [`webhook`]: webhook verification and interpretation.
@@ -44,6 +46,7 @@ pub mod listing;
 pub mod model;
 pub mod normalize;
 pub mod paging;
+pub mod pull_request_commits;
 pub mod pulls;
 /// The reference check of `tests/support`, for the unit tests' fixtures: every well-formed
 /// body a unit test serves is held against Atlassian's OpenAPI description.

@@ -50,7 +50,8 @@ pub use wit::ingest::bitbucket_dc0_1_0::types::{
 /// The history records of contract 0.2.0 (WIT `history`): commits and their passes.
 pub use wit::ingest::bitbucket_dc0_2_0::history::{
     Branch, BranchPage, Build, BuildBatch, BuildFailure, BuildState, Commit, CommitBatch,
-    CommitPassKind, CommitPerson, HistoryKind, Tag, TagPage, TestResults, UnreadableItem,
+    CommitPassKind, CommitPerson, HistoryKind, PullRequestCommitPage, Tag, TagPage, TestResults,
+    UnreadableItem,
 };
 
 /// What the host found when it checked a webhook delivery's signature (WIT

@@ -2,57 +2,11 @@
 //! `list-tags`). Listings that can change without a new commit: the host lists them each pass,
 //! and runs a commit pass ([`crate::commits`]) only when the default branch moved.
 
-use crate::client::Client;
 use crate::error::ConnectorError;
 use crate::history_page;
 use crate::host::Host;
 use crate::model::{Branch, BranchPage, Connection, HistoryKind, RepoRef, Tag, TagPage};
-use crate::paging::{PageCursor, decode_cursor, encode_cursor};
 use crate::wire::WireRefItem;
-
-fn checked(repo: &RepoRef) -> Result<(), ConnectorError> {
-    if repo.project_key.is_empty() || repo.slug.is_empty() {
-        return Err(ConnectorError::InvalidConfig(
-            "a repository needs its project key and slug".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// One page of `resource` (`branches` or `tags`) at `cursor`, and the cursor of the next.
-fn ref_page<H: Host + ?Sized>(
-    host: &H,
-    conn: &Connection,
-    repo: &RepoRef,
-    resource: &str,
-    kind: HistoryKind,
-    cursor: Option<&str>,
-) -> Result<(history_page::HistoryPage<WireRefItem>, Option<String>), ConnectorError> {
-    checked(repo)?;
-    let client = Client::new(host, &conn.base_url, conn.page_size)?;
-    let at = decode_cursor(cursor)?;
-    let limit = client.page_size();
-    let page =
-        history_page::fetch::<WireRefItem, _>(&client, repo, resource, kind, &[], at.start, limit)?;
-    // An empty page that says more follows is counted across calls, as every listing's is.
-    let mut tally = crate::paging::Tally {
-        empty_run: at.empty_run,
-        ..crate::paging::Tally::default()
-    };
-    tally.count(
-        page.received,
-        page.next.is_some(),
-        crate::paging::Bounds::WALKED,
-        resource,
-    )?;
-    let next = page.next.map(|start| {
-        encode_cursor(PageCursor {
-            start,
-            empty_run: tally.empty_run,
-        })
-    });
-    Ok((page, next))
-}
 
 /// One page of `repo`'s branches.
 pub fn list_branches<H: Host + ?Sized>(
@@ -61,7 +15,14 @@ pub fn list_branches<H: Host + ?Sized>(
     repo: &RepoRef,
     cursor: Option<&str>,
 ) -> Result<BranchPage, ConnectorError> {
-    let (page, next) = ref_page(host, conn, repo, "branches", HistoryKind::Branch, cursor)?;
+    let (page, next) = history_page::list::<WireRefItem, _>(
+        host,
+        conn,
+        repo,
+        &["branches"],
+        HistoryKind::Branch,
+        cursor,
+    )?;
     Ok(BranchPage {
         items: page
             .items
@@ -86,7 +47,14 @@ pub fn list_tags<H: Host + ?Sized>(
     repo: &RepoRef,
     cursor: Option<&str>,
 ) -> Result<TagPage, ConnectorError> {
-    let (page, next) = ref_page(host, conn, repo, "tags", HistoryKind::Tag, cursor)?;
+    let (page, next) = history_page::list::<WireRefItem, _>(
+        host,
+        conn,
+        repo,
+        &["tags"],
+        HistoryKind::Tag,
+        cursor,
+    )?;
     Ok(TagPage {
         items: page
             .items

@@ -2,9 +2,10 @@
 //! component and the host's HTTP stack against the simulator: the `builds` table equals the
 //! simulator's statuses of every default-branch commit and every pull request's head commit, on
 //! every server version it offers, with reference and varied shapes and under faults (and the
-//! `commits` table each default branch); an
-//! unchanged repository reads no build; a push reads the new commits' builds only; a
-//! force-push drops the builds of the commits it dropped.
+//! `commits` table each default branch, the `pr_commits` table each pull request's commits and
+//! `first_commit_at`); an unchanged repository reads no build and no pull request's commits; a
+//! push reads the new commits' builds only; a push to a pull request reads its commits again
+//! (one request); a force-push drops the builds of the commits it dropped.
 
 mod support;
 
@@ -14,7 +15,7 @@ use bbdc_sim::builds::builds_of;
 use bbdc_sim::render::{Dialect, Shapes};
 use bbdc_sim::version::ServerVersion;
 use bbdc_sim::world::WorldSpec;
-use bbdc_sim::{SimConfig, Simulator};
+use bbdc_sim::{PrCommitTruth, SimConfig, Simulator};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
@@ -107,18 +108,72 @@ fn stored_commits(db: &Path) -> BTreeSet<(String, String, String)> {
         .expect("a row")
 }
 
+/// The `pr_commits` table, in the simulator's terms.
+fn stored_pr_commits(db: &Path) -> BTreeSet<PrCommitTruth> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare(
+            "SELECT project_key, repo_slug, pr_id, commit_id, author_timestamp, parent_count, summary
+             FROM pr_commits",
+        )
+        .expect("the pr_commits table");
+    st.query_map([], |r| {
+        Ok(PrCommitTruth {
+            project: r.get(0)?,
+            repo: r.get(1)?,
+            pr: r.get(2)?,
+            commit: r.get(3)?,
+            author_time: r.get(4)?,
+            parents: r.get(5)?,
+            summary: r.get(6)?,
+        })
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("a row")
+}
+
+/// Each stored pull request's `first_commit_at`.
+fn stored_first_commits(db: &Path) -> BTreeMap<(String, String, u64), Option<i64>> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare("SELECT project_key, repo_slug, id, first_commit_at FROM pull_requests")
+        .expect("the pull_requests table");
+    st.query_map([], |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("a row")
+}
+
+/// Whether every pull request's commits and `first_commit_at` are the simulator's.
+fn pr_commits_equal(sim: &Simulator, db: &Path) -> bool {
+    stored_pr_commits(db) == sim.pr_commit_truth()
+        && stored_first_commits(db) == sim.first_commit_truth()
+}
+
 /// What the table must hold: the builds of each repository's default-branch commits and of its
 /// pull requests' head commits, as a server of `version` reports them.
 fn truth(sim: &Simulator, version: ServerVersion) -> Table {
+    truth_with(sim, version, &[])
+}
+
+/// [`truth`], plus the builds of `also`: (repository place, commit) pairs whose builds were read
+/// before (a pull request's earlier head, which keeps them).
+fn truth_with(sim: &Simulator, version: ServerVersion, also: &[(usize, String)]) -> Table {
     let rich = version.has_rich_build_status();
     let mut out: Table = BTreeMap::new();
-    for r in sim.world().repos() {
+    for (place, r) in sim.world().repos().enumerate() {
         let commits: BTreeSet<String> = r
             .history
             .branch()
             .iter()
             .map(|c| c.id.clone())
             .chain(r.prs.iter().map(|p| p.from_commit.clone()))
+            .chain(
+                also.iter()
+                    .filter(|(at, _)| *at == place)
+                    .map(|(_, c)| c.clone()),
+            )
             .collect();
         let mut rows: Vec<Row> = commits
             .iter()
@@ -194,6 +249,22 @@ fn builds_equal_the_simulator_on_every_version_and_shape() {
                 sim.commit_truth(),
                 "{what}: commits"
             );
+            let pr_commits = sim.pr_commit_truth();
+            assert!(
+                pr_commits.iter().any(|c| c.parents == 2),
+                "{what}: a pull request's merge commit is exercised"
+            );
+            assert_eq!(stored_pr_commits(&run.db), pr_commits, "{what}: pr commits");
+            assert_eq!(
+                stored_first_commits(&run.db),
+                sim.first_commit_truth(),
+                "{what}: first_commit_at"
+            );
+            assert_eq!(
+                report.records.get("pr_commit").copied(),
+                Some(pr_commits.len() as u64),
+                "{what}"
+            );
             let total: usize = want.values().map(Vec::len).sum();
             assert_eq!(
                 report.records.get("build").copied(),
@@ -213,22 +284,49 @@ fn an_unchanged_repository_reads_no_build_and_a_push_reads_the_new_commits_only(
     run.sync(&all());
     assert_eq!(stored(&run.db), truth(&sim, version));
 
+    assert!(pr_commits_equal(&sim, &run.db));
+
     let before = sim.request_counts();
     let report = run.sync(&all());
-    assert_eq!(sim.request_counts().since(&before).build_lists, 0);
+    let counts = sim.request_counts().since(&before);
+    assert_eq!(counts.build_lists, 0);
+    assert_eq!(counts.pr_commit_lists, 0);
     assert_eq!(report.records.get("build").copied(), Some(0));
+    assert_eq!(report.records.get("pr_commit").copied(), Some(0));
+
+    // A push to a pull request: its commits are read again, in one request, and its new head's
+    // builds.
+    let head = |sim: &Simulator| {
+        sim.world()
+            .repos()
+            .nth(3)
+            .and_then(|r| r.prs.get(1).map(|p| p.from_commit.clone()))
+            .expect("repository 3 has a second pull request")
+    };
+    let old_head = head(&sim);
+    sim.push_to_pull_request(3, 1);
+    assert_ne!(head(&sim), old_head);
+    let before = sim.request_counts();
+    run.sync(&all());
+    let counts = sim.request_counts().since(&before);
+    assert_eq!(counts.pr_commit_lists, 1);
+    assert_eq!(counts.build_lists, 1);
+    assert!(pr_commits_equal(&sim, &run.db));
+    // The earlier head's builds stay: they are what CI said about the pull request then.
+    let read_before = [(3, old_head)];
+    assert_eq!(stored(&run.db), truth_with(&sim, version, &read_before));
 
     // Three new commits: three build requests, one per commit.
     sim.push_commits(1, 3);
     let before = sim.request_counts();
     run.sync(&all());
     assert_eq!(sim.request_counts().since(&before).build_lists, 3);
-    assert_eq!(stored(&run.db), truth(&sim, version));
+    assert_eq!(stored(&run.db), truth_with(&sim, version, &read_before));
 
     // A force-push: the dropped commits' builds go, the new ones' come.
     sim.force_push(0, 4, 2);
     run.sync(&all());
-    assert_eq!(stored(&run.db), truth(&sim, version));
+    assert_eq!(stored(&run.db), truth_with(&sim, version, &read_before));
 
     // Pull requests and commits without builds: no build request.
     let before = sim.request_counts();
@@ -266,12 +364,15 @@ fn builds_reach_the_simulator_through_faults() {
     loop {
         runs += 1;
         let _ = run.try_sync(&all());
-        if stored(&run.db) == want && stored_commits(&run.db) == sim.commit_truth() {
+        if stored(&run.db) == want
+            && stored_commits(&run.db) == sim.commit_truth()
+            && pr_commits_equal(&sim, &run.db)
+        {
             break;
         }
         assert!(
             runs < 12,
-            "12 runs did not reach the simulator's builds and commits"
+            "12 runs did not reach the simulator's builds, commits and pull requests' commits"
         );
     }
     sim.stop();

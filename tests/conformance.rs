@@ -181,6 +181,13 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
                 "",
                 &mut seen,
             );
+            all_pages(
+                &agent,
+                &base,
+                &format!("{prs_path}/{id}/commits"),
+                "",
+                &mut seen,
+            );
             get_checked(
                 &agent,
                 &base,
@@ -227,6 +234,7 @@ fn every_body_of_every_version_conforms_to_the_reference() {
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/activities",
+        "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/commits",
         "/api/latest/projects/{projectKey}/repos/{repositorySlug}/pull-requests/{pullRequestId}/diff/{path}",
     ];
     for version in ServerVersion::ALL {

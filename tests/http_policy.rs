@@ -192,7 +192,8 @@ async fn the_token_bucket_spaces_requests_beyond_the_burst() {
         span >= Duration::from_millis(190),
         "4 requests beyond the burst at 20/s span at least 200 ms: {span:?}"
     );
-    assert!(t.http.counters.waited_ms.load(Ordering::Relaxed) > 0);
+    // Not asserted: that the limiter's wait counter moved. When a loaded machine makes each call
+    // slower than a token's refill, no request needs to wait, and the spacing above still holds.
 }
 
 /// A server that answers every request with headers promising a body, sends a little of it and

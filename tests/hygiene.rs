@@ -165,10 +165,20 @@ async fn no_token_secret_or_source_line_escapes() {
             assert!(!hit, "{mark} in {name}");
         }
     }
-    for kind in ["pull_request", "commit", "branch", "tag", "build"] {
+    for kind in ["pull_request", "commit", "pr_commit", "branch", "tag", "build"] {
         assert!(
             texts[2].contains(&format!("\"type\":\"{kind}\"")),
             "the JSON lines were written, {kind} among them"
         );
+    }
+    // Every simulated pull request has commits, so each line carries the first one's time.
+    let pull_requests: Vec<serde_json::Value> = texts[2]
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "pull_request")
+        .collect();
+    assert!(!pull_requests.is_empty());
+    for p in &pull_requests {
+        assert!(p["first_commit_at"].is_i64(), "first_commit_at: {p}");
     }
 }

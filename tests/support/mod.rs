@@ -317,6 +317,34 @@ macro_rules! history_to_inner {
         ) -> Result<(), bbdc_host::storage::StoreError> {
             self.inner.builds(repo, asked, builds, keep_queued)
         }
+        fn want_pr_commits(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            prs: &[bbdc_jobs::records::PrHeads],
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.want_pr_commits(repo, prs)
+        }
+        fn pr_commit_queue(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+        ) -> Result<Vec<bbdc_jobs::records::PrHeads>, bbdc_host::storage::StoreError> {
+            self.inner.pr_commit_queue(repo)
+        }
+        fn pr_commits(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            heads: &bbdc_jobs::records::PrHeads,
+            commits: &[bbdc_host::bindings::history::Commit],
+        ) -> Result<Option<i64>, bbdc_host::storage::StoreError> {
+            self.inner.pr_commits(repo, heads, commits)
+        }
+        fn first_commit_at(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            ids: &[u64],
+        ) -> Result<std::collections::HashMap<u64, i64>, bbdc_host::storage::StoreError> {
+            self.inner.first_commit_at(repo, ids)
+        }
     };
 }
 #[allow(unused_imports)]

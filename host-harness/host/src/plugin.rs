@@ -6,7 +6,9 @@
 //! calls an export of either: the exports both versions have in the same way, and the ones only
 //! 0.2.0 has with [`Unsupported`] for a 0.1.0 component.
 
-use crate::bindings::history::{BranchPage, BuildBatch, CommitBatch, TagPage};
+use crate::bindings::history::{
+    BranchPage, BuildBatch, CommitBatch, PullRequestCommitPage, TagPage,
+};
 use crate::bindings::types::{
     Connection, ConnectionReport, ConnectorError, ConnectorInfo, PageRequest, ProjectPage,
     PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SyncOptions, UserPage,
@@ -211,6 +213,8 @@ exports_since_0_2! {
     fn call_list_branches = "list-branches"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<BranchPage, ConnectorError>;
     /// `list-tags` (0.2.0).
     fn call_list_tags = "list-tags"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<TagPage, ConnectorError>;
+    /// `list-pull-request-commits` (0.2.0).
+    fn call_list_pull_request_commits = "list-pull-request-commits"(conn: &Connection, repo: &RepoRef, id: u64, page: &PageRequest) -> Result<PullRequestCommitPage, ConnectorError>;
     /// `fetch-builds` (0.2.0).
     fn call_fetch_builds = "fetch-builds"(conn: &Connection, repo: &RepoRef, commits: &[String]) -> Result<BuildBatch, ConnectorError>;
 }

@@ -12,7 +12,9 @@
 use crate::bindings::api::{
     Connection, ConnectorError, PageRequest, RepoRef, SyncOptions, WebhookRequest,
 };
-use crate::bindings::history::{BranchPage, BuildBatch, CommitBatch, TagPage};
+use crate::bindings::history::{
+    BranchPage, BuildBatch, CommitBatch, PullRequestCommitPage, TagPage,
+};
 use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
@@ -758,6 +760,22 @@ impl Runtime {
         let page = PageRequest { cursor };
         Self::since_0_2(self.export(tenant, |api, s, conn| {
             api.call_list_tags(s, conn, repo, &page).map(Ok)
+        }))
+    }
+
+    /// `list-pull-request-commits` (contract 0.2.0): one page of the commits of pull request
+    /// `id` of `repo`.
+    pub fn list_pull_request_commits(
+        &self,
+        tenant: &Arc<Tenant>,
+        repo: &RepoRef,
+        id: u64,
+        cursor: Option<String>,
+    ) -> Result<PullRequestCommitPage, CallError<ConnectorError>> {
+        let page = PageRequest { cursor };
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
+            api.call_list_pull_request_commits(s, conn, repo, id, &page)
+                .map(Ok)
         }))
     }
 

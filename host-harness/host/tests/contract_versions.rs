@@ -115,6 +115,10 @@ fn the_host_runs_a_0_1_0_component_and_a_0_2_0_one_alike() {
             .map(|_| ()),
         old.list_tags(&tenant("https://bitbucket.invalid"), &repo, None)
             .map(|_| ()),
+        old.list_pull_request_commits(&tenant("https://bitbucket.invalid"), &repo, 1, None)
+            .map(|_| ()),
+        old.fetch_builds(&tenant("https://bitbucket.invalid"), &repo, &[])
+            .map(|_| ()),
     ] {
         assert!(
             matches!(unsupported, Err(CallError::Host(HostError::Unsupported(_)))),

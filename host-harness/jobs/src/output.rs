@@ -205,6 +205,17 @@ pub fn commit_json(c: &Commit) -> Value {
     })
 }
 
+/// A `{"type": "pr_commit", ...}` line: one commit of pull request `pr_id`, the fields of a
+/// `commit` line with the pull request's id and the commit's place in its list (`position`, 0
+/// for the newest).
+pub fn pr_commit_json(pr_id: u64, position: usize, c: &Commit) -> Value {
+    let mut v = commit_json(c);
+    v["type"] = json!("pr_commit");
+    v["pr_id"] = json!(pr_id);
+    v["position"] = json!(position);
+    v
+}
+
 /// A `{"type": "branch", ...}` line.
 pub fn branch_json(b: &Branch) -> Value {
     json!({

@@ -2,13 +2,17 @@
 //! store; [`SqliteRecords`] is the embedded default: tables `projects`, `repos`, `users`,
 //! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id),
 //! `commits` (the default branch's, keyed by (project key, repo slug, commit id)), `branches` and
-//! `tags` (keyed by (project key, repo slug, full ref)).
+//! `tags` (keyed by (project key, repo slug, full ref)), `pr_commits` (a pull request's commits,
+//! keyed by (project key, repo slug, PR id, commit id)), `builds`, and the queues `build_queue`
+//! and `pr_commit_queue`.
 //!
 //! A record store fails with [`StoreError`], the state store's error: both are storage, and one
 //! error type lets a platform back both with one database.
 
 use crate::output;
-use bbdc_host::bindings::history::{Branch, Build, BuildState, CommitBatch, CommitPassKind, Tag};
+use bbdc_host::bindings::history::{
+    Branch, Build, BuildState, Commit, CommitBatch, CommitPassKind, Tag,
+};
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
@@ -55,6 +59,28 @@ pub trait RecordSink: Send + Sync {
         builds: &[Build],
         keep_queued: &[String],
     ) -> Result<(), StoreError>;
+    /// Queues the pull requests of `repo` whose pair of head commits (id, source commit, target
+    /// commit) differs from the pair their stored commits were read for, to read their commits.
+    /// Durable when this returns, before the batch that brought them is acknowledged.
+    fn want_pr_commits(&self, repo: &RepoRef, prs: &[PrHeads]) -> Result<(), StoreError>;
+    /// The pull requests of `repo` queued for their commits, lowest id first.
+    fn pr_commit_queue(&self, repo: &RepoRef) -> Result<Vec<PrHeads>, StoreError>;
+    /// Replaces the stored commits of pull request `heads.id` with `commits` (all of them, read
+    /// for `heads`), records `heads` as the pair they were read for and the pull request's
+    /// `first_commit_at` (the earliest author time among them), and takes it off the queue unless
+    /// a newer pair was queued meanwhile, in one transaction. Returns `first_commit_at`.
+    fn pr_commits(
+        &self,
+        repo: &RepoRef,
+        heads: &PrHeads,
+        commits: &[Commit],
+    ) -> Result<Option<i64>, StoreError>;
+    /// The stored `first_commit_at` of pull requests `ids` of `repo` (those known).
+    fn first_commit_at(
+        &self,
+        repo: &RepoRef,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, i64>, StoreError>;
     /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
     /// change, appended to the review history until the next full fetch of the pull request
     /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
@@ -63,6 +89,17 @@ pub trait RecordSink: Send + Sync {
     /// window. This is what lets `bbdc serve` answer 2xx only for what is stored, and store a
     /// retried delivery whose first attempt failed.
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError>;
+}
+
+/// A pull request and the pair of head commits its commits are (to be) read for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrHeads {
+    /// The pull request's id.
+    pub id: u64,
+    /// Its source branch's commit (`from_ref.latest_commit`).
+    pub source: String,
+    /// Its target branch's commit (`to_ref.latest_commit`), when the server sent one.
+    pub target: Option<String>,
 }
 
 /// One accepted webhook delivery, as [`RecordSink::delivery`] stores it.
@@ -170,6 +207,7 @@ CREATE TABLE IF NOT EXISTS pull_requests (
     resolved_task_count INTEGER, additions INTEGER, deletions INTEGER, files_changed INTEGER,
     diff_truncated INTEGER, first_review_at INTEGER, first_approval_at INTEGER, complete INTEGER,
     reviewers TEXT, participants TEXT, events TEXT, record TEXT, deleted INTEGER NOT NULL DEFAULT 0,
+    first_commit_at INTEGER, commits_source TEXT, commits_target TEXT,
     PRIMARY KEY (project_key, repo_slug, id)
 );
 CREATE TABLE IF NOT EXISTS reviews (
@@ -209,11 +247,46 @@ CREATE TABLE IF NOT EXISTS build_queue (
 -- `want_builds` numbers each queued commit after the highest number so far: indexed, that is one
 -- lookup per insert instead of a scan of the queue (a first sync queues thousands at once).
 CREATE INDEX IF NOT EXISTS build_queue_by_seq ON build_queue (seq);
+CREATE TABLE IF NOT EXISTS pr_commits (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, pr_id INTEGER NOT NULL, commit_id TEXT NOT NULL,
+    position INTEGER NOT NULL, author_name TEXT, author_email TEXT, author_slug TEXT, author_timestamp INTEGER,
+    committer_name TEXT, committer_email TEXT, committer_slug TEXT, committer_timestamp INTEGER,
+    parent_count INTEGER NOT NULL, summary TEXT NOT NULL,
+    PRIMARY KEY (project_key, repo_slug, pr_id, commit_id)
+);
+CREATE TABLE IF NOT EXISTS pr_commit_queue (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, pr_id INTEGER NOT NULL,
+    source_commit TEXT NOT NULL, target_commit TEXT,
+    PRIMARY KEY (project_key, repo_slug, pr_id)
+);
 CREATE TABLE IF NOT EXISTS webhook_deliveries (
     request_id TEXT PRIMARY KEY, received_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (received_at);
 ";
+
+/// Columns added to tables after a release: (table, column, type). `CREATE TABLE IF NOT EXISTS`
+/// leaves a file made by an older `bbdc` as it was, so these are added to it on open.
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("pull_requests", "first_commit_at", "INTEGER"),
+    ("pull_requests", "commits_source", "TEXT"),
+    ("pull_requests", "commits_target", "TEXT"),
+];
+
+/// Adds each of [`ADDED_COLUMNS`] its table lacks.
+fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            params![table, column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// A build state as the `builds` table and the JSON lines spell it (the server's own spelling).
 pub fn build_state(s: BuildState) -> &'static str {
@@ -253,6 +326,7 @@ impl SqliteRecords {
         // Records are the product: a commit is on disk before it is acknowledged.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
+        add_missing_columns(&conn)?;
         Ok(Self {
             conn: Mutex::new(conn),
             queued: Mutex::new(Vec::new()),
@@ -380,12 +454,14 @@ impl RecordSink for SqliteRecords {
                 }
                 if batch.head.is_none() || batch.pass == CommitPassKind::Rewritten {
                     // The builds of commits gone from the branch go with them, unless a pull
-                    // request's head still names the commit.
+                    // request's head or one of its commits still names the commit.
                     tx.execute(
                         "DELETE FROM builds WHERE project_key = ?1 AND repo_slug = ?2
                          AND commit_id NOT IN (SELECT id FROM commits WHERE project_key = ?1 AND repo_slug = ?2)
                          AND commit_id NOT IN (SELECT source_commit FROM pull_requests
-                             WHERE project_key = ?1 AND repo_slug = ?2 AND source_commit IS NOT NULL)",
+                             WHERE project_key = ?1 AND repo_slug = ?2 AND source_commit IS NOT NULL)
+                         AND commit_id NOT IN (SELECT commit_id FROM pr_commits
+                             WHERE project_key = ?1 AND repo_slug = ?2)",
                         params![repo.project_key, repo.slug],
                     )?;
                 }
@@ -491,6 +567,113 @@ impl RecordSink for SqliteRecords {
             }
             Ok(())
         })
+    }
+
+    fn want_pr_commits(&self, repo: &RepoRef, prs: &[PrHeads]) -> Result<(), StoreError> {
+        if prs.is_empty() {
+            return Ok(());
+        }
+        self.with_tx(|tx| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO pr_commit_queue (project_key, repo_slug, pr_id, source_commit, target_commit)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM pull_requests
+                     WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3
+                     AND commits_source IS ?4 AND commits_target IS ?5)",
+            )?;
+            for p in prs {
+                st.execute(params![
+                    repo.project_key,
+                    repo.slug,
+                    id_of("pull request", p.id)?,
+                    p.source,
+                    p.target
+                ])?;
+            }
+            Ok(())
+        })
+    }
+
+    fn pr_commit_queue(&self, repo: &RepoRef) -> Result<Vec<PrHeads>, StoreError> {
+        let conn = self.locked()?;
+        let mut st = conn.prepare_cached(
+            "SELECT pr_id, source_commit, target_commit FROM pr_commit_queue
+             WHERE project_key = ?1 AND repo_slug = ?2 ORDER BY pr_id",
+        )?;
+        let rows = st.query_map(params![repo.project_key, repo.slug], |r| {
+            Ok(PrHeads {
+                id: r.get(0)?,
+                source: r.get(1)?,
+                target: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn pr_commits(
+        &self,
+        repo: &RepoRef,
+        heads: &PrHeads,
+        commits: &[Commit],
+    ) -> Result<Option<i64>, StoreError> {
+        let pr_id = id_of("pull request", heads.id)?;
+        let first = commits.iter().filter_map(|c| c.author_timestamp).min();
+        self.with_tx(|tx| {
+            tx.execute(
+                "DELETE FROM pr_commits WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3",
+                params![repo.project_key, repo.slug, pr_id],
+            )?;
+            let mut st = tx.prepare_cached(
+                "INSERT OR REPLACE INTO pr_commits (project_key, repo_slug, pr_id, commit_id, position, author_name,
+                 author_email, author_slug, author_timestamp, committer_name, committer_email, committer_slug,
+                 committer_timestamp, parent_count, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+            )?;
+            for (position, c) in commits.iter().enumerate() {
+                let committer = c.committer.as_ref();
+                st.execute(params![
+                    repo.project_key, repo.slug, pr_id, c.id, position, c.author.name, c.author.email,
+                    c.author.user_slug, c.author_timestamp, committer.map(|p| &p.name),
+                    committer.and_then(|p| p.email.as_ref()), committer.and_then(|p| p.user_slug.as_ref()),
+                    c.committer_timestamp, c.parent_count, c.summary
+                ])?;
+            }
+            tx.execute(
+                "UPDATE pull_requests SET first_commit_at = ?4, commits_source = ?5, commits_target = ?6
+                 WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+                params![repo.project_key, repo.slug, pr_id, first, heads.source, heads.target],
+            )?;
+            tx.execute(
+                "DELETE FROM pr_commit_queue WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3
+                 AND source_commit = ?4 AND target_commit IS ?5",
+                params![repo.project_key, repo.slug, pr_id, heads.source, heads.target],
+            )?;
+            Ok(first)
+        })
+    }
+
+    fn first_commit_at(
+        &self,
+        repo: &RepoRef,
+        ids: &[u64],
+    ) -> Result<std::collections::HashMap<u64, i64>, StoreError> {
+        let conn = self.locked()?;
+        let mut st = conn.prepare_cached(
+            "SELECT first_commit_at FROM pull_requests WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
+        )?;
+        let mut found = std::collections::HashMap::new();
+        for &id in ids {
+            let mut rows = st.query(params![
+                repo.project_key,
+                repo.slug,
+                id_of("pull request", id)?
+            ])?;
+            if let Some(row) = rows.next()?
+                && let Some(at) = row.get::<_, Option<i64>>(0)?
+            {
+                found.insert(id, at);
+            }
+        }
+        Ok(found)
     }
 
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
@@ -706,4 +889,133 @@ fn upsert_pull_request(tx: &Connection, p: &PullRequest) -> Result<(), StoreErro
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bbdc_host::bindings::history::CommitPerson;
+
+    fn repo() -> RepoRef {
+        RepoRef {
+            project_key: "P".into(),
+            slug: "r".into(),
+        }
+    }
+
+    fn commit(id: &str, at: Option<i64>) -> Commit {
+        Commit {
+            repo: repo(),
+            id: id.into(),
+            author: CommitPerson {
+                name: "Ada".into(),
+                email: None,
+                user_slug: Some("ada".into()),
+            },
+            author_timestamp: at,
+            committer: None,
+            committer_timestamp: None,
+            parent_count: 1,
+            summary: "s".into(),
+        }
+    }
+
+    fn heads(id: u64, source: &str) -> PrHeads {
+        PrHeads {
+            id,
+            source: source.into(),
+            target: Some("t".into()),
+        }
+    }
+
+    #[test]
+    fn a_file_from_before_the_pull_request_commit_columns_gains_them_on_open() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let path = dir.path().join("old.db");
+        Connection::open(&path)
+            .and_then(|c| {
+                c.execute_batch(
+                    "CREATE TABLE pull_requests (project_key TEXT NOT NULL, repo_slug TEXT NOT NULL,
+                     id INTEGER NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (project_key, repo_slug, id));
+                     INSERT INTO pull_requests VALUES ('P', 'r', 1, 0);",
+                )
+            })
+            .expect("an old file");
+        let records = SqliteRecords::open(&path).expect("opens");
+        records
+            .pr_commits(&repo(), &heads(1, "s1"), &[commit("c1", Some(5))])
+            .expect("stored");
+        assert_eq!(
+            records.first_commit_at(&repo(), &[1]).expect("read"),
+            [(1, 5)].into_iter().collect()
+        );
+        // Opening it again adds nothing twice.
+        drop(records);
+        SqliteRecords::open(&path).expect("opens again");
+    }
+
+    #[test]
+    fn a_pull_request_is_queued_for_its_commits_only_when_its_pair_changed() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let records = SqliteRecords::open(&dir.path().join("r.db")).expect("opens");
+        records
+            .locked()
+            .expect("the connection")
+            .execute(
+                "INSERT INTO pull_requests (project_key, repo_slug, id, version) VALUES ('P', 'r', 1, 0), ('P', 'r', 2, 0)",
+                [],
+            )
+            .expect("two pull requests");
+        records
+            .want_pr_commits(&repo(), &[heads(1, "a"), heads(2, "b")])
+            .expect("queued");
+        assert_eq!(
+            records.pr_commit_queue(&repo()).expect("the queue"),
+            vec![heads(1, "a"), heads(2, "b")]
+        );
+        // Read for pair `a`, with the earliest author time kept; one commit has none.
+        let first = records
+            .pr_commits(
+                &repo(),
+                &heads(1, "a"),
+                &[
+                    commit("c2", Some(20)),
+                    commit("c1", Some(10)),
+                    commit("c0", None),
+                ],
+            )
+            .expect("stored");
+        assert_eq!(first, Some(10));
+        assert_eq!(
+            records.pr_commit_queue(&repo()).expect("the queue"),
+            vec![heads(2, "b")]
+        );
+        // The same pair again: nothing to read.
+        records
+            .want_pr_commits(&repo(), &[heads(1, "a")])
+            .expect("queued");
+        assert_eq!(
+            records.pr_commit_queue(&repo()).expect("the queue").len(),
+            1
+        );
+        // A newer pair queued while an older one was read stays queued.
+        records
+            .want_pr_commits(&repo(), &[heads(2, "b2")])
+            .expect("queued");
+        records
+            .pr_commits(&repo(), &heads(2, "b"), &[commit("x", Some(1))])
+            .expect("stored");
+        assert_eq!(
+            records.pr_commit_queue(&repo()).expect("the queue"),
+            vec![heads(2, "b2")]
+        );
+        let stored: i64 = records
+            .locked()
+            .expect("the connection")
+            .query_row("SELECT COUNT(*) FROM pr_commits WHERE pr_id = 1", [], |r| {
+                r.get(0)
+            })
+            .expect("a count");
+        assert_eq!(stored, 3);
+    }
 }

@@ -3,17 +3,18 @@
 //! the connector is told so (by calling it again with the batch's cursor).
 
 use crate::output;
-use crate::records::RecordSink;
+use crate::records::{PrHeads, RecordSink};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
 use bbdc_host::bindings::history::{Branch, BuildState};
 use bbdc_host::bindings::types::{
-    Project, ProjectPage, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord, User,
+    Project, ProjectPage, PullRequest, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord,
+    User,
 };
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, MAX_BUILD_COMMITS_PER_CALL, Runtime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,7 +53,8 @@ pub struct Entities {
     pub pull_requests: bool,
     /// The default branch's commits, with the repository's branches and tags (contract 0.2.0):
     /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
-    /// when the default branch moved.
+    /// when the default branch moved. With `pull_requests`, also each pull request's commits
+    /// (read when its pair of head commits changed) and its `first_commit_at`.
     pub commits: bool,
     /// The build statuses of the commits the other passes bring: the default branch's new
     /// commits and the head commits of changed pull requests (contract 0.2.0). Needs
@@ -72,6 +74,11 @@ impl Default for Entities {
 }
 
 impl Entities {
+    /// Whether pull requests' commits are read: when both pull requests and commits are.
+    pub fn pr_commits(self) -> bool {
+        self.pull_requests && self.commits
+    }
+
     /// Parses a comma-separated list of `pull-requests`, `commits`, `builds` and `all`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let mut e = Entities {
@@ -698,6 +705,7 @@ pub fn run(
                                 t.branches += r.branches;
                                 t.tags += r.tags;
                                 t.builds += r.builds;
+                                t.pr_commits += r.pr_commits;
                                 t.unchanged += r.unchanged;
                                 t.skipped.extend(r.skipped);
                                 t.unreadable.extend(r.unreadable);
@@ -766,6 +774,9 @@ pub fn run(
     if job.entities.builds {
         report.records.insert("build", tally.builds);
     }
+    if job.entities.pr_commits() {
+        report.records.insert("pr_commit", tally.pr_commits);
+    }
     report.unchanged = tally.unchanged;
     report.skipped = tally.skipped;
     report.failed_repos.extend(tally.failed);
@@ -822,6 +833,7 @@ struct Tally {
     branches: u64,
     tags: u64,
     builds: u64,
+    pr_commits: u64,
     unchanged: u64,
     skipped: Vec<SkippedPr>,
     failed: Vec<Failure>,
@@ -841,6 +853,8 @@ struct RepoOutcome {
     tags: u64,
     /// Build statuses written.
     builds: u64,
+    /// Pull-request commits written.
+    pr_commits: u64,
     unchanged: u64,
     /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
     skipped: Vec<SkippedPr>,
@@ -1121,6 +1135,116 @@ impl RepoJob<'_> {
         }
     }
 
+    /// Queues the pull requests of a batch whose pair of head commits changed, and reads their
+    /// commits, before the batch is acknowledged. Returns the batch's `first_commit_at` by id
+    /// (`None` when pull requests' commits are not imported).
+    fn batch_pr_commits(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        prs: &[PullRequest],
+        failed: &mut HashSet<u64>,
+        out: &mut RepoOutcome,
+    ) -> Result<Option<HashMap<u64, i64>>, RepoFailure> {
+        if !self.entities.pr_commits() {
+            return Ok(None);
+        }
+        let heads: Vec<PrHeads> = prs
+            .iter()
+            .filter_map(|p| {
+                Some(PrHeads {
+                    id: p.id,
+                    source: p.source.latest_commit.clone()?,
+                    target: p.target.latest_commit.clone(),
+                })
+            })
+            .collect();
+        self.sink
+            .want_pr_commits(repo, &heads)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        let ids: HashSet<u64> = prs.iter().map(|p| p.id).collect();
+        self.drain_pr_commits(repo, name, Some(&ids), failed, out)?;
+        let ids: Vec<u64> = ids.into_iter().collect();
+        self.sink
+            .first_commit_at(repo, &ids)
+            .map(Some)
+            .map_err(|e| RepoFailure::Fatal(e.into()))
+    }
+
+    /// Reads the commits of the pull requests of `repo` queued for them (only those in `only`,
+    /// when given), every page of each, and stores each pull request's before the next. A pull
+    /// request whose commits cannot be read stays queued and joins `failed`; one the server no
+    /// longer has is stored with none. Fails only when records cannot be written.
+    fn drain_pr_commits(
+        &self,
+        repo: &RepoRef,
+        name: &str,
+        only: Option<&HashSet<u64>>,
+        failed: &mut HashSet<u64>,
+        out: &mut RepoOutcome,
+    ) -> Result<(), RepoFailure> {
+        if !self.entities.pr_commits() {
+            return Ok(());
+        }
+        let queue = self
+            .sink
+            .pr_commit_queue(repo)
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+        for heads in queue {
+            if failed.contains(&heads.id) || only.is_some_and(|o| !o.contains(&heads.id)) {
+                continue;
+            }
+            let mut commits = Vec::new();
+            let mut cursor = None;
+            let read = loop {
+                match self
+                    .runtime
+                    .list_pull_request_commits(self.tenant, repo, heads.id, cursor)
+                {
+                    Ok(page) => {
+                        commits.extend(page.items);
+                        out.unreadable
+                            .extend(unreadable("pr_commit", page.unreadable));
+                        match page.next {
+                            Some(next) => cursor = Some(next),
+                            None => break Ok(()),
+                        }
+                    }
+                    // Gone from the server (deleted): it has no commits left to read.
+                    Err(CallError::Connector(ConnectorError::NotFound(_))) => {
+                        commits.clear();
+                        break Ok(());
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            if let Err(e) = read {
+                let (code, message) = output::call_error(&e);
+                tracing::warn!(
+                    repo = name,
+                    code,
+                    "the commits of pull request {} could not be read: {message}; it stays queued",
+                    heads.id
+                );
+                failed.insert(heads.id);
+                continue;
+            }
+            self.sink
+                .pr_commits(repo, &heads, &commits)
+                .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            emit(
+                self.jsonl,
+                commits
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| output::pr_commit_json(heads.id, i, c)),
+            )
+            .map_err(|e| RepoFailure::Fatal(e.into()))?;
+            out.pr_commits += commits.len() as u64;
+        }
+        Ok(())
+    }
+
     /// The pull-request pass of `repo`.
     fn sync_pull_requests(
         &self,
@@ -1131,6 +1255,10 @@ impl RepoJob<'_> {
         // Listed pull requests whose id could not be read: reported after the skipped ones
         // (never retried: there is nothing to ask for).
         let mut unidentified = Vec::new();
+        // Pull requests whose commits could not be read in this pass: not asked again in it.
+        let mut pr_commits_failed = HashSet::new();
+        // Whatever a run before this one left queued is read first.
+        self.drain_pr_commits(repo, name, None, &mut pr_commits_failed, out)?;
         let mut cursor: Option<String> = None;
         loop {
             let batch = self
@@ -1150,9 +1278,22 @@ impl RepoJob<'_> {
                     .filter_map(|p| p.source.latest_commit.clone())
                     .collect(),
             )?;
+            let first_commits = self.batch_pr_commits(
+                repo,
+                name,
+                &batch.pull_requests,
+                &mut pr_commits_failed,
+                out,
+            )?;
             emit(
                 self.jsonl,
-                batch.pull_requests.iter().map(output::pull_request_json),
+                batch.pull_requests.iter().map(|p| {
+                    let mut line = output::pull_request_json(p);
+                    if let Some(first) = &first_commits {
+                        line["first_commit_at"] = serde_json::json!(first.get(&p.id));
+                    }
+                    line
+                }),
             )
             .map_err(|e| RepoFailure::Fatal(e.into()))?;
             out.written += batch.pull_requests.len() as u64;
@@ -1184,11 +1325,26 @@ impl RepoJob<'_> {
                 Some(c) => cursor = Some(c),
                 None => {
                     out.skipped.extend(unidentified);
-                    return Ok(());
+                    return pr_commits_outcome(&pr_commits_failed);
                 }
             }
         }
     }
+}
+
+/// The pull-request pass's outcome when the commits of the pull requests in `failed` could not
+/// be read: they stay queued, and the next sync reads them.
+fn pr_commits_outcome(failed: &HashSet<u64>) -> Result<(), RepoFailure> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(RepoFailure::Call {
+        code: "pr_commits_incomplete".into(),
+        message: format!(
+            "the commits of {} pull requests could not be read; the next sync reads them",
+            failed.len()
+        ),
+    })
 }
 
 #[cfg(test)]

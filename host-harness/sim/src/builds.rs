@@ -39,21 +39,9 @@ const JOBS: [(&str, &str); 3] = [
     ("ci-package", "Package"),
 ];
 
-/// A well-mixed hash of a commit id (FNV-1a, then a SplitMix64 step).
-fn hash(id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in id.bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
-    let mut z = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 /// The build statuses of commit `id`, newest first (as the server lists them).
 pub fn builds_of(id: &str) -> Vec<SimBuild> {
-    let h = hash(id);
+    let h = crate::history::hash_str(id);
     let count = match h % 5 {
         0 => 0,
         n => 1 + (n as usize % 3),

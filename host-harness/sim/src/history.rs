@@ -73,8 +73,18 @@ pub const DEFAULT_BRANCH: &str = "main";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoSuchCommit(pub String);
 
+/// A well-mixed hash of a string (FNV-1a, then a SplitMix64 step): what the simulator derives
+/// per-commit facts from, so that the same id always gives the same facts.
+pub(crate) fn hash_str(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    mix(h)
+}
+
 /// A step of SplitMix64: the same input always gives the same well-mixed output.
-fn mix(x: u64) -> u64 {
+pub(crate) fn mix(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -21,6 +21,7 @@ pub mod builds;
 mod faults;
 pub mod fixture;
 pub mod history;
+pub mod pr_commits;
 pub mod rate_limit;
 pub mod render;
 mod routes;
@@ -35,6 +36,26 @@ pub use fixture::{RepoFixture, repo_fixture};
 pub use rate_limit::ServerRateLimit;
 pub use routes::RequestCounts;
 pub use webhooks::{send_webhook, signature};
+
+/// One commit of a pull request, as a sync of every entity must hold it (see
+/// [`Simulator::pr_commit_truth`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PrCommitTruth {
+    /// Project key.
+    pub project: String,
+    /// Repository slug.
+    pub repo: String,
+    /// The pull request's id.
+    pub pr: u64,
+    /// The commit's id.
+    pub commit: String,
+    /// When it was written (epoch ms).
+    pub author_time: i64,
+    /// Its parents' count.
+    pub parents: usize,
+    /// Its message's first line.
+    pub summary: String,
+}
 
 use bbdc_http_server::{HttpServer, Limits};
 use render::Dialect;
@@ -228,6 +249,15 @@ impl Simulator {
         }
     }
 
+    /// Pushes a commit to the source branch of pull request `pr` (its place in the repository)
+    /// of the repository at `repo`: its head commit, and so its list of commits, changes.
+    pub fn push_to_pull_request(&self, repo: usize, pr: usize) {
+        if let Ok(mut w) = self.state.world.lock() {
+            let now = w.clock;
+            w.push_to_pull_request(repo, pr, now);
+        }
+    }
+
     /// Ground truth: one `pull_request` line per pull request, sorted by (project, repo, id).
     /// It holds the whole world's pull requests: for the instances tests compare in full.
     pub fn truth(&self) -> Vec<Value> {
@@ -270,6 +300,53 @@ impl Simulator {
                     .branch()
                     .iter()
                     .map(|c| (r.project.clone(), r.slug.clone(), c.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Ground truth of the commits of every pull request, as (project, repo, pull request id,
+    /// commit id, author time, parent count, summary).
+    pub fn pr_commit_truth(&self) -> std::collections::BTreeSet<PrCommitTruth> {
+        self.world()
+            .repos()
+            .flat_map(|r| {
+                r.prs
+                    .iter()
+                    .flat_map(|p| {
+                        pr_commits::commits_of(p)
+                            .into_iter()
+                            .map(|c| PrCommitTruth {
+                                project: r.project.clone(),
+                                repo: r.slug.clone(),
+                                pr: p.id,
+                                commit: c.id,
+                                author_time: c.author_time,
+                                parents: c.parents.len(),
+                                summary: c.message.lines().next().unwrap_or_default().to_owned(),
+                            })
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Ground truth of each pull request's `first_commit_at`: (project, repo, id) → the earliest
+    /// author time of its commits.
+    pub fn first_commit_truth(
+        &self,
+    ) -> std::collections::BTreeMap<(String, String, u64), Option<i64>> {
+        self.world()
+            .repos()
+            .flat_map(|r| {
+                r.prs
+                    .iter()
+                    .map(|p| {
+                        (
+                            (r.project.clone(), r.slug.clone(), p.id),
+                            pr_commits::first_commit_at(p),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -33,6 +33,8 @@ pub struct RequestCounts {
     pub diffs: u64,
     /// Commit list pages (`.../commits`).
     pub commit_lists: u64,
+    /// Pages of a pull request's commits (`.../pull-requests/{id}/commits`).
+    pub pr_commit_lists: u64,
     /// Build-status pages of a commit (`/rest/build-status/1.0/commits/{id}`).
     pub build_lists: u64,
     /// Everything else: projects, repositories, users, server properties.
@@ -52,6 +54,7 @@ impl RequestCounts {
             + self.activities
             + self.diffs
             + self.commit_lists
+            + self.pr_commit_lists
             + self.build_lists
             + self.other
     }
@@ -64,6 +67,7 @@ impl RequestCounts {
             activities: self.activities - before.activities,
             diffs: self.diffs - before.diffs,
             commit_lists: self.commit_lists - before.commit_lists,
+            pr_commit_lists: self.pr_commit_lists - before.pr_commit_lists,
             build_lists: self.build_lists - before.build_lists,
             other: self.other - before.other,
             pull_request_bytes: self.pull_request_bytes - before.pull_request_bytes,
@@ -84,6 +88,9 @@ impl RequestCounts {
             ("pull-requests", _) => (&mut self.pull_requests, &mut self.pull_request_bytes),
             (_, "activities") => (&mut self.activities, &mut self.pull_request_bytes),
             (_, "diff") => (&mut self.diffs, &mut self.pull_request_bytes),
+            (_, "commits") if path.contains("/pull-requests/") => {
+                (&mut self.pr_commit_lists, &mut self.other_bytes)
+            }
             (_, "commits") => (&mut self.commit_lists, &mut self.other_bytes),
             _ => (&mut self.other, &mut self.other_bytes),
         };
@@ -344,6 +351,13 @@ impl State {
                         ),
                     ),
                     ["diff"] => ok(d.diff(p)),
+                    ["commits"] => ok(d.page_of(
+                        crate::pr_commits::commits_of(p).iter(),
+                        start,
+                        limit,
+                        CAP_COMMITS,
+                        render::commit,
+                    )),
                     _ => (
                         404,
                         error_json(
@@ -377,6 +391,7 @@ mod tests {
         c.count(&format!("{base}/7/activities?start=0"), 30);
         c.count(&format!("{base}/7/diff?contextLines=0"), 4);
         c.count("/rest/api/1.0/projects/P/repos/r/commits?until=abc", 9);
+        c.count(&format!("{base}/7/commits?start=0&limit=25"), 5);
         c.count(
             &format!("/rest/build-status/1.0/commits/{:040}?limit=100", 0),
             3,
@@ -391,13 +406,14 @@ mod tests {
                 activities: 1,
                 diffs: 1,
                 commit_lists: 1,
+                pr_commit_lists: 1,
                 build_lists: 1,
                 other: 2,
                 pull_request_bytes: 1234,
-                other_bytes: 69,
+                other_bytes: 74,
             }
         );
-        assert_eq!(c.total(), 8);
+        assert_eq!(c.total(), 9);
         let before = c;
         c.count(&format!("{base}/8"), 100);
         assert_eq!(

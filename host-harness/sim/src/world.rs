@@ -521,6 +521,31 @@ impl World {
         Some(key)
     }
 
+    /// Pushes a commit to the source branch of pull request `pr` (by place) of repository `repo`
+    /// at simulated time `now`: its head commit changes, and with it its commits (see
+    /// [`crate::pr_commits`]), its version and its update time. Nothing when there is no such
+    /// pull request.
+    pub fn push_to_pull_request(&mut self, repo: usize, pr: usize, now: i64) {
+        if repo >= self.repo_count() {
+            return;
+        }
+        let mut changed = (*self.repo(repo)).clone();
+        let Some(p) = changed.prs.get_mut(pr) else {
+            return;
+        };
+        let h = crate::history::hash_str(&format!("{}@{now}", p.from_commit));
+        p.from_commit = format!(
+            "{:016x}{:016x}{:08x}",
+            crate::history::mix(h),
+            crate::history::mix(h ^ 1),
+            crate::history::mix(h ^ 2) as u32
+        );
+        p.version += 1;
+        p.updated = now;
+        self.recent.retain(|(n, _)| *n != repo);
+        self.edited.insert(repo, Arc::new(changed));
+    }
+
     /// Pushes `n` commits onto repository `repo`'s default branch at simulated time `now`
     /// (nothing when there is no such repository).
     pub fn push_commits(&mut self, repo: usize, n: usize, now: i64) {
