@@ -5,7 +5,8 @@
 //! `commits` table each default branch, the `pr_commits` table each pull request's commits and
 //! `first_commit_at`); an unchanged repository reads no build and no pull request's commits; a
 //! push reads the new commits' builds only; a push to a pull request reads its commits again
-//! (one request); a force-push drops the builds of the commits it dropped.
+//! (one request); a force-push drops the builds of the commits it dropped. A renamed repository
+//! keeps its identity (every record moves with it); a deleted one is recorded deleted.
 
 mod support;
 
@@ -375,5 +376,102 @@ fn builds_reach_the_simulator_through_faults() {
             "12 runs did not reach the simulator's builds, commits and pull requests' commits"
         );
     }
+    sim.stop();
+}
+
+/// Rows of every repository table still under `project/slug`.
+fn rows_under(db: &Path, project: &str, slug: &str) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    bbdc_jobs::records::REPO_TABLES
+        .into_iter()
+        .map(|(table, column)| {
+            let n: i64 = conn
+                .query_row(
+                    &format!(
+                        "SELECT COUNT(*) FROM {table} WHERE project_key = ?1 AND {column} = ?2"
+                    ),
+                    [project, slug],
+                    |r| r.get(0),
+                )
+                .expect("a count");
+            (table.to_owned(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn a_renamed_repository_keeps_its_identity_and_a_deleted_one_is_recorded_deleted() {
+    let version = ServerVersion::default();
+    let sim = start(version, Shapes::Reference, Faults::default(), 5);
+    let run = unlimited(&sim);
+    run.sync(&all());
+    let (project, old_slug, id) = sim.rename_repo(1, "renamed").expect("repository 1");
+    assert!(!rows_under(&run.db, &project, &old_slug).is_empty());
+
+    let report = run.sync(&all());
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    assert_eq!(report.records.get("repo_deleted").copied(), Some(0));
+    // Nothing stays under the old name, and everything equals the renamed instance: no
+    // pull request, commit or build twice.
+    assert_eq!(rows_under(&run.db, &project, &old_slug), vec![]);
+    let prs = sim.truth();
+    let (matched, problems) =
+        bbdc_jobs::demo::compare_with_truth(&run.db, &prs, &[]).expect("compared");
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(matched, prs.len());
+    let conn = rusqlite::Connection::open(&run.db).expect("the database");
+    let stored_prs: i64 = conn
+        .query_row("SELECT COUNT(*) FROM pull_requests", [], |r| r.get(0))
+        .expect("a count");
+    assert_eq!(stored_prs as usize, prs.len());
+    let renamed_id: i64 = conn
+        .query_row(
+            "SELECT id FROM repos WHERE project_key = ?1 AND slug = 'renamed'",
+            [&project],
+            |r| r.get(0),
+        )
+        .expect("the renamed repository");
+    assert_eq!(renamed_id as u64, id);
+    assert_eq!(stored(&run.db), truth(&sim, version));
+    assert_eq!(stored_commits(&run.db), sim.commit_truth());
+    assert!(pr_commits_equal(&sim, &run.db));
+
+    // A repository deleted on the server: the next complete listing records it deleted, and
+    // keeps its records.
+    sim.delete_repo(2);
+    let gone = sim.world().repo_now(2);
+    let report = run.sync(&all());
+    assert_eq!(report.records.get("repo_deleted").copied(), Some(1));
+    let (deleted, prs): (i64, i64) = conn
+        .query_row(
+            "SELECT deleted, (SELECT COUNT(*) FROM pull_requests WHERE project_key = ?1 AND repo_slug = ?2)
+             FROM repos WHERE project_key = ?1 AND slug = ?2",
+            [&gone.project, &gone.slug],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("the deleted repository's row");
+    assert_eq!(deleted, 1);
+    assert_eq!(prs as usize, gone.prs.len());
+    let live: i64 = conn
+        .query_row("SELECT COUNT(*) FROM repos WHERE deleted = 0", [], |r| {
+            r.get(0)
+        })
+        .expect("a count");
+    assert_eq!(live as usize, sim.world().repos().count());
+    // Once recorded, it is not counted again; a sync of one project marks nothing.
+    let report = run.sync(&all());
+    assert_eq!(report.records.get("repo_deleted").copied(), Some(0));
+    let report = run.sync(&SyncJob {
+        projects: vec!["P2".into()],
+        ..all()
+    });
+    assert_eq!(report.records.get("repo_deleted"), None);
+    let live_after: i64 = conn
+        .query_row("SELECT COUNT(*) FROM repos WHERE deleted = 0", [], |r| {
+            r.get(0)
+        })
+        .expect("a count");
+    assert_eq!(live_after, live);
     sim.stop();
 }

@@ -165,7 +165,14 @@ async fn no_token_secret_or_source_line_escapes() {
             assert!(!hit, "{mark} in {name}");
         }
     }
-    for kind in ["pull_request", "commit", "pr_commit", "branch", "tag", "build"] {
+    for kind in [
+        "pull_request",
+        "commit",
+        "pr_commit",
+        "branch",
+        "tag",
+        "build",
+    ] {
         assert!(
             texts[2].contains(&format!("\"type\":\"{kind}\"")),
             "the JSON lines were written, {kind} among them"

@@ -317,6 +317,13 @@ macro_rules! history_to_inner {
         ) -> Result<(), bbdc_host::storage::StoreError> {
             self.inner.builds(repo, asked, builds, keep_queued)
         }
+        fn repos_gone(
+            &self,
+            listed_since: i64,
+        ) -> Result<Vec<(bbdc_host::bindings::types::RepoRef, u64)>, bbdc_host::storage::StoreError>
+        {
+            self.inner.repos_gone(listed_since)
+        }
         fn want_pr_commits(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,

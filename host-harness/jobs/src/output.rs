@@ -74,7 +74,7 @@ pub fn check_json(r: &ConnectionReport) -> Value {
 }
 
 use bbdc_host::bindings::types::{
-    PrEventKind, PrState, Project, ProjectKind, PullRequest, RecordKind, RefKind, Repo,
+    PrEventKind, PrState, Project, ProjectKind, PullRequest, RecordKind, RefKind, Repo, RepoRef,
     ReviewAction, ReviewerStatus, SkipStage, User, UserKind,
 };
 
@@ -168,6 +168,12 @@ pub fn repo_json(r: &Repo) -> Value {
         "origin": r.origin.as_ref().map(|o| json!({"project_key": o.project_key, "slug": o.slug})),
         "url": r.url, "clone_http": r.clone_http, "clone_ssh": r.clone_ssh,
     })
+}
+
+/// A `{"type": "repo", "deleted": true, ...}` line: a repository a complete listing no longer
+/// names (deleted, or out of the account's sight), by its key and id.
+pub fn deleted_repo_json(r: &RepoRef, id: u64) -> Value {
+    json!({"type": "repo", "project_key": r.project_key, "slug": r.slug, "id": id, "deleted": true})
 }
 
 /// snake_case user kind.

@@ -25,8 +25,15 @@ use std::sync::Mutex;
 pub trait RecordSink: Send + Sync {
     /// Upserts projects.
     fn projects(&self, items: &[Project]) -> Result<(), StoreError>;
-    /// Upserts repositories.
+    /// Upserts repositories, each stamped as listed now and not deleted. A repository is known
+    /// by its id: one stored under another project key or slug (renamed or moved since) is moved
+    /// to its new key together with every record of it, in the same transaction, so that it
+    /// keeps its identity instead of appearing twice.
     fn repos(&self, items: &[Repo]) -> Result<(), StoreError>;
+    /// Marks deleted the repositories not listed since `listed_since` (epoch ms) and not
+    /// marked already, and returns them: called after a complete listing of every repository,
+    /// whose start was `listed_since`. Their records stay.
+    fn repos_gone(&self, listed_since: i64) -> Result<Vec<(RepoRef, u64)>, StoreError>;
     /// Upserts users.
     fn users(&self, items: &[User]) -> Result<(), StoreError>;
     /// Upserts pull requests (and replaces the review history of those fetched in full), in one
@@ -192,9 +199,13 @@ CREATE TABLE IF NOT EXISTS projects (
 CREATE TABLE IF NOT EXISTS repos (
     project_key TEXT NOT NULL, slug TEXT NOT NULL, id INTEGER, name TEXT, description TEXT, scm TEXT,
     state TEXT, public INTEGER, archived INTEGER, forkable INTEGER, origin_project_key TEXT,
-    origin_slug TEXT, url TEXT, clone_http TEXT, clone_ssh TEXT,
+    origin_slug TEXT, url TEXT, clone_http TEXT, clone_ssh TEXT, listed_at INTEGER,
+    deleted INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_key, slug)
 );
+-- A listed repository is looked up by id (a rename keeps it): one index lookup per repository,
+-- not a scan of 50,000.
+CREATE INDEX IF NOT EXISTS repos_by_id ON repos (id);
 CREATE TABLE IF NOT EXISTS users (
     slug TEXT PRIMARY KEY, id INTEGER, name TEXT, display_name TEXT, email TEXT, active INTEGER, kind TEXT
 );
@@ -267,11 +278,73 @@ CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (rece
 
 /// Columns added to tables after a release: (table, column, type). `CREATE TABLE IF NOT EXISTS`
 /// leaves a file made by an older `bbdc` as it was, so these are added to it on open.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
+    ("repos", "listed_at", "INTEGER"),
+    ("repos", "deleted", "INTEGER NOT NULL DEFAULT 0"),
     ("pull_requests", "first_commit_at", "INTEGER"),
     ("pull_requests", "commits_source", "TEXT"),
     ("pull_requests", "commits_target", "TEXT"),
 ];
+
+/// The tables holding a repository's records, with the column naming its slug (each has
+/// `project_key` beside it): what moves with a renamed repository.
+pub const REPO_TABLES: [(&str, &str); 10] = [
+    ("repos", "slug"),
+    ("pull_requests", "repo_slug"),
+    ("reviews", "repo_slug"),
+    ("commits", "repo_slug"),
+    ("branches", "repo_slug"),
+    ("tags", "repo_slug"),
+    ("builds", "repo_slug"),
+    ("build_queue", "repo_slug"),
+    ("pr_commits", "repo_slug"),
+    ("pr_commit_queue", "repo_slug"),
+];
+
+/// Moves the records of repository `id`, when it is stored under another key than `now`, to
+/// `now` (a rename or a move to another project keeps the repository's identity). A row already
+/// stored under the new key for the same thing is replaced by the moved one.
+fn move_repo_by_id(tx: &Connection, id: i64, now: &RepoRef) -> Result<(), StoreError> {
+    let before: Option<(String, String)> = tx
+        .prepare_cached(
+            "SELECT project_key, slug FROM repos WHERE id = ?1 AND NOT (project_key = ?2 AND slug = ?3) LIMIT 1",
+        )?
+        .query_row(params![id, now.project_key, now.slug], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })?;
+    let Some((key, slug)) = before else {
+        return Ok(());
+    };
+    for (table, slug_column) in REPO_TABLES {
+        tx.execute(
+            &format!(
+                "UPDATE OR REPLACE {table} SET project_key = ?3, {slug_column} = ?4
+                 WHERE project_key = ?1 AND {slug_column} = ?2"
+            ),
+            params![key, slug, now.project_key, now.slug],
+        )?;
+    }
+    tracing::info!(
+        id,
+        from = %format!("{key}/{slug}"),
+        to = %format!("{}/{}", now.project_key, now.slug),
+        "repository renamed or moved: its records follow it"
+    );
+    Ok(())
+}
+
+/// Now, epoch ms.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// Adds each of [`ADDED_COLUMNS`] its table lacks.
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
@@ -382,20 +455,48 @@ impl RecordSink for SqliteRecords {
     }
 
     fn repos(&self, items: &[Repo]) -> Result<(), StoreError> {
+        let now = now_ms();
         self.with_tx(|tx| {
-            let mut st = tx.prepare_cached(
-                "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived, forkable,
-                 origin_project_key, origin_slug, url, clone_http, clone_ssh)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-            )?;
             for r in items {
-                st.execute(params![
-                    r.repo_ref.project_key, r.repo_ref.slug, id_of("repository", r.id)?, r.name, r.description, r.scm, r.state,
+                let id = id_of("repository", r.id)?;
+                move_repo_by_id(tx, id, &r.repo_ref)?;
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived,
+                     forkable, origin_project_key, origin_slug, url, clone_http, clone_ssh, listed_at, deleted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0)",
+                )?
+                .execute(params![
+                    r.repo_ref.project_key, r.repo_ref.slug, id, r.name, r.description, r.scm, r.state,
                     r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
-                    r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh
+                    r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh, now
                 ])?;
             }
             Ok(())
+        })
+    }
+
+    fn repos_gone(&self, listed_since: i64) -> Result<Vec<(RepoRef, u64)>, StoreError> {
+        self.with_tx(|tx| {
+            let gone: Vec<(RepoRef, u64)> = tx
+                .prepare_cached(
+                    "SELECT project_key, slug, id FROM repos
+                     WHERE deleted = 0 AND (listed_at IS NULL OR listed_at < ?1) ORDER BY project_key, slug",
+                )?
+                .query_map(params![listed_since], |r| {
+                    Ok((
+                        RepoRef {
+                            project_key: r.get(0)?,
+                            slug: r.get(1)?,
+                        },
+                        u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            tx.execute(
+                "UPDATE repos SET deleted = 1 WHERE deleted = 0 AND (listed_at IS NULL OR listed_at < ?1)",
+                params![listed_since],
+            )?;
+            Ok(gone)
         })
     }
 

@@ -589,6 +589,37 @@ fn enumerate(
     Ok(())
 }
 
+/// After a listing of every repository (no `--project` or `--repo`, nothing filtered out, no
+/// listed repository unreadable), marks deleted the stored repositories it did not name, writes
+/// a `repo` line with `deleted: true` for each, and counts them (`repo_deleted`). A partial
+/// listing cannot tell a deleted repository from one it did not ask for, so it marks nothing.
+fn record_gone_repos(
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    job: &SyncJob,
+    listing_started: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let complete = job.projects.is_empty()
+        && job.repos.is_empty()
+        && job.filter.include_personal
+        && job.filter.include_archived
+        && !report.unreadable.iter().any(|u| u.kind == "repo");
+    if !complete {
+        return Ok(());
+    }
+    let gone = sink.repos_gone(listing_started)?;
+    for (repo, id) in &gone {
+        tracing::info!(
+            repo = %format!("{}/{}", repo.project_key, repo.slug),
+            "no longer listed: recorded as deleted"
+        );
+        emit(jsonl, std::iter::once(output::deleted_repo_json(repo, *id)))?;
+    }
+    report.records.insert("repo_deleted", gone.len() as u64);
+    Ok(())
+}
+
 /// Repositories listed ahead of the workers: enough that no worker waits for the listing's next
 /// page, few enough that memory does not grow with the instance.
 const LISTED_AHEAD: usize = 256;
@@ -653,6 +684,7 @@ pub fn run(
     // as it is listed (pull requests, repositories in parallel); then users, while the workers
     // go on.
     phase.set_message("listing projects and repositories");
+    let listing_started = now_ms();
     let bar = bars.add(ProgressBar::new(0));
     bar.set_style(
         ProgressStyle::with_template(
@@ -753,6 +785,7 @@ pub fn run(
         listing
     });
     listing?;
+    record_gone_repos(sink, jsonl, job, listing_started, &mut report)?;
     report
         .records
         .insert("project", writer.projects.len() as u64);

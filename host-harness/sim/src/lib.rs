@@ -249,6 +249,22 @@ impl Simulator {
         }
     }
 
+    /// Renames the repository at `repo` (its place in the world) to `slug`, keeping its id;
+    /// returns its (project, old slug, id), `None` when there is no such repository.
+    pub fn rename_repo(&self, repo: usize, slug: &str) -> Option<(String, String, u64)> {
+        let mut w = self.state.world.lock().ok()?;
+        w.rename_repo(repo, slug)
+            .map(|(before, _)| (before.project.clone(), before.slug.clone(), before.id))
+    }
+
+    /// Deletes the repository at `repo`: no listing names it any more, and requests for it
+    /// answer 404, as after a deletion on a real server.
+    pub fn delete_repo(&self, repo: usize) {
+        if let Ok(mut w) = self.state.world.lock() {
+            w.delete_repo(repo);
+        }
+    }
+
     /// Pushes a commit to the source branch of pull request `pr` (its place in the repository)
     /// of the repository at `repo`: its head commit, and so its list of commits, changes.
     pub fn push_to_pull_request(&self, repo: usize, pr: usize) {

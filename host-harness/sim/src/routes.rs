@@ -241,7 +241,10 @@ impl State {
                         }
                 };
                 let archived = world.archived_index();
-                let listed = (0..world.repo_count()).filter(move |&i| admits(i == archived));
+                let live: Vec<usize> = (0..world.repo_count())
+                    .filter(|&i| world.is_live(i))
+                    .collect();
+                let listed = live.into_iter().filter(move |&i| admits(i == archived));
                 ok(d.page_of(listed, start, limit, CAP_REPOS, |i| d.repo(&world.repo(i))))
             }
             ["admin", "users"] | ["users"] => ok(d.page(

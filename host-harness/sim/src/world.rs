@@ -161,6 +161,8 @@ pub struct World {
     pub projects: Vec<String>,
     /// Repositories changed since they were generated, by index.
     edited: HashMap<usize, Arc<SimRepo>>,
+    /// Repositories deleted, by index: no listing or request finds them.
+    deleted: std::collections::HashSet<usize>,
     /// Repositories generated last, newest at the back.
     recent: VecDeque<(usize, Arc<SimRepo>)>,
     /// Next activity id (of activities added after generation).
@@ -200,6 +202,7 @@ impl World {
             users,
             projects,
             edited: HashMap::new(),
+            deleted: std::collections::HashSet::new(),
             recent: VecDeque::new(),
             next_activity: 1 << 40,
             clock: GENERATED_UNTIL,
@@ -273,8 +276,47 @@ impl World {
         i == self.archived_index()
     }
 
-    /// The index of `project/slug`, if it exists.
+    /// The index of `project/slug`, if it exists (not deleted, and not renamed away from that
+    /// name).
     pub fn repo_index(&self, project: &str, slug: &str) -> Option<usize> {
+        let found = self.generated_index(project, slug).or_else(|| {
+            self.edited
+                .iter()
+                .find(|(_, r)| r.project == project && r.slug == slug)
+                .map(|(i, _)| *i)
+        })?;
+        let current = self.edited.get(&found);
+        let named = current.is_none_or(|r| r.project == project && r.slug == slug);
+        (named && self.is_live(found)).then_some(found)
+    }
+
+    /// Whether repository `i` exists (it was not deleted).
+    pub fn is_live(&self, i: usize) -> bool {
+        !self.deleted.contains(&i)
+    }
+
+    /// Renames repository `i` to `slug` (its id stays, as a rename keeps it on a real server);
+    /// returns the repository before and after (`None`: no such repository).
+    pub fn rename_repo(&mut self, i: usize, slug: &str) -> Option<(Arc<SimRepo>, Arc<SimRepo>)> {
+        if i >= self.repo_count() || !self.is_live(i) {
+            return None;
+        }
+        let before = self.repo(i);
+        let mut after = (*before).clone();
+        after.slug = slug.to_owned();
+        let after = Arc::new(after);
+        self.recent.retain(|(n, _)| *n != i);
+        self.edited.insert(i, Arc::clone(&after));
+        Some((before, after))
+    }
+
+    /// Deletes repository `i`: it is listed no more, and requests for it answer 404.
+    pub fn delete_repo(&mut self, i: usize) {
+        self.deleted.insert(i);
+    }
+
+    /// The index of `project/slug` as generated (before any rename).
+    fn generated_index(&self, project: &str, slug: &str) -> Option<usize> {
         let normal = self.normal();
         if let (Some(p), Some(r)) = (numbered(project, "P"), numbered(slug, "repo-"))
             && p <= self.spec.projects
@@ -299,6 +341,7 @@ impl World {
             _ => Vec::new(),
         };
         out.extend((normal..normal + EXTRAS).filter(|&i| self.repo_meta(i).project == project));
+        out.retain(|&i| self.is_live(i));
         out
     }
 
@@ -331,7 +374,9 @@ impl World {
 
     /// Every repository as it is now, one at a time.
     pub fn repos(&self) -> impl Iterator<Item = Arc<SimRepo>> + '_ {
-        (0..self.repo_count()).map(|i| self.repo_now(i))
+        (0..self.repo_count())
+            .filter(|&i| self.is_live(i))
+            .map(|i| self.repo_now(i))
     }
 
     /// Generates repository `i` from the seed alone: the same seed and place always give the
