@@ -8,8 +8,8 @@ use crate::model::wit::ingest::bitbucket_dc0_1_0::{delivery, http, log, storage}
 use crate::model::{
     BranchPage, BuildBatch, CommitBatch, Connection, ConnectionReport, ConnectorInfo,
     ContractError, PageRequest, ProjectPage, PullRequest, PullRequestBatch, PullRequestCommitPage,
-    RepoFilter, RepoPage, RepoRef, SignatureCheck, SyncOptions, TagPage, UserPage, WebhookError,
-    WebhookOutcome, WebhookRequest,
+    RepoFilter, RepoPage, RepoRef, RepositoryWebhookOutcome, SignatureCheck, SyncOptions, TagPage,
+    UserPage, WebhookError, WebhookOutcome, WebhookRequest,
 };
 
 /// The component's [`Host`]: the WIT imports.
@@ -266,6 +266,13 @@ impl Guest for Component {
         req: WebhookRequest,
     ) -> Result<WebhookOutcome, WebhookError> {
         crate::webhook::handle_webhook(&WitHost, &conn, &req)
+    }
+
+    fn handle_repository_webhook(
+        conn: Connection,
+        req: WebhookRequest,
+    ) -> Result<RepositoryWebhookOutcome, WebhookError> {
+        crate::repository_webhook::handle_repository_webhook(&WitHost, &conn, &req)
     }
 }
 

@@ -28,7 +28,8 @@
 //!   a pull request's commits);
 //! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
-//! - [`webhook`]: webhook verification and interpretation.
+//! - [`webhook`]: webhook verification and interpretation;
+//! - [`repository_webhook`]: repository events (pushes, renames) from webhooks.
 
 pub mod activities;
 pub mod builds;
@@ -54,6 +55,7 @@ pub mod pulls;
 #[path = "../tests/support/reference.rs"]
 pub(crate) mod reference;
 pub mod refs;
+pub mod repository_webhook;
 pub mod state;
 pub mod sync;
 pub mod timestamps;

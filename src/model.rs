@@ -54,6 +54,11 @@ pub use wit::ingest::bitbucket_dc0_2_0::history::{
     UnreadableItem,
 };
 
+/// The repository events of contract 0.2.0 (WIT `repository-events`).
+pub use wit::ingest::bitbucket_dc0_2_0::repository_events::{
+    RefChange, RefChangeKind, RepositoryEvent, RepositoryWebhookOutcome,
+};
+
 /// What the host found when it checked a webhook delivery's signature (WIT
 /// `delivery.signature-check`); [`crate::host::Host::check_signature`] returns it.
 pub use wit::ingest::bitbucket_dc0_1_0::delivery::SignatureCheck;

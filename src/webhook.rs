@@ -154,12 +154,32 @@ fn outcome(
     }
 }
 
-/// Verifies and interprets one delivery (WIT `handle-webhook`).
-pub fn handle_webhook<H: Host + ?Sized>(
+/// A delivery as every event sees it first: its key, request id and whether it was verified,
+/// and its body, or a ping (answered, nothing riding on it).
+pub(crate) struct Opened<E> {
+    /// The `X-Event-Key`, or the body's `eventKey`.
+    pub event_key: String,
+    /// The `X-Request-Id`, when present and not empty.
+    pub request_id: Option<String>,
+    /// Whether the signature was checked against a configured secret.
+    pub verified: bool,
+    /// The body's envelope as the event reads it (`None` for a ping).
+    pub envelope: Option<E>,
+}
+
+/// What each event's envelope tells about the key.
+pub(crate) trait EventKey {
+    /// The body's `eventKey`.
+    fn event_key(&self) -> Option<String>;
+}
+
+/// The checks every delivery passes before its event is read: the size, the signature (the
+/// ping is answered unverified: Bitbucket does not sign it), the body as UTF-8 JSON of the
+/// envelope `E`, and the event key from the header or the body.
+pub(crate) fn open<'a, H: Host + ?Sized, E: Deserialize<'a> + EventKey>(
     host: &H,
-    _conn: &Connection,
-    req: &WebhookRequest,
-) -> Result<WebhookOutcome, WebhookError> {
+    req: &'a WebhookRequest,
+) -> Result<Opened<E>, WebhookError> {
     if req.body.len() > MAX_BODY_BYTES {
         return Err(WebhookError::TooLarge(req.body.len() as u64));
     }
@@ -167,44 +187,61 @@ pub fn handle_webhook<H: Host + ?Sized>(
     let request_id = header(req, "x-request-id")
         .filter(|v| !v.is_empty())
         .map(str::to_owned);
-
-    // The ping is answered unverified (Bitbucket does not sign it) and nothing else rides on it.
+    let ping = |verified| Opened {
+        event_key: PING.to_owned(),
+        request_id: request_id.clone(),
+        verified,
+        envelope: None,
+    };
     if header_key.as_deref() == Some(PING) {
-        return Ok(outcome(
-            WebhookResult::Ignored,
-            PING,
-            request_id.as_deref(),
-            false,
-        ));
+        return Ok(ping(false));
     }
     let verified = verdict(host.check_signature(req))?;
-
     let body = std::str::from_utf8(&req.body)
         .map_err(|e| WebhookError::MalformedPayload(format!("the body is not UTF-8: {e}")))?;
-    let envelope: Envelope = serde_json::from_str(body).map_err(|e| {
+    let envelope: E = serde_json::from_str(body).map_err(|e| {
         WebhookError::MalformedPayload(format!("the body is not a webhook payload: {e}"))
     })?;
-    let event_key = header_key
-        .or_else(|| envelope.event_key.clone())
-        .ok_or_else(|| {
-            WebhookError::MalformedPayload("no X-Event-Key header and no eventKey".into())
-        })?;
+    let event_key = header_key.or_else(|| envelope.event_key()).ok_or_else(|| {
+        WebhookError::MalformedPayload("no X-Event-Key header and no eventKey".into())
+    })?;
     if event_key == PING {
-        return Ok(outcome(
-            WebhookResult::Ignored,
-            PING,
-            request_id.as_deref(),
-            verified,
-        ));
+        return Ok(ping(verified));
     }
-    if !PR_EVENTS.contains(&event_key.as_str()) {
+    Ok(Opened {
+        event_key,
+        request_id,
+        verified,
+        envelope: Some(envelope),
+    })
+}
+
+impl EventKey for Envelope<'_> {
+    fn event_key(&self) -> Option<String> {
+        self.event_key.clone()
+    }
+}
+
+/// Verifies and interprets one delivery (WIT `handle-webhook`).
+pub fn handle_webhook<H: Host + ?Sized>(
+    host: &H,
+    _conn: &Connection,
+    req: &WebhookRequest,
+) -> Result<WebhookOutcome, WebhookError> {
+    let Opened {
+        event_key,
+        request_id,
+        verified,
+        envelope,
+    } = open::<_, Envelope>(host, req)?;
+    let Some(envelope) = envelope.filter(|_| PR_EVENTS.contains(&event_key.as_str())) else {
         return Ok(outcome(
             WebhookResult::Ignored,
             &event_key,
             request_id.as_deref(),
             verified,
         ));
-    }
+    };
     let raw = envelope
         .pull_request
         .filter(|r| r.get() != "null")

@@ -475,3 +475,109 @@ fn a_renamed_repository_keeps_its_identity_and_a_deleted_one_is_recorded_deleted
     assert_eq!(live_after, live);
     sim.stop();
 }
+
+/// The default branch's stored commit in `branches`, for `project/slug`.
+fn stored_main(db: &Path, project: &str, slug: &str) -> Option<String> {
+    rusqlite::Connection::open(db)
+        .expect("the database")
+        .query_row(
+            "SELECT latest_commit FROM branches WHERE project_key = ?1 AND repo_slug = ?2 AND ref_id = 'refs/heads/main'",
+            [project, slug],
+            |r| r.get(0),
+        )
+        .ok()
+        .flatten()
+}
+
+/// Waits up to a minute for `done`, polling (the refresh runs in the background).
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < until,
+            "{what}: not within a minute"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_stores_signed_repository_webhooks_and_refreshes_the_pushed_history() {
+    use bbdc_jobs::records::{RecordSink, SqliteRecords};
+    use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
+    use std::sync::Arc;
+
+    let version = ServerVersion::default();
+    let sim = start(version, Shapes::Varied { seed: 4 }, Faults::default(), 17);
+    let run = unlimited(&sim);
+    run.sync(&all());
+    let records: Arc<dyn RecordSink> = Arc::new(SqliteRecords::open(&run.db).expect("records"));
+    let runtime = Arc::new(
+        bbdc_host::Runtime::new(&bbdc_host::RuntimeConfig {
+            cache_dir: Some(
+                std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache"),
+            ),
+            ..Default::default()
+        })
+        .expect("a runtime"),
+    );
+    let secret = "repo-events-secret";
+    let server = WebhookServer::start(
+        runtime,
+        run.tenant.clone(),
+        records,
+        ServeConfig {
+            refresh: true,
+            ..ServeConfig::new("127.0.0.1:0", Some(secret.into()))
+        },
+    )
+    .expect("serve starts");
+    sim.set_webhook(&format!("http://{}{WEBHOOK_PATH}", server.addr()), secret);
+
+    // A push: the signed repo:refs_changed delivery is answered once the branch's new commit is
+    // stored, and the background refresh brings the new commits and their builds.
+    let repo = sim.world().repos().nth(1).expect("a second repository");
+    sim.push_commits(1, 2);
+    let tip = sim
+        .world()
+        .repos()
+        .nth(1)
+        .and_then(|r| r.history.tip.clone());
+    assert_ne!(tip, repo.history.tip);
+    assert_eq!(stored_main(&run.db, &repo.project, &repo.slug), tip);
+    eventually("the pushed commits and their builds", || {
+        stored_commits(&run.db) == sim.commit_truth() && stored(&run.db) == truth(&sim, version)
+    });
+    // A force-push is a push too: the dropped commits go.
+    sim.force_push(1, 3, 1);
+    eventually("the force-pushed history", || {
+        stored_commits(&run.db) == sim.commit_truth() && stored(&run.db) == truth(&sim, version)
+    });
+
+    // A rename: the repo:modified delivery moves every record at once, before any sync.
+    let (project, old_slug, id) = sim.rename_repo(2, "moved").expect("repository 2");
+    assert_eq!(rows_under(&run.db, &project, &old_slug), vec![]);
+    let moved: i64 = rusqlite::Connection::open(&run.db)
+        .expect("the database")
+        .query_row(
+            "SELECT id FROM repos WHERE project_key = ?1 AND slug = 'moved'",
+            [&project],
+            |r| r.get(0),
+        )
+        .expect("the moved repository");
+    assert_eq!(moved as u64, id);
+    server.stop();
+
+    // The next sync finds everything in place: nothing twice, everything the simulator's.
+    let report = run.sync(&all());
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    let prs = sim.truth();
+    let (matched, problems) =
+        bbdc_jobs::demo::compare_with_truth(&run.db, &prs, &[]).expect("compared");
+    assert!(problems.is_empty(), "{problems:#?}");
+    assert_eq!(matched, prs.len());
+    assert_eq!(stored(&run.db), truth(&sim, version));
+    assert_eq!(stored_commits(&run.db), sim.commit_truth());
+    assert!(pr_commits_equal(&sim, &run.db));
+    sim.stop();
+}

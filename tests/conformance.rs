@@ -208,6 +208,15 @@ fn crawl(version: ServerVersion) -> BTreeSet<String> {
                 keys_sent.insert(key);
             }
         }
+        // The repository events: a push (created, moved, deleted) and a rename.
+        let tip = r.history.tip.as_deref();
+        for (from, to) in [(None, tip), (tip, tip), (tip, None)] {
+            let payload = d.refs_changed(&r, from, to, "user1");
+            reference::assert_webhook("repo:refs_changed", &payload);
+        }
+        let mut renamed = (*r).clone();
+        renamed.slug = format!("{}-renamed", r.slug);
+        reference::assert_webhook("repo:modified", &d.repo_modified(&r, &renamed, "user1"));
     }
     assert!(keys_sent.contains("pr:opened") && keys_sent.contains("pr:reviewer:needs_work"));
     assert_eq!(

@@ -269,8 +269,8 @@ impl std::io::Write for CapturedLog {
 }
 
 /// Inside an `impl RecordSink` of a test sink wrapping a `SqliteRecords` as `self.inner`: the
-/// history methods (commits, branches, tags and builds) handed to it unchanged. (Only some test binaries
-/// have such a sink.)
+/// methods a test does not change (history, pull requests' commits, repositories gone or moved)
+/// handed to it unchanged. (Only some test binaries have such a sink.)
 #[allow(unused_macros)]
 macro_rules! history_to_inner {
     () => {
@@ -316,6 +316,12 @@ macro_rules! history_to_inner {
             keep_queued: &[String],
         ) -> Result<(), bbdc_host::storage::StoreError> {
             self.inner.builds(repo, asked, builds, keep_queued)
+        }
+        fn repository_delivery(
+            &self,
+            d: &bbdc_jobs::records::RepositoryDelivery<'_>,
+        ) -> Result<bbdc_jobs::records::Stored, bbdc_host::storage::StoreError> {
+            self.inner.repository_delivery(d)
         }
         fn repos_gone(
             &self,

@@ -177,6 +177,9 @@ pub const WEBHOOK_PARTS: &[(&str, &str)] = &[
     ("participant", "RestPullRequestParticipant"),
     ("comment", "RestComment"),
     ("previousTarget", "RestMinimalRef"),
+    ("repository", "RestRepository"),
+    ("old", "RestRepository"),
+    ("new", "RestRepository"),
 ];
 
 /// Panics unless every part of webhook `payload` conforms to its REST schema, the reviewer lists
@@ -193,6 +196,25 @@ pub fn assert_webhook(key: &str, payload: &Value) {
                 "RestApplicationUser",
                 u,
                 &format!("{key} payload's {list}[{i}]"),
+            );
+        }
+    }
+    for (i, c) in payload["changes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        assert_schema(
+            "RestMinimalRef",
+            &c["ref"],
+            &format!("{key} payload's changes[{i}].ref"),
+        );
+        for field in ["refId", "fromHash", "toHash", "type"] {
+            assert!(
+                c[field].is_string(),
+                "{key} payload's changes[{i}].{field} is not a string: {}",
+                c[field]
             );
         }
     }

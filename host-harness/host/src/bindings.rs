@@ -39,6 +39,7 @@ pub use v0_2::ingest::bitbucket_dc0_1_0::{
     delivery as wit_delivery, http as wit_http, log as wit_log, storage as wit_storage,
 };
 pub use v0_2::ingest::bitbucket_dc0_2_0::history;
+pub use v0_2::ingest::bitbucket_dc0_2_0::repository_events;
 
 impl types::RepoFilter {
     /// Every visible repository, personal and archived ones included: what `bbdc` visits

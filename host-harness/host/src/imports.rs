@@ -350,3 +350,6 @@ impl types::Host for CallState {}
 
 /// 0.2.0's `history` interface holds only records: nothing to implement.
 impl history::Host for CallState {}
+
+/// 0.2.0's `repository-events` interface holds only records: nothing to implement.
+impl crate::bindings::repository_events::Host for CallState {}

@@ -9,6 +9,7 @@
 use crate::bindings::history::{
     BranchPage, BuildBatch, CommitBatch, PullRequestCommitPage, TagPage,
 };
+use crate::bindings::repository_events::RepositoryWebhookOutcome;
 use crate::bindings::types::{
     Connection, ConnectionReport, ConnectorError, ConnectorInfo, PageRequest, ProjectPage,
     PullRequest, PullRequestBatch, RepoFilter, RepoPage, RepoRef, SyncOptions, UserPage,
@@ -213,6 +214,8 @@ exports_since_0_2! {
     fn call_list_branches = "list-branches"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<BranchPage, ConnectorError>;
     /// `list-tags` (0.2.0).
     fn call_list_tags = "list-tags"(conn: &Connection, repo: &RepoRef, page: &PageRequest) -> Result<TagPage, ConnectorError>;
+    /// `handle-repository-webhook` (0.2.0).
+    fn call_handle_repository_webhook = "handle-repository-webhook"(conn: &Connection, req: &WebhookRequest) -> Result<RepositoryWebhookOutcome, WebhookError>;
     /// `list-pull-request-commits` (0.2.0).
     fn call_list_pull_request_commits = "list-pull-request-commits"(conn: &Connection, repo: &RepoRef, id: u64, page: &PageRequest) -> Result<PullRequestCommitPage, ConnectorError>;
     /// `fetch-builds` (0.2.0).

@@ -15,6 +15,7 @@ use crate::bindings::api::{
 use crate::bindings::history::{
     BranchPage, BuildBatch, CommitBatch, PullRequestCommitPage, TagPage,
 };
+use crate::bindings::repository_events::RepositoryWebhookOutcome;
 use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
@@ -794,12 +795,12 @@ impl Runtime {
 
     /// The outcome of an export 0.2.0 added: a 0.1.0 component's [`crate::plugin::Unsupported`]
     /// as [`HostError::Unsupported`].
-    fn since_0_2<T>(
+    fn since_0_2<T, E: std::fmt::Debug>(
         outcome: Result<
-            Result<Result<T, ConnectorError>, crate::plugin::Unsupported>,
+            Result<Result<T, E>, crate::plugin::Unsupported>,
             CallError<std::convert::Infallible>,
         >,
-    ) -> Result<T, CallError<ConnectorError>> {
+    ) -> Result<T, CallError<E>> {
         match outcome {
             Ok(Ok(result)) => result.map_err(CallError::Connector),
             Ok(Err(unsupported)) => Err(CallError::Host(unsupported.into())),
@@ -841,5 +842,22 @@ impl Runtime {
             s.data_mut().signature = None;
             outcome
         })
+    }
+
+    /// `handle-repository-webhook` (contract 0.2.0) for a delivery whose signature the host has
+    /// checked already, as [`Runtime::handle_checked_webhook`] does for a pull request's. A
+    /// 0.1.0 component fails with [`HostError::Unsupported`].
+    pub fn handle_checked_repository_webhook(
+        &self,
+        tenant: &Arc<Tenant>,
+        check: crate::signature::SignatureCheck,
+        req: &WebhookRequest,
+    ) -> Result<RepositoryWebhookOutcome, CallError<WebhookError>> {
+        Self::since_0_2(self.export(tenant, |api, s, conn| {
+            s.data_mut().signature = Some(check);
+            let outcome = api.call_handle_repository_webhook(&mut *s, conn, req);
+            s.data_mut().signature = None;
+            outcome.map(Ok)
+        }))
     }
 }

@@ -13,6 +13,7 @@ use crate::output;
 use bbdc_host::bindings::history::{
     Branch, Build, BuildState, Commit, CommitBatch, CommitPassKind, Tag,
 };
+use bbdc_host::bindings::repository_events::{RefChangeKind, RepositoryEvent};
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
@@ -46,9 +47,9 @@ pub trait RecordSink: Send + Sync {
     fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError>;
     /// Replaces a repository's branches and tags with these, in one transaction.
     fn refs(&self, repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> Result<(), StoreError>;
-    /// The commit the repository's default branch pointed to when its refs were last stored
-    /// (`None`: never stored, or no default branch): a sync runs the commit pass only when the
-    /// branch moved from it.
+    /// The head the repository's last complete commit pass ended at (`None`: none completed, or
+    /// the branch was empty): a sync runs the commit pass only when the default branch moved
+    /// from it. Kept apart from `branches`, which a push's webhook updates before any pass ran.
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError>;
     /// Queues `commits` of `repo` for reading their build statuses (a commit already queued
     /// stays once). Durable when this returns: the sync queues a batch's commits before it
@@ -88,6 +89,12 @@ pub trait RecordSink: Send + Sync {
         repo: &RepoRef,
         ids: &[u64],
     ) -> Result<std::collections::HashMap<u64, i64>, StoreError>;
+    /// Stores one accepted repository delivery with its de-duplication mark, in one transaction
+    /// (as [`RecordSink::delivery`] does a pull request's): the repository (moved by its key
+    /// before, for a rename), and for a push each changed branch or tag (created or moved to its
+    /// new commit, or deleted). Returns [`Stored::Duplicate`], changing nothing, for a request id
+    /// stored within the de-duplication window.
+    fn repository_delivery(&self, d: &RepositoryDelivery<'_>) -> Result<Stored, StoreError>;
     /// Stores one accepted webhook delivery (its snapshot unless stale, its reviewer's status
     /// change, appended to the review history until the next full fetch of the pull request
     /// replaces it, and its deletion) together with its de-duplication mark, in one transaction: either all of it is
@@ -96,6 +103,19 @@ pub trait RecordSink: Send + Sync {
     /// window. This is what lets `bbdc serve` answer 2xx only for what is stored, and store a
     /// retried delivery whose first attempt failed.
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError>;
+}
+
+/// One accepted repository delivery, as [`RecordSink::repository_delivery`] stores it.
+#[derive(Debug, Clone, Copy)]
+pub struct RepositoryDelivery<'a> {
+    /// The `X-Request-Id` (`None`: nothing to de-duplicate by).
+    pub request_id: Option<&'a str>,
+    /// When the host received it, epoch ms.
+    pub received_at: i64,
+    /// The repository now.
+    pub repo: &'a Repo,
+    /// What happened to it.
+    pub event: &'a RepositoryEvent,
 }
 
 /// A pull request and the pair of head commits its commits are (to be) read for.
@@ -233,6 +253,10 @@ CREATE TABLE IF NOT EXISTS commits (
     parent_count INTEGER NOT NULL, summary TEXT NOT NULL, pass_head TEXT,
     PRIMARY KEY (project_key, repo_slug, id)
 );
+CREATE TABLE IF NOT EXISTS history_heads (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, head TEXT,
+    PRIMARY KEY (project_key, repo_slug)
+);
 CREATE TABLE IF NOT EXISTS branches (
     project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, ref_id TEXT NOT NULL, name TEXT NOT NULL,
     latest_commit TEXT, is_default INTEGER NOT NULL,
@@ -288,7 +312,8 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
 
 /// The tables holding a repository's records, with the column naming its slug (each has
 /// `project_key` beside it): what moves with a renamed repository.
-pub const REPO_TABLES: [(&str, &str); 10] = [
+pub const REPO_TABLES: [(&str, &str); 11] = [
+    ("history_heads", "repo_slug"),
     ("repos", "slug"),
     ("pull_requests", "repo_slug"),
     ("reviews", "repo_slug"),
@@ -317,24 +342,46 @@ fn move_repo_by_id(tx: &Connection, id: i64, now: &RepoRef) -> Result<(), StoreE
             rusqlite::Error::QueryReturnedNoRows => Ok(None),
             e => Err(e),
         })?;
-    let Some((key, slug)) = before else {
+    match before {
+        Some((project_key, slug)) => move_repo(tx, &RepoRef { project_key, slug }, now),
+        None => Ok(()),
+    }
+}
+
+/// Moves every record of repository `before` to `now` (nothing when they are the same).
+fn move_repo(tx: &Connection, before: &RepoRef, now: &RepoRef) -> Result<(), StoreError> {
+    if before == now {
         return Ok(());
-    };
+    }
     for (table, slug_column) in REPO_TABLES {
         tx.execute(
             &format!(
                 "UPDATE OR REPLACE {table} SET project_key = ?3, {slug_column} = ?4
                  WHERE project_key = ?1 AND {slug_column} = ?2"
             ),
-            params![key, slug, now.project_key, now.slug],
+            params![before.project_key, before.slug, now.project_key, now.slug],
         )?;
     }
     tracing::info!(
-        id,
-        from = %format!("{key}/{slug}"),
+        from = %format!("{}/{}", before.project_key, before.slug),
         to = %format!("{}/{}", now.project_key, now.slug),
         "repository renamed or moved: its records follow it"
     );
+    Ok(())
+}
+
+/// Upserts one repository as listed (or described by a webhook) at `now`, not deleted.
+fn upsert_repo(tx: &Connection, r: &Repo, now: i64) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived,
+         forkable, origin_project_key, origin_slug, url, clone_http, clone_ssh, listed_at, deleted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0)",
+    )?
+    .execute(params![
+        r.repo_ref.project_key, r.repo_ref.slug, id_of("repository", r.id)?, r.name, r.description, r.scm,
+        r.state, r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
+        r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh, now
+    ])?;
     Ok(())
 }
 
@@ -433,7 +480,11 @@ impl SqliteRecords {
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.locked()?;
-        let tx = conn.transaction()?;
+        // Immediate: a transaction that reads before it writes (a repository looked up by id,
+        // a queue compared with what is stored) must not start as a reader, or a write by the
+        // state store's connection in between makes its upgrade fail at once with "database is
+        // locked" instead of waiting.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
         Ok(out)
@@ -458,18 +509,8 @@ impl RecordSink for SqliteRecords {
         let now = now_ms();
         self.with_tx(|tx| {
             for r in items {
-                let id = id_of("repository", r.id)?;
-                move_repo_by_id(tx, id, &r.repo_ref)?;
-                tx.prepare_cached(
-                    "INSERT OR REPLACE INTO repos (project_key, slug, id, name, description, scm, state, public, archived,
-                     forkable, origin_project_key, origin_slug, url, clone_http, clone_ssh, listed_at, deleted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, 0)",
-                )?
-                .execute(params![
-                    r.repo_ref.project_key, r.repo_ref.slug, id, r.name, r.description, r.scm, r.state,
-                    r.public, r.archived, r.forkable, r.origin.as_ref().map(|o| &o.project_key),
-                    r.origin.as_ref().map(|o| &o.slug), r.url, r.clone_http, r.clone_ssh, now
-                ])?;
+                move_repo_by_id(tx, id_of("repository", r.id)?, &r.repo_ref)?;
+                upsert_repo(tx, r, now)?;
             }
             Ok(())
         })
@@ -538,6 +579,10 @@ impl RecordSink for SqliteRecords {
                 ])?;
             }
             if batch.complete {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO history_heads (project_key, repo_slug, head) VALUES (?1, ?2, ?3)",
+                )?
+                .execute(params![repo.project_key, repo.slug, batch.head])?;
                 match (&batch.head, batch.pass) {
                     (None, _) => {
                         tx.execute(
@@ -597,7 +642,7 @@ impl RecordSink for SqliteRecords {
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError> {
         let conn = self.locked()?;
         let mut st = conn.prepare_cached(
-            "SELECT latest_commit FROM branches WHERE project_key = ?1 AND repo_slug = ?2 AND is_default LIMIT 1",
+            "SELECT head FROM history_heads WHERE project_key = ?1 AND repo_slug = ?2",
         )?;
         let mut rows = st.query(params![repo.project_key, repo.slug])?;
         Ok(match rows.next()? {
@@ -777,6 +822,57 @@ impl RecordSink for SqliteRecords {
         Ok(found)
     }
 
+    fn repository_delivery(&self, d: &RepositoryDelivery<'_>) -> Result<Stored, StoreError> {
+        let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
+        let now = now_ms();
+        self.with_tx(|tx| {
+            if let Some(id) = d.request_id
+                && !mark_delivery(tx, id, d.received_at, window)?
+            {
+                return Ok(Stored::Duplicate);
+            }
+            let repo = &d.repo.repo_ref;
+            if let RepositoryEvent::Modified(before) = d.event {
+                move_repo(tx, before, repo)?;
+            }
+            upsert_repo(tx, d.repo, now)?;
+            if let RepositoryEvent::RefsChanged(changes) = d.event {
+                for c in changes {
+                    let (table, target) = if c.is_tag {
+                        ("tags", "target")
+                    } else {
+                        ("branches", "latest_commit")
+                    };
+                    let key = params![repo.project_key, repo.slug, c.ref_id];
+                    match (c.kind, &c.to_hash) {
+                        (RefChangeKind::Delete, _) | (_, None) => {
+                            tx.execute(
+                                &format!("DELETE FROM {table} WHERE project_key = ?1 AND repo_slug = ?2 AND ref_id = ?3"),
+                                key,
+                            )?;
+                        }
+                        (_, Some(to)) => {
+                            // A branch keeps whether it is the default; a tag's object hash is
+                            // not in the payload, and the next listing brings it.
+                            let extra = if c.is_tag { "object_hash" } else { "is_default" };
+                            tx.execute(
+                                &format!(
+                                    "INSERT INTO {table} (project_key, repo_slug, ref_id, name, {target}, {extra})
+                                     VALUES (?1, ?2, ?3, ?4, ?5, {})
+                                     ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET
+                                     name = excluded.name, {target} = excluded.{target}",
+                                    if c.is_tag { "NULL" } else { "0" }
+                                ),
+                                params![repo.project_key, repo.slug, c.ref_id, c.name, to],
+                            )?;
+                        }
+                    }
+                }
+            }
+            Ok(Stored::New)
+        })
+    }
+
     fn delivery(&self, d: &Delivery<'_>) -> Result<Stored, StoreError> {
         let (result, stored) = std::sync::mpsc::sync_channel(1);
         self.queued
@@ -813,7 +909,8 @@ impl SqliteRecords {
         let window = i64::try_from(self.dedup_window.as_millis()).unwrap_or(i64::MAX);
         let mut results = Vec::with_capacity(group.len());
         let committed = (|| -> Result<(), StoreError> {
-            let mut tx = conn.transaction()?;
+            let mut tx =
+                conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             for q in &group {
                 let mut sp = tx.savepoint()?;
                 let r = store_delivery(&sp, &q.delivery, window);
@@ -847,19 +944,29 @@ impl SqliteRecords {
 
 /// One delivery's writes, inside the group's transaction: its de-duplication mark first, then
 /// its records.
+/// Marks delivery `id` as stored; `false` when it was already, within `window` of
+/// `received_at`. Expired marks go as deliveries arrive, so the table holds one window at most.
+fn mark_delivery(
+    tx: &Connection,
+    id: &str,
+    received_at: i64,
+    window: i64,
+) -> Result<bool, StoreError> {
+    tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
+        .execute(params![received_at.saturating_sub(window)])?;
+    let fresh = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
+        )?
+        .execute(params![id, received_at])?;
+    Ok(fresh > 0)
+}
+
 fn store_delivery(tx: &Connection, d: &OwnedDelivery, window: i64) -> Result<Stored, StoreError> {
-    if let Some(id) = &d.request_id {
-        // Expired marks go as deliveries arrive, so the table holds one window at most.
-        tx.prepare_cached("DELETE FROM webhook_deliveries WHERE received_at < ?1")?
-            .execute(params![d.received_at.saturating_sub(window)])?;
-        let fresh = tx
-            .prepare_cached(
-                "INSERT OR IGNORE INTO webhook_deliveries (request_id, received_at) VALUES (?1, ?2)",
-            )?
-            .execute(params![id, d.received_at])?;
-        if fresh == 0 {
-            return Ok(Stored::Duplicate);
-        }
+    if let Some(id) = &d.request_id
+        && !mark_delivery(tx, id, d.received_at, window)?
+    {
+        return Ok(Stored::Duplicate);
     }
     let pr = &d.pull_request;
     if !d.stale {
@@ -996,6 +1103,7 @@ fn upsert_pull_request(tx: &Connection, p: &PullRequest) -> Result<(), StoreErro
 mod tests {
     use super::*;
     use bbdc_host::bindings::history::CommitPerson;
+    use bbdc_host::bindings::repository_events::RefChange;
 
     fn repo() -> RepoRef {
         RepoRef {
@@ -1027,6 +1135,132 @@ mod tests {
             source: source.into(),
             target: Some("t".into()),
         }
+    }
+
+    fn a_repo(slug: &str) -> Repo {
+        Repo {
+            id: 656,
+            repo_ref: RepoRef {
+                project_key: "P".into(),
+                slug: slug.into(),
+            },
+            name: slug.into(),
+            description: None,
+            scm: "git".into(),
+            state: None,
+            public: false,
+            archived: false,
+            project: Project {
+                key: "P".into(),
+                id: 1,
+                name: "P".into(),
+                description: None,
+                public: false,
+                kind: bbdc_host::bindings::types::ProjectKind::Normal,
+                url: None,
+            },
+            forkable: true,
+            origin: None,
+            url: None,
+            clone_http: None,
+            clone_ssh: None,
+        }
+    }
+
+    fn change(ref_id: &str, is_tag: bool, to: Option<&str>, kind: RefChangeKind) -> RefChange {
+        RefChange {
+            ref_id: ref_id.into(),
+            name: ref_id.rsplit('/').next().unwrap_or_default().into(),
+            is_tag,
+            from_hash: None,
+            to_hash: to.map(str::to_owned),
+            kind,
+        }
+    }
+
+    #[test]
+    fn a_repository_delivery_moves_refs_once_and_a_rename_moves_the_records() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let records = SqliteRecords::open(&dir.path().join("r.db")).expect("opens");
+        let api = a_repo("r");
+        records.repos(std::slice::from_ref(&api)).expect("listed");
+        let refs = |r: &SqliteRecords, table: &str| -> Vec<(String, String, String)> {
+            let column = if table == "tags" {
+                "target"
+            } else {
+                "latest_commit"
+            };
+            let conn = r.locked().expect("the connection");
+            let mut st = conn
+                .prepare(&format!(
+                    "SELECT repo_slug, ref_id, {column} FROM {table} ORDER BY ref_id"
+                ))
+                .expect("a query");
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .expect("rows")
+                .collect::<Result<_, _>>()
+                .expect("a row")
+        };
+        let push = RepositoryEvent::RefsChanged(vec![
+            change("refs/heads/main", false, Some("c2"), RefChangeKind::Update),
+            change("refs/heads/gone", false, None, RefChangeKind::Delete),
+            change("refs/tags/v1", true, Some("c1"), RefChangeKind::Add),
+        ]);
+        records
+            .refs(
+                &api.repo_ref,
+                &[Branch {
+                    repo: api.repo_ref.clone(),
+                    name: "gone".into(),
+                    ref_id: "refs/heads/gone".into(),
+                    latest_commit: Some("c0".into()),
+                    is_default: false,
+                }],
+                &[],
+            )
+            .expect("refs");
+        let delivery = RepositoryDelivery {
+            request_id: Some("req-1"),
+            received_at: 1,
+            repo: &api,
+            event: &push,
+        };
+        assert_eq!(
+            records.repository_delivery(&delivery).expect("stored"),
+            Stored::New
+        );
+        let branches = vec![("r".into(), "refs/heads/main".into(), "c2".into())];
+        let tags = vec![("r".into(), "refs/tags/v1".into(), "c1".into())];
+        assert_eq!(refs(&records, "branches"), branches);
+        assert_eq!(refs(&records, "tags"), tags);
+        // The same delivery again changes nothing.
+        assert_eq!(
+            records.repository_delivery(&delivery).expect("answered"),
+            Stored::Duplicate
+        );
+        // A rename: the refs follow the repository to its new slug.
+        let renamed = a_repo("r2");
+        let rename = RepositoryEvent::Modified(api.repo_ref.clone());
+        records
+            .repository_delivery(&RepositoryDelivery {
+                request_id: Some("req-2"),
+                received_at: 2,
+                repo: &renamed,
+                event: &rename,
+            })
+            .expect("stored");
+        assert_eq!(refs(&records, "branches")[0].0, "r2");
+        assert_eq!(refs(&records, "tags")[0].0, "r2");
+        let slugs: Vec<String> = records
+            .locked()
+            .expect("the connection")
+            .prepare("SELECT slug FROM repos")
+            .expect("a query")
+            .query_map([], |r| r.get(0))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("a row");
+        assert_eq!(slugs, vec!["r2".to_owned()]);
     }
 
     #[test]

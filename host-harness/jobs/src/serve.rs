@@ -114,22 +114,23 @@ struct Refresher {
     abandon: Arc<AtomicBool>,
 }
 
-/// A pull request to fetch again through the server.
+/// What to fetch again through the server: a pull request (`id`), or a repository's history
+/// (`id` `None`: its refs, new commits and their builds, after a push).
 struct RefreshRequest {
     repo: RepoRef,
-    id: u64,
+    id: Option<u64>,
 }
 
-/// One pull request, as the refresh queue knows it.
+/// One refresh, as the refresh queue knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct PrKey {
     project_key: String,
     slug: String,
-    id: u64,
+    id: Option<u64>,
 }
 
 impl PrKey {
-    fn of(repo: &RepoRef, id: u64) -> Self {
+    fn of(repo: &RepoRef, id: Option<u64>) -> Self {
         Self {
             project_key: repo.project_key.clone(),
             slug: repo.slug.clone(),
@@ -138,8 +139,8 @@ impl PrKey {
     }
 }
 
-/// Pull requests queued for refresh and not yet started: a burst of deliveries for one pull
-/// request queues one refresh.
+/// Refreshes queued and not yet started: a burst of deliveries for one pull request (or pushes
+/// to one repository) queues one refresh.
 type Pending = Arc<Mutex<HashSet<PrKey>>>;
 
 /// What every request handler sees.
@@ -245,15 +246,24 @@ fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
             if let Ok(mut p) = pending.lock() {
                 p.remove(&PrKey::of(&repo, id));
             }
+            let name = format!("{}/{}", repo.project_key, repo.slug);
+            let Some(id) = id else {
+                if let Err(e) =
+                    crate::sync::refresh_history(&runtime, &tenant, sink.as_ref(), &repo)
+                {
+                    tracing::warn!(repo = %name, "history refresh failed: {e}");
+                }
+                continue;
+            };
             match runtime.fetch_pull_request(&tenant, &repo, id) {
                 Ok(pr) => {
                     if let Err(e) = sink.pull_requests(std::slice::from_ref(&pr)) {
-                        tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, "refresh not stored: {}", bbdc_host::errors::chain(&e));
+                        tracing::warn!(repo = %name, id, "refresh not stored: {}", bbdc_host::errors::chain(&e));
                     }
                 }
                 Err(e) => {
                     let (code, message) = crate::output::call_error(&e);
-                    tracing::warn!(repo = %format!("{}/{}", repo.project_key, repo.slug), id, code, "refresh failed: {message}");
+                    tracing::warn!(repo = %name, id, code, "refresh failed: {message}");
                 }
             }
         }
@@ -362,21 +372,25 @@ fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) ->
         status = report.http_status,
         "webhook delivery"
     );
-    if let (Some(tx), Some(r)) = (
-        &endpoint.refresh,
-        report.outcome.as_ref().and_then(|o| o.refresh.clone()),
-    ) {
-        let key = PrKey::of(&r.repo, r.id);
+    let pull_request = report
+        .outcome
+        .as_ref()
+        .and_then(|o| o.refresh.clone())
+        .map(|r| (r.repo, Some(r.id)));
+    // A push or a rename: the repository's history, under its name now.
+    let repository = report
+        .repository
+        .as_ref()
+        .and_then(|o| o.repo.as_ref())
+        .map(|r| (r.repo_ref.clone(), None));
+    if let (Some(tx), Some((repo, id))) = (&endpoint.refresh, pull_request.or(repository)) {
         let fresh = endpoint
             .pending
             .lock()
-            .map(|mut p| p.insert(key))
+            .map(|mut p| p.insert(PrKey::of(&repo, id)))
             .unwrap_or(true);
         if fresh {
-            let _ = tx.send(RefreshRequest {
-                repo: r.repo,
-                id: r.id,
-            });
+            let _ = tx.send(RefreshRequest { repo, id });
         }
     }
     report

@@ -589,6 +589,40 @@ fn enumerate(
     Ok(())
 }
 
+/// Refreshes one repository's history as a sync of `commits,builds` would: its branches and
+/// tags, its default branch's commits when the branch moved, and the build statuses queued for
+/// it. What `bbdc serve` runs after a push's webhook. Returns the first failure's code and
+/// message (the rest of the refresh goes on, as in a sync).
+pub fn refresh_history(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    repo: &RepoRef,
+) -> Result<(), SyncError> {
+    let options = WitSyncOptions {
+        since: None,
+        full_listing: false,
+    };
+    let job = RepoJob {
+        runtime,
+        tenant,
+        sink,
+        jsonl: None,
+        options: &options,
+        entities: Entities {
+            pull_requests: false,
+            commits: true,
+            builds: true,
+        },
+    };
+    let name = format!("{}/{}", repo.project_key, repo.slug);
+    match job.sync_repo(repo, &name) {
+        Ok(_) => Ok(()),
+        Err(RepoFailure::Fatal(e)) => Err(e),
+        Err(RepoFailure::Call { code, message }) => Err(Failure::new(name, code, message).into()),
+    }
+}
+
 /// After a listing of every repository (no `--project` or `--repo`, nothing filtered out, no
 /// listed repository unreadable), marks deleted the stored repositories it did not name, writes
 /// a `repo` line with `deleted: true` for each, and counts them (`repo_deleted`). A partial

@@ -7,12 +7,16 @@
 //! stored, and a delivery whose storing failed leaves no mark and is stored when retried.
 
 use crate::output;
-use crate::records::{DeliveredReview, Delivery, RecordSink, Stored};
+use crate::records::{DeliveredReview, Delivery, RecordSink, RepositoryDelivery, Stored};
 use bbdc_host::bindings::api::WebhookRequest;
+use bbdc_host::bindings::repository_events::{
+    RefChangeKind, RepositoryEvent, RepositoryWebhookOutcome,
+};
 use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
 use bbdc_host::signature::SignatureCheck;
+use bbdc_host::storage::StoreError;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -43,8 +47,10 @@ pub struct DeliveryReport {
     pub error: Option<&'static str>,
     /// The error message when rejected.
     pub message: Option<String>,
-    /// The connector's outcome when not rejected.
+    /// The connector's outcome of a pull-request delivery when not rejected.
     pub outcome: Option<WebhookOutcome>,
+    /// The connector's outcome of a repository delivery (`repo:*`) when not rejected.
+    pub repository: Option<RepositoryWebhookOutcome>,
 }
 
 fn header(headers: &[(String, String)], name: &str) -> Option<String> {
@@ -69,6 +75,7 @@ fn rejected(
         error: Some(code),
         message: Some(message),
         outcome: None,
+        repository: None,
     }
 }
 
@@ -174,42 +181,21 @@ pub fn handle(
         Ok(check) => check,
         Err((status, code, message)) => return rejected(status, code, message, &headers),
     };
+    let repository_event = header(&headers, "x-event-key").is_some_and(|k| k.starts_with("repo:"));
     let req = WebhookRequest { headers, body };
+    if repository_event {
+        return handle_repository(runtime, tenant, check, &req, sink);
+    }
     let outcome = match runtime.handle_checked_webhook(tenant, check, &req) {
         Ok(o) => o,
-        Err(CallError::Connector(e)) => {
-            let (status, code, message) = match e {
-                WebhookError::MissingSignature => (
-                    401,
-                    "missing_signature",
-                    "a secret is configured but the delivery is not signed".to_string(),
-                ),
-                WebhookError::InvalidSignature(m) => (403, "invalid_signature", m),
-                WebhookError::MalformedPayload(m) => (400, "malformed_payload", m),
-                WebhookError::TooLarge(n) => (413, "too_large", format!("{n} bytes")),
-            };
-            return rejected(status, code, message, &req.headers);
-        }
-        Err(CallError::Host(h)) => {
-            let (code, message) = output::host_error(&h);
-            let mut r = rejected(500, "internal", message, &req.headers);
-            r.error = Some(code);
-            return r;
-        }
+        Err(e) => return call_rejected(e, &req.headers),
     };
-    let mut report = DeliveryReport {
-        http_status: 200,
-        result: match outcome.result {
-            WebhookResult::Accepted => "accepted",
-            WebhookResult::Ignored => "ignored",
-        },
-        event_key: Some(cut(&outcome.event_key)),
-        request_id: outcome.request_id.as_deref().map(cut),
-        verified: outcome.verified,
-        error: None,
-        message: None,
-        outcome: None,
-    };
+    let mut report = answered(
+        outcome.result,
+        &outcome.event_key,
+        outcome.request_id.as_deref(),
+        outcome.verified,
+    );
     if let (Some(sink), WebhookResult::Accepted, Some(pr)) =
         (sink, outcome.result, &outcome.pull_request)
     {
@@ -224,27 +210,161 @@ pub fn handle(
             }),
             deleted: outcome.deleted,
         };
-        match sink.delivery(&delivery) {
-            Ok(Stored::New) => {}
-            Ok(Stored::Duplicate) => {
-                // Stored before: no second effect, and nothing to refresh.
-                report.result = "duplicate";
-                return report;
-            }
-            Err(e) => {
-                // Not stored, and no mark: answer 500 so Bitbucket retries, and the retry
-                // stores it. Nothing of the outcome is acted on (no refresh is queued for
-                // what was not stored).
-                report.http_status = 500;
-                report.result = "rejected";
-                report.error = Some("storage");
-                report.message = Some(bbdc_host::errors::chain(&e));
-                return report;
-            }
+        if !stored(&mut report, sink.delivery(&delivery)) {
+            return report;
         }
     }
     report.outcome = Some(outcome);
     report
+}
+
+/// The report of a delivery the connector answered with `result`.
+fn answered(
+    result: WebhookResult,
+    event_key: &str,
+    request_id: Option<&str>,
+    verified: bool,
+) -> DeliveryReport {
+    DeliveryReport {
+        http_status: 200,
+        result: match result {
+            WebhookResult::Accepted => "accepted",
+            WebhookResult::Ignored => "ignored",
+        },
+        event_key: Some(cut(event_key)),
+        request_id: request_id.map(cut),
+        verified,
+        error: None,
+        message: None,
+        outcome: None,
+        repository: None,
+    }
+}
+
+/// Notes in `report` what storing a delivery came to; `false` when nothing more may be done
+/// with it: a duplicate (stored before: no second effect, and nothing to refresh), or not
+/// stored and no mark (answered 500 so that Bitbucket retries and the retry stores it; nothing
+/// of the outcome is acted on, so no refresh is queued for what was not stored).
+fn stored(report: &mut DeliveryReport, result: Result<Stored, StoreError>) -> bool {
+    match result {
+        Ok(Stored::New) => true,
+        Ok(Stored::Duplicate) => {
+            report.result = "duplicate";
+            false
+        }
+        Err(e) => {
+            report.http_status = 500;
+            report.result = "rejected";
+            report.error = Some("storage");
+            report.message = Some(bbdc_host::errors::chain(&e));
+            false
+        }
+    }
+}
+
+/// The report of a delivery the connector refused, or the host failed.
+fn call_rejected(e: CallError<WebhookError>, headers: &[(String, String)]) -> DeliveryReport {
+    match e {
+        CallError::Connector(e) => {
+            let (status, code, message) = match e {
+                WebhookError::MissingSignature => (
+                    401,
+                    "missing_signature",
+                    "a secret is configured but the delivery is not signed".to_string(),
+                ),
+                WebhookError::InvalidSignature(m) => (403, "invalid_signature", m),
+                WebhookError::MalformedPayload(m) => (400, "malformed_payload", m),
+                WebhookError::TooLarge(n) => (413, "too_large", format!("{n} bytes")),
+            };
+            rejected(status, code, message, headers)
+        }
+        CallError::Host(h) => {
+            let (code, message) = output::host_error(&h);
+            let mut r = rejected(500, "internal", message, headers);
+            r.error = Some(code);
+            r
+        }
+    }
+}
+
+/// A repository delivery (`repo:*`): the connector's `handle-repository-webhook`, then, with a
+/// `sink`, the repository and its changed refs stored with the delivery's mark. A 0.1.0
+/// component, which cannot read repository events, answers `ignored` (Bitbucket would retry an
+/// error forever).
+fn handle_repository(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    check: SignatureCheck,
+    req: &WebhookRequest,
+    sink: Option<&dyn RecordSink>,
+) -> DeliveryReport {
+    let outcome = match runtime.handle_checked_repository_webhook(tenant, check, req) {
+        Ok(o) => o,
+        Err(CallError::Host(bbdc_host::runtime::HostError::Unsupported(u))) => {
+            tracing::info!("repository event ignored: {u}");
+            return answered(
+                WebhookResult::Ignored,
+                &header(&req.headers, "x-event-key").unwrap_or_default(),
+                header(&req.headers, "x-request-id").as_deref(),
+                false,
+            );
+        }
+        Err(e) => return call_rejected(e, &req.headers),
+    };
+    let mut report = answered(
+        outcome.result,
+        &outcome.event_key,
+        outcome.request_id.as_deref(),
+        outcome.verified,
+    );
+    if let (Some(sink), WebhookResult::Accepted, Some(repo), Some(event)) =
+        (sink, outcome.result, &outcome.repo, &outcome.event)
+    {
+        let delivery = RepositoryDelivery {
+            request_id: outcome.request_id.as_deref(),
+            received_at: now_ms(),
+            repo,
+            event,
+        };
+        if !stored(&mut report, sink.repository_delivery(&delivery)) {
+            return report;
+        }
+    }
+    report.repository = Some(outcome);
+    report
+}
+
+/// The `repository` object of a report: the repository and what happened to it.
+fn repository_json(o: &RepositoryWebhookOutcome) -> Value {
+    let repo = o.repo.as_ref();
+    let mut v = json!({
+        "project_key": repo.map(|r| &r.repo_ref.project_key),
+        "slug": repo.map(|r| &r.repo_ref.slug),
+        "id": repo.map(|r| r.id),
+    });
+    match &o.event {
+        Some(RepositoryEvent::Modified(before)) => {
+            v["previous"] = json!({"project_key": before.project_key, "slug": before.slug});
+        }
+        Some(RepositoryEvent::RefsChanged(changes)) => {
+            v["changes"] = changes
+                .iter()
+                .map(|c| {
+                    json!({
+                        "ref_id": c.ref_id, "name": c.name, "is_tag": c.is_tag,
+                        "from": c.from_hash, "to": c.to_hash,
+                        "kind": match c.kind {
+                            RefChangeKind::Add => "add",
+                            RefChangeKind::Update => "update",
+                            RefChangeKind::Delete => "delete",
+                        },
+                    })
+                })
+                .collect();
+        }
+        None => {}
+    }
+    v
 }
 
 fn now_ms() -> i64 {
@@ -267,6 +387,7 @@ pub fn report_json(r: &DeliveryReport) -> Value {
         "stale": o.map(|o| o.stale),
         "deleted": o.map(|o| o.deleted),
         "pull_request": o.and_then(|o| o.pull_request.as_ref()).map(output::pull_request_json),
+        "repository": r.repository.as_ref().map(repository_json),
         "review": o.and_then(|o| o.review.as_ref()).map(|c| json!({
             "user": c.user.slug,
             "status": output::reviewer_status(c.status),

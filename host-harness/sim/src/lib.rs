@@ -234,27 +234,51 @@ impl Simulator {
     /// Pushes `n` commits onto the default branch of the repository at `repo` (its place in the
     /// world, as [`world::World::repo_index`] finds it).
     pub fn push_commits(&self, repo: usize, n: usize) {
-        if let Ok(mut w) = self.state.world.lock() {
+        self.moving_tip(repo, |w, now| w.push_commits(repo, n, now));
+    }
+
+    /// Runs `change` on the world at its clock, then sends the `repo:refs_changed` webhook of the
+    /// default branch's move, if configured and it moved.
+    fn moving_tip(&self, repo: usize, change: impl FnOnce(&mut world::World, i64)) {
+        let (before, after) = {
+            let Ok(mut w) = self.state.world.lock() else {
+                return;
+            };
+            if repo >= w.repo_count() {
+                return;
+            }
+            let before = w.repo(repo);
             let now = w.clock;
-            w.push_commits(repo, n, now);
+            change(&mut w, now);
+            (before, w.repo(repo))
+        };
+        if before.history.tip != after.history.tip {
+            let actor = after.prs.first().map_or("user1", |p| p.author.as_str());
+            let payload = self.state.dialect.refs_changed(
+                &after,
+                before.history.tip.as_deref(),
+                after.history.tip.as_deref(),
+                actor,
+            );
+            self.state
+                .send_repository_event("repo:refs_changed", payload);
         }
     }
 
     /// Force-pushes the default branch of the repository at `repo`: `back` commits dropped, `n`
     /// new ones pushed.
     pub fn force_push(&self, repo: usize, back: usize, n: usize) {
-        if let Ok(mut w) = self.state.world.lock() {
-            let now = w.clock;
-            w.force_push(repo, back, n, now);
-        }
+        self.moving_tip(repo, |w, now| w.force_push(repo, back, n, now));
     }
 
     /// Renames the repository at `repo` (its place in the world) to `slug`, keeping its id;
     /// returns its (project, old slug, id), `None` when there is no such repository.
+    /// Sends the `repo:modified` webhook, if configured.
     pub fn rename_repo(&self, repo: usize, slug: &str) -> Option<(String, String, u64)> {
-        let mut w = self.state.world.lock().ok()?;
-        w.rename_repo(repo, slug)
-            .map(|(before, _)| (before.project.clone(), before.slug.clone(), before.id))
+        let (before, after) = self.state.world.lock().ok()?.rename_repo(repo, slug)?;
+        let payload = self.state.dialect.repo_modified(&before, &after, "user1");
+        self.state.send_repository_event("repo:modified", payload);
+        Some((before.project.clone(), before.slug.clone(), before.id))
     }
 
     /// Deletes the repository at `repo`: no listing names it any more, and requests for it

@@ -342,6 +342,34 @@ impl Dialect {
         value.to_string()
     }
 
+    /// The `repo:refs_changed` payload of a push to `r`'s default branch that moved it from
+    /// `from` to `to` (`None`: the branch did not exist, or was deleted), by `actor`.
+    pub fn refs_changed(
+        &self,
+        r: &SimRepo,
+        from: Option<&str>,
+        to: Option<&str>,
+        actor: &str,
+    ) -> Value {
+        const NONE: &str = "0000000000000000000000000000000000000000";
+        let kind = match (from, to) {
+            (None, _) => "ADD",
+            (_, None) => "DELETE",
+            _ => "UPDATE",
+        };
+        json!({"eventKey": "repo:refs_changed", "date": "2026-11-24T10:00:00+0000", "actor": user(actor),
+               "repository": self.repo(r),
+               "changes": [{"ref": {"id": "refs/heads/main", "displayId": "main", "type": "BRANCH"},
+                            "refId": "refs/heads/main", "fromHash": from.unwrap_or(NONE),
+                            "toHash": to.unwrap_or(NONE), "type": kind}]})
+    }
+
+    /// The `repo:modified` payload of `before` renamed to `after`, by `actor`.
+    pub fn repo_modified(&self, before: &SimRepo, after: &SimRepo, actor: &str) -> Value {
+        json!({"eventKey": "repo:modified", "date": "2026-11-24T10:00:00+0000", "actor": user(actor),
+               "old": self.repo(before), "new": self.repo(after)})
+    }
+
     /// The webhook payload of `key` for `p` (see [`webhook_events`] for every key): the envelope
     /// `{eventKey, date, actor, pullRequest}` plus the event's own fields in `extra`. The `date`
     /// has an offset without a colon (`2017-09-19T09:58:11+1000` on every stored version of

@@ -64,6 +64,20 @@ impl State {
     }
 }
 
+impl State {
+    /// Sends the repository event `payload` of `key`, signed, when a webhook is configured;
+    /// returns the answer's status.
+    pub(crate) fn send_repository_event(
+        &self,
+        key: &str,
+        payload: serde_json::Value,
+    ) -> Option<u16> {
+        let (url, secret) = self.webhook.lock().ok().and_then(|w| w.clone())?;
+        let body = self.dialect.finish(&format!("webhook {key}"), payload);
+        send_webhook(&url, &secret, key, body.as_bytes())
+    }
+}
+
 /// The `X-Hub-Signature` Bitbucket sends for `body` under `secret`: `sha256=` and the hex
 /// HMAC-SHA256.
 pub fn signature(secret: &str, body: &[u8]) -> String {
