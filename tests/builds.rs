@@ -146,6 +146,30 @@ fn stored_first_commits(db: &Path) -> BTreeMap<(String, String, u64), Option<i64
         .expect("a row")
 }
 
+/// The `branches` and `tags` tables, in the simulator's terms.
+fn stored_ref_truth(db: &Path) -> BTreeSet<bbdc_sim::RefTruth> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare(
+            "SELECT project_key, repo_slug, ref_id, latest_commit, is_default, NULL FROM branches
+             UNION ALL SELECT project_key, repo_slug, ref_id, target, 0, object_hash FROM tags",
+        )
+        .expect("the ref tables");
+    st.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+        ))
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("a row")
+}
+
 /// Whether every pull request's commits and `first_commit_at` are the simulator's.
 fn pr_commits_equal(sim: &Simulator, db: &Path) -> bool {
     stored_pr_commits(db) == sim.pr_commit_truth()
@@ -250,6 +274,7 @@ fn builds_equal_the_simulator_on_every_version_and_shape() {
                 sim.commit_truth(),
                 "{what}: commits"
             );
+            assert_eq!(stored_ref_truth(&run.db), sim.ref_truth(), "{what}: refs");
             let pr_commits = sim.pr_commit_truth();
             assert!(
                 pr_commits.iter().any(|c| c.parents == 2),
@@ -368,12 +393,13 @@ fn builds_reach_the_simulator_through_faults() {
         if stored(&run.db) == want
             && stored_commits(&run.db) == sim.commit_truth()
             && pr_commits_equal(&sim, &run.db)
+            && stored_ref_truth(&run.db) == sim.ref_truth()
         {
             break;
         }
         assert!(
             runs < 12,
-            "12 runs did not reach the simulator's builds, commits and pull requests' commits"
+            "12 runs did not reach the simulator's builds, commits, refs and pull requests' commits"
         );
     }
     sim.stop();
@@ -554,6 +580,21 @@ fn serve_stores_signed_repository_webhooks_and_refreshes_the_pushed_history() {
         stored_commits(&run.db) == sim.commit_truth() && stored(&run.db) == truth(&sim, version)
     });
 
+    // A push to a pull request: its pr:from_ref_updated delivery refreshes it, its commits and
+    // its new head's builds (the earlier head's stay).
+    let old_head = sim
+        .world()
+        .repos()
+        .nth(3)
+        .and_then(|r| r.prs.get(1).map(|p| p.from_commit.clone()))
+        .expect("repository 3 has a second pull request");
+    sim.push_to_pull_request(3, 1);
+    let read_before = [(3, old_head)];
+    eventually("the pushed pull request's commits and builds", || {
+        pr_commits_equal(&sim, &run.db)
+            && stored(&run.db) == truth_with(&sim, version, &read_before)
+    });
+
     // A rename: the repo:modified delivery moves every record at once, before any sync.
     let (project, old_slug, id) = sim.rename_repo(2, "moved").expect("repository 2");
     assert_eq!(rows_under(&run.db, &project, &old_slug), vec![]);
@@ -576,8 +617,131 @@ fn serve_stores_signed_repository_webhooks_and_refreshes_the_pushed_history() {
         bbdc_jobs::demo::compare_with_truth(&run.db, &prs, &[]).expect("compared");
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(matched, prs.len());
-    assert_eq!(stored(&run.db), truth(&sim, version));
+    assert_eq!(stored(&run.db), truth_with(&sim, version, &read_before));
     assert_eq!(stored_commits(&run.db), sim.commit_truth());
     assert!(pr_commits_equal(&sim, &run.db));
+    sim.stop();
+}
+
+/// The commits queued for their builds.
+fn queued(db: &Path) -> BTreeSet<String> {
+    let conn = rusqlite::Connection::open(db).expect("the database");
+    let mut st = conn
+        .prepare("SELECT commit_id FROM build_queue")
+        .expect("the build_queue table");
+    st.query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("a row")
+}
+
+/// How many stored builds are in `state`.
+fn in_state(db: &Path, state: &str) -> i64 {
+    rusqlite::Connection::open(db)
+        .expect("the database")
+        .query_row(
+            "SELECT COUNT(*) FROM builds WHERE state = ?1",
+            [state],
+            |r| r.get(0),
+        )
+        .expect("a count")
+}
+
+#[test]
+fn running_builds_are_read_again_until_they_finish_and_a_failed_commit_stays_queued() {
+    use bbdc_sim::builds::RunningBuilds;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock")
+        .as_millis() as i64;
+    let version = ServerVersion::default();
+    let sim = start(version, Shapes::Reference, Faults::default(), 8);
+    let run = unlimited(&sim);
+
+    // Builds that ran long ago and never said they finished are not read again.
+    run.sync(&all());
+    assert!(in_state(&run.db, "INPROGRESS") > 0);
+    assert_eq!(queued(&run.db), BTreeSet::new());
+
+    // Running now: every commit with one stays queued, and each later sync reads it again.
+    let sim = {
+        sim.stop();
+        start(version, Shapes::Reference, Faults::default(), 8)
+    };
+    let run = unlimited(&sim);
+    sim.set_running_builds(RunningBuilds::Since(now - 3_600_000));
+    run.sync(&all());
+    let running: BTreeSet<String> = truth(&sim, version)
+        .values()
+        .flatten()
+        .filter(|r| r.3 == "INPROGRESS")
+        .map(|r| r.0.clone())
+        .collect();
+    assert!(!running.is_empty());
+    assert_eq!(queued(&run.db), running);
+    let before = sim.request_counts();
+    run.sync(&all());
+    assert_eq!(
+        sim.request_counts().since(&before).build_lists as usize,
+        running.len()
+    );
+    assert_eq!(queued(&run.db), running);
+
+    // They finish: the next sync stores the outcome and the queue empties; then nothing is read.
+    sim.set_running_builds(RunningBuilds::FinishedAt(now));
+    run.sync(&all());
+    assert_eq!(in_state(&run.db, "INPROGRESS"), 0);
+    assert_eq!(queued(&run.db), BTreeSet::new());
+    let before = sim.request_counts();
+    run.sync(&all());
+    assert_eq!(sim.request_counts().since(&before).build_lists, 0);
+
+    // A commit whose statuses cannot be read: the repository is reported builds_incomplete, the
+    // commit stays queued with the others read, and the next sync reads it.
+    sim.push_commits(0, 2);
+    let tip = sim
+        .world()
+        .repos()
+        .next()
+        .and_then(|r| r.history.tip.clone())
+        .expect("a tip");
+    sim.fail_builds_of(&tip, true);
+    let report = run.sync(&all());
+    let failed: Vec<&str> = report
+        .failed_repos
+        .iter()
+        .map(|f| f.code.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        vec!["builds_incomplete"],
+        "{:?}",
+        report.failed_repos
+    );
+    assert_eq!(queued(&run.db), BTreeSet::from([tip.clone()]));
+    sim.fail_builds_of(&tip, false);
+    let report = run.sync(&all());
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    assert_eq!(queued(&run.db), BTreeSet::new());
+    sim.stop();
+}
+
+#[test]
+fn commits_before_since_are_stored_but_their_builds_not_read() {
+    let sim = start(
+        ServerVersion::default(),
+        Shapes::Reference,
+        Faults::default(),
+        8,
+    );
+    let run = unlimited(&sim);
+    let report = run.sync(&SyncJob {
+        since: Some(i64::MAX / 2),
+        ..all()
+    });
+    assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
+    assert_eq!(stored_commits(&run.db), sim.commit_truth());
+    assert_eq!(sim.request_counts().build_lists, 0);
+    assert_eq!(stored(&run.db), Table::new());
     sim.stop();
 }

@@ -62,9 +62,12 @@ fn setup(sim: &Simulator) -> SimRun {
     })
 }
 
+/// A sync of the pull requests: what these tests hold under faults (the history passes have
+/// their own fault run in `tests/builds.rs`).
 fn sync(run: &SimRun) -> SyncReport {
     run.sync(&SyncJob {
         concurrency: 2,
+        entities: bbdc_jobs::sync::Entities::PULL_REQUESTS,
         ..SyncJob::default()
     })
 }
@@ -122,6 +125,7 @@ async fn sync_matches_truth(name: &str, faults: Faults, version: ServerVersion) 
         for i in 0..MAX_RUNS {
             let r = match run.try_sync(&SyncJob {
                 concurrency: 2,
+                entities: bbdc_jobs::sync::Entities::PULL_REQUESTS,
                 ..SyncJob::default()
             }) {
                 Ok(r) => r,
@@ -308,17 +312,40 @@ async fn pull_requests_updated_while_a_sync_runs_are_not_lost() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_unchanged_resync_costs_one_list_request_per_repository() {
+async fn an_unchanged_resync_costs_one_small_request_per_listing_of_each_repository() {
     blocking(|| {
         let sim = start(Faults::default(), 13);
         let run = setup(&sim);
+        // Every entity, as `bbdc sync` imports by default.
+        let sync = |run: &SimRun| {
+            run.sync(&SyncJob {
+                concurrency: 2,
+                ..SyncJob::default()
+            })
+        };
         sync(&run);
+        let before = sim.request_counts();
         let report = sync(&run);
-        // projects (1 page) + every repository (1 page of /repos) + users (1) + one
-        // pull-request list per repository.
+        // projects (1 page) + every repository (1 page of /repos) + users (1), and per
+        // repository one small request per listing that can change without a commit: its pull
+        // requests, its branches and its tags. Nothing for commits, pull requests' commits or
+        // builds: no branch head moved.
         let repos = sim.counts().1 as u64;
-        assert_eq!(report.requests, 3 + repos, "{report:?}");
+        let counts = sim.request_counts().since(&before);
+        assert_eq!(counts.pull_request_lists, repos, "{counts:?}");
+        assert_eq!(
+            (
+                counts.commit_lists,
+                counts.pr_commit_lists,
+                counts.build_lists
+            ),
+            (0, 0, 0),
+            "{counts:?}"
+        );
+        assert_eq!(counts.other, 3 + 2 * repos, "{counts:?}");
+        assert_eq!(report.requests, 3 + 3 * repos, "{report:?}");
         assert_eq!(report.records.get("pull_request"), Some(&0));
+        assert_eq!(report.records.get("commit"), Some(&0));
         sim.stop();
     })
     .await;

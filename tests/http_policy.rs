@@ -268,7 +268,7 @@ async fn a_deadline_failure_is_not_repeated_by_sync() {
             &t2,
             &records,
             None,
-            &bbdc_jobs::sync::SyncJob::default(),
+            &support::pull_requests_job(),
         )
         .map(|_| ())
     })
@@ -373,14 +373,7 @@ async fn diff_requests(server: &MockServer) -> usize {
 
 fn sync_once(t: &Arc<bbdc_host::Tenant>, db: &std::path::Path) -> bbdc_jobs::sync::SyncReport {
     let records = bbdc_jobs::records::SqliteRecords::open(db).unwrap();
-    bbdc_jobs::sync::run(
-        runtime(),
-        t,
-        &records,
-        None,
-        &bbdc_jobs::sync::SyncJob::default(),
-    )
-    .unwrap()
+    bbdc_jobs::sync::run(runtime(), t, &records, None, &support::pull_requests_job()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -531,7 +531,7 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
     let records = SqliteRecords::open(&db).unwrap();
     let job = bbdc_jobs::sync::SyncJob {
         concurrency: 2,
-        ..Default::default()
+        ..support::pull_requests_job()
     };
     let (t2, db2) = (t.clone(), db.clone());
     let report = blocking(move || bbdc_jobs::sync::run(runtime(), &t2, &records, None, &job))
@@ -578,7 +578,7 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
     let records = SqliteRecords::open(&db).unwrap();
     let job = bbdc_jobs::sync::SyncJob {
         concurrency: 2,
-        ..Default::default()
+        ..support::pull_requests_job()
     };
     let report = blocking(move || bbdc_jobs::sync::run(runtime(), &t, &records, None, &job))
         .await
@@ -645,13 +645,7 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
     let t = Arc::new(Tenant::new(config, kv).unwrap());
     let records = SqliteRecords::open(&db).unwrap();
     let report = blocking(move || {
-        bbdc_jobs::sync::run(
-            runtime(),
-            &t,
-            &records,
-            None,
-            &bbdc_jobs::sync::SyncJob::default(),
-        )
+        bbdc_jobs::sync::run(runtime(), &t, &records, None, &support::pull_requests_job())
     })
     .await
     .unwrap();
@@ -732,7 +726,7 @@ async fn empty_pages_that_keep_promising_more_end_the_listing_with_an_error() {
     let server = MockServer::start().await;
     endless(&server, "/rest/api/1.0/projects", |_| Vec::new()).await;
     let uri = server.uri();
-    let (e, _, _dir) = blocking(move || sync_into(&uri, bbdc_jobs::sync::SyncJob::default())).await;
+    let (e, _, _dir) = blocking(move || sync_into(&uri, support::pull_requests_job())).await;
     assert!(e.contains("listing projects"), "{e}");
     assert!(e.contains("empty"), "{e}");
     let asked = server.received_requests().await.unwrap().len();
@@ -760,7 +754,7 @@ async fn an_endless_listing_is_capped_and_its_pages_are_written_as_they_arrive()
             &uri,
             bbdc_jobs::sync::SyncJob {
                 max_listing_pages: 20,
-                ..Default::default()
+                ..support::pull_requests_job()
             },
         )
     })

@@ -90,6 +90,16 @@ impl SimRun {
     }
 }
 
+/// A sync of pull requests alone: for tests whose mock server answers the pull-request
+/// resources only (the history passes would ask it for branches and fail the repository).
+#[allow(dead_code)]
+pub fn pull_requests_job() -> bbdc_jobs::sync::SyncJob {
+    bbdc_jobs::sync::SyncJob {
+        entities: bbdc_jobs::sync::Entities::PULL_REQUESTS,
+        ..bbdc_jobs::sync::SyncJob::default()
+    }
+}
+
 /// Runs blocking host work off the async test's worker threads, so wiremock keeps serving.
 pub async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f).await.expect("blocking task")

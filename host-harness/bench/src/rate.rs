@@ -64,8 +64,10 @@ fn limited_run(
     config.http_policy = policy;
     let tenant = Arc::new(Tenant::new(config, Arc::new(SqliteKv::open(&db)?))?);
     let sink = SqliteRecords::open(&db)?;
+    // The pull-request sync the rate figures were set for.
     let job = SyncJob {
         concurrency: options.concurrency.max(1),
+        entities: sync::Entities::PULL_REQUESTS,
         ..SyncJob::default()
     };
     let report = sync::run(runtime, &tenant, &sink, None, &job)?;

@@ -368,6 +368,9 @@ async fn sync_writes_jsonl_and_sqlite_and_exits_zero() {
                 "--jsonl",
                 "-",
                 "--json",
+                // The mock server answers the pull-request resources only.
+                "--entities",
+                "pull-requests",
             ])
             .env("BB_TOKEN", "cli-secret-token")
             .env("BBDC_CACHE_DIR", cache)
@@ -463,6 +466,9 @@ fn run_sync(uri: &str, db: &str, extra: &[&str]) -> std::process::Output {
         "BB_TOKEN",
         "--db",
         db,
+        // The mock servers answer the pull-request resources only.
+        "--entities",
+        "pull-requests",
     ];
     args.extend_from_slice(extra);
     Command::new(env!("CARGO_BIN_EXE_bbdc"))

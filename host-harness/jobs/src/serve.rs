@@ -259,6 +259,19 @@ fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
                 Ok(pr) => {
                     if let Err(e) = sink.pull_requests(std::slice::from_ref(&pr)) {
                         tracing::warn!(repo = %name, id, "refresh not stored: {}", bbdc_host::errors::chain(&e));
+                        continue;
+                    }
+                    // Its commits and its head's builds, as a sync would read them (a 0.1.0
+                    // component has neither: the sync's own pass tells that).
+                    if runtime.contract_version() == bbdc_host::plugin::ContractVersion::V0_2
+                        && let Err(e) = crate::sync::refresh_pull_request_history(
+                            &runtime,
+                            &tenant,
+                            sink.as_ref(),
+                            &pr,
+                        )
+                    {
+                        tracing::warn!(repo = %name, id, "commits and builds not refreshed: {e}");
                     }
                 }
                 Err(e) => {

@@ -63,17 +63,27 @@ pub struct Entities {
 }
 
 impl Default for Entities {
-    /// Pull requests.
+    /// Everything: [`Entities::ALL`].
     fn default() -> Self {
-        Self {
-            pull_requests: true,
-            commits: false,
-            builds: false,
-        }
+        Self::ALL
     }
 }
 
 impl Entities {
+    /// Pull requests, commits (with branches, tags and pull requests' commits) and builds.
+    pub const ALL: Entities = Entities {
+        pull_requests: true,
+        commits: true,
+        builds: true,
+    };
+
+    /// Pull requests alone: the scope before commits and builds existed, at its cost.
+    pub const PULL_REQUESTS: Entities = Entities {
+        pull_requests: true,
+        commits: false,
+        builds: false,
+    };
+
     /// Whether pull requests' commits are read: when both pull requests and commits are.
     pub fn pr_commits(self) -> bool {
         self.pull_requests && self.commits
@@ -589,15 +599,16 @@ fn enumerate(
     Ok(())
 }
 
-/// Refreshes one repository's history as a sync of `commits,builds` would: its branches and
-/// tags, its default branch's commits when the branch moved, and the build statuses queued for
-/// it. What `bbdc serve` runs after a push's webhook. Returns the first failure's code and
-/// message (the rest of the refresh goes on, as in a sync).
-pub fn refresh_history(
+/// Runs `f` on a one-repository job of `entities` outside a sync (what `bbdc serve` refreshes
+/// after a webhook), with no JSON lines and no `--since`; a repository failure becomes the
+/// error, named by `repo`.
+fn on_one_repo(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     sink: &dyn RecordSink,
     repo: &RepoRef,
+    entities: Entities,
+    f: impl FnOnce(&RepoJob<'_>, &str) -> Result<(), RepoFailure>,
 ) -> Result<(), SyncError> {
     let options = WitSyncOptions {
         since: None,
@@ -609,18 +620,60 @@ pub fn refresh_history(
         sink,
         jsonl: None,
         options: &options,
-        entities: Entities {
-            pull_requests: false,
-            commits: true,
-            builds: true,
-        },
+        entities,
     };
     let name = format!("{}/{}", repo.project_key, repo.slug);
-    match job.sync_repo(repo, &name) {
-        Ok(_) => Ok(()),
+    match f(&job, &name) {
+        Ok(()) => Ok(()),
         Err(RepoFailure::Fatal(e)) => Err(e),
         Err(RepoFailure::Call { code, message }) => Err(Failure::new(name, code, message).into()),
     }
+}
+
+/// Refreshes one repository's history as a sync of `commits,builds` would: its branches and
+/// tags, its default branch's commits when the branch moved, and the build statuses queued for
+/// it. What `bbdc serve` runs after a push's webhook. Fails with the first failure (the rest
+/// of the refresh goes on, as in a sync).
+pub fn refresh_history(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    repo: &RepoRef,
+) -> Result<(), SyncError> {
+    let entities = Entities {
+        pull_requests: false,
+        commits: true,
+        builds: true,
+    };
+    on_one_repo(runtime, tenant, sink, repo, entities, |job, name| {
+        job.sync_repo(repo, name).map(|_| ())
+    })
+}
+
+/// What a sync of every entity does for one pull request it brought, for a pull request
+/// `bbdc serve` has just refreshed after a webhook: queues its head commit's builds and, when
+/// its pair of head commits changed, its commits; reads its commits and the repository's queued
+/// builds.
+pub fn refresh_pull_request_history(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    pr: &PullRequest,
+) -> Result<(), SyncError> {
+    let repo = &pr.repo;
+    on_one_repo(runtime, tenant, sink, repo, Entities::ALL, |job, name| {
+        let mut out = RepoOutcome::default();
+        let mut failed = HashSet::new();
+        job.want_builds(repo, pr.source.latest_commit.iter().cloned().collect())?;
+        job.batch_pr_commits(repo, name, std::slice::from_ref(pr), &mut failed, &mut out)?;
+        let commits = pr_commits_outcome(&failed);
+        // The builds are read whether or not the commits were; a write failure wins.
+        match (commits, job.sync_builds(repo, name, &mut out)) {
+            (_, Err(fatal @ RepoFailure::Fatal(_))) => Err(fatal),
+            (Err(first), _) => Err(first),
+            (Ok(()), builds) => builds,
+        }
+    })
 }
 
 /// After a listing of every repository (no `--project` or `--repo`, nothing filtered out, no
@@ -1464,7 +1517,11 @@ mod tests {
                 builds: false,
             })
         );
-        assert_eq!(Entities::parse("pull-requests"), Ok(Entities::default()));
+        assert_eq!(
+            Entities::parse("pull-requests"),
+            Ok(Entities::PULL_REQUESTS)
+        );
+        assert_eq!(Entities::default(), Entities::ALL);
         // Builds are read for the commits another pass brings: alone they are refused.
         for bad in ["", ",", "builds", "Commits", "deployments"] {
             assert!(Entities::parse(bad).is_err(), "{bad:?}");

@@ -39,6 +39,42 @@ const JOBS: [(&str, &str); 3] = [
     ("ci-package", "Package"),
 ];
 
+/// Where the simulator's running builds (`INPROGRESS`) stand. Generated dates are years old;
+/// a test of how a connector re-reads running builds moves them to the present, then lets them
+/// finish.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RunningBuilds {
+    /// As generated: running, with their old dates.
+    #[default]
+    AsGenerated,
+    /// Running, started and last changed at this time (epoch ms).
+    Since(i64),
+    /// Finished: every running build is now `SUCCESSFUL`, changed at this time (epoch ms).
+    FinishedAt(i64),
+}
+
+/// The build statuses of commit `id` with its running builds where `running` says.
+pub fn builds_under(id: &str, running: RunningBuilds) -> Vec<SimBuild> {
+    let mut builds = builds_of(id);
+    for b in builds.iter_mut().filter(|b| b.state == "INPROGRESS") {
+        match running {
+            RunningBuilds::AsGenerated => {}
+            RunningBuilds::Since(at) => {
+                b.created = at;
+                b.updated = at;
+            }
+            RunningBuilds::FinishedAt(at) => {
+                b.state = "SUCCESSFUL";
+                b.created = at - 600_000;
+                b.updated = at;
+                b.duration = Some(600_000);
+            }
+        }
+    }
+    builds.sort_by(|a, b| b.updated.cmp(&a.updated).then(a.key.cmp(&b.key)));
+    builds
+}
+
 /// The build statuses of commit `id`, newest first (as the server lists them).
 pub fn builds_of(id: &str) -> Vec<SimBuild> {
     let h = crate::history::hash_str(id);

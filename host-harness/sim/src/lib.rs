@@ -37,6 +37,10 @@ pub use rate_limit::ServerRateLimit;
 pub use routes::RequestCounts;
 pub use webhooks::{send_webhook, signature};
 
+/// A branch or tag as a sync of commits must hold it: (project, repo, full ref, commit, whether
+/// it is the default branch, an annotated tag's object hash).
+pub type RefTruth = (String, String, String, String, bool, Option<String>);
+
 /// One commit of a pull request, as a sync of every entity must hold it (see
 /// [`Simulator::pr_commit_truth`]).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -141,6 +145,8 @@ impl Simulator {
                 .rate_limit
                 .map(|l| Mutex::new(rate_limit::ServerBucket::new(l))),
             throttled: AtomicU64::new(0),
+            running_builds: Mutex::new(builds::RunningBuilds::default()),
+            failing_builds: Mutex::new(HashSet::new()),
         });
         let limits = Limits {
             // Clients keep pooled connections as long as they like, as with a real server.
@@ -271,6 +277,24 @@ impl Simulator {
         self.moving_tip(repo, |w, now| w.force_push(repo, back, n, now));
     }
 
+    /// Moves the running builds (see [`builds::RunningBuilds`]).
+    pub fn set_running_builds(&self, running: builds::RunningBuilds) {
+        if let Ok(mut r) = self.state.running_builds.lock() {
+            *r = running;
+        }
+    }
+
+    /// Makes the build-status request of `commit` fail with 500 (`false`: answer again).
+    pub fn fail_builds_of(&self, commit: &str, failing: bool) {
+        if let Ok(mut f) = self.state.failing_builds.lock() {
+            if failing {
+                f.insert(commit.to_owned());
+            } else {
+                f.remove(commit);
+            }
+        }
+    }
+
     /// Renames the repository at `repo` (its place in the world) to `slug`, keeping its id;
     /// returns its (project, old slug, id), `None` when there is no such repository.
     /// Sends the `repo:modified` webhook, if configured.
@@ -291,10 +315,39 @@ impl Simulator {
 
     /// Pushes a commit to the source branch of pull request `pr` (its place in the repository)
     /// of the repository at `repo`: its head commit, and so its list of commits, changes.
+    /// Sends its `pr:from_ref_updated` webhook, if configured.
     pub fn push_to_pull_request(&self, repo: usize, pr: usize) {
-        if let Ok(mut w) = self.state.world.lock() {
+        let changed = {
+            let Ok(mut w) = self.state.world.lock() else {
+                return;
+            };
+            if repo >= w.repo_count() {
+                return;
+            }
+            let before = w.repo(repo).prs.get(pr).map(|p| p.from_commit.clone());
             let now = w.clock;
             w.push_to_pull_request(repo, pr, now);
+            before.map(|b| (b, w.repo(repo)))
+        };
+        let Some((previous, r)) = changed else {
+            return;
+        };
+        let Some(p) = r.prs.get(pr) else {
+            return;
+        };
+        let target = self.state.webhook.lock().ok().and_then(|w| w.clone());
+        if let Some((url, secret)) = target {
+            let d = &self.state.dialect;
+            let key = "pr:from_ref_updated";
+            let payload = d.webhook(
+                key,
+                &r,
+                p,
+                &p.author,
+                serde_json::json!({"previousFromHash": previous}),
+            );
+            let body = d.finish(&format!("webhook {key} {}", p.version), payload);
+            send_webhook(&url, &secret, key, body.as_bytes());
         }
     }
 
@@ -340,6 +393,51 @@ impl Simulator {
                     .branch()
                     .iter()
                     .map(|c| (r.project.clone(), r.slug.clone(), c.id.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Ground truth of every repository's branches and tags, as (project, repo, full ref,
+    /// commit, whether it is the default branch, an annotated tag's object hash).
+    pub fn ref_truth(&self) -> std::collections::BTreeSet<RefTruth> {
+        self.world()
+            .repos()
+            .flat_map(|r| {
+                let key = (r.project.clone(), r.slug.clone());
+                let main = r.history.tip.iter().map(|tip| {
+                    (
+                        format!("refs/heads/{}", history::DEFAULT_BRANCH),
+                        tip.clone(),
+                        true,
+                        None,
+                    )
+                });
+                let others = r
+                    .history
+                    .branches
+                    .iter()
+                    .map(|(n, c)| (format!("refs/heads/{n}"), c.clone(), false, None));
+                let tags = r.history.tags.iter().map(|t| {
+                    (
+                        format!("refs/tags/{}", t.name),
+                        t.target.clone(),
+                        false,
+                        t.object.clone(),
+                    )
+                });
+                main.chain(others)
+                    .chain(tags)
+                    .map(|(ref_id, commit, default, object)| {
+                        (
+                            key.0.clone(),
+                            key.1.clone(),
+                            ref_id,
+                            commit,
+                            default,
+                            object,
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
             .collect()

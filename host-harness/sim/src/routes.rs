@@ -132,9 +132,19 @@ impl State {
                 ),
             );
         }
+        if self.failing_builds.lock().is_ok_and(|f| f.contains(id)) {
+            return (
+                500,
+                error_json(
+                    "com.atlassian.bitbucket.ServiceException",
+                    "The build status of this commit could not be read.",
+                ),
+            );
+        }
         let d = &self.dialect;
         let (start, limit) = paging(q);
-        let builds = crate::builds::builds_of(id);
+        let running = self.running_builds.lock().map(|r| *r).unwrap_or_default();
+        let builds = crate::builds::builds_under(id, running);
         let page = d.page_of(builds.iter(), start, limit, CAP_BUILDS, |b| {
             render::build(b, d.version)
         });

@@ -31,6 +31,10 @@ pub(crate) struct State {
     pub(crate) bucket: Option<Mutex<ServerBucket>>,
     /// Requests refused by it.
     pub(crate) throttled: AtomicU64,
+    /// Where running builds stand.
+    pub(crate) running_builds: Mutex<crate::builds::RunningBuilds>,
+    /// Commits whose build statuses always fail with 500 (a broken CI plugin, say).
+    pub(crate) failing_builds: Mutex<HashSet<String>>,
 }
 
 /// One answer, before it is put on the wire.

@@ -39,8 +39,9 @@ pub struct SyncArgs {
     #[arg(long)]
     pub full: bool,
     /// What to import from each repository: `pull-requests`, `commits` (the default branch's,
-    /// with branches and tags; contract 0.2.0), `builds` (the build statuses of the commits
-    /// the other two bring), or `all`, comma-separated [default: pull-requests]
+    /// with branches and tags, and with `pull-requests` each pull request's; contract 0.2.0),
+    /// `builds` (the build statuses of the commits the other two bring), or `all`,
+    /// comma-separated [default: all]
     #[arg(long, value_name = "LIST", value_parser = bbdc_jobs::sync::Entities::parse)]
     pub entities: Option<bbdc_jobs::sync::Entities>,
     /// Print the closing summary as one JSON object.
