@@ -108,8 +108,25 @@ fn killed_and_restarted(version: ServerVersion, seed: u64) {
         .collect::<Result<_, _>>()
         .unwrap();
     assert_eq!(builds, sim.build_truth(), "{version}: builds");
+    let pr_commits: BTreeSet<(String, String, u64, String)> = conn
+        .prepare("SELECT project_key, repo_slug, pr_id, commit_id FROM pr_commits")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let want: BTreeSet<(String, String, u64, String)> = sim
+        .pr_commit_truth()
+        .into_iter()
+        .map(|c| (c.project, c.repo, c.pr, c.commit))
+        .collect();
+    assert_eq!(pr_commits, want, "{version}: pull requests' commits");
     let queued: i64 = conn
-        .query_row("SELECT COUNT(*) FROM build_queue", [], |r| r.get(0))
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM build_queue) + (SELECT COUNT(*) FROM pr_commit_queue)",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(queued, 0, "{version}: nothing is left queued");
     sim.stop();
