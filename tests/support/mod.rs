@@ -361,6 +361,13 @@ macro_rules! history_to_inner {
         ) -> Result<Option<i64>, bbdc_host::storage::StoreError> {
             self.inner.pr_commits(repo, heads, commits)
         }
+        fn forget_pr_commits(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            heads: &bbdc_jobs::records::PrHeads,
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.forget_pr_commits(repo, heads)
+        }
         fn first_commit_at(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,

@@ -83,6 +83,9 @@ pub trait RecordSink: Send + Sync {
         heads: &PrHeads,
         commits: &[Commit],
     ) -> Result<Option<i64>, StoreError>;
+    /// Takes pull request `heads.id` off the queue (unless a newer pair was queued meanwhile)
+    /// without touching what is stored for it: the server no longer has it to read.
+    fn forget_pr_commits(&self, repo: &RepoRef, heads: &PrHeads) -> Result<(), StoreError>;
     /// The stored `first_commit_at` of pull requests `ids` of `repo` (those known).
     fn first_commit_at(
         &self,
@@ -300,6 +303,27 @@ CREATE TABLE IF NOT EXISTS webhook_deliveries (
 CREATE INDEX IF NOT EXISTS webhook_deliveries_by_age ON webhook_deliveries (received_at);
 ";
 
+/// Takes a pull request off the commit queue if `heads` is still the pair queued for it.
+fn dequeue_pr_commits(
+    tx: &Connection,
+    repo: &RepoRef,
+    pr_id: i64,
+    heads: &PrHeads,
+) -> Result<(), StoreError> {
+    tx.execute(
+        "DELETE FROM pr_commit_queue WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3
+         AND source_commit = ?4 AND target_commit IS ?5",
+        params![
+            repo.project_key,
+            repo.slug,
+            pr_id,
+            heads.source,
+            heads.target
+        ],
+    )?;
+    Ok(())
+}
+
 /// Columns added to tables after a release: (table, column, type). `CREATE TABLE IF NOT EXISTS`
 /// leaves a file made by an older `bbdc` as it was, so these are added to it on open.
 const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
@@ -329,26 +353,60 @@ pub const REPO_TABLES: [(&str, &str); 11] = [
 /// Moves the records of repository `id`, when it is stored under another key than `now`, to
 /// `now` (a rename or a move to another project keeps the repository's identity). A row already
 /// stored under the new key for the same thing is replaced by the moved one.
+///
+/// Before that, a different repository stored at `now` (its key reused after a rename or a
+/// deletion) is moved aside to a key no real repository has (`slug#id`, marked deleted), where a
+/// later listing finds it by its id. Id 0 (a repository whose id could not be read) identifies
+/// nothing and moves nothing.
 fn move_repo_by_id(tx: &Connection, id: i64, now: &RepoRef) -> Result<(), StoreError> {
-    let before: Option<(String, String)> = tx
-        .prepare_cached(
-            "SELECT project_key, slug FROM repos WHERE id = ?1 AND NOT (project_key = ?2 AND slug = ?3) LIMIT 1",
-        )?
-        .query_row(params![id, now.project_key, now.slug], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+    if id == 0 {
+        return Ok(());
+    }
+    let occupant: Option<i64> = tx
+        .prepare_cached("SELECT id FROM repos WHERE project_key = ?1 AND slug = ?2")?
+        .query_row(params![now.project_key, now.slug], |r| r.get(0))
         .map(Some)
-        .or_else(|e| match e {
-            rusqlite::Error::QueryReturnedNoRows => Ok(None),
-            e => Err(e),
-        })?;
-    match before {
-        Some((project_key, slug)) => move_repo(tx, &RepoRef { project_key, slug }, now),
-        None => Ok(()),
+        .or_else(none_when_no_row)?;
+    if let Some(other) = occupant.filter(|other| *other != id && *other != 0) {
+        let aside = RepoRef {
+            project_key: now.project_key.clone(),
+            slug: format!("{}#{other}", now.slug),
+        };
+        move_repo(tx, now, &aside)?;
+        tx.execute(
+            "UPDATE repos SET deleted = 1 WHERE project_key = ?1 AND slug = ?2",
+            params![aside.project_key, aside.slug],
+        )?;
+    }
+    // Every other key the id is stored under (one, unless an older `bbdc` stored it twice).
+    loop {
+        let before: Option<(String, String)> = tx
+            .prepare_cached(
+                "SELECT project_key, slug FROM repos WHERE id = ?1 AND NOT (project_key = ?2 AND slug = ?3) LIMIT 1",
+            )?
+            .query_row(params![id, now.project_key, now.slug], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .map(Some)
+            .or_else(none_when_no_row)?;
+        match before {
+            Some((project_key, slug)) => move_repo(tx, &RepoRef { project_key, slug }, now)?,
+            None => return Ok(()),
+        }
     }
 }
 
-/// Moves every record of repository `before` to `now` (nothing when they are the same).
+/// `None` for a query that found no row.
+fn none_when_no_row<T>(e: rusqlite::Error) -> Result<Option<T>, rusqlite::Error> {
+    match e {
+        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+        e => Err(e),
+    }
+}
+
+/// Moves every record of repository `before` to `now` (nothing when they are the same). What
+/// is stored at `now` already wins over what comes from `before` (it was written later: by the
+/// sync of the new name), and what could not move is dropped with the old key.
 fn move_repo(tx: &Connection, before: &RepoRef, now: &RepoRef) -> Result<(), StoreError> {
     if before == now {
         return Ok(());
@@ -356,10 +414,14 @@ fn move_repo(tx: &Connection, before: &RepoRef, now: &RepoRef) -> Result<(), Sto
     for (table, slug_column) in REPO_TABLES {
         tx.execute(
             &format!(
-                "UPDATE OR REPLACE {table} SET project_key = ?3, {slug_column} = ?4
+                "UPDATE OR IGNORE {table} SET project_key = ?3, {slug_column} = ?4
                  WHERE project_key = ?1 AND {slug_column} = ?2"
             ),
             params![before.project_key, before.slug, now.project_key, now.slug],
+        )?;
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE project_key = ?1 AND {slug_column} = ?2"),
+            params![before.project_key, before.slug],
         )?;
     }
     tracing::info!(
@@ -788,12 +850,16 @@ impl RecordSink for SqliteRecords {
                  WHERE project_key = ?1 AND repo_slug = ?2 AND id = ?3",
                 params![repo.project_key, repo.slug, pr_id, first, heads.source, heads.target],
             )?;
-            tx.execute(
-                "DELETE FROM pr_commit_queue WHERE project_key = ?1 AND repo_slug = ?2 AND pr_id = ?3
-                 AND source_commit = ?4 AND target_commit IS ?5",
-                params![repo.project_key, repo.slug, pr_id, heads.source, heads.target],
-            )?;
+            dequeue_pr_commits(tx, repo, pr_id, heads)?;
             Ok(first)
+        })
+    }
+
+    fn forget_pr_commits(&self, repo: &RepoRef, heads: &PrHeads) -> Result<(), StoreError> {
+        let pr_id = id_of("pull request", heads.id)?;
+        self.with_tx(|tx| {
+            dequeue_pr_commits(tx, repo, pr_id, heads)?;
+            Ok(())
         })
     }
 
@@ -832,9 +898,10 @@ impl RecordSink for SqliteRecords {
                 return Ok(Stored::Duplicate);
             }
             let repo = &d.repo.repo_ref;
-            if let RepositoryEvent::Modified(before) = d.event {
-                move_repo(tx, before, repo)?;
-            }
+            // By id, as a listing does: a rename's key before is only a hint (a delivery retried
+            // after a sync already moved the repository, and another took its old key, must not
+            // move that other one's records).
+            move_repo_by_id(tx, id_of("repository", d.repo.id)?, repo)?;
             upsert_repo(tx, d.repo, now)?;
             if let RepositoryEvent::RefsChanged(changes) = d.event {
                 for c in changes {
@@ -1261,6 +1328,71 @@ mod tests {
             .collect::<Result<_, _>>()
             .expect("a row");
         assert_eq!(slugs, vec!["r2".to_owned()]);
+    }
+
+    /// (slug, id, deleted) of every stored repository, and (slug, pull request id) of every
+    /// stored pull request, sorted.
+    #[allow(clippy::type_complexity)]
+    fn keys(r: &SqliteRecords) -> (Vec<(String, i64, i64)>, Vec<(String, i64)>) {
+        let conn = r.locked().expect("the connection");
+        let repos = conn
+            .prepare("SELECT slug, id, deleted FROM repos ORDER BY 1")
+            .expect("a query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("a row");
+        let prs = conn
+            .prepare("SELECT repo_slug, id FROM pull_requests ORDER BY 1, 2")
+            .expect("a query")
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .collect::<Result<_, _>>()
+            .expect("a row");
+        (repos, prs)
+    }
+
+    #[test]
+    fn a_reused_key_never_merges_two_repositories() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let records = SqliteRecords::open(&dir.path().join("r.db")).expect("opens");
+        let with_id = |slug: &str, id: u64| Repo { id, ..a_repo(slug) };
+        records.repos(&[with_id("api", 1)]).expect("listed");
+        let pr = |slug: &str, id: i64| {
+            records
+                .locked()
+                .expect("the connection")
+                .execute(
+                    "INSERT INTO pull_requests (project_key, repo_slug, id, version) VALUES ('P', ?1, ?2, 0)",
+                    params![slug, id],
+                )
+                .expect("a pull request");
+        };
+        pr("api", 7);
+        // Repository 1 renamed to `api-legacy`, and a new repository 2 created as `api`; the
+        // listing names the new one first. Repository 1's records step aside, kept.
+        records.repos(&[with_id("api", 2)]).expect("listed");
+        assert_eq!(
+            keys(&records),
+            (
+                vec![("api".into(), 2, 0), ("api#1".into(), 1, 1)],
+                vec![("api#1".into(), 7)]
+            )
+        );
+        pr("api", 1);
+        // Then the renamed one: found by its id, its records follow it.
+        records.repos(&[with_id("api-legacy", 1)]).expect("listed");
+        assert_eq!(
+            keys(&records),
+            (
+                vec![("api".into(), 2, 0), ("api-legacy".into(), 1, 0)],
+                vec![("api".into(), 1), ("api-legacy".into(), 7)]
+            )
+        );
+        // A repository whose id could not be read (0) moves nothing.
+        records.repos(&[with_id("other", 0)]).expect("listed");
+        assert_eq!(keys(&records).1.len(), 2);
+        assert!(keys(&records).0.contains(&("api".into(), 2, 0)));
     }
 
     #[test]

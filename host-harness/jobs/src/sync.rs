@@ -197,7 +197,8 @@ pub struct SyncReport {
 /// not be identified, so it was left out; the rest of its page was kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unreadable {
-    /// `project`, `repo`, `user`, `activity` or `commit`.
+    /// What it should have been: `project`, `repository`, `user`, `activity`, `commit`,
+    /// `branch`, `tag`, `build` or `pr_commit`.
     pub kind: String,
     /// Where it was listed, as the connector names it.
     pub location: String,
@@ -691,7 +692,10 @@ fn record_gone_repos(
         && job.repos.is_empty()
         && job.filter.include_personal
         && job.filter.include_archived
-        && !report.unreadable.iter().any(|u| u.kind == "repo");
+        && !report
+            .unreadable
+            .iter()
+            .any(|u| u.kind == output::record_kind(RecordKind::Repository));
     if !complete {
         return Ok(());
     }
@@ -1294,7 +1298,8 @@ impl RepoJob<'_> {
     /// Reads the commits of the pull requests of `repo` queued for them (only those in `only`,
     /// when given), every page of each, and stores each pull request's before the next. A pull
     /// request whose commits cannot be read stays queued and joins `failed`; one the server no
-    /// longer has is stored with none. Fails only when records cannot be written.
+    /// longer has is taken off the queue, its stored commits kept. Fails only when records
+    /// cannot be written.
     fn drain_pr_commits(
         &self,
         repo: &RepoRef,
@@ -1330,14 +1335,18 @@ impl RepoJob<'_> {
                             None => break Ok(()),
                         }
                     }
-                    // Gone from the server (deleted): it has no commits left to read.
-                    Err(CallError::Connector(ConnectorError::NotFound(_))) => {
-                        commits.clear();
-                        break Ok(());
-                    }
                     Err(e) => break Err(e),
                 }
             };
+            // Gone from the server (the pull request deleted, or the repository renamed since
+            // the batch was listed): nothing to read, and what is stored stays. A later change
+            // to the pull request queues it again.
+            if let Err(CallError::Connector(ConnectorError::NotFound(_))) = &read {
+                self.sink
+                    .forget_pr_commits(repo, &heads)
+                    .map_err(|e| RepoFailure::Fatal(e.into()))?;
+                continue;
+            }
             if let Err(e) = read {
                 let (code, message) = output::call_error(&e);
                 tracing::warn!(
