@@ -889,3 +889,81 @@ fn records_that_cannot_be_written_stop_the_listing_too() {
     );
     sim.stop();
 }
+
+/// Mounts a server listing project PLAT, one user and `repos` (each with no pull request).
+async fn listing(server: &MockServer, repos: Vec<Value>) {
+    server.reset().await;
+    Mock::given(path("/rest/api/1.0/projects"))
+        .respond_with(ok(page(vec![project("PLAT", 1)], 0, 25, None)))
+        .mount(server)
+        .await;
+    Mock::given(path("/rest/api/1.0/repos"))
+        .respond_with(ok(page(repos, 0, 25, None)))
+        .mount(server)
+        .await;
+    Mock::given(path("/rest/api/1.0/admin/users"))
+        .respond_with(ok(page(vec![user("alice")], 0, 25, None)))
+        .mount(server)
+        .await;
+    for slug in ["api", "web"] {
+        Mock::given(path(format!(
+            "/rest/api/1.0/projects/PLAT/repos/{slug}/pull-requests"
+        )))
+        .respond_with(ok(page(vec![], 0, 25, None)))
+        .mount(server)
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_repository_is_recorded_deleted_only_by_a_listing_that_read_every_repository() {
+    let server = MockServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("gone.sqlite");
+    let t = tenant(&server.uri());
+    let run = |t: Arc<Tenant>, db: std::path::PathBuf| {
+        blocking(move || {
+            let records = SqliteRecords::open(&db).unwrap();
+            bbdc_jobs::sync::run(runtime(), &t, &records, None, &support::pull_requests_job())
+        })
+    };
+    let deleted = |db: &std::path::Path| -> Vec<(String, i64)> {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .prepare("SELECT slug, deleted FROM repos ORDER BY slug")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    listing(
+        &server,
+        vec![repo("PLAT", "api", 10), repo("PLAT", "web", 11)],
+    )
+    .await;
+    run(t.clone(), db.clone()).await.unwrap();
+    assert_eq!(deleted(&db), vec![("api".into(), 0), ("web".into(), 0)]);
+
+    // `web` is not listed, but one listed repository cannot be read: it may be `web`, so
+    // nothing is marked (deliberately off the reference: a repository without its slug).
+    listing(
+        &server,
+        vec![json!({"id": 11, "name": "web"}), repo("PLAT", "api", 10)],
+    )
+    .await;
+    let report = run(t.clone(), db.clone()).await.unwrap();
+    assert!(
+        report.unreadable.iter().any(|u| u.kind == "repository"),
+        "{:?}",
+        report.unreadable
+    );
+    assert_eq!(report.records.get("repo_deleted"), None);
+    assert_eq!(deleted(&db), vec![("api".into(), 0), ("web".into(), 0)]);
+
+    // A listing that read every repository and no longer names `web`: it is recorded deleted.
+    listing(&server, vec![repo("PLAT", "api", 10)]).await;
+    let report = run(t, db.clone()).await.unwrap();
+    assert_eq!(report.records.get("repo_deleted"), Some(&1));
+    assert_eq!(deleted(&db), vec![("api".into(), 0), ("web".into(), 1)]);
+}
