@@ -410,7 +410,8 @@ fn rows_under(db: &Path, project: &str, slug: &str) -> Vec<(String, i64)> {
     let conn = rusqlite::Connection::open(db).expect("the database");
     bbdc_jobs::records::REPO_TABLES
         .into_iter()
-        .map(|(table, column)| {
+        .map(|t| {
+            let (table, column) = (t.name, t.slug_column);
             let n: i64 = conn
                 .query_row(
                     &format!(

@@ -83,7 +83,9 @@ async fn no_token_secret_or_source_line_escapes() {
             counts.commit_lists > 0 && counts.build_lists > 0,
             "{counts:?}"
         );
-        let mut texts = vec![bbdc_jobs::output::sync_summary_json(&report, &db).to_string()];
+        let mut texts = vec![
+            bbdc_jobs::output::sync_summary_json(&report, &db.display().to_string()).to_string(),
+        ];
 
         // A refresh of one pull request.
         let first = sim.truth()[0].clone();

@@ -659,7 +659,7 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
         "{:?}",
         unidentified[0]
     );
-    let summary = bbdc_jobs::output::sync_summary_json(&report, &db);
+    let summary = bbdc_jobs::output::sync_summary_json(&report, &db.display().to_string());
     assert_eq!(summary["ok"], json!(true));
     assert_eq!(summary["skipped"][0]["stage"], json!("identity"));
     let conn = rusqlite::Connection::open(&db).unwrap();

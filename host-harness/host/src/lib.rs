@@ -12,6 +12,8 @@
 //! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
 //! - [`storage`]: the tenant-namespaced key-value store behind [`storage::KvStore`] (SQLite with
 //!   the default `sqlite` feature);
+//! - [`postgres`]: pooled, migrated PostgreSQL connections and the key-value store on them
+//!   (feature `postgres`), for workers and serve replicas sharing one database;
 //! - [`tenant`]: tenant configuration and limits;
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`errors`]: an error with its causes as one line;
@@ -27,6 +29,8 @@ pub mod imports;
 pub mod logging;
 pub mod plugin;
 pub mod policy;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "pre-initialize")]
 pub mod preinit;
 pub mod runtime;

@@ -154,7 +154,7 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
     println!("3. bbdc sync (first, full)");
     let records = SqliteRecords::open(db)?;
     let first = sync::run(&runtime, &tenant, &records, None, &job)?;
-    for line in output::sync_summary_text(&first, db).lines() {
+    for line in output::sync_summary_text(&first, &db.display().to_string()).lines() {
         println!("   {line}");
     }
 
@@ -178,7 +178,7 @@ pub fn run(component: Option<PathBuf>, db: &Path) -> Result<bool> {
 
     println!("5. bbdc sync (second, incremental)");
     let second = sync::run(&runtime, &tenant, &records, None, &job)?;
-    for line in output::sync_summary_text(&second, db).lines() {
+    for line in output::sync_summary_text(&second, &db.display().to_string()).lines() {
         println!("   {line}");
     }
 

@@ -1,13 +1,16 @@
 //! The jobs `bbdc` runs over the embedding library ([`bbdc_host`]), usable on their own:
 //!
 //! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
-//! - [`records`]: where ingested records go ([`records::RecordSink`]; SQLite tables by default);
+//! - [`records`]: where ingested records go ([`records::RecordSink`]; SQL tables on SQLite by
+//!   default, or on PostgreSQL);
+//! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it;
 //! - [`output`]: stable JSON shapes of records, errors and summaries;
 //! - [`printable`]: escaping of untrusted text for logs and terminals;
 //! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
 //! - [`serve`]: the webhook HTTP endpoint with background refresh;
 //! - [`demo`]: `bbdc demo`, the whole product against the simulator.
 
+pub mod database;
 pub mod demo;
 pub mod output;
 pub mod printable;

@@ -317,12 +317,13 @@ pub fn pull_request_json(p: &PullRequest) -> Value {
     })
 }
 
-/// The closing summary of a sync as JSON.
-pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> Value {
+/// The closing summary of a sync as JSON. `db` is the database as shown (a path, or a URL
+/// without its password: [`crate::database::Database::display`]).
+pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &str) -> Value {
     json!({
         "ok": r.status() == crate::sync::SyncStatus::Complete,
         "status": r.status().name(),
-        "db": db.display().to_string(),
+        "db": db,
         "records": r.records,
         "unchanged_pull_requests": r.unchanged,
         "requests": r.requests,
@@ -340,7 +341,7 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &std::path::Path) -> V
 
 /// The closing summary of a sync for people. Every text that came from the server is shown
 /// escaped ([`crate::printable`]).
-pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> String {
+pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &str) -> String {
     use crate::printable::shown;
     use std::fmt::Write;
     let mut s = String::new();
@@ -447,6 +448,6 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &std::path::Path) -> S
             );
         }
     }
-    let _ = write!(s, "  database: {}", db.display());
+    let _ = write!(s, "  database: {db}");
     s
 }

@@ -4,8 +4,8 @@ use crate::args::{
     NO_SERVER, ServerArgs, parse_max_body, parse_timeout, parse_window, runtime, secret_from_env,
 };
 use anyhow::{Result, bail};
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
+use bbdc_jobs::database::Database;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,9 +17,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     pub listen: String,
-    /// SQLite file for records and state.
-    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
-    pub db: PathBuf,
+    /// Where records and state go: a SQLite file, or a PostgreSQL database as a
+    /// `postgres://user@host/db` URL, which several `serve` replicas (and `sync` workers) may
+    /// share.
+    #[arg(long, value_name = "PATH|URL", default_value = "bbdc.sqlite", value_parser = Database::parse)]
+    pub db: Database,
     /// Name of the environment variable holding the webhook secret.
     #[arg(long, value_name = "VAR")]
     pub secret_env: Option<String>,
@@ -52,7 +54,6 @@ pub struct ServeArgs {
 }
 
 pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
-    use bbdc_jobs::records::SqliteRecords;
     use bbdc_jobs::serve::{ServeConfig, WebhookServer};
     let secret = match (&args.secret_env, args.allow_unsigned) {
         (Some(var), _) => Some(secret_from_env(var)?),
@@ -67,9 +68,12 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
     } else {
         TenantConfig::new("default", NO_SERVER, Credentials::None)
     };
-    let kv = Arc::new(SqliteKv::open(&args.db)?);
-    let records = Arc::new(SqliteRecords::open(&args.db)?.with_dedup_window(args.dedup_window));
-    let tenant = Arc::new(Tenant::new(config, kv)?);
+    // Each answering thread writes at once, and the background refresh beside them.
+    let stores = args
+        .db
+        .open(u32::from(args.workers) + 4, Some(args.dedup_window))?;
+    let records = stores.records;
+    let tenant = Arc::new(Tenant::new(config, stores.kv)?);
     let runtime = Arc::new(runtime(component)?);
     let server = WebhookServer::start(
         runtime,

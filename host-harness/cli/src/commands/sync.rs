@@ -1,9 +1,10 @@
-//! `bbdc sync`: projects, repositories, users and pull requests into SQLite, incrementally.
+//! `bbdc sync`: projects, repositories, users, pull requests and their history into SQLite or
+//! PostgreSQL, incrementally.
 
 use crate::args::{FilterArgs, ServerArgs, parse_date, parse_repo, runtime};
 use anyhow::{Context, Result, bail};
 use bbdc_host::Tenant;
-use bbdc_host::storage::SqliteKv;
+use bbdc_jobs::database::Database;
 use bbdc_jobs::output;
 use clap::Args;
 use std::path::PathBuf;
@@ -17,9 +18,10 @@ pub struct SyncArgs {
     pub server: ServerArgs,
     #[command(flatten)]
     pub filter: FilterArgs,
-    /// SQLite file for records and sync state.
-    #[arg(long, value_name = "PATH", default_value = "bbdc.sqlite")]
-    pub db: PathBuf,
+    /// Where records and sync state go: a SQLite file, or a PostgreSQL database as a
+    /// `postgres://user@host/db` URL (tables created and migrated on start).
+    #[arg(long, value_name = "PATH|URL", default_value = "bbdc.sqlite", value_parser = Database::parse)]
+    pub db: Database,
     /// Only this project (repeatable).
     #[arg(long = "project", value_name = "KEY")]
     pub projects: Vec<String>,
@@ -50,16 +52,16 @@ pub struct SyncArgs {
 }
 
 pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
-    use bbdc_jobs::records::SqliteRecords;
     use bbdc_jobs::sync::{self, SyncJob};
     use std::io::{IsTerminal, Write};
     let config = args.server.tenant_config()?;
-    let kv = Arc::new(
-        SqliteKv::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?,
-    );
-    let records =
-        SqliteRecords::open(&args.db).with_context(|| format!("opening {}", args.db.display()))?;
-    let tenant = Arc::new(Tenant::new(config, kv)?);
+    // Each repository pass writes records and state at once: two connections per pass.
+    let stores = args
+        .db
+        .open(u32::from(args.concurrency) * 2 + 2, None)
+        .with_context(|| format!("opening {}", args.db.display()))?;
+    let records = stores.records;
+    let tenant = Arc::new(Tenant::new(config, stores.kv)?);
     let runtime = runtime(component)?;
     let jsonl: Option<sync::JsonlOut> = match args.jsonl.as_deref() {
         None => None,
@@ -79,7 +81,7 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         progress: std::io::stderr().is_terminal(),
         ..SyncJob::default()
     };
-    let report = match sync::run(&runtime, &tenant, &records, jsonl.as_ref(), &job) {
+    let report = match sync::run(&runtime, &tenant, records.as_ref(), jsonl.as_ref(), &job) {
         Ok(r) => r,
         Err(e) => {
             if args.json {
@@ -91,7 +93,7 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
             bail!(e);
         }
     };
-    let summary = output::sync_summary_json(&report, &args.db);
+    let summary = output::sync_summary_json(&report, &args.db.display());
     // With JSON lines on stdout, the summary goes to stderr.
     let mut out: Box<dyn Write> = if args.jsonl.as_deref() == Some("-") {
         Box::new(std::io::stderr())
@@ -101,7 +103,11 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     if args.json {
         writeln!(out, "{summary}")?;
     } else {
-        writeln!(out, "{}", output::sync_summary_text(&report, &args.db))?;
+        writeln!(
+            out,
+            "{}",
+            output::sync_summary_text(&report, &args.db.display())
+        )?;
     }
     Ok(ExitCode::from(report.status().exit_code()))
 }

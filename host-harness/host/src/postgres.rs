@@ -1,0 +1,308 @@
+//! PostgreSQL connections (feature `postgres`): a connection pool, versioned schema migrations
+//! applied on start, and the key-value store on it ([`PgKv`]).
+//!
+//! Every process of a deployment (workers, serve replicas) opens its own pool on the same
+//! database. Migrations run under a PostgreSQL advisory lock, so processes starting together
+//! apply each version once; refinery records the versions applied, and refuses to start a
+//! process whose migrations disagree with what the database says was applied.
+
+use crate::storage::{KvStore, StoreError};
+
+/// A pool of connections to one database.
+pub type PgPool = r2d2::Pool<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>;
+
+/// A connection borrowed from a [`PgPool`].
+pub type PgConnection =
+    r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>;
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::caused_by("PostgreSQL", e)
+    }
+}
+
+impl From<r2d2::Error> for StoreError {
+    fn from(e: r2d2::Error) -> Self {
+        StoreError::caused_by("PostgreSQL connection pool", e)
+    }
+}
+
+/// How a pool connects.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    /// Connections at most.
+    pub max_size: u32,
+    /// How long a caller waits for a free connection (or for the server to answer a new one)
+    /// before the operation fails with a [`StoreError`].
+    pub connect_timeout: std::time::Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 8,
+            connect_timeout: std::time::Duration::from_secs(10),
+        }
+    }
+}
+
+/// Opens a pool on `url` (`postgres://user@host:port/db?...`, libpq's URL form). The pool is
+/// lazy: a server that is down fails the first operation, not this call, so a process can start
+/// before its database and recover when the database does.
+pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| StoreError::caused_by("PostgreSQL URL", e))?;
+    config.connect_timeout(options.connect_timeout);
+    let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+    Ok(r2d2::Pool::builder()
+        .max_size(options.max_size)
+        .min_idle(Some(0))
+        .connection_timeout(options.connect_timeout)
+        .build_unchecked(manager))
+}
+
+/// Whether `db` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather than
+/// a SQLite file.
+pub fn is_url(db: &str) -> bool {
+    db.starts_with("postgres://") || db.starts_with("postgresql://")
+}
+
+/// Applies `runner`'s migrations that the database lacks, recording them in `history_table`,
+/// under an advisory lock so that processes starting together apply each once.
+pub fn migrate(
+    pool: &PgPool,
+    mut runner: refinery::Runner,
+    history_table: &str,
+) -> Result<(), StoreError> {
+    let mut conn = pool.get()?;
+    // One lock for every migration set of the project: a key no other program uses.
+    const MIGRATION_LOCK: i64 = 0x6262_6463_6d69_6772; // "bbdcmigr"
+    conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let applied = runner
+        .set_migration_table_name(history_table)
+        .run(&mut *conn)
+        .map_err(|e| StoreError::caused_by(format!("migrating {history_table}"), e));
+    conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
+    applied.map(|_| ())
+}
+
+mod embedded {
+    refinery::embed_migrations!("migrations/kv");
+}
+
+/// [`KvStore`] on PostgreSQL: table `connector_kv`, shared by every process on the database.
+///
+/// Compare-and-swap is one statement (an `INSERT ... ON CONFLICT DO NOTHING` for an absent key,
+/// an `UPDATE ... WHERE value = expected` otherwise), which PostgreSQL makes atomic at its
+/// default isolation: two workers swapping the same key never both succeed.
+pub struct PgKv {
+    pool: PgPool,
+}
+
+impl PgKv {
+    /// Connects to `url` and applies the store's migrations.
+    pub fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
+        Self::on(pool(url, options)?)
+    }
+
+    /// The store on an existing pool, after applying its migrations.
+    pub fn on(pool: PgPool) -> Result<Self, StoreError> {
+        migrate(
+            &pool,
+            embedded::migrations::runner(),
+            "bbdc_kv_schema_history",
+        )?;
+        Ok(Self { pool })
+    }
+
+    fn conn(&self) -> Result<PgConnection, StoreError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, $2, $3)
+     ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value";
+
+impl KvStore for PgKv {
+    fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let row = self.conn()?.query_opt(
+            "SELECT value FROM connector_kv WHERE tenant = $1 AND key = $2",
+            &[&tenant, &key],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn set(&self, tenant: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.conn()?.execute(UPSERT, &[&tenant, &key, &value])?;
+        Ok(())
+    }
+
+    fn delete(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
+        self.conn()?.execute(
+            "DELETE FROM connector_kv WHERE tenant = $1 AND key = $2",
+            &[&tenant, &key],
+        )?;
+        Ok(())
+    }
+
+    fn compare_and_swap(
+        &self,
+        tenant: &str,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.conn()?;
+        let changed = match expected {
+            None => conn.execute(
+                "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tenant, key) DO NOTHING",
+                &[&tenant, &key, &value],
+            )?,
+            Some(old) => conn.execute(
+                "UPDATE connector_kv SET value = $3 WHERE tenant = $1 AND key = $2 AND value = $4",
+                &[&tenant, &key, &value, &old],
+            )?,
+        };
+        Ok(changed == 1)
+    }
+
+    /// One round trip for all the keys.
+    fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = self.conn()?.query(
+            "SELECT key, value FROM connector_kv WHERE tenant = $1 AND key = ANY($2)",
+            &[&tenant, &keys],
+        )?;
+        let mut found: std::collections::HashMap<String, Vec<u8>> =
+            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(keys.iter().map(|k| found.remove(k)).collect())
+    }
+
+    /// One transaction for all the entries: they are stored together or not at all.
+    fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.transaction()?;
+        let upsert = tx.prepare(UPSERT)?;
+        for (key, value) in entries {
+            tx.execute(&upsert, &[&tenant, key, value])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bbdc_test_postgres::TestPostgres;
+
+    fn store(pg: &TestPostgres) -> PgKv {
+        PgKv::connect(&pg.url(), &PoolOptions::default()).expect("connects and migrates")
+    }
+
+    #[test]
+    fn keys_stay_in_their_tenant_and_many_read_in_order() {
+        let pg = TestPostgres::start_or_panic();
+        let kv = store(&pg);
+        kv.set("a", "k1", b"old").unwrap();
+        kv.set_many(
+            "a",
+            &[("k1".into(), b"1".to_vec()), ("k3".into(), b"3".to_vec())],
+        )
+        .unwrap();
+        let keys: Vec<String> = ["k3", "k2", "k1"].map(String::from).to_vec();
+        assert_eq!(
+            kv.get_many("a", &keys).unwrap(),
+            vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]
+        );
+        assert_eq!(kv.get_many("b", &keys).unwrap(), vec![None, None, None]);
+        kv.delete("b", "k1").unwrap();
+        assert_eq!(kv.get("a", "k1").unwrap().as_deref(), Some(&b"1"[..]));
+        kv.delete("a", "k1").unwrap();
+        assert_eq!(kv.get("a", "k1").unwrap(), None);
+    }
+
+    #[test]
+    fn compare_and_swap_checks_the_current_value() {
+        let pg = TestPostgres::start_or_panic();
+        let kv = store(&pg);
+        assert!(kv.compare_and_swap("t", "k", None, b"1").unwrap());
+        assert!(!kv.compare_and_swap("t", "k", None, b"2").unwrap());
+        assert!(!kv.compare_and_swap("t", "k", Some(b"0"), b"2").unwrap());
+        assert!(kv.compare_and_swap("t", "k", Some(b"1"), b"2").unwrap());
+        assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"2"[..]));
+    }
+
+    /// Two processes' pools swapping one counter: every increment lands exactly once, because
+    /// a swap from a value another already replaced fails and is retried.
+    #[test]
+    fn concurrent_swaps_from_separate_pools_never_both_win() {
+        let pg = TestPostgres::start_or_panic();
+        let stores = [store(&pg), store(&pg)];
+        std::thread::scope(|s| {
+            for kv in &stores {
+                s.spawn(move || {
+                    for _ in 0..100 {
+                        loop {
+                            let old = kv.get("t", "n").unwrap();
+                            let n = old
+                                .as_deref()
+                                .map(|b| String::from_utf8_lossy(b).parse::<u32>().unwrap())
+                                .unwrap_or(0);
+                            let new = (n + 1).to_string();
+                            if kv
+                                .compare_and_swap("t", "n", old.as_deref(), new.as_bytes())
+                                .unwrap()
+                            {
+                                break;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        assert_eq!(
+            stores[0].get("t", "n").unwrap().as_deref(),
+            Some(&b"200"[..])
+        );
+    }
+
+    #[test]
+    fn migrations_are_applied_once_and_recorded() {
+        let pg = TestPostgres::start_or_panic();
+        store(&pg).set("t", "k", b"v").unwrap();
+        // A second process starting on the same database finds the schema there and keeps
+        // the data.
+        assert_eq!(
+            store(&pg).get("t", "k").unwrap().as_deref(),
+            Some(&b"v"[..])
+        );
+        assert_eq!(
+            pg.psql("postgres", "SELECT count(*) FROM bbdc_kv_schema_history")
+                .unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn a_database_that_is_down_fails_with_a_store_error() {
+        let pg = TestPostgres::start_or_panic();
+        let url = pg.url();
+        let kv = store(&pg);
+        kv.set("t", "k", b"v").unwrap();
+        drop(pg);
+        let options = PoolOptions {
+            connect_timeout: std::time::Duration::from_secs(1),
+            ..PoolOptions::default()
+        };
+        let down = PgKv {
+            pool: pool(&url, &options).unwrap(),
+        };
+        let e = down.get("t", "k").expect_err("no server");
+        assert!(crate::errors::chain(&e).contains("PostgreSQL"), "{e}");
+    }
+}

@@ -1,0 +1,159 @@
+//! Where `--db` points: a SQLite file (the default) or a PostgreSQL database, and the two stores
+//! opened on it, the connector's state ([`KvStore`]) and the records ([`RecordSink`]).
+
+use crate::records::{PgRecords, RecordSink, SqliteRecords};
+use bbdc_host::postgres::{PgKv, PoolOptions};
+use bbdc_host::storage::{KvStore, SqliteKv, StoreError};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A database for state and records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, by its `postgres://` (or `postgresql://`) URL. Its tables are
+    /// created and migrated on open; several processes may share it.
+    Postgres(String),
+}
+
+/// The stores opened on a [`Database`].
+pub struct Stores {
+    /// The connector's state.
+    pub kv: Arc<dyn KvStore>,
+    /// The records.
+    pub records: Arc<dyn RecordSink>,
+}
+
+impl Database {
+    /// `--db`'s value: a `postgres://` or `postgresql://` URL names PostgreSQL, anything else a
+    /// SQLite file.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if bbdc_host::postgres::is_url(s) {
+            // Checked now, so a typo fails at the command line rather than at the first write.
+            s.parse::<postgres::Config>()
+                .map_err(|e| format!("not a PostgreSQL URL: {e}"))?;
+            Ok(Self::Postgres(s.to_owned()))
+        } else if s.is_empty() {
+            Err("an empty database path".into())
+        } else {
+            Ok(Self::Sqlite(PathBuf::from(s)))
+        }
+    }
+
+    /// Opens both stores. `connections` bounds each PostgreSQL pool (the callers' threads that
+    /// write at once); `dedup_window` is how long delivery ids are remembered (`None`: the
+    /// default).
+    pub fn open(
+        &self,
+        connections: u32,
+        dedup_window: Option<std::time::Duration>,
+    ) -> Result<Stores, StoreError> {
+        let window = dedup_window.unwrap_or(crate::records::DEFAULT_DEDUP_WINDOW);
+        Ok(match self {
+            Self::Sqlite(path) => Stores {
+                kv: Arc::new(SqliteKv::open(path)?),
+                records: Arc::new(SqliteRecords::open(path)?.with_dedup_window(window)),
+            },
+            Self::Postgres(url) => {
+                let options = PoolOptions {
+                    max_size: connections.max(1),
+                    ..PoolOptions::default()
+                };
+                let pool = bbdc_host::postgres::pool(url, &options)?;
+                Stores {
+                    kv: Arc::new(PgKv::on(pool.clone())?),
+                    records: Arc::new(PgRecords::on_pool(pool)?.with_dedup_window(window)),
+                }
+            }
+        })
+    }
+
+    /// How it is shown in summaries and logs: the path, or the URL without its password.
+    pub fn display(&self) -> String {
+        match self {
+            Self::Sqlite(path) => path.display().to_string(),
+            Self::Postgres(url) => redacted(url),
+        }
+    }
+}
+
+/// `url` with any password replaced, so a summary or log line never carries it.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            // A password may also be a query parameter.
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k.eq_ignore_ascii_case("password") {
+                        "***".to_owned()
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            if !pairs.is_empty() {
+                u.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            u.to_string()
+        }
+        Err(_) => "postgres://(unreadable URL)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_postgresql_and_anything_else_a_file() {
+        assert_eq!(
+            Database::parse("bbdc.sqlite"),
+            Ok(Database::Sqlite("bbdc.sqlite".into()))
+        );
+        assert!(matches!(
+            Database::parse("postgresql://u@db/bbdc"),
+            Ok(Database::Postgres(_))
+        ));
+        assert!(Database::parse("postgres://u@db:notaport/x").is_err());
+        assert!(Database::parse("").is_err());
+    }
+
+    #[test]
+    fn a_password_is_never_shown() {
+        for url in [
+            "postgres://bbdc:s3cret@db.internal:5432/bbdc",
+            "postgres://bbdc@db.internal/bbdc?password=s3cret&sslmode=disable",
+        ] {
+            let shown = Database::parse(url).unwrap().display();
+            assert!(!shown.contains("s3cret"), "{shown}");
+            assert!(shown.contains("db.internal"), "{shown}");
+        }
+    }
+
+    #[test]
+    fn both_stores_open_on_postgresql_and_share_its_tables() {
+        let pg = bbdc_test_postgres::TestPostgres::start_or_panic();
+        let db = Database::parse(&pg.url()).unwrap();
+        let stores = db.open(4, None).expect("opens");
+        stores.kv.set("t", "k", b"v").unwrap();
+        assert_eq!(
+            stores
+                .records
+                .default_branch_head(&bbdc_host::bindings::types::RepoRef {
+                    project_key: "P".into(),
+                    slug: "r".into()
+                })
+                .unwrap(),
+            None
+        );
+        // A second process on the same database sees the first one's state.
+        let again = db.open(4, None).expect("opens again");
+        assert_eq!(again.kv.get("t", "k").unwrap().as_deref(), Some(&b"v"[..]));
+    }
+}
