@@ -7,7 +7,7 @@ use anyhow::Context;
 use args::{FilterArgs, ServerArgs};
 use bbdc_jobs::printable;
 use clap::{Parser, Subcommand};
-use commands::{bench, check, demo, serve, sim, sync, webhook};
+use commands::{bench, check, demo, serve, sim, sync, webhook, worker};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -34,12 +34,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Import projects, repositories, users and pull requests into SQLite (incremental).
+    /// Import projects, repositories, users, pull requests and their history into SQLite or
+    /// PostgreSQL (incremental).
     Sync(sync::SyncArgs),
     /// Handle one webhook delivery (body from a file or stdin) and print what became of it.
     Webhook(webhook::WebhookArgs),
     /// Answer Bitbucket webhooks over HTTP at POST /webhooks/bitbucket_data_center.
     Serve(serve::ServeArgs),
+    /// One of many processes sharing the sync of one or more tenants through PostgreSQL.
+    Worker(worker::WorkerArgs),
     /// Serve a simulated Bitbucket Data Center (for trials, tests and benchmarks).
     Sim(sim::SimArgs),
     /// No setup: simulator, check, full sync, webhooks into serve, incremental sync.
@@ -77,6 +80,7 @@ fn main() -> ExitCode {
         Command::Sync(args) => sync::run(cli.component.clone(), args),
         Command::Webhook(args) => webhook::run(cli.component.clone(), args),
         Command::Serve(args) => serve::run(cli.component.clone(), args),
+        Command::Worker(args) => worker::run(cli.component.clone(), args),
         Command::Sim(args) => sim::run(args),
         Command::Bench(args) => bench::run(cli.component.clone(), args),
         Command::Demo(args) => demo::run(cli.component.clone(), args),

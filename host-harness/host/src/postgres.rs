@@ -35,6 +35,10 @@ pub struct PoolOptions {
     /// How long a caller waits for a free connection (or for the server to answer a new one)
     /// before the operation fails with a [`StoreError`].
     pub connect_timeout: std::time::Duration,
+    /// The schema the connections work in (created when missing): each tenant's records live in
+    /// a schema of their own. `None`: the database's default (`public`). Only lowercase ASCII
+    /// letters, digits and `_`, so that it needs no quoting.
+    pub schema: Option<String>,
 }
 
 impl Default for PoolOptions {
@@ -42,6 +46,7 @@ impl Default for PoolOptions {
         Self {
             max_size: 8,
             connect_timeout: std::time::Duration::from_secs(10),
+            schema: None,
         }
     }
 }
@@ -54,6 +59,18 @@ pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
         .parse()
         .map_err(|e| StoreError::caused_by("PostgreSQL URL", e))?;
     config.connect_timeout(options.connect_timeout);
+    if let Some(schema) = &options.schema {
+        if schema.is_empty()
+            || !schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            return Err(StoreError::new(format!(
+                "schema {schema:?}: only lowercase ASCII letters, digits and _"
+            )));
+        }
+        config.options(&format!("-c search_path={schema}"));
+    }
     let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
     Ok(r2d2::Pool::builder()
         .max_size(options.max_size)
@@ -69,7 +86,8 @@ pub fn is_url(db: &str) -> bool {
 }
 
 /// Applies `runner`'s migrations that the database lacks, recording them in `history_table`,
-/// under an advisory lock so that processes starting together apply each once.
+/// under an advisory lock so that processes starting together apply each once. The pool's
+/// schema, if any, is created first, and holds the tables and their history.
 pub fn migrate(
     pool: &PgPool,
     mut runner: refinery::Runner,
@@ -79,6 +97,16 @@ pub fn migrate(
     // One lock for every migration set of the project: a key no other program uses.
     const MIGRATION_LOCK: i64 = 0x6262_6463_6d69_6772; // "bbdcmigr"
     conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
+    let schema: Option<String> = conn
+        .query_one("SELECT current_setting('search_path')", &[])?
+        .get(0);
+    if let Some(schema) = schema.filter(|s| !s.contains(['"', '$', ',', ' ']))
+        && !schema.is_empty()
+        && let Err(e) = conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+    {
+        let _ = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+        return Err(e.into());
+    }
     let applied = runner
         .set_migration_table_name(history_table)
         .run(&mut *conn)

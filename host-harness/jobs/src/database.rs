@@ -41,11 +41,13 @@ impl Database {
         }
     }
 
-    /// Opens both stores. `connections` bounds each PostgreSQL pool (the callers' threads that
-    /// write at once); `dedup_window` is how long delivery ids are remembered (`None`: the
-    /// default).
+    /// Opens both stores for tenant `tenant`. `connections` bounds each PostgreSQL pool (the
+    /// callers' threads that write at once); `dedup_window` is how long delivery ids are
+    /// remembered (`None`: the default). On PostgreSQL the tenant's records live in a schema of
+    /// their own ([`crate::records::tenant_schema`]), and its state is namespaced by its id.
     pub fn open(
         &self,
+        tenant: &str,
         connections: u32,
         dedup_window: Option<std::time::Duration>,
     ) -> Result<Stores, StoreError> {
@@ -60,10 +62,11 @@ impl Database {
                     max_size: connections.max(1),
                     ..PoolOptions::default()
                 };
-                let pool = bbdc_host::postgres::pool(url, &options)?;
                 Stores {
-                    kv: Arc::new(PgKv::on(pool.clone())?),
-                    records: Arc::new(PgRecords::on_pool(pool)?.with_dedup_window(window)),
+                    kv: Arc::new(PgKv::connect(url, &options)?),
+                    records: Arc::new(
+                        PgRecords::connect_tenant(url, tenant, &options)?.with_dedup_window(window),
+                    ),
                 }
             }
         })
@@ -140,7 +143,7 @@ mod tests {
     fn both_stores_open_on_postgresql_and_share_its_tables() {
         let pg = bbdc_test_postgres::TestPostgres::start_or_panic();
         let db = Database::parse(&pg.url()).unwrap();
-        let stores = db.open(4, None).expect("opens");
+        let stores = db.open("t", 4, None).expect("opens");
         stores.kv.set("t", "k", b"v").unwrap();
         assert_eq!(
             stores
@@ -153,7 +156,7 @@ mod tests {
             None
         );
         // A second process on the same database sees the first one's state.
-        let again = db.open(4, None).expect("opens again");
+        let again = db.open("t", 4, None).expect("opens again");
         assert_eq!(again.kv.get("t", "k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 }

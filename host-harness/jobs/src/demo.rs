@@ -16,28 +16,40 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// The fields of a pull-request record that must equal the simulator's ground truth.
+/// The fields of a pull-request record that must equal the simulator's ground truth, in the
+/// SQLite file `db`.
 pub fn compare_with_truth(
     db: &Path,
     truth: &[Value],
     skip: &[(String, String, u64)],
 ) -> Result<(usize, Vec<String>)> {
-    let conn = rusqlite::Connection::open(db)?;
-    let mut st = conn.prepare("SELECT project_key, repo_slug, id, record FROM pull_requests")?;
-    let rows: std::collections::HashMap<(String, String, u64), Value> = st
-        .query_map([], |r| {
-            let record: String = r.get(3)?;
-            Ok((
-                (
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, u64>(2)?,
-                ),
-                record,
+    compare_records_with_truth(&SqliteRecords::open(db)?, truth, skip)
+}
+
+/// [`compare_with_truth`] on any record store ([`crate::records::PgRecords`], say): how many
+/// pull requests match, and what differs.
+pub fn compare_records_with_truth<B: crate::records::Backend>(
+    records: &crate::records::Records<B>,
+    truth: &[Value],
+    skip: &[(String, String, u64)],
+) -> Result<(usize, Vec<String>)> {
+    let rows: std::collections::HashMap<(String, String, u64), Value> = records
+        .query(
+            "SELECT project_key, repo_slug, id, record FROM pull_requests",
+            &[],
+        )?
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            let project = r.next()?.into_text()?;
+            let repo = r.next()?.into_text()?;
+            let id = u64::try_from(r.next()?.int()?).ok()?;
+            let record = r.next()?.into_text().unwrap_or_default();
+            Some((
+                (project, repo, id),
+                serde_json::from_str(&record).unwrap_or(Value::Null),
             ))
-        })?
-        .filter_map(|r| r.ok())
-        .map(|(k, rec)| (k, serde_json::from_str(&rec).unwrap_or(Value::Null)))
+        })
         .collect();
     let mut matched = 0;
     let mut problems = Vec::new();

@@ -8,6 +8,8 @@
 //! - [`printable`]: escaping of untrusted text for logs and terminals;
 //! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
 //! - [`serve`]: the webhook HTTP endpoint with background refresh;
+//! - [`work_queue`] and [`worker`]: `bbdc worker`, many processes sharing the sync of many
+//!   tenants through PostgreSQL, under leases;
 //! - [`demo`]: `bbdc demo`, the whole product against the simulator.
 
 pub mod database;
@@ -18,3 +20,5 @@ pub mod records;
 pub mod serve;
 pub mod sync;
 pub mod webhook;
+pub mod work_queue;
+pub mod worker;

@@ -24,7 +24,7 @@ mod postgres;
 pub mod sql;
 mod sqlite;
 
-pub use postgres::Postgres;
+pub use postgres::{Postgres, tenant_schema};
 pub use sql::{ToValue, Tx, Value};
 use sql::{col, vals};
 pub use sqlite::Sqlite;
@@ -181,10 +181,11 @@ pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_
 /// A database the record writes run on: [`Records`] over SQLite ([`Sqlite`]) or PostgreSQL
 /// ([`Postgres`]). Every write of [`RecordSink`] is one call of [`Backend::write`].
 pub trait Backend: Send + Sync {
-    /// Runs `f` in one write transaction and commits it when `f` returns `Ok`.
+    /// Runs `f` in one write transaction and commits it when `f` returns `Ok`. A backend may
+    /// run `f` again in a new transaction when the first lost a race with another process's.
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
+        f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError>;
     /// Runs `f` for reads only.
     fn read<T>(

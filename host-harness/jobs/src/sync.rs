@@ -752,6 +752,99 @@ fn list_users(
     Ok(())
 }
 
+/// What one repository's pass wrote, as a worker reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoCounts {
+    /// Pull requests written.
+    pub pull_requests: u64,
+    /// Pull requests unchanged since the last pass (not fetched again).
+    pub unchanged: u64,
+    /// Commits written.
+    pub commits: u64,
+    /// Build statuses written.
+    pub builds: u64,
+    /// Pull requests' commits written.
+    pub pr_commits: u64,
+}
+
+/// How one repository's pass ended for a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoPassError {
+    /// The server or the connector failed for this repository: try it again later (the
+    /// connector resumes from its last acknowledged batch).
+    #[error("{}: {}: {}", .0.name, .0.code, .0.message)]
+    Call(Failure),
+    /// Records or state could not be written: the worker's database is unreachable or failing.
+    #[error(transparent)]
+    Store(SyncError),
+}
+
+/// The listing part of a sync, as a worker runs it for a round of `bbdc worker`: projects and
+/// repositories (each repository written, then handed to `visit`, which queues its pass), then
+/// users, then the repositories no longer listed marked deleted. The repository passes are not
+/// run here: other workers run them as `visit` queues them.
+pub fn list_for_workers(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    job: &SyncJob,
+    visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    let listing_started = now_ms();
+    let mut writer = Writer {
+        sink,
+        jsonl: None,
+        projects: HashSet::new(),
+        repos: 0,
+    };
+    enumerate(runtime, tenant, job, &mut writer, &mut report, visit)?;
+    list_users(runtime, tenant, job, sink, None, &mut report)?;
+    record_gone_repos(sink, None, job, listing_started, &mut report)?;
+    report
+        .records
+        .insert("project", writer.projects.len() as u64);
+    report.records.insert("repo", writer.repos);
+    Ok(report)
+}
+
+/// One repository's pass of `job` (its entities, `--since`, `--full`), as a worker runs it
+/// under its lease: what `bbdc sync` runs for each listed repository.
+pub fn sync_one_repo(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    job: &SyncJob,
+    repo: &RepoRef,
+) -> Result<RepoCounts, RepoPassError> {
+    let options = WitSyncOptions {
+        since: job.since,
+        full_listing: job.full,
+    };
+    let ctx = RepoJob {
+        runtime,
+        tenant,
+        sink,
+        jsonl: None,
+        options: &options,
+        entities: job.entities,
+    };
+    let name = format!("{}/{}", repo.project_key, repo.slug);
+    match ctx.sync_repo(repo, &name) {
+        Ok(out) => Ok(RepoCounts {
+            pull_requests: out.written,
+            unchanged: out.unchanged,
+            commits: out.commits,
+            builds: out.builds,
+            pr_commits: out.pr_commits,
+        }),
+        Err(RepoFailure::Call { code, message }) => {
+            Err(RepoPassError::Call(Failure::new(name, code, message)))
+        }
+        Err(RepoFailure::Fatal(e)) => Err(RepoPassError::Store(e)),
+    }
+}
+
 /// Runs the job.
 pub fn run(
     runtime: &Runtime,

@@ -144,30 +144,56 @@ impl TestPostgres {
         let mut last = String::new();
         for _ in 0..5 {
             server.port = free_port()?;
-            let options = format!(
-                "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-                server.port,
-                server.dir.path().display()
-            );
-            let started = server
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .args(["-w", "-t", "60", "-o", &options, "-l"])
-                .arg(server.dir.path().join("server.log"))
-                .arg("start")
-                .output()
-                .map_err(|e| format!("pg_ctl start: {e}"))?;
-            if started.status.success() {
-                return Ok(server);
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(why) => last = why,
             }
-            last = format!(
-                "{}; log: {}",
-                String::from_utf8_lossy(&started.stderr),
-                std::fs::read_to_string(server.dir.path().join("server.log")).unwrap_or_default()
-            );
         }
         Err(format!("pg_ctl start failed: {last}"))
+    }
+
+    /// Starts the cluster on its port.
+    fn launch(&self) -> Result<(), String> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.path().display()
+        );
+        let started = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-w", "-t", "60", "-o", &options, "-l"])
+            .arg(self.dir.path().join("server.log"))
+            .arg("start")
+            .output()
+            .map_err(|e| format!("pg_ctl start: {e}"))?;
+        if started.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}; log: {}",
+                String::from_utf8_lossy(&started.stderr),
+                std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+            ))
+        }
+    }
+
+    /// Stops the server as a crash would (`immediate`: connections cut, nothing flushed that
+    /// was not committed); [`TestPostgres::resume`] starts it again on the same port, with
+    /// everything committed before.
+    pub fn halt(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.data_dir())
+            .args(["-m", "immediate", "-w", "stop"])
+            .output();
+    }
+
+    /// Starts again a server [`TestPostgres::halt`] stopped.
+    pub fn resume(&self) -> Result<(), String> {
+        self.launch()
     }
 
     /// Starts a server, panicking with the reason when it cannot (for tests).
@@ -234,13 +260,7 @@ impl TestPostgres {
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
-        let data = self.data_dir();
-        let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(&data)
-            .args(["-m", "immediate", "-w", "stop"])
-            .output();
+        self.halt();
     }
 }
 
@@ -267,6 +287,13 @@ mod tests {
         let url = pg.create_database("one").expect("creates a database");
         assert!(url.ends_with("/one"));
         assert_eq!(pg.psql("one", "SELECT 40 + 2").expect("answers"), "42");
+        pg.halt();
+        assert!(pg.psql("one", "SELECT 1").is_err(), "halted");
+        pg.resume().expect("starts again");
+        assert_eq!(
+            pg.psql("one", "SELECT 40 + 2").expect("kept its data"),
+            "42"
+        );
         let port = pg.port();
         drop(pg);
         assert!(

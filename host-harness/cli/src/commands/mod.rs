@@ -7,3 +7,4 @@ pub mod serve;
 pub mod sim;
 pub mod sync;
 pub mod webhook;
+pub mod worker;

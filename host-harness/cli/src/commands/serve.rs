@@ -69,9 +69,11 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         TenantConfig::new("default", NO_SERVER, Credentials::None)
     };
     // Each answering thread writes at once, and the background refresh beside them.
-    let stores = args
-        .db
-        .open(u32::from(args.workers) + 4, Some(args.dedup_window))?;
+    let stores = args.db.open(
+        &config.id,
+        u32::from(args.workers) + 4,
+        Some(args.dedup_window),
+    )?;
     let records = stores.records;
     let tenant = Arc::new(Tenant::new(config, stores.kv)?);
     let runtime = Arc::new(runtime(component)?);

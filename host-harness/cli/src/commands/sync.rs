@@ -58,7 +58,7 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
     // Each repository pass writes records and state at once: two connections per pass.
     let stores = args
         .db
-        .open(u32::from(args.concurrency) * 2 + 2, None)
+        .open(&config.id, u32::from(args.concurrency) * 2 + 2, None)
         .with_context(|| format!("opening {}", args.db.display()))?;
     let records = stores.records;
     let tenant = Arc::new(Tenant::new(config, stores.kv)?);

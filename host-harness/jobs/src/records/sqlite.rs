@@ -163,7 +163,7 @@ impl Sqlite {
 impl Backend for Sqlite {
     fn write<T>(
         &self,
-        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
+        mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.locked()?;
         // Immediate: a transaction that reads before it writes (a repository looked up by id,

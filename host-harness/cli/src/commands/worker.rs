@@ -1,0 +1,116 @@
+//! `bbdc worker`: one of many processes sharing the sync of one or more tenants through a
+//! PostgreSQL database, each repository pass under a lease (see `bbdc_jobs::worker`).
+
+use crate::args::{FilterArgs, parse_window, runtime};
+use anyhow::{Context, Result, bail};
+use bbdc_host::{Tenant, TenantFile};
+use bbdc_jobs::database::Database;
+use bbdc_jobs::work_queue::WorkQueue;
+use bbdc_jobs::worker::{self, TenantWork, WorkerConfig};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+#[derive(Args)]
+/// Arguments of `bbdc worker`.
+pub struct WorkerArgs {
+    /// The PostgreSQL database the workers share, as a `postgres://user@host/db` URL: work
+    /// queue, connector state and each tenant's records (in a schema of its own).
+    #[arg(long, value_name = "URL", value_parser = Database::parse)]
+    pub db: Database,
+    /// A tenant file (repeatable): each tenant's base URL, credentials reference, rate budget
+    /// and limits, as `bbdc sync --tenant` reads it. Tenants take turns: a large one does not
+    /// starve the others.
+    #[arg(long = "tenant", value_name = "FILE", required = true)]
+    pub tenants: Vec<PathBuf>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// What to import from each repository, as `bbdc sync --entities` [default: all].
+    #[arg(long, value_name = "LIST", value_parser = bbdc_jobs::sync::Entities::parse)]
+    pub entities: Option<bbdc_jobs::sync::Entities>,
+    /// How long a lease lasts without renewal (renewed every third of it): how soon another
+    /// worker resumes the work of one that died.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_window)]
+    pub lease: std::time::Duration,
+    /// Stop once every tenant's round is complete, instead of running until SIGTERM.
+    #[arg(long)]
+    pub until_idle: bool,
+    /// Start each tenant's next round this long after the last (e.g. `15m`); without it, one
+    /// round.
+    #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+    pub every: Option<std::time::Duration>,
+    /// This worker's name in its leases [default: host, process id and a random suffix].
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// Print the closing report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
+    let Database::Postgres(url) = &args.db else {
+        bail!("bbdc worker shares its work through PostgreSQL: give --db postgres://...");
+    };
+    let options = bbdc_host::postgres::PoolOptions {
+        max_size: 4,
+        ..Default::default()
+    };
+    let queue = WorkQueue::on(bbdc_host::postgres::pool(url, &options)?)
+        .with_context(|| format!("opening {}", args.db.display()))?;
+    let mut tenants = Vec::new();
+    for path in &args.tenants {
+        let config = TenantFile::load(path)?.resolve()?;
+        let stores = args
+            .db
+            .open(&config.id, 4, None)
+            .with_context(|| format!("opening {} for tenant {}", args.db.display(), config.id))?;
+        tenants.push(TenantWork {
+            tenant: Arc::new(Tenant::new(config, stores.kv)?),
+            records: stores.records,
+        });
+    }
+    let runtime = runtime(component)?;
+    let mut config = WorkerConfig::new(args.name.clone().unwrap_or_else(worker::default_name));
+    config.lease = args.lease;
+    config.until_idle = args.until_idle;
+    config.every = args.every;
+    config.job.filter = args.filter.filter();
+    config.job.entities = args.entities.unwrap_or_default();
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        // The first signal stops after the item in hand; a second one stops at once (the
+        // lease expires, and another worker resumes the item).
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    let report = worker::run(&runtime, &tenants, &queue, &config, &stop)?;
+    if args.json {
+        let tenants: serde_json::Map<String, serde_json::Value> = report
+            .tenants
+            .iter()
+            .map(|(id, t)| {
+                (
+                    id.clone(),
+                    serde_json::json!({
+                        "listings": t.listings, "repos": t.repos, "failed": t.failed,
+                        "lost": t.lost, "pull_requests": t.pull_requests, "commits": t.commits,
+                    }),
+                )
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({"name": config.name, "tenants": tenants, "store_errors": report.store_errors})
+        );
+    } else {
+        for (id, t) in &report.tenants {
+            eprintln!(
+                "bbdc worker {}: tenant {id}: {} listings, {} repository passes ({} failed, {} lost), {} pull requests, {} commits",
+                config.name, t.listings, t.repos, t.failed, t.lost, t.pull_requests, t.commits
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

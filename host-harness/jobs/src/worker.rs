@@ -1,0 +1,319 @@
+//! `bbdc worker`: one of many processes, on one machine or several, sharing the sync of one or
+//! more tenants through a PostgreSQL database ([`crate::work_queue`]).
+//!
+//! A worker takes the next due item under a lease and renews the lease while it works:
+//! - a tenant's **listing** writes its projects, repositories and users and asks for a pass of
+//!   each repository it lists;
+//! - a **repository pass** is what `bbdc sync` runs for each repository: pull requests, history
+//!   and builds, each batch written and then acknowledged to the connector.
+//!
+//! A worker that dies stops renewing; its lease expires and another worker takes the item. The
+//! connector's state (in the shared key-value store) says which batches were acknowledged, so
+//! the pass resumes after the last of them: a batch written but not acknowledged is listed and
+//! written again, as the same upserts.
+//!
+//! A worker cut off from the database cannot write, renew or take: its pass fails with a store
+//! error, and the worker waits and tries again, while its lease expires for another to take.
+
+use crate::records::RecordSink;
+use crate::sync::{self, RepoPassError, SyncError, SyncJob};
+use crate::work_queue::{Lease, Retry, Work, WorkQueue};
+use bbdc_host::{Runtime, Tenant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One tenant a worker serves: its connector state and HTTP policy, and where its records go.
+pub struct TenantWork {
+    /// The tenant (its id names its work items and its state).
+    pub tenant: Arc<Tenant>,
+    /// Its records.
+    pub records: Arc<dyn RecordSink>,
+}
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's name in the leases it holds: unique among the workers of a database.
+    pub name: String,
+    /// How long a lease lasts without renewal; it is renewed every third of it.
+    pub lease: Duration,
+    /// How long to wait when nothing is due, or after a store error.
+    pub poll: Duration,
+    /// Stop once the tenants' rounds are complete (nothing due, held or waiting a retry),
+    /// instead of running for ever.
+    pub until_idle: bool,
+    /// Start each tenant's next round this long after the last one completed (`None`: one
+    /// round, the one running or a new one when none is).
+    pub every: Option<Duration>,
+    /// When a failed pass is tried again.
+    pub retry: Retry,
+    /// What each round imports (entities, filter, `--since`); its concurrency is unused: one
+    /// worker runs one item at a time, and more workers run more.
+    pub job: SyncJob,
+}
+
+impl WorkerConfig {
+    /// The defaults: a 60 s lease, a 1 s poll, one round, the default retries and job.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            until_idle: false,
+            every: None,
+            retry: Retry::default(),
+            job: SyncJob::default(),
+        }
+    }
+}
+
+/// A name for this worker process: host, process id and a random suffix, so that a restarted
+/// worker never takes over the leases of the process it replaces (they expire instead).
+pub fn default_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}-{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// What a worker did, per tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkerReport {
+    /// Per tenant id: what this worker's passes wrote.
+    pub tenants: BTreeMap<String, TenantTally>,
+    /// Store errors met (the database unreachable or failing); the worker waited and went on.
+    pub store_errors: u64,
+}
+
+/// What one worker did for one tenant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantTally {
+    /// Listings completed.
+    pub listings: u64,
+    /// Repository passes completed.
+    pub repos: u64,
+    /// Passes that failed (tried again later).
+    pub failed: u64,
+    /// Leases lost to another worker while a pass ran (this worker stalled past its lease).
+    pub lost: u64,
+    /// Pull requests written.
+    pub pull_requests: u64,
+    /// Commits written.
+    pub commits: u64,
+}
+
+/// Why a worker stopped before it was asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// No tenant to serve.
+    #[error("no tenant: give at least one --tenant FILE")]
+    NoTenant,
+    /// Two tenants share an id.
+    #[error("tenant id {0:?} is given twice")]
+    DuplicateTenant(String),
+}
+
+/// Runs a worker until `stop` is set or, with `until_idle`, until the tenants' rounds are
+/// complete.
+pub fn run(
+    runtime: &Runtime,
+    tenants: &[TenantWork],
+    queue: &WorkQueue,
+    config: &WorkerConfig,
+    stop: &AtomicBool,
+) -> Result<WorkerReport, WorkerError> {
+    if tenants.is_empty() {
+        return Err(WorkerError::NoTenant);
+    }
+    let mut by_id: BTreeMap<String, &TenantWork> = BTreeMap::new();
+    for t in tenants {
+        if by_id.insert(t.tenant.config.id.clone(), t).is_some() {
+            return Err(WorkerError::DuplicateTenant(t.tenant.config.id.clone()));
+        }
+    }
+    let ids: Vec<String> = by_id.keys().cloned().collect();
+    let mut report = WorkerReport::default();
+    let mut rounds_started: Option<Instant> = None;
+    while !stop.load(Ordering::Relaxed) {
+        // Join the running round of each tenant, or start one (at start, then every `every`).
+        let round_due = match (rounds_started, config.every) {
+            (None, _) => true,
+            (Some(at), Some(every)) => at.elapsed() >= every,
+            (Some(_), None) => false,
+        };
+        if round_due {
+            match ids.iter().try_for_each(|id| queue.start_round(id)) {
+                Ok(()) => rounds_started = Some(Instant::now()),
+                Err(e) => {
+                    store_error(&mut report, &e, config);
+                    continue;
+                }
+            }
+        }
+        let lease = match queue.take(&ids, &config.name, config.lease) {
+            Ok(lease) => lease,
+            Err(e) => {
+                store_error(&mut report, &e, config);
+                continue;
+            }
+        };
+        let Some(lease) = lease else {
+            if config.until_idle {
+                match queue.idle(&ids) {
+                    Ok(true) => break,
+                    Ok(false) => {}
+                    Err(e) => {
+                        store_error(&mut report, &e, config);
+                        continue;
+                    }
+                }
+            }
+            std::thread::sleep(config.poll);
+            continue;
+        };
+        let Some(work) = by_id.get(&lease.tenant) else {
+            // Taken from the tenants asked for: cannot happen; let it go for its own worker.
+            let _ = queue.failed(&lease, "no such tenant in this worker", &config.retry);
+            continue;
+        };
+        let tally = report.tenants.entry(lease.tenant.clone()).or_default();
+        let outcome = leased(queue, &lease, config, || {
+            run_item(runtime, work, queue, &config.job, &lease.work, tally)
+        });
+        match outcome {
+            (Ok(()), true) => {
+                if let Err(e) = queue.complete(&lease) {
+                    store_error(&mut report, &e, config);
+                }
+            }
+            (Ok(()), false) | (Err(ItemError::Call(_)), false) => {
+                // Another worker took the item while this one stalled; its pass counts.
+                tally.lost += 1;
+            }
+            (Err(ItemError::Call(why)), true) => {
+                tally.failed += 1;
+                tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "pass failed: {why}");
+                if let Err(e) = queue.failed(&lease, &why, &config.retry) {
+                    store_error(&mut report, &e, config);
+                }
+            }
+            (Err(ItemError::Store(e)), _) => {
+                // The lease is left to expire: the database may be unreachable, and the next
+                // worker to take the item resumes the pass from its acknowledged state.
+                report.store_errors += 1;
+                tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "pass stopped: {}", bbdc_host::errors::chain(&e));
+                std::thread::sleep(config.poll);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Why an item's pass did not complete.
+enum ItemError {
+    /// The server or connector failed: try again later.
+    Call(String),
+    /// Records or state could not be written.
+    Store(SyncError),
+}
+
+/// Runs one item's work.
+fn run_item(
+    runtime: &Runtime,
+    work: &TenantWork,
+    queue: &WorkQueue,
+    job: &SyncJob,
+    item: &Work,
+    tally: &mut TenantTally,
+) -> Result<(), ItemError> {
+    let tenant = &work.tenant;
+    match item {
+        Work::Listing => {
+            let id = &tenant.config.id;
+            let listed =
+                sync::list_for_workers(runtime, tenant, work.records.as_ref(), job, |repo| {
+                    queue.want_repo(id, &repo).map_err(SyncError::from)
+                });
+            match listed {
+                Ok(_) => {
+                    tally.listings += 1;
+                    Ok(())
+                }
+                Err(e @ (SyncError::Records(_) | SyncError::Output(_))) => Err(ItemError::Store(e)),
+                Err(e) => Err(ItemError::Call(e.to_string())),
+            }
+        }
+        Work::Repo(repo) => {
+            match sync::sync_one_repo(runtime, tenant, work.records.as_ref(), job, repo) {
+                Ok(counts) => {
+                    tally.repos += 1;
+                    tally.pull_requests += counts.pull_requests;
+                    tally.commits += counts.commits;
+                    Ok(())
+                }
+                Err(RepoPassError::Call(f)) => {
+                    Err(ItemError::Call(format!("{}: {}", f.code, f.message)))
+                }
+                Err(RepoPassError::Store(e)) => Err(ItemError::Store(e)),
+            }
+        }
+    }
+}
+
+/// Runs `f` while a thread renews `lease` every third of its length; returns `f`'s result and
+/// whether the lease was still held throughout.
+fn leased<T>(
+    queue: &WorkQueue,
+    lease: &Lease,
+    config: &WorkerConfig,
+    f: impl FnOnce() -> T,
+) -> (T, bool) {
+    let done = std::sync::Mutex::new(false);
+    let woken = std::sync::Condvar::new();
+    let held = AtomicBool::new(true);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut finished = done.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let (guard, timeout) = woken
+                    .wait_timeout(finished, config.lease / 3)
+                    .unwrap_or_else(|p| p.into_inner());
+                finished = guard;
+                if *finished {
+                    return;
+                }
+                if timeout.timed_out() {
+                    match queue.renew(lease, config.lease) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            held.store(false, Ordering::Relaxed);
+                            tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "lease lost to another worker");
+                            return;
+                        }
+                        // The database is unreachable: try again at the next renewal, while
+                        // the lease is still valid.
+                        Err(e) => tracing::warn!("renewing a lease: {}", bbdc_host::errors::chain(&e)),
+                    }
+                }
+            }
+        });
+        let out = f();
+        *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        woken.notify_all();
+        out
+    });
+    (out, held.load(Ordering::Relaxed))
+}
+
+/// Notes a store error and waits before going on.
+fn store_error(
+    report: &mut WorkerReport,
+    e: &bbdc_host::storage::StoreError,
+    config: &WorkerConfig,
+) {
+    report.store_errors += 1;
+    tracing::warn!("database: {}", bbdc_host::errors::chain(e));
+    std::thread::sleep(config.poll);
+}
