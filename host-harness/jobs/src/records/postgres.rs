@@ -12,7 +12,7 @@ use bbdc_host::postgres::{PgPool, PoolOptions};
 use bbdc_host::storage::StoreError;
 
 mod embedded {
-    refinery::embed_migrations!("migrations");
+    refinery::embed_migrations!("migrations/records");
 }
 
 /// PostgreSQL under [`Records`] (see [`super::PgRecords`]).

@@ -68,7 +68,7 @@ impl OwnedDelivery {
 /// The record tables: the same statements as PostgreSQL's first migration (SQLite reads
 /// `BIGINT` as its own integer). `CREATE ... IF NOT EXISTS`: a file keeps what it has, and
 /// [`ADDED_COLUMNS`] brings an older file's tables up to date.
-const SCHEMA: &str = include_str!("../../migrations/V1__record_tables.sql");
+const SCHEMA: &str = include_str!("../../migrations/records/V1__record_tables.sql");
 
 /// Columns added to tables after a release: (table, column, type). `CREATE TABLE IF NOT EXISTS`
 /// leaves a file made by an older `bbdc` as it was, so these are added to it on open.

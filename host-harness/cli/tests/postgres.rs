@@ -1,0 +1,356 @@
+//! Scale-out on a real PostgreSQL (issue 16): `bbdc worker` processes sharing the sync of one or
+//! two simulated instances, killed and cut off from the database, and `bbdc serve` replicas on
+//! one database. Each test starts its own throwaway server (`bbdc-test-postgres`).
+
+use bbdc_jobs::demo::compare_records_with_truth;
+use bbdc_jobs::records::{PgRecords, Value};
+use bbdc_sim::world::WorldSpec;
+use bbdc_sim::{Faults, SimConfig, Simulator};
+use bbdc_test_postgres::TestPostgres;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+mod binary;
+mod common;
+#[path = "../../../tests/support/reference.rs"]
+mod reference;
+mod serving;
+
+use binary::bbdc;
+
+const TOKEN: &str = "pg-token";
+
+/// A simulated instance whose passes take long enough to be interrupted.
+fn simulator(seed: u64, repos: usize) -> Simulator {
+    simulator_at(seed, repos, Duration::from_millis(4))
+}
+
+/// A simulated instance answering each request after `latency`.
+fn simulator_at(seed: u64, repos: usize, latency: Duration) -> Simulator {
+    Simulator::start(SimConfig {
+        spec: WorldSpec {
+            seed,
+            projects: 2,
+            repos_per_project: repos,
+            prs_per_repo: 12,
+            users: 6,
+        },
+        faults: Faults {
+            latency,
+            ..Faults::default()
+        },
+        token: Some(TOKEN.into()),
+        ..SimConfig::default()
+    })
+    .expect("the simulator starts")
+}
+
+/// Writes a tenant file for `sim` with id `id` into `dir`.
+fn tenant_file(dir: &Path, id: &str, sim: &Simulator) -> PathBuf {
+    let path = dir.join(format!("{id}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "id = \"{id}\"\nbase_url = \"{}\"\n\n[credentials]\ntoken_env = \"PG_TEST_TOKEN\"\n\n\
+             [http_policy]\nper_second = \"unlimited\"\n",
+            sim.base_url()
+        ),
+    )
+    .expect("a tenant file");
+    path
+}
+
+/// A `bbdc worker` running until its tenants' round is complete, with a short lease so that a
+/// killed worker's items pass to the others within seconds.
+fn worker(url: &str, tenants: &[&Path]) -> Child {
+    let mut cmd = bbdc();
+    cmd.args([
+        "worker",
+        "--db",
+        url,
+        "--until-idle",
+        "--lease",
+        "3s",
+        "--json",
+    ]);
+    for t in tenants {
+        cmd.arg("--tenant").arg(t);
+    }
+    cmd.env("PG_TEST_TOKEN", TOKEN)
+        .env("BBDC_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bbdc worker starts")
+}
+
+/// Waits for `child` (at most `limit`), and returns its JSON report.
+fn finished(mut child: Child, limit: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("a status") {
+            let mut out = String::new();
+            if let Some(mut stdout) = child.stdout.take() {
+                std::io::Read::read_to_string(&mut stdout, &mut out).expect("its report");
+            }
+            assert!(status.success(), "the worker failed: {status}: {out}");
+            return serde_json::from_str(out.trim()).expect("a JSON report");
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("a worker ran past {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The rows of a query, each column as text or number.
+fn rows(records: &PgRecords, sql: &str) -> Vec<Vec<Value>> {
+    records.query(sql, &[]).expect("rows")
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Int(n) => n.to_string(),
+        Value::Null => String::new(),
+    }
+}
+
+/// Checks that the tenant's records in `url` equal `sim`'s ground truth: every pull request once
+/// with its fields, the default branches' commits, the build statuses, the pull requests'
+/// commits, and nothing left queued.
+fn assert_equals_truth(url: &str, tenant: &str, sim: &Simulator) {
+    let records = PgRecords::connect_tenant(url, tenant, &Default::default()).expect("connects");
+    let truth = sim.truth();
+    let (matched, problems) = compare_records_with_truth(&records, &truth, &[]).expect("compared");
+    assert!(problems.is_empty(), "{tenant}: {problems:#?}");
+    assert_eq!(matched, truth.len(), "{tenant}");
+    let triples = |sql: &str| -> BTreeSet<(String, String, String)> {
+        rows(&records, sql)
+            .iter()
+            .map(|r| (text(&r[0]), text(&r[1]), text(&r[2])))
+            .collect()
+    };
+    assert_eq!(
+        triples("SELECT project_key, repo_slug, id FROM commits"),
+        sim.commit_truth(),
+        "{tenant}: commits"
+    );
+    let builds: BTreeSet<(String, String, String, String, String)> = rows(
+        &records,
+        "SELECT project_key, repo_slug, commit_id, key, state FROM builds",
+    )
+    .iter()
+    .map(|r| {
+        (
+            text(&r[0]),
+            text(&r[1]),
+            text(&r[2]),
+            text(&r[3]),
+            text(&r[4]),
+        )
+    })
+    .collect();
+    assert_eq!(builds, sim.build_truth(), "{tenant}: builds");
+    let pr_commits: BTreeSet<(String, String, String, String)> = rows(
+        &records,
+        "SELECT project_key, repo_slug, pr_id, commit_id FROM pr_commits",
+    )
+    .iter()
+    .map(|r| (text(&r[0]), text(&r[1]), text(&r[2]), text(&r[3])))
+    .collect();
+    let want: BTreeSet<(String, String, String, String)> = sim
+        .pr_commit_truth()
+        .into_iter()
+        .map(|c| (c.project, c.repo, c.pr.to_string(), c.commit))
+        .collect();
+    assert_eq!(pr_commits, want, "{tenant}: pull requests' commits");
+    let queued = rows(
+        &records,
+        "SELECT (SELECT COUNT(*) FROM build_queue) + (SELECT COUNT(*) FROM pr_commit_queue)",
+    );
+    assert_eq!(
+        queued,
+        vec![vec![Value::Int(0)]],
+        "{tenant}: nothing left queued"
+    );
+}
+
+/// The work queue's items of `tenant` not completed, and those that failed.
+fn unfinished_work(pg: &TestPostgres, tenant: &str) -> String {
+    pg.psql(
+        "postgres",
+        &format!(
+            "SELECT item || ':' || failures || ':' || COALESCE(last_error, '') FROM work_items
+             WHERE tenant = '{tenant}' AND (done < wanted OR failures > 0 OR lease_owner IS NOT NULL)"
+        ),
+    )
+    .expect("the work queue")
+}
+
+#[test]
+fn three_workers_one_killed_at_random_points_end_equal_to_the_ground_truth() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    let sim = simulator(31, 4);
+    let dir = tempfile::tempdir().expect("a folder");
+    let tenant = tenant_file(dir.path(), "acme", &sim);
+    let steady = [worker(&url, &[&tenant]), worker(&url, &[&tenant])];
+    let mut rng = fastrand::Rng::with_seed(16);
+    let mut killed = 0;
+    for _ in 0..3 {
+        let mut victim = worker(&url, &[&tenant]);
+        std::thread::sleep(Duration::from_millis(rng.u64(300..1500)));
+        if victim.try_wait().expect("a status").is_none() {
+            victim.kill().expect("killed");
+            killed += 1;
+        }
+        let _ = victim.wait();
+    }
+    assert!(killed >= 2, "the kills must land mid-round ({killed} did)");
+    let last = worker(&url, &[&tenant]);
+    let mut repos = 0;
+    for w in steady.into_iter().chain([last]) {
+        let report = finished(w, Duration::from_secs(300));
+        repos += report["tenants"]["acme"]["repos"].as_u64().unwrap_or(0);
+    }
+    assert!(repos > 0, "the surviving workers ran repository passes");
+    assert_equals_truth(&url, "acme", &sim);
+    assert_eq!(unfinished_work(&pg, "acme"), "", "every item completed");
+    sim.stop();
+}
+
+#[test]
+fn two_tenants_at_once_each_equal_their_own_truth_with_nothing_crossing() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    // The two worlds have the same project keys and repository slugs: only the tenant keeps
+    // their records apart.
+    let (one, two) = (simulator(41, 3), simulator(42, 3));
+    let dir = tempfile::tempdir().expect("a folder");
+    let (a, b) = (
+        tenant_file(dir.path(), "acme", &one),
+        tenant_file(dir.path(), "globex", &two),
+    );
+    let workers = [worker(&url, &[&a, &b]), worker(&url, &[&a, &b])];
+    for w in workers {
+        let report = finished(w, Duration::from_secs(300));
+        assert!(report["store_errors"].as_u64() == Some(0), "{report}");
+    }
+    assert_ne!(one.truth(), two.truth(), "the worlds differ");
+    assert_equals_truth(&url, "acme", &one);
+    assert_equals_truth(&url, "globex", &two);
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT string_agg(DISTINCT tenant, ',' ORDER BY tenant) FROM connector_kv"
+        )
+        .expect("the state's tenants"),
+        "acme,globex"
+    );
+    one.stop();
+    two.stop();
+}
+
+#[test]
+fn a_worker_cut_off_from_the_database_mid_pass_recovers_without_losing_anything() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    // Slow enough that the round takes many seconds.
+    let sim = simulator_at(51, 4, Duration::from_millis(30));
+    let dir = tempfile::tempdir().expect("a folder");
+    let tenant = tenant_file(dir.path(), "acme", &sim);
+    let w = worker(&url, &[&tenant]);
+    // Cut when the first repository's pull requests are being written.
+    let schema = bbdc_jobs::records::tenant_schema("acme");
+    let started = Instant::now();
+    while pg
+        .psql(
+            "postgres",
+            &format!("SELECT COUNT(*) > 0 FROM {schema}.pull_requests"),
+        )
+        .as_deref()
+        != Ok("t")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nothing written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut w = w;
+    pg.halt();
+    // Longer than the pool waits for a connection (10 s): the worker's writes fail, not just
+    // wait.
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        w.try_wait().expect("a status").is_none(),
+        "still running when the database returns"
+    );
+    pg.resume().expect("the database is back");
+    let report = finished(w, Duration::from_secs(300));
+    assert!(
+        report["store_errors"].as_u64().unwrap_or(0) > 0,
+        "the cut landed while the worker ran: {report}"
+    );
+    assert_equals_truth(&url, "acme", &sim);
+    assert_eq!(unfinished_work(&pg, "acme"), "", "every item completed");
+    sim.stop();
+}
+
+#[test]
+fn two_serve_replicas_store_each_delivery_once_and_a_killed_one_loses_nothing() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
+    let db = Path::new(&url);
+    let mut first = serving::start(db, &cache, &[], None);
+    let second = serving::start(db, &cache, &[], None);
+    let items = serving::burst(1, 240, 12);
+    let (early, late) = items.split_at(120);
+    // Every delivery goes to both replicas at once, as a load balancer that retries would send
+    // it; the first replica is killed halfway.
+    let answered_first = std::thread::scope(|s| {
+        let to_second = s.spawn(|| serving::send_all(second.addr, &items, 4));
+        let answered = serving::send_all(first.addr, early, 4);
+        first.child.kill().expect("killed");
+        let _ = first.child.wait();
+        assert!(
+            serving::send_all(first.addr, late, 1).is_empty(),
+            "it is gone"
+        );
+        let answered_second = to_second.join().expect("sent");
+        assert_eq!(
+            answered_second.len(),
+            items.len(),
+            "the second answers every one"
+        );
+        answered
+    });
+    assert!(!answered_first.is_empty());
+    let count = |sql: &str| pg.psql("postgres", sql).expect("a count");
+    let schema = bbdc_jobs::records::tenant_schema("default");
+    assert_eq!(
+        count(&format!("SELECT COUNT(*) FROM {schema}.reviews")),
+        items.len().to_string(),
+        "one review per delivery, none twice"
+    );
+    assert_eq!(
+        count(&format!("SELECT COUNT(*) FROM {schema}.pull_requests")),
+        "12"
+    );
+    // What the killed replica answered 2xx is there.
+    let marks = count(&format!(
+        "SELECT string_agg(request_id, ',') FROM {schema}.webhook_deliveries"
+    ));
+    let marks: BTreeSet<&str> = marks.split(',').collect();
+    for id in &answered_first {
+        assert!(
+            marks.contains(id.as_str()),
+            "{id} was answered but is not stored"
+        );
+    }
+}
