@@ -47,19 +47,37 @@ fn simulator_at(seed: u64, repos: usize, latency: Duration) -> Simulator {
     .expect("the simulator starts")
 }
 
-/// Writes a tenant file for `sim` with id `id` into `dir`.
+/// Writes a tenant file for `sim` with id `id` into `dir`, with no rate limit.
 fn tenant_file(dir: &Path, id: &str, sim: &Simulator) -> PathBuf {
+    tenant_file_at(dir, id, sim, "per_second = \"unlimited\"")
+}
+
+/// Writes a tenant file for `sim` with id `id` into `dir`, with `policy` as its HTTP policy.
+fn tenant_file_at(dir: &Path, id: &str, sim: &Simulator, policy: &str) -> PathBuf {
     let path = dir.join(format!("{id}.toml"));
     std::fs::write(
         &path,
         format!(
             "id = \"{id}\"\nbase_url = \"{}\"\n\n[credentials]\ntoken_env = \"PG_TEST_TOKEN\"\n\n\
-             [http_policy]\nper_second = \"unlimited\"\n",
+             [http_policy]\n{policy}\n",
             sim.base_url()
         ),
     )
     .expect("a tenant file");
     path
+}
+
+/// Every request the simulator answered.
+fn requests(sim: &Simulator) -> u64 {
+    let c = sim.request_counts();
+    c.pull_request_lists
+        + c.pull_requests
+        + c.activities
+        + c.diffs
+        + c.commit_lists
+        + c.pr_commit_lists
+        + c.build_lists
+        + c.other
 }
 
 /// A `bbdc worker` running until its tenants' round is complete, with a short lease so that a
@@ -191,13 +209,22 @@ fn unfinished_work(pg: &TestPostgres, tenant: &str) -> String {
     .expect("the work queue")
 }
 
+/// Also: the tenant's rate budget is shared. Three workers (four processes over the run) send
+/// at most the one tenant's rate in all.
 #[test]
 fn three_workers_one_killed_at_random_points_end_equal_to_the_ground_truth() {
     let pg = TestPostgres::start_or_panic();
     let url = pg.url();
     let sim = simulator(31, 4);
     let dir = tempfile::tempdir().expect("a folder");
-    let tenant = tenant_file(dir.path(), "acme", &sim);
+    let (rate, burst) = (80.0, 20.0);
+    let tenant = tenant_file_at(
+        dir.path(),
+        "acme",
+        &sim,
+        &format!("per_second = {rate}\nburst = {burst}"),
+    );
+    let started = Instant::now();
     let steady = [worker(&url, &[&tenant]), worker(&url, &[&tenant])];
     let mut rng = fastrand::Rng::with_seed(16);
     let mut killed = 0;
@@ -217,7 +244,14 @@ fn three_workers_one_killed_at_random_points_end_equal_to_the_ground_truth() {
         let report = finished(w, Duration::from_secs(300));
         repos += report["tenants"]["acme"]["repos"].as_u64().unwrap_or(0);
     }
+    let elapsed = started.elapsed().as_secs_f64();
     assert!(repos > 0, "the surviving workers ran repository passes");
+    let sent = requests(&sim) as f64;
+    eprintln!("{sent} requests in {elapsed:.1} s");
+    assert!(
+        sent <= burst + rate * elapsed + 1.0,
+        "{sent} requests in {elapsed:.1} s: over the shared {rate}/s (burst {burst})"
+    );
     assert_equals_truth(&url, "acme", &sim);
     assert_eq!(unfinished_work(&pg, "acme"), "", "every item completed");
     sim.stop();

@@ -244,6 +244,13 @@ pub fn is_under_base(base: &Url, target: &Url) -> bool {
 }
 
 impl TenantHttp {
+    /// Shares the tenant's rate budget with the other processes calling its server: every
+    /// request also takes a token from `budget` (see [`crate::policy::SharedBudget`]). Once per
+    /// client; `false` when it already shares one.
+    pub fn share_budget(&self, budget: Arc<dyn crate::policy::SharedBudget>, tenant: &str) -> bool {
+        self.limiter.share(budget, tenant)
+    }
+
     /// Builds the client for a tenant.
     pub fn new(tenant: &TenantConfig) -> Result<Self, HttpSetupError> {
         let shown = redact_url(&tenant.base_url);

@@ -435,12 +435,31 @@ impl Bucket {
     }
 }
 
+/// A tenant's rate budget shared by every process that calls its server (the workers of a
+/// deployment, on one machine or many): a token bucket kept in a shared place, a database
+/// ([`crate::postgres::PgBudget`]) for instance. With one, each request takes a token from it
+/// after the process's own [`Limiter`] let it through, so that adding processes never sends more
+/// than the configured rate in all.
+pub trait SharedBudget: Send + Sync {
+    /// Takes one token of `tenant`'s bucket, which refills at `per_second` and holds at most
+    /// `burst`: `Ok(None)` when taken, `Ok(Some(wait))` when the bucket is empty and a token
+    /// is due in `wait`.
+    fn take(
+        &self,
+        tenant: &str,
+        per_second: f64,
+        burst: f64,
+    ) -> Result<Option<Duration>, crate::storage::StoreError>;
+}
+
 /// The shared limiter.
 pub struct Limiter {
     policy: HttpPolicy,
     bucket: Mutex<Bucket>,
     /// Wakes requests waiting for the one out while measuring.
     serial_done: Condvar,
+    /// The budget shared with other processes, and the tenant it is kept for.
+    shared: std::sync::OnceLock<(std::sync::Arc<dyn SharedBudget>, String)>,
 }
 
 /// A request let through by [`Limiter::acquire`]. Hold it until the request is answered (or has
@@ -499,6 +518,51 @@ impl Limiter {
                 serial_out: false,
             }),
             serial_done: Condvar::new(),
+            shared: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Also takes every request's token from `budget`, kept for `tenant` (once; a later call
+    /// changes nothing and returns `false`). A limiter with no rate limit (`unlimited`) has
+    /// nothing to share and ignores it.
+    pub fn share(&self, budget: std::sync::Arc<dyn SharedBudget>, tenant: &str) -> bool {
+        self.shared.set((budget, tenant.to_owned())).is_ok()
+    }
+
+    /// Waits for a token of the shared budget, if there is one; `Err` with the time slept when
+    /// the token would come past `deadline`. A budget that cannot be read (its database is
+    /// down) lets the request through on this process's own limit, with a warning: the work
+    /// that needs the database fails on its own, and requests already under way finish.
+    fn shared_token(&self, deadline: Instant) -> Result<Duration, Duration> {
+        let Some((budget, tenant)) = self.shared.get() else {
+            return Ok(Duration::ZERO);
+        };
+        let (rate, burst) = (self.policy.ceiling(), self.policy.burst.unwrap_or(1.0));
+        if !rate.is_finite() {
+            return Ok(Duration::ZERO);
+        }
+        let mut slept = Duration::ZERO;
+        loop {
+            match budget.take(tenant, rate, burst.max(1.0)) {
+                Ok(None) => return Ok(slept),
+                Ok(Some(wait)) => {
+                    if Instant::now()
+                        .checked_add(wait)
+                        .is_none_or(|t| t > deadline)
+                    {
+                        return Err(slept);
+                    }
+                    std::thread::sleep(wait);
+                    slept += wait;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "the shared rate budget cannot be read; this process's own limit applies: {}",
+                        crate::errors::chain(&e)
+                    );
+                    return Ok(slept);
+                }
+            }
         }
     }
 
@@ -697,7 +761,19 @@ impl Limiter {
     /// measured, then a token); returns how long it slept and the [`Admission`] to hold until
     /// the request is answered, or `Err` with the time slept when leaving would take past
     /// `deadline` (a wait for a token or a Retry-After is not started then).
+    ///
+    /// With a [shared budget](Limiter::share), a token of it is taken after this process's own
+    /// limit let the request through.
     pub fn acquire(&self, deadline: Instant) -> Result<(Duration, Admission<'_>), Duration> {
+        let (slept, admission) = self.acquire_here(deadline)?;
+        match self.shared_token(deadline) {
+            Ok(more) => Ok((slept + more, admission)),
+            Err(more) => Err(slept + more),
+        }
+    }
+
+    /// [`Limiter::acquire`] on this process's own limit.
+    fn acquire_here(&self, deadline: Instant) -> Result<(Duration, Admission<'_>), Duration> {
         let mut slept = Duration::ZERO;
         let admitted = |slept, serial| {
             Ok((

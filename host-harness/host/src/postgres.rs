@@ -223,6 +223,69 @@ impl KvStore for PgKv {
     }
 }
 
+/// [`SharedBudget`](crate::policy::SharedBudget) on PostgreSQL: table `rate_budgets`, one
+/// token bucket per tenant, taken from in one atomic statement and refilled by the database's
+/// clock (so the machines' clocks do not matter). Created with the key-value store's
+/// migrations; a bucket starts full.
+pub struct PgBudget {
+    pool: PgPool,
+}
+
+impl PgBudget {
+    /// The budget on `pool`, after applying the store's migrations (which create its table).
+    pub fn on(pool: PgPool) -> Result<Self, StoreError> {
+        migrate(
+            &pool,
+            embedded::migrations::runner(),
+            "bbdc_kv_schema_history",
+        )?;
+        Ok(Self { pool })
+    }
+}
+
+impl crate::policy::SharedBudget for PgBudget {
+    fn take(
+        &self,
+        tenant: &str,
+        per_second: f64,
+        burst: f64,
+    ) -> Result<Option<std::time::Duration>, StoreError> {
+        const NOW_MS: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
+        let mut conn = self.pool.get()?;
+        conn.execute(
+            &format!(
+                "INSERT INTO rate_budgets (tenant, tokens, refilled_at) VALUES ($1, $2, {NOW_MS})
+                 ON CONFLICT DO NOTHING"
+            ),
+            &[&tenant, &burst],
+        )?;
+        // The row is locked by the update: concurrent takers queue on it, and each sees the
+        // tokens the one before left.
+        let row = conn.query_one(
+            &format!(
+                "WITH now AS (SELECT {NOW_MS} AS ms),
+                 level AS (SELECT LEAST($3::FLOAT8,
+                               tokens + GREATEST(0, now.ms - refilled_at)::FLOAT8 / 1000 * $2::FLOAT8) AS tokens,
+                           now.ms FROM rate_budgets, now WHERE tenant = $1 FOR UPDATE OF rate_budgets)
+                 UPDATE rate_budgets SET
+                     tokens = CASE WHEN level.tokens >= 1 THEN level.tokens - 1 ELSE level.tokens END,
+                     refilled_at = level.ms
+                 FROM level WHERE tenant = $1
+                 RETURNING level.tokens"
+            ),
+            &[&tenant, &per_second, &burst],
+        )?;
+        let level: f64 = row.get(0);
+        if level >= 1.0 {
+            return Ok(None);
+        }
+        let wait = (1.0 - level) / per_second.max(0.001);
+        Ok(Some(
+            std::time::Duration::try_from_secs_f64(wait).unwrap_or(std::time::Duration::MAX),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,8 +375,50 @@ mod tests {
         assert_eq!(
             pg.psql("postgres", "SELECT count(*) FROM bbdc_kv_schema_history")
                 .unwrap(),
-            "1"
+            embedded::migrations::runner()
+                .get_migrations()
+                .len()
+                .to_string()
         );
+    }
+
+    /// Two processes' budgets (separate pools) sending from four threads for a while: together
+    /// they never take more than the bucket's burst and its refill over the time they ran.
+    #[test]
+    fn a_shared_budget_holds_every_process_to_one_rate() {
+        use crate::policy::SharedBudget;
+        let pg = TestPostgres::start_or_panic();
+        let budget = |pg: &TestPostgres| {
+            PgBudget::on(pool(&pg.url(), &PoolOptions::default()).unwrap()).unwrap()
+        };
+        let budgets = [budget(&pg), budget(&pg)];
+        let (rate, burst) = (40.0, 5.0);
+        let taken = std::sync::atomic::AtomicU64::new(0);
+        let started = std::time::Instant::now();
+        std::thread::scope(|s| {
+            for i in 0..4 {
+                let (b, taken) = (&budgets[i % 2], &taken);
+                s.spawn(move || {
+                    while started.elapsed() < std::time::Duration::from_millis(1500) {
+                        match b.take("t", rate, burst).unwrap() {
+                            None => {
+                                taken.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                            Some(wait) => std::thread::sleep(wait),
+                        }
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed().as_secs_f64();
+        let taken = taken.into_inner() as f64;
+        assert!(
+            taken <= burst + rate * elapsed + 1.0,
+            "{taken} tokens in {elapsed:.2} s at {rate}/s with a burst of {burst}"
+        );
+        assert!(taken >= burst, "the burst is there: {taken}");
+        // Another tenant's bucket is its own, and starts full.
+        assert_eq!(budgets[0].take("other", rate, burst).unwrap(), None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! opened on it, the connector's state ([`KvStore`]) and the records ([`RecordSink`]).
 
 use crate::records::{PgRecords, RecordSink, SqliteRecords};
-use bbdc_host::postgres::{PgKv, PoolOptions};
+use bbdc_host::policy::SharedBudget;
+use bbdc_host::postgres::{PgBudget, PgKv, PoolOptions};
 use bbdc_host::storage::{KvStore, SqliteKv, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,22 @@ pub struct Stores {
     pub kv: Arc<dyn KvStore>,
     /// The records.
     pub records: Arc<dyn RecordSink>,
+    /// The tenant's rate budget shared with every other process on the database (PostgreSQL
+    /// only): pass it to [`Stores::share_budget`] once the tenant is built.
+    pub budget: Option<Arc<dyn SharedBudget>>,
+}
+
+impl Stores {
+    /// Makes `tenant`'s requests take their tokens from the shared budget too, when there is
+    /// one: `bbdc sync`, `serve` and `worker` processes on one database then send at most the
+    /// tenant's configured rate in all.
+    pub fn share_budget(&self, tenant: &bbdc_host::Tenant) {
+        if let Some(budget) = &self.budget {
+            tenant
+                .http
+                .share_budget(Arc::clone(budget), &tenant.config.id);
+        }
+    }
 }
 
 impl Database {
@@ -56,14 +73,17 @@ impl Database {
             Self::Sqlite(path) => Stores {
                 kv: Arc::new(SqliteKv::open(path)?),
                 records: Arc::new(SqliteRecords::open(path)?.with_dedup_window(window)),
+                budget: None,
             },
             Self::Postgres(url) => {
                 let options = PoolOptions {
                     max_size: connections.max(1),
                     ..PoolOptions::default()
                 };
+                let pool = bbdc_host::postgres::pool(url, &options)?;
                 Stores {
-                    kv: Arc::new(PgKv::connect(url, &options)?),
+                    kv: Arc::new(PgKv::on(pool.clone())?),
+                    budget: Some(Arc::new(PgBudget::on(pool)?)),
                     records: Arc::new(
                         PgRecords::connect_tenant(url, tenant, &options)?.with_dedup_window(window),
                     ),

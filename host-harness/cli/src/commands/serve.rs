@@ -74,8 +74,9 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         u32::from(args.workers) + 4,
         Some(args.dedup_window),
     )?;
+    let tenant = Arc::new(Tenant::new(config, Arc::clone(&stores.kv))?);
+    stores.share_budget(&tenant);
     let records = stores.records;
-    let tenant = Arc::new(Tenant::new(config, stores.kv)?);
     let runtime = Arc::new(runtime(component)?);
     let server = WebhookServer::start(
         runtime,

@@ -60,8 +60,9 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         .db
         .open(&config.id, u32::from(args.concurrency) * 2 + 2, None)
         .with_context(|| format!("opening {}", args.db.display()))?;
+    let tenant = Arc::new(Tenant::new(config, Arc::clone(&stores.kv))?);
+    stores.share_budget(&tenant);
     let records = stores.records;
-    let tenant = Arc::new(Tenant::new(config, stores.kv)?);
     let runtime = runtime(component)?;
     let jsonl: Option<sync::JsonlOut> = match args.jsonl.as_deref() {
         None => None,

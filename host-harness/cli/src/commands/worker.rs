@@ -66,8 +66,11 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
             .db
             .open(&config.id, 4, None)
             .with_context(|| format!("opening {} for tenant {}", args.db.display(), config.id))?;
+        let tenant = Arc::new(Tenant::new(config, Arc::clone(&stores.kv))?);
+        // Every worker's requests to this tenant's server draw on one budget.
+        stores.share_budget(&tenant);
         tenants.push(TenantWork {
-            tenant: Arc::new(Tenant::new(config, stores.kv)?),
+            tenant,
             records: stores.records,
         });
     }
