@@ -18,6 +18,8 @@
 //!   to its budget and with no client-side limit (the adaptive limiter).
 //! - [`scale`]: `bbdc sync` as a child process against instances of 1,000 to 50,000
 //!   repositories: peak RSS and time per pull request as the instance grows.
+//! - [`workers`]: 1, 2 and 4 `bbdc worker` processes sharing one sync through PostgreSQL:
+//!   throughput against linear (`--only 9`).
 
 pub mod core;
 pub mod fixtures;
@@ -27,6 +29,7 @@ pub mod rate;
 pub mod scale;
 pub mod serve;
 pub mod sync;
+pub mod workers;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -72,11 +75,15 @@ impl Default for BenchOptions {
 }
 
 impl BenchOptions {
-    /// Whether benchmark `n` is selected: 8 only with `scale`; 1 to 7 when `only` names them,
-    /// or when `only` is empty and `scale` is not asked for.
+    /// Whether benchmark `n` is selected: 8 only with `scale`; 9 (it needs the `bbdc` binary
+    /// and a PostgreSQL server) only when `only` names it; 1 to 7 when `only` names them, or
+    /// when `only` is empty and `scale` is not asked for.
     pub fn runs(&self, n: u8) -> bool {
         if n == 8 {
             return self.scale;
+        }
+        if n == 9 {
+            return self.only.contains(&9);
         }
         if self.only.is_empty() {
             !self.scale
@@ -129,7 +136,7 @@ impl Target {
 /// One line of the suite's output.
 #[derive(Debug, Clone)]
 pub struct Figure {
-    /// The benchmark it belongs to (1 to 8).
+    /// The benchmark it belongs to (1 to 9).
     pub bench: u8,
     /// What is measured.
     pub name: String,
@@ -229,6 +236,9 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
         if options.runs(8) {
             add(scale::scale(options)?);
         }
+        if options.runs(9) {
+            add(workers::scaling(options)?);
+        }
         return Ok(all);
     }
     let core = core::CoreBench::new(options)?;
@@ -257,6 +267,9 @@ pub fn run(options: &BenchOptions, mut report: impl FnMut(&Figure)) -> anyhow::R
     }
     if options.runs(8) {
         add(scale::scale(options)?);
+    }
+    if options.runs(9) {
+        add(workers::scaling(options)?);
     }
     Ok(all)
 }

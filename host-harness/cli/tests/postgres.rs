@@ -388,3 +388,21 @@ fn two_serve_replicas_store_each_delivery_once_and_a_killed_one_loses_nothing() 
         );
     }
 }
+
+/// `bbdc bench --only 9` in quick mode: the workers benchmark runs its own `bbdc worker`
+/// children on a throwaway PostgreSQL and reports each count (the figures mean nothing here).
+#[test]
+fn the_workers_benchmark_runs_and_reports_each_count() {
+    let out = bbdc()
+        .args(["bench", "--only", "9", "--quick", "--latency-ms", "1"])
+        .output()
+        .expect("bbdc bench runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for name in [
+        "Workers: one worker's throughput",
+        "Workers: 2 workers' throughput",
+        "Workers: 4 workers' throughput",
+    ] {
+        assert!(text.contains(name), "{name} missing: {text}");
+    }
+}

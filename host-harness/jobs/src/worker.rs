@@ -39,7 +39,9 @@ pub struct WorkerConfig {
     pub name: String,
     /// How long a lease lasts without renewal; it is renewed every third of it.
     pub lease: Duration,
-    /// How long to wait when nothing is due, or after a store error.
+    /// The longest wait when nothing is due (the wait starts at a twentieth of it and doubles
+    /// while nothing comes, so that workers waiting on a listing start within moments of its
+    /// first page), and the wait after a store error.
     pub poll: Duration,
     /// Stop once the tenants' rounds are complete (nothing due, held or waiting a retry),
     /// instead of running for ever.
@@ -136,6 +138,7 @@ pub fn run(
     let ids: Vec<String> = by_id.keys().cloned().collect();
     let mut report = WorkerReport::default();
     let mut rounds_started: Option<Instant> = None;
+    let mut idle_wait = config.poll / 20;
     while !stop.load(Ordering::Relaxed) {
         // Join the running round of each tenant, or start one (at start, then every `every`).
         let round_due = match (rounds_started, config.every) {
@@ -170,9 +173,11 @@ pub fn run(
                     }
                 }
             }
-            std::thread::sleep(config.poll);
+            std::thread::sleep(idle_wait);
+            idle_wait = (idle_wait * 2).min(config.poll);
             continue;
         };
+        idle_wait = config.poll / 20;
         let Some(work) = by_id.get(&lease.tenant) else {
             // Taken from the tenants asked for: cannot happen; let it go for its own worker.
             let _ = queue.failed(&lease, "no such tenant in this worker", &config.retry);

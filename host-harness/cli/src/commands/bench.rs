@@ -11,7 +11,8 @@ pub struct BenchArgs {
     /// Small sizes, few iterations: checks the suite runs, the figures mean nothing.
     #[arg(long)]
     pub quick: bool,
-    /// Run only these benchmarks (1 to 7), e.g. `--only 1,3`.
+    /// Run only these benchmarks (1 to 7, or 9: `bbdc worker` scaling on a throwaway
+    /// PostgreSQL), e.g. `--only 1,3`.
     #[arg(long, value_delimiter = ',', value_name = "N")]
     pub only: Vec<u8>,
     /// Latency the simulator adds per request in benchmark 4, in milliseconds.
