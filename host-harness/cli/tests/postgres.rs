@@ -257,6 +257,7 @@ fn three_workers_one_killed_at_random_points_end_equal_to_the_ground_truth() {
     sim.stop();
 }
 
+/// Two tenants, from one tenant file, synced at once by two workers.
 #[test]
 fn two_tenants_at_once_each_equal_their_own_truth_with_nothing_crossing() {
     let pg = TestPostgres::start_or_panic();
@@ -265,11 +266,17 @@ fn two_tenants_at_once_each_equal_their_own_truth_with_nothing_crossing() {
     // their records apart.
     let (one, two) = (simulator(41, 3), simulator(42, 3));
     let dir = tempfile::tempdir().expect("a folder");
-    let (a, b) = (
-        tenant_file(dir.path(), "acme", &one),
-        tenant_file(dir.path(), "globex", &two),
-    );
-    let workers = [worker(&url, &[&a, &b]), worker(&url, &[&a, &b])];
+    // One file listing both tenants.
+    let both = dir.path().join("tenants.toml");
+    let entry = |id: &str, sim: &Simulator| {
+        format!(
+            "[[tenants]]\nid = \"{id}\"\nbase_url = \"{}\"\n[tenants.credentials]\n\
+             token_env = \"PG_TEST_TOKEN\"\n[tenants.http_policy]\nper_second = \"unlimited\"\n\n",
+            sim.base_url()
+        )
+    };
+    std::fs::write(&both, entry("acme", &one) + &entry("globex", &two)).expect("a tenant file");
+    let workers = [worker(&url, &[&both]), worker(&url, &[&both])];
     for w in workers {
         let report = finished(w, Duration::from_secs(300));
         assert!(report["store_errors"].as_u64() == Some(0), "{report}");

@@ -129,24 +129,68 @@ impl TenantFile {
 
     /// Parses a tenant description from TOML (`json` false) or JSON text.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
-        let file: Self = if json {
-            serde_json::from_str(text).map_err(|e| e.to_string())?
+        let file: Self = from_text(text, json)?;
+        file.check()?;
+        Ok(file)
+    }
+
+    /// Reads a file of one tenant or of many: a top-level `tenants` list (`[[tenants]]` in
+    /// TOML), each entry shaped as a one-tenant file, each with its own `id`.
+    pub fn load_all(path: &Path) -> Result<Vec<Self>, TenantFileError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TenantFileError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        Self::parse_all(&text, json).map_err(|message| TenantFileError::Invalid {
+            path: path.to_owned(),
+            message,
+        })
+    }
+
+    /// Parses a file of one tenant or of many (see [`TenantFile::load_all`]). Two tenants with
+    /// one id are refused: the id namespaces each tenant's state and records.
+    pub fn parse_all(text: &str, json: bool) -> Result<Vec<Self>, String> {
+        /// A file of many tenants.
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Many {
+            tenants: Vec<TenantFile>,
+        }
+        let many = if json {
+            serde_json::from_str::<serde_json::Value>(text)
+                .map(|v| v.get("tenants").is_some())
+                .unwrap_or(false)
         } else {
-            // The parser's own rendering quotes the offending line, which could be a secret
-            // written inline by mistake: name the line and the problem only.
-            toml::from_str(text).map_err(|e| match e.span() {
-                Some(span) => {
-                    let before = text.as_bytes().get(..span.start).unwrap_or_default();
-                    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-                    format!("line {line}: {}", e.message())
-                }
-                None => e.message().to_owned(),
-            })?
+            toml::from_str::<toml::Table>(text)
+                .map(|t| t.contains_key("tenants"))
+                .unwrap_or(false)
         };
-        if file.http_policy.max_attempts == 0 {
+        if !many {
+            return Self::parse(text, json).map(|one| vec![one]);
+        }
+        let Many { tenants } = from_text(text, json)?;
+        if tenants.is_empty() {
+            return Err("tenants: the list is empty".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for t in &tenants {
+            t.check().map_err(|e| format!("tenant {}: {e}", t.id))?;
+            if !ids.insert(t.id.as_str()) {
+                return Err(format!("tenant id {:?} is given twice", t.id));
+            }
+        }
+        Ok(tenants)
+    }
+
+    /// What the types cannot say.
+    fn check(&self) -> Result<(), String> {
+        if self.http_policy.max_attempts == 0 {
             return Err("http_policy.max_attempts must be at least 1".into());
         }
-        Ok(file)
+        Ok(())
     }
 
     /// The tenant's configuration, with its credentials read from where the file points.
@@ -196,6 +240,23 @@ impl TenantFile {
     }
 }
 
+/// Deserialises TOML (`json` false) or JSON text. TOML errors name the line and the problem
+/// only: the parser's own rendering quotes the offending line, which could be a secret written
+/// inline by mistake.
+fn from_text<T: serde::de::DeserializeOwned>(text: &str, json: bool) -> Result<T, String> {
+    if json {
+        return serde_json::from_str(text).map_err(|e| e.to_string());
+    }
+    toml::from_str(text).map_err(|e| match e.span() {
+        Some(span) => {
+            let before = text.as_bytes().get(..span.start).unwrap_or_default();
+            let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+            format!("line {line}: {}", e.message())
+        }
+        None => e.message().to_owned(),
+    })
+}
+
 fn from_env(var: &str) -> Result<String, String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
@@ -217,6 +278,56 @@ fn from_file(path: &Path) -> Result<String, String> {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_file_lists_many_tenants_each_with_its_own_server_credentials_and_budget() {
+        let text = r#"
+            [[tenants]]
+            id = "acme"
+            base_url = "https://git.acme.com/bitbucket"
+            [tenants.credentials]
+            token_env = "ACME_TOKEN"
+            [tenants.http_policy]
+            per_second = 10
+
+            [[tenants]]
+            id = "globex"
+            base_url = "https://bitbucket.globex.io"
+            [tenants.credentials]
+            username = "svc"
+            password_file = "/run/secrets/globex"
+            "#;
+        let all = TenantFile::parse_all(text, false).unwrap();
+        let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["acme", "globex"]);
+        assert_eq!(all[0].http_policy.per_second, 10.0);
+        assert_eq!(
+            all[1].http_policy.per_second,
+            HttpPolicy::default().per_second
+        );
+        assert_eq!(all[1].credentials.username.as_deref(), Some("svc"));
+        // The same in JSON, and a one-tenant file is a list of one.
+        let json = r#"{"tenants": [{"id": "a", "base_url": "https://a"}, {"id": "b", "base_url": "https://b"}]}"#;
+        assert_eq!(TenantFile::parse_all(json, true).unwrap().len(), 2);
+        let one =
+            TenantFile::parse_all("id = \"solo\"\nbase_url = \"https://h\"\n", false).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].id, "solo");
+    }
+
+    #[test]
+    fn a_many_tenant_file_refuses_a_repeated_id_an_inline_secret_and_an_empty_list() {
+        let twice = "[[tenants]]\nid = \"a\"\nbase_url = \"https://a\"\n[[tenants]]\nid = \"a\"\nbase_url = \"https://b\"\n";
+        assert!(
+            TenantFile::parse_all(twice, false)
+                .unwrap_err()
+                .contains("twice")
+        );
+        let inline = "[[tenants]]\nid = \"a\"\nbase_url = \"https://a\"\n[tenants.credentials]\ntoken = \"s3cret\"\n";
+        let e = TenantFile::parse_all(inline, false).unwrap_err();
+        assert!(!e.contains("s3cret"), "{e}");
+        assert!(TenantFile::parse_all("tenants = []\n", false).is_err());
+    }
 
     #[test]
     fn a_toml_file_sets_what_it_names_and_keeps_every_other_default() {

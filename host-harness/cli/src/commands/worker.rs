@@ -20,9 +20,9 @@ pub struct WorkerArgs {
     /// queue, connector state and each tenant's records (in a schema of its own).
     #[arg(long, value_name = "URL", value_parser = Database::parse)]
     pub db: Database,
-    /// A tenant file (repeatable): each tenant's base URL, credentials reference, rate budget
-    /// and limits, as `bbdc sync --tenant` reads it. Tenants take turns: a large one does not
-    /// starve the others.
+    /// A tenant file (repeatable) of one tenant, as `bbdc sync --tenant` reads it, or of many
+    /// (`[[tenants]]`): each tenant's id, base URL, credentials reference, rate budget and
+    /// limits. Tenants take turns: a large one does not starve the others.
     #[arg(long = "tenant", value_name = "FILE", required = true)]
     pub tenants: Vec<PathBuf>,
     #[command(flatten)]
@@ -60,8 +60,16 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
     let queue = WorkQueue::on(bbdc_host::postgres::pool(url, &options)?)
         .with_context(|| format!("opening {}", args.db.display()))?;
     let mut tenants = Vec::new();
-    for path in &args.tenants {
-        let config = TenantFile::load(path)?.resolve()?;
+    let files: Vec<TenantFile> = args
+        .tenants
+        .iter()
+        .map(|path| TenantFile::load_all(path))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .flatten()
+        .collect();
+    for file in &files {
+        let config = file.resolve()?;
         let stores = args
             .db
             .open(&config.id, 4, None)
