@@ -75,13 +75,9 @@ impl Default for Retry {
     }
 }
 
-/// Now, epoch ms.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+/// Now, in epoch ms, by the database's clock: every lease and due time is stamped and compared
+/// by the one clock, so workers on machines whose clocks disagree still agree on expiry.
+const NOW: &str = "(extract(epoch FROM clock_timestamp()) * 1000)::BIGINT";
 
 fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -130,9 +126,11 @@ impl WorkQueue {
             .get(0);
         if busy == 0 {
             tx.execute(
-                "INSERT INTO work_items (tenant, item, wanted, done, due_at) VALUES ($1, $2, 1, 0, $3)
-                 ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.done + 1, due_at = $3",
-                &[&tenant, &LISTING, &now_ms()],
+                &format!(
+                    "INSERT INTO work_items (tenant, item, wanted, done, due_at) VALUES ($1, $2, 1, 0, {NOW})
+                     ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.done + 1, due_at = {NOW}"
+                ),
+                &[&tenant, &LISTING],
             )?;
         }
         tx.commit()?;
@@ -144,18 +142,14 @@ impl WorkQueue {
     pub fn want_repo(&self, tenant: &str, repo: &RepoRef) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
         conn.execute(
-            "INSERT INTO work_items (tenant, item, project_key, slug, wanted, done, due_at)
-             VALUES ($1, $2, $3, $4, 1, 0, $5)
-             ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.wanted + 1,
-                 due_at = LEAST(work_items.due_at, excluded.due_at)
-             WHERE work_items.done >= work_items.wanted OR work_items.lease_owner IS NOT NULL",
-            &[
-                &tenant,
-                &repo_item(repo),
-                &repo.project_key,
-                &repo.slug,
-                &now_ms(),
-            ],
+            &format!(
+                "INSERT INTO work_items (tenant, item, project_key, slug, wanted, done, due_at)
+                 VALUES ($1, $2, $3, $4, 1, 0, {NOW})
+                 ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.wanted + 1,
+                     due_at = LEAST(work_items.due_at, excluded.due_at)
+                 WHERE work_items.done >= work_items.wanted OR work_items.lease_owner IS NOT NULL"
+            ),
+            &[&tenant, &repo_item(repo), &repo.project_key, &repo.slug],
         )?;
         Ok(())
     }
@@ -168,20 +162,23 @@ impl WorkQueue {
         owner: &str,
         lease: Duration,
     ) -> Result<Option<Lease>, StoreError> {
-        let now = now_ms();
         let mut conn = self.pool.get()?;
         let mut tx = conn.transaction()?;
         let row = tx.query_opt(
-            "WITH pick AS (
-                 SELECT w.tenant, w.item FROM work_items w LEFT JOIN work_tenants t ON t.tenant = w.tenant
-                 WHERE w.tenant = ANY($1) AND w.done < w.wanted AND w.due_at <= $2
-                   AND (w.lease_owner IS NULL OR w.lease_until < $2)
-                 ORDER BY COALESCE(t.last_turn, 0), (w.item = '') DESC, w.due_at, w.item
-                 LIMIT 1 FOR UPDATE OF w SKIP LOCKED)
-             UPDATE work_items w SET lease_owner = $3, lease_until = $2 + $4, lease_wanted = w.wanted
-             FROM pick WHERE w.tenant = pick.tenant AND w.item = pick.item
-             RETURNING w.tenant, w.item, w.project_key, w.slug, w.lease_wanted",
-            &[&tenants, &now, &owner, &ms(lease)],
+            &format!(
+                "WITH now AS (SELECT {NOW} AS ms), pick AS (
+                     SELECT w.tenant, w.item FROM now, work_items w
+                     LEFT JOIN work_tenants t ON t.tenant = w.tenant
+                     WHERE w.tenant = ANY($1) AND w.done < w.wanted AND w.due_at <= now.ms
+                       AND (w.lease_owner IS NULL OR w.lease_until < now.ms)
+                     ORDER BY COALESCE(t.last_turn, 0), (w.item = '') DESC, w.due_at, w.item
+                     LIMIT 1 FOR UPDATE OF w SKIP LOCKED)
+                 UPDATE work_items w SET lease_owner = $2, lease_until = (SELECT ms FROM now) + $3,
+                     lease_wanted = w.wanted
+                 FROM pick WHERE w.tenant = pick.tenant AND w.item = pick.item
+                 RETURNING w.tenant, w.item, w.project_key, w.slug, w.lease_wanted"
+            ),
+            &[&tenants, &owner, &ms(lease)],
         )?;
         let Some(row) = row else {
             tx.commit()?;
@@ -218,8 +215,11 @@ impl WorkQueue {
     pub fn renew(&self, lease: &Lease, lease_for: Duration) -> Result<bool, StoreError> {
         let mut conn = self.pool.get()?;
         let n = conn.execute(
-            "UPDATE work_items SET lease_until = $4 WHERE tenant = $1 AND item = $2 AND lease_owner = $3",
-            &[&lease.tenant, &lease.item, &lease.owner, &(now_ms() + ms(lease_for))],
+            &format!(
+                "UPDATE work_items SET lease_until = {NOW} + $4
+                 WHERE tenant = $1 AND item = $2 AND lease_owner = $3"
+            ),
+            &[&lease.tenant, &lease.item, &lease.owner, &ms(lease_for)],
         )?;
         Ok(n == 1)
     }
@@ -243,16 +243,17 @@ impl WorkQueue {
     pub fn failed(&self, lease: &Lease, error: &str, retry: &Retry) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
         conn.execute(
-            "UPDATE work_items SET lease_owner = NULL, lease_until = NULL, failures = failures + 1,
-                 last_error = $4, due_at = $5 + LEAST($7, $6 * (1::BIGINT << LEAST(failures, 20)::INT)),
-                 done = CASE WHEN failures + 1 >= $8 THEN GREATEST(done, $9) ELSE done END
-             WHERE tenant = $1 AND item = $2 AND lease_owner = $3",
+            &format!(
+                "UPDATE work_items SET lease_owner = NULL, lease_until = NULL, failures = failures + 1,
+                     last_error = $4, due_at = {NOW} + LEAST($6, $5 * (1::BIGINT << LEAST(failures, 20)::INT)),
+                     done = CASE WHEN failures + 1 >= $7 THEN GREATEST(done, $8) ELSE done END
+                 WHERE tenant = $1 AND item = $2 AND lease_owner = $3"
+            ),
             &[
                 &lease.tenant,
                 &lease.item,
                 &lease.owner,
                 &error,
-                &now_ms(),
                 &ms(retry.base),
                 &ms(retry.max),
                 &i64::from(retry.give_up_after),

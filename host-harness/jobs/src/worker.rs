@@ -15,9 +15,12 @@
 //! A worker cut off from the database cannot write, renew or take: its pass fails with a store
 //! error, and the worker waits and tries again, while its lease expires for another to take.
 
-use crate::records::RecordSink;
+use crate::records::{Delivery, PrHeads, RecordSink, RepositoryDelivery, Stored};
 use crate::sync::{self, RepoPassError, SyncError, SyncJob};
 use crate::work_queue::{Lease, Retry, Work, WorkQueue};
+use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, Tag};
+use bbdc_host::bindings::types::{Project, PullRequest, Repo, RepoRef, User};
+use bbdc_host::storage::StoreError;
 use bbdc_host::{Runtime, Tenant};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -184,18 +187,31 @@ pub fn run(
             continue;
         };
         let tally = report.tenants.entry(lease.tenant.clone()).or_default();
-        let outcome = leased(queue, &lease, config, || {
-            run_item(runtime, work, queue, &config.job, &lease.work, tally)
+        let outcome = leased(queue, &lease, config, |hold| {
+            let fenced = Fenced {
+                inner: work.records.as_ref(),
+                hold,
+            };
+            run_item(
+                runtime,
+                work,
+                &fenced,
+                queue,
+                &config.job,
+                &lease.work,
+                tally,
+            )
         });
         match outcome {
+            (_, false) => {
+                // Another worker took the item while this one stalled: its pass counts, and
+                // this one wrote nothing after the loss was seen.
+                tally.lost += 1;
+            }
             (Ok(()), true) => {
                 if let Err(e) = queue.complete(&lease) {
                     store_error(&mut report, &e, config);
                 }
-            }
-            (Ok(()), false) | (Err(ItemError::Call(_)), false) => {
-                // Another worker took the item while this one stalled; its pass counts.
-                tally.lost += 1;
             }
             (Err(ItemError::Call(why)), true) => {
                 tally.failed += 1;
@@ -224,10 +240,11 @@ enum ItemError {
     Store(SyncError),
 }
 
-/// Runs one item's work.
+/// Runs one item's work, writing records through `sink`.
 fn run_item(
     runtime: &Runtime,
     work: &TenantWork,
+    sink: &Fenced<'_>,
     queue: &WorkQueue,
     job: &SyncJob,
     item: &Work,
@@ -237,10 +254,10 @@ fn run_item(
     match item {
         Work::Listing => {
             let id = &tenant.config.id;
-            let listed =
-                sync::list_for_workers(runtime, tenant, work.records.as_ref(), job, |repo| {
-                    queue.want_repo(id, &repo).map_err(SyncError::from)
-                });
+            let listed = sync::list_for_workers(runtime, tenant, sink, job, |repo| {
+                sink.check()?;
+                queue.want_repo(id, &repo).map_err(SyncError::from)
+            });
             match listed {
                 Ok(_) => {
                     tally.listings += 1;
@@ -250,34 +267,113 @@ fn run_item(
                 Err(e) => Err(ItemError::Call(e.to_string())),
             }
         }
-        Work::Repo(repo) => {
-            match sync::sync_one_repo(runtime, tenant, work.records.as_ref(), job, repo) {
-                Ok(counts) => {
-                    tally.repos += 1;
-                    tally.pull_requests += counts.pull_requests;
-                    tally.commits += counts.commits;
-                    Ok(())
-                }
-                Err(RepoPassError::Call(f)) => {
-                    Err(ItemError::Call(format!("{}: {}", f.code, f.message)))
-                }
-                Err(RepoPassError::Store(e)) => Err(ItemError::Store(e)),
+        Work::Repo(repo) => match sync::sync_one_repo(runtime, tenant, sink, job, repo) {
+            Ok(counts) => {
+                tally.repos += 1;
+                tally.pull_requests += counts.pull_requests;
+                tally.commits += counts.commits;
+                Ok(())
             }
+            Err(RepoPassError::Call(f)) => {
+                Err(ItemError::Call(format!("{}: {}", f.code, f.message)))
+            }
+            Err(RepoPassError::Store(e)) => Err(ItemError::Store(e)),
+        },
+    }
+}
+
+/// What a pass knows of its lease.
+struct Hold {
+    /// Another worker took the item (a renewal found it gone).
+    lost: AtomicBool,
+    /// When the lease was last taken or renewed, by this process's clock.
+    renewed: std::sync::Mutex<Instant>,
+    /// How long a lease lasts.
+    lease: Duration,
+}
+
+impl Hold {
+    /// Whether the lease is surely still this worker's: not lost, and renewed less than nine
+    /// tenths of a lease ago. A worker that stalled (or cannot reach the database to renew)
+    /// stops writing before another can take the item.
+    fn valid(&self) -> bool {
+        !self.lost.load(Ordering::Relaxed)
+            && self
+                .renewed
+                .lock()
+                .map(|at| at.elapsed() < self.lease.mul_f64(0.9))
+                .unwrap_or(false)
+    }
+}
+
+/// The worker's record sink, fenced by its lease: every write is refused once the lease may
+/// have passed to another worker, so two workers never write one repository's records at once
+/// (a write already under way when the lease lapses completes).
+struct Fenced<'a> {
+    inner: &'a dyn RecordSink,
+    hold: &'a Hold,
+}
+
+impl Fenced<'_> {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.hold.valid() {
+            Ok(())
+        } else {
+            Err(StoreError::new(
+                "the lease on this item lapsed or passed to another worker: nothing more is written",
+            ))
         }
     }
 }
 
+/// Each method checks the fence, then writes (or reads) through the worker's sink.
+macro_rules! fenced {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl RecordSink for Fenced<'_> {
+            $(fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                self.check()?;
+                self.inner.$name($($arg),*)
+            })*
+        }
+    };
+}
+
+fenced! {
+    projects(items: &[Project]) -> ();
+    repos(items: &[Repo]) -> ();
+    repos_gone(listed_since: i64) -> Vec<(RepoRef, u64)>;
+    users(items: &[User]) -> ();
+    pull_requests(items: &[PullRequest]) -> ();
+    commits(repo: &RepoRef, batch: &CommitBatch) -> ();
+    refs(repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> ();
+    default_branch_head(repo: &RepoRef) -> Option<String>;
+    want_builds(repo: &RepoRef, commits: &[String]) -> ();
+    build_queue(repo: &RepoRef) -> Vec<String>;
+    builds(repo: &RepoRef, asked: &[String], builds: &[Build], keep_queued: &[String]) -> ();
+    want_pr_commits(repo: &RepoRef, prs: &[PrHeads]) -> ();
+    pr_commit_queue(repo: &RepoRef) -> Vec<PrHeads>;
+    pr_commits(repo: &RepoRef, heads: &PrHeads, commits: &[Commit]) -> Option<i64>;
+    forget_pr_commits(repo: &RepoRef, heads: &PrHeads) -> ();
+    first_commit_at(repo: &RepoRef, ids: &[u64]) -> std::collections::HashMap<u64, i64>;
+    repository_delivery(d: &RepositoryDelivery<'_>) -> Stored;
+    delivery(d: &Delivery<'_>) -> Stored;
+}
+
 /// Runs `f` while a thread renews `lease` every third of its length; returns `f`'s result and
-/// whether the lease was still held throughout.
+/// whether the lease was still held throughout (no renewal found it taken).
 fn leased<T>(
     queue: &WorkQueue,
     lease: &Lease,
     config: &WorkerConfig,
-    f: impl FnOnce() -> T,
+    f: impl FnOnce(&Hold) -> T,
 ) -> (T, bool) {
     let done = std::sync::Mutex::new(false);
     let woken = std::sync::Condvar::new();
-    let held = AtomicBool::new(true);
+    let hold = Hold {
+        lost: AtomicBool::new(false),
+        renewed: std::sync::Mutex::new(Instant::now()),
+        lease: config.lease,
+    };
     let out = std::thread::scope(|s| {
         s.spawn(|| {
             let mut finished = done.lock().unwrap_or_else(|p| p.into_inner());
@@ -290,10 +386,15 @@ fn leased<T>(
                     return;
                 }
                 if timeout.timed_out() {
+                    let asked = Instant::now();
                     match queue.renew(lease, config.lease) {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            if let Ok(mut at) = hold.renewed.lock() {
+                                *at = asked;
+                            }
+                        }
                         Ok(false) => {
-                            held.store(false, Ordering::Relaxed);
+                            hold.lost.store(true, Ordering::Relaxed);
                             tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "lease lost to another worker");
                             return;
                         }
@@ -304,12 +405,12 @@ fn leased<T>(
                 }
             }
         });
-        let out = f();
+        let out = f(&hold);
         *done.lock().unwrap_or_else(|p| p.into_inner()) = true;
         woken.notify_all();
         out
     });
-    (out, held.load(Ordering::Relaxed))
+    (out, !hold.lost.load(Ordering::Relaxed))
 }
 
 /// Notes a store error and waits before going on.
@@ -321,4 +422,34 @@ fn store_error(
     report.store_errors += 1;
     tracing::warn!("database: {}", bbdc_host::errors::chain(e));
     std::thread::sleep(config.poll);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Once the lease may have passed to another worker (not renewed for nine tenths of it, or
+    /// found taken), the pass can no longer write.
+    #[test]
+    fn a_pass_whose_lease_lapsed_or_was_taken_writes_nothing() {
+        let dir = tempfile::tempdir().expect("a folder");
+        let records = crate::records::SqliteRecords::open(&dir.path().join("r.db")).expect("opens");
+        let hold = Hold {
+            lost: AtomicBool::new(false),
+            renewed: std::sync::Mutex::new(Instant::now()),
+            lease: Duration::from_millis(200),
+        };
+        let sink = Fenced {
+            inner: &records,
+            hold: &hold,
+        };
+        assert!(sink.users(&[]).is_ok(), "held");
+        std::thread::sleep(Duration::from_millis(190));
+        assert!(sink.users(&[]).is_err(), "lapsed: not renewed in time");
+        *hold.renewed.lock().expect("the time") = Instant::now();
+        assert!(sink.users(&[]).is_ok(), "renewed");
+        hold.lost.store(true, Ordering::Relaxed);
+        let e = sink.users(&[]).expect_err("taken by another worker");
+        assert!(e.to_string().contains("lease"), "{e}");
+    }
 }
