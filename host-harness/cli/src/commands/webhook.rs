@@ -22,9 +22,10 @@ pub struct WebhookArgs {
     /// The raw body: a file, or `-` for stdin.
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     pub body: String,
-    /// Persist accepted deliveries (and deduplicate) in this SQLite file, as `serve` does.
-    #[arg(long, value_name = "PATH")]
-    pub db: Option<PathBuf>,
+    /// Persist accepted deliveries (and deduplicate) in this SQLite file or PostgreSQL
+    /// database (`postgres://...`), as `serve` does.
+    #[arg(long, value_name = "PATH|URL", value_parser = bbdc_jobs::database::Database::parse)]
+    pub db: Option<bbdc_jobs::database::Database>,
     /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = bbdc_jobs::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
     pub max_body: usize,
@@ -34,7 +35,6 @@ pub struct WebhookArgs {
 }
 
 pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
-    use bbdc_jobs::records::{RecordSink, SqliteRecords};
     use std::io::Read;
     let secret = args
         .secret_env
@@ -53,15 +53,18 @@ pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
             .and_then(|f| f.take(limit).read_to_end(&mut body))
             .with_context(|| format!("reading {}", args.body))?;
     }
-    let kv: Arc<dyn bbdc_host::storage::KvStore> = match &args.db {
-        Some(db) => Arc::new(SqliteKv::open(db)?),
+    let config = TenantConfig::new("default", NO_SERVER, Credentials::None);
+    let stores = args
+        .db
+        .as_ref()
+        .map(|db| db.open(&config.id, 2, None))
+        .transpose()?;
+    let kv: Arc<dyn bbdc_host::storage::KvStore> = match &stores {
+        Some(stores) => Arc::clone(&stores.kv),
         None => Arc::new(SqliteKv::in_memory()?),
     };
-    let records = args.db.as_deref().map(SqliteRecords::open).transpose()?;
-    let tenant = Arc::new(Tenant::new(
-        TenantConfig::new("default", NO_SERVER, Credentials::None),
-        kv,
-    )?);
+    let records = stores.map(|s| s.records);
+    let tenant = Arc::new(Tenant::new(config, kv)?);
     let runtime = runtime(component)?;
     let report = bbdc_jobs::webhook::handle(
         &runtime,
@@ -70,7 +73,7 @@ pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
         args.max_body,
         args.headers.clone(),
         body,
-        records.as_ref().map(|r| r as &dyn RecordSink),
+        records.as_deref(),
     );
     if args.json {
         println!("{}", bbdc_jobs::webhook::report_json(&report));
