@@ -460,7 +460,13 @@ pub struct Limiter {
     serial_done: Condvar,
     /// The budget shared with other processes, and the tenant it is kept for.
     shared: std::sync::OnceLock<(std::sync::Arc<dyn SharedBudget>, String)>,
+    /// Until when the shared budget is not asked (it could not be read a moment ago): requests
+    /// do not each wait for an unreachable database.
+    shared_down_until: Mutex<Option<Instant>>,
 }
+
+/// How long the shared budget is left alone after it could not be read.
+pub const SHARED_BUDGET_RETRY: Duration = Duration::from_secs(5);
 
 /// A request let through by [`Limiter::acquire`]. Hold it until the request is answered (or has
 /// failed): while the limiter measures the server's budget one request at a time, the next one
@@ -519,6 +525,7 @@ impl Limiter {
             }),
             serial_done: Condvar::new(),
             shared: std::sync::OnceLock::new(),
+            shared_down_until: Mutex::new(None),
         }
     }
 
@@ -541,6 +548,15 @@ impl Limiter {
         if !rate.is_finite() {
             return Ok(Duration::ZERO);
         }
+        let down = |until: Option<Instant>| until.is_some_and(|u| Instant::now() < u);
+        if self
+            .shared_down_until
+            .lock()
+            .map(|u| down(*u))
+            .unwrap_or(false)
+        {
+            return Ok(Duration::ZERO);
+        }
         let mut slept = Duration::ZERO;
         loop {
             match budget.take(tenant, rate, burst.max(1.0)) {
@@ -557,9 +573,13 @@ impl Limiter {
                 }
                 Err(e) => {
                     tracing::warn!(
-                        "the shared rate budget cannot be read; this process's own limit applies: {}",
+                        "the shared rate budget cannot be read; this process's own limit applies for {}s: {}",
+                        SHARED_BUDGET_RETRY.as_secs(),
                         crate::errors::chain(&e)
                     );
+                    if let Ok(mut until) = self.shared_down_until.lock() {
+                        *until = Instant::now().checked_add(SHARED_BUDGET_RETRY);
+                    }
                     return Ok(slept);
                 }
             }

@@ -59,6 +59,14 @@ pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
         .parse()
         .map_err(|e| StoreError::caused_by("PostgreSQL URL", e))?;
     config.connect_timeout(options.connect_timeout);
+    // libpq's convention, which the client crate does not follow on its own: a password kept
+    // out of the URL (and so out of the process list) in `PGPASSWORD`.
+    if config.get_password().is_none()
+        && let Ok(password) = std::env::var("PGPASSWORD")
+        && !password.is_empty()
+    {
+        config.password(password);
+    }
     if let Some(schema) = &options.schema {
         if schema.is_empty()
             || !schema
@@ -79,6 +87,29 @@ pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
         .build_unchecked(manager))
 }
 
+/// Whether `e` (or an error it wraps) says the database could not be reached (no connection,
+/// a connection cut, the server shutting down), as opposed to the database refusing what was
+/// asked: a caller waits and tries again for the first, and treats the second as a failure.
+pub fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if e.downcast_ref::<r2d2::Error>().is_some() {
+            return true;
+        }
+        if let Some(pg) = e.downcast_ref::<postgres::Error>() {
+            return match pg.as_db_error() {
+                None => true,
+                Some(db) => {
+                    let code = db.code().code();
+                    code.starts_with("08") || code.starts_with("57P")
+                }
+            };
+        }
+        next = e.source();
+    }
+    false
+}
+
 /// Whether `db` names a PostgreSQL database (a `postgres://` or `postgresql://` URL) rather than
 /// a SQLite file.
 pub fn is_url(db: &str) -> bool {
@@ -97,22 +128,28 @@ pub fn migrate(
     // One lock for every migration set of the project: a key no other program uses.
     const MIGRATION_LOCK: i64 = 0x6262_6463_6d69_6772; // "bbdcmigr"
     conn.execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])?;
-    let schema: Option<String> = conn
-        .query_one("SELECT current_setting('search_path')", &[])?
-        .get(0);
-    if let Some(schema) = schema.filter(|s| !s.contains(['"', '$', ',', ' ']))
-        && !schema.is_empty()
-        && let Err(e) = conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-    {
-        let _ = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
-        return Err(e.into());
-    }
-    let applied = runner
-        .set_migration_table_name(history_table)
-        .run(&mut *conn)
-        .map_err(|e| StoreError::caused_by(format!("migrating {history_table}"), e));
-    conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])?;
-    applied.map(|_| ())
+    let migrated = (|| {
+        let schema: Option<String> = conn
+            .query_one("SELECT current_setting('search_path')", &[])?
+            .get(0);
+        // One schema named (the pool's): create it, quoted. The server's default path
+        // (`"$user", public`) or a list is left as it is.
+        if let Some(schema) = schema.filter(|s| !s.is_empty() && !s.contains([',', '$', '"'])) {
+            let quoted = format!("\"{}\"", schema.trim());
+            conn.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {quoted}"))?;
+        }
+        runner
+            .set_migration_table_name(history_table)
+            .run(&mut *conn)
+            .map(|_| ())
+            .map_err(|e| StoreError::caused_by(format!("migrating {history_table}"), e))
+    })();
+    // Released whatever happened, or the connection goes back to the pool holding it and every
+    // other process's migration waits for ever.
+    let unlocked = conn.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK]);
+    migrated?;
+    unlocked?;
+    Ok(())
 }
 
 mod embedded {
@@ -317,6 +354,22 @@ mod tests {
         assert_eq!(kv.get("a", "k1").unwrap(), None);
     }
 
+    /// A database that answers and refuses is not unreachable: the caller fails the work
+    /// instead of waiting for the database to come back.
+    #[test]
+    fn a_refusal_is_told_apart_from_an_unreachable_database() {
+        let pg = TestPostgres::start_or_panic();
+        let pool = pool(&pg.url(), &PoolOptions::default()).unwrap();
+        let refused: StoreError = pool
+            .get()
+            .unwrap()
+            .execute("SELECT 1 / 0", &[])
+            .expect_err("division by zero")
+            .into();
+        assert!(!is_unreachable(&refused), "{refused:?}");
+        assert!(!is_unreachable(&StoreError::new("no cause")));
+    }
+
     #[test]
     fn compare_and_swap_checks_the_current_value() {
         let pg = TestPostgres::start_or_panic();
@@ -437,5 +490,9 @@ mod tests {
         };
         let e = down.get("t", "k").expect_err("no server");
         assert!(crate::errors::chain(&e).contains("PostgreSQL"), "{e}");
+        assert!(
+            is_unreachable(&e),
+            "a server that is down is unreachable: {e:?}"
+        );
     }
 }

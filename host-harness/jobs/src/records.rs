@@ -1105,6 +1105,25 @@ mod tests {
             .collect()
     }
 
+    on_both_backends!(text_holding_a_nul_is_stored_on_either_database);
+    fn text_holding_a_nul_is_stored_on_either_database<B: Backend>(records: &Records<B>) {
+        let user = User {
+            slug: "ada".into(),
+            id: Some(1),
+            name: "ada".into(),
+            display_name: Some("Ada\0Lovelace".into()),
+            email: None,
+            active: Some(true),
+            kind: bbdc_host::bindings::types::UserKind::Normal,
+        };
+        records.users(&[user]).expect("stored, not refused");
+        let shown = texts(records, "SELECT display_name FROM users");
+        assert!(
+            shown == [["Ada\0Lovelace"]] || shown == [["Ada\u{FFFD}Lovelace"]],
+            "{shown:?}"
+        );
+    }
+
     fn repo() -> RepoRef {
         RepoRef {
             project_key: "P".into(),

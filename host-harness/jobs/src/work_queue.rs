@@ -104,8 +104,10 @@ impl WorkQueue {
 
     /// Joins or starts a round of `tenant`: when its listing is neither due nor held and no
     /// repository of it is due or held (the last round is complete, or there was none), a new
-    /// round starts with its listing due now. Workers starting together join one round.
-    pub fn start_round(&self, tenant: &str) -> Result<(), StoreError> {
+    /// round starts with its listing due now, unless `every` is given and the last round
+    /// started less than `every` ago. Workers starting together join one round, and however many
+    /// workers ask, rounds start at most once per `every`.
+    pub fn start_round(&self, tenant: &str, every: Option<Duration>) -> Result<(), StoreError> {
         let mut conn = self.pool.get()?;
         let mut tx = conn.transaction()?;
         tx.execute(
@@ -124,13 +126,30 @@ impl WorkQueue {
                 &[&tenant],
             )?
             .get(0);
-        if busy == 0 {
+        let too_soon: bool = match every {
+            None => false,
+            Some(every) => tx
+                .query_one(
+                    &format!(
+                        "SELECT COALESCE({NOW} - round_started_at < $2, false) FROM work_tenants
+                         WHERE tenant = $1"
+                    ),
+                    &[&tenant, &ms(every)],
+                )?
+                .get(0),
+        };
+        if busy == 0 && !too_soon {
             tx.execute(
                 &format!(
                     "INSERT INTO work_items (tenant, item, wanted, done, due_at) VALUES ($1, $2, 1, 0, {NOW})
-                     ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.done + 1, due_at = {NOW}"
+                     ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.done + 1, due_at = {NOW},
+                         failures = 0"
                 ),
                 &[&tenant, &LISTING],
+            )?;
+            tx.execute(
+                &format!("UPDATE work_tenants SET round_started_at = {NOW} WHERE tenant = $1"),
+                &[&tenant],
             )?;
         }
         tx.commit()?;
@@ -146,7 +165,10 @@ impl WorkQueue {
                 "INSERT INTO work_items (tenant, item, project_key, slug, wanted, done, due_at)
                  VALUES ($1, $2, $3, $4, 1, 0, {NOW})
                  ON CONFLICT (tenant, item) DO UPDATE SET wanted = work_items.wanted + 1,
-                     due_at = LEAST(work_items.due_at, excluded.due_at)
+                     due_at = LEAST(work_items.due_at, excluded.due_at),
+                     -- A new round: a repository given up in the last one gets its retries again.
+                     failures = CASE WHEN work_items.done >= work_items.wanted THEN 0
+                                     ELSE work_items.failures END
                  WHERE work_items.done >= work_items.wanted OR work_items.lease_owner IS NOT NULL"
             ),
             &[&tenant, &repo_item(repo), &repo.project_key, &repo.slug],
@@ -323,8 +345,8 @@ mod tests {
         let pg = TestPostgres::start_or_panic();
         let q = queue(&pg);
         let t = tenants(&["a"]);
-        q.start_round("a").unwrap();
-        q.start_round("a").unwrap();
+        q.start_round("a", None).unwrap();
+        q.start_round("a", None).unwrap();
         let listing = q
             .take(&t, "w1", LEASE)
             .unwrap()
@@ -346,7 +368,7 @@ mod tests {
         }
         assert_eq!(passed, vec![Work::Repo(repo("r1")), Work::Repo(repo("r2"))]);
         assert!(q.idle(&t).unwrap());
-        q.start_round("a").unwrap();
+        q.start_round("a", None).unwrap();
         assert!(!q.idle(&t).unwrap(), "a new round");
         assert_eq!(
             q.take(&t, "w1", LEASE).unwrap().map(|l| l.work),
@@ -359,7 +381,7 @@ mod tests {
     fn workers_taking_at_once_never_hold_the_same_item() {
         let pg = TestPostgres::start_or_panic();
         let q = queue(&pg);
-        q.start_round("a").unwrap();
+        q.start_round("a", None).unwrap();
         for i in 0..200 {
             q.want_repo("a", &repo(&format!("r{i}"))).unwrap();
         }
@@ -434,13 +456,56 @@ mod tests {
         assert_eq!(q.take(&t, "w", LEASE).unwrap(), None);
     }
 
+    /// With `every`, a round starts at most once per period however many workers ask; a
+    /// repository given up in one round gets its retries again in the next.
+    #[test]
+    fn rounds_start_once_per_period_and_a_given_up_repository_is_retried_in_the_next() {
+        let pg = TestPostgres::start_or_panic();
+        let q = queue(&pg);
+        let t = tenants(&["a"]);
+        let every = Some(Duration::from_millis(500));
+        let retry = Retry {
+            base: Duration::from_millis(1),
+            max: Duration::from_millis(1),
+            give_up_after: 1,
+        };
+        q.start_round("a", every).unwrap();
+        let listing = q.take(&t, "w", LEASE).unwrap().expect("the listing");
+        q.want_repo("a", &repo("r")).unwrap();
+        q.complete(&listing).unwrap();
+        let pass = q.take(&t, "w", LEASE).unwrap().expect("the repository");
+        q.failed(&pass, "http_500", &retry).unwrap();
+        assert!(q.idle(&t).unwrap(), "given up after one failure");
+        assert_eq!(q.failing("a").unwrap().len(), 1);
+        // Other workers asking within the period start nothing.
+        q.start_round("a", every).unwrap();
+        q.start_round("a", every).unwrap();
+        assert!(q.idle(&t).unwrap(), "too soon for another round");
+        std::thread::sleep(Duration::from_millis(550));
+        q.start_round("a", every).unwrap();
+        let listing = q
+            .take(&t, "w", LEASE)
+            .unwrap()
+            .expect("the next round's listing");
+        assert_eq!(listing.work, Work::Listing);
+        q.want_repo("a", &repo("r")).unwrap();
+        q.complete(&listing).unwrap();
+        let pass = q
+            .take(&t, "w", LEASE)
+            .unwrap()
+            .expect("retried in the new round");
+        assert_eq!(q.failing("a").unwrap(), vec![], "its failures start again");
+        q.complete(&pass).unwrap();
+        assert!(q.idle(&t).unwrap());
+    }
+
     /// Tenants take turns: a tenant with many due items does not hold back one with few.
     #[test]
     fn tenants_with_due_work_take_turns_whatever_their_sizes() {
         let pg = TestPostgres::start_or_panic();
         let q = queue(&pg);
         for id in ["big", "small"] {
-            q.start_round(id).unwrap();
+            q.start_round(id, None).unwrap();
         }
         for i in 0..50 {
             q.want_repo("big", &repo(&format!("r{i:02}"))).unwrap();

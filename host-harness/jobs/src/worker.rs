@@ -90,6 +90,22 @@ pub struct WorkerReport {
     pub tenants: BTreeMap<String, TenantTally>,
     /// Store errors met (the database unreachable or failing); the worker waited and went on.
     pub store_errors: u64,
+    /// When the worker stopped: the items of its tenants whose last pass failed (given up for
+    /// the round after their retries, or still waiting a retry).
+    pub given_up: Vec<GivenUp>,
+}
+
+/// An item whose passes kept failing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GivenUp {
+    /// The tenant's id.
+    pub tenant: String,
+    /// The repository (`KEY/slug`), or empty for the tenant's listing.
+    pub item: String,
+    /// Failures in a row.
+    pub failures: u64,
+    /// The last one's error.
+    pub error: String,
 }
 
 /// What one worker did for one tenant.
@@ -140,18 +156,18 @@ pub fn run(
     }
     let ids: Vec<String> = by_id.keys().cloned().collect();
     let mut report = WorkerReport::default();
-    let mut rounds_started: Option<Instant> = None;
+    // Join the running round of each tenant, or start one: at start, and with `every`
+    // whenever there is nothing to do (the queue starts a round at most once per `every`,
+    // however many workers ask).
+    let mut round_due = true;
     let mut idle_wait = config.poll / 20;
     while !stop.load(Ordering::Relaxed) {
-        // Join the running round of each tenant, or start one (at start, then every `every`).
-        let round_due = match (rounds_started, config.every) {
-            (None, _) => true,
-            (Some(at), Some(every)) => at.elapsed() >= every,
-            (Some(_), None) => false,
-        };
         if round_due {
-            match ids.iter().try_for_each(|id| queue.start_round(id)) {
-                Ok(()) => rounds_started = Some(Instant::now()),
+            match ids
+                .iter()
+                .try_for_each(|id| queue.start_round(id, config.every))
+            {
+                Ok(()) => round_due = false,
                 Err(e) => {
                     store_error(&mut report, &e, config);
                     continue;
@@ -176,6 +192,7 @@ pub fn run(
                     }
                 }
             }
+            round_due = config.every.is_some();
             std::thread::sleep(idle_wait);
             idle_wait = (idle_wait * 2).min(config.poll);
             continue;
@@ -220,16 +237,54 @@ pub fn run(
                     store_error(&mut report, &e, config);
                 }
             }
-            (Err(ItemError::Store(e)), _) => {
-                // The lease is left to expire: the database may be unreachable, and the next
-                // worker to take the item resumes the pass from its acknowledged state.
+            (Err(ItemError::Store(e)), true) if !unreachable(&e) => {
+                // The database answered and refused (a row it cannot hold, an id out of
+                // range): the same pass would fail the same way, so it counts as a failure,
+                // backed off and given up after the retries, rather than going round for ever.
+                tally.failed += 1;
+                let why = format!("storing: {}", bbdc_host::errors::chain(&e));
+                tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "pass failed: {why}");
+                if let Err(e) = queue.failed(&lease, &why, &config.retry) {
+                    store_error(&mut report, &e, config);
+                }
+            }
+            (Err(ItemError::Store(e)), true) => {
+                // The database is unreachable, or the lease lapsed for want of a renewal: the
+                // lease is left to expire, and the next worker to take the item resumes the
+                // pass from its acknowledged state.
                 report.store_errors += 1;
                 tracing::warn!(tenant = %lease.tenant, item = ?lease.work, "pass stopped: {}", bbdc_host::errors::chain(&e));
                 std::thread::sleep(config.poll);
             }
         }
     }
+    for id in &ids {
+        match queue.failing(id) {
+            Ok(items) => {
+                report
+                    .given_up
+                    .extend(items.into_iter().map(|(item, failures, error)| GivenUp {
+                        tenant: id.clone(),
+                        item,
+                        failures: u64::try_from(failures).unwrap_or(0),
+                        error,
+                    }))
+            }
+            Err(e) => store_error(&mut report, &e, config),
+        }
+    }
     Ok(report)
+}
+
+/// Whether a pass's store error means the database could not be reached (or the lease lapsed
+/// for want of a renewal), rather than the database refusing the write.
+fn unreachable(e: &SyncError) -> bool {
+    match e {
+        SyncError::Records(e) => {
+            bbdc_host::postgres::is_unreachable(e) || e.to_string().contains(LAPSED)
+        }
+        _ => false,
+    }
 }
 
 /// Why an item's pass did not complete.
@@ -306,6 +361,10 @@ impl Hold {
     }
 }
 
+/// What a fenced write is refused with.
+const LAPSED: &str =
+    "the lease on this item lapsed or passed to another worker: nothing more is written";
+
 /// The worker's record sink, fenced by its lease: every write is refused once the lease may
 /// have passed to another worker, so two workers never write one repository's records at once
 /// (a write already under way when the lease lapses completes).
@@ -319,9 +378,7 @@ impl Fenced<'_> {
         if self.hold.valid() {
             Ok(())
         } else {
-            Err(StoreError::new(
-                "the lease on this item lapsed or passed to another worker: nothing more is written",
-            ))
+            Err(StoreError::new(LAPSED))
         }
     }
 }
@@ -427,6 +484,16 @@ fn store_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A lapsed lease waits for the database like an outage; a refusal (the database answered)
+    /// counts as a failed pass, so a write that can never succeed is given up, not retried for
+    /// ever.
+    #[test]
+    fn a_refused_write_fails_the_pass_while_a_lapsed_lease_waits() {
+        assert!(unreachable(&SyncError::Records(StoreError::new(LAPSED))));
+        let refused = StoreError::new("pull request id 18446744073709551615 is beyond the range");
+        assert!(!unreachable(&SyncError::Records(refused)));
+    }
 
     /// Once the lease may have passed to another worker (not renewed for nine tenths of it, or
     /// found taken), the pass can no longer write.

@@ -111,9 +111,18 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                 )
             })
             .collect();
+        let given_up: Vec<serde_json::Value> = report
+            .given_up
+            .iter()
+            .map(|g| {
+                serde_json::json!({"tenant": g.tenant, "item": g.item, "failures": g.failures,
+                    "error": bbdc_jobs::printable::shown(&g.error).to_string()})
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::json!({"name": config.name, "tenants": tenants, "store_errors": report.store_errors})
+            serde_json::json!({"name": config.name, "tenants": tenants,
+                "store_errors": report.store_errors, "given_up": given_up})
         );
     } else {
         for (id, t) in &report.tenants {
@@ -123,5 +132,23 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for g in &report.given_up {
+        let what = if g.item.is_empty() {
+            "listing"
+        } else {
+            &g.item
+        };
+        eprintln!(
+            "bbdc worker: tenant {}: {what} failed {} times in a row: {}",
+            g.tenant,
+            g.failures,
+            bbdc_jobs::printable::shown(&g.error)
+        );
+    }
+    // As `bbdc sync` does: some of what was asked for could not be synced.
+    Ok(if report.given_up.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(bbdc_jobs::sync::PARTIAL_EXIT)
+    })
 }

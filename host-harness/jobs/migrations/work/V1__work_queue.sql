@@ -25,5 +25,8 @@ CREATE SEQUENCE IF NOT EXISTS work_turns;
 -- first, so a tenant with 50,000 repositories does not starve one with 10.
 CREATE TABLE IF NOT EXISTS work_tenants (
     tenant TEXT PRIMARY KEY,
-    last_turn BIGINT NOT NULL DEFAULT 0
+    last_turn BIGINT NOT NULL DEFAULT 0,
+    -- When its last round started (epoch ms, the database's clock): `bbdc worker --every` starts
+    -- the next one that long after, however many workers ask.
+    round_started_at BIGINT
 );

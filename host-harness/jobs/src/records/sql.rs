@@ -219,6 +219,9 @@ impl postgres::types::ToSql for Value {
                 Type::INT2 => i16::try_from(*n)?.to_sql(ty, out),
                 _ => n.to_string().to_sql(ty, out),
             },
+            // PostgreSQL's text cannot hold U+0000, which SQLite's can and a server may send
+            // (a title or commit summary): it is stored as U+FFFD rather than failing the row.
+            Value::Text(s) if s.contains('\0') => s.replace('\0', "\u{FFFD}").to_sql(ty, out),
             Value::Text(s) => s.to_sql(ty, out),
         }
     }
