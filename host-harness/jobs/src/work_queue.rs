@@ -425,11 +425,12 @@ mod tests {
         let q = queue(&pg);
         let t = tenants(&["a"]);
         q.want_repo("a", &repo("r")).unwrap();
-        let short = Duration::from_millis(300);
+        // Long enough that a loaded machine makes the next two calls within it.
+        let short = Duration::from_millis(1500);
         let first = q.take(&t, "dead", short).unwrap().expect("due");
         assert!(q.renew(&first, short).unwrap(), "still held");
         assert_eq!(q.take(&t, "next", LEASE).unwrap(), None, "not expired yet");
-        std::thread::sleep(Duration::from_millis(400));
+        std::thread::sleep(Duration::from_millis(1600));
         let second = q
             .take(&t, "next", LEASE)
             .unwrap()

@@ -504,14 +504,15 @@ mod tests {
         let hold = Hold {
             lost: AtomicBool::new(false),
             renewed: std::sync::Mutex::new(Instant::now()),
-            lease: Duration::from_millis(200),
+            // Long enough that a loaded machine reaches the first check in time.
+            lease: Duration::from_millis(1000),
         };
         let sink = Fenced {
             inner: &records,
             hold: &hold,
         };
         assert!(sink.users(&[]).is_ok(), "held");
-        std::thread::sleep(Duration::from_millis(190));
+        std::thread::sleep(Duration::from_millis(950));
         assert!(sink.users(&[]).is_err(), "lapsed: not renewed in time");
         *hold.renewed.lock().expect("the time") = Instant::now();
         assert!(sink.users(&[]).is_ok(), "renewed");
