@@ -114,17 +114,7 @@ fn default_id() -> String {
 impl TenantFile {
     /// Reads a tenant file: JSON when its name ends in `.json`, TOML otherwise.
     pub fn load(path: &Path) -> Result<Self, TenantFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TenantFileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        Self::parse(&text, json).map_err(|message| TenantFileError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        read_with(path, Self::parse)
     }
 
     /// Parses a tenant description from TOML (`json` false) or JSON text.
@@ -137,17 +127,7 @@ impl TenantFile {
     /// Reads a file of one tenant or of many: a top-level `tenants` list (`[[tenants]]` in
     /// TOML), each entry shaped as a one-tenant file, each with its own `id`.
     pub fn load_all(path: &Path) -> Result<Vec<Self>, TenantFileError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TenantFileError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let json = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-        Self::parse_all(&text, json).map_err(|message| TenantFileError::Invalid {
-            path: path.to_owned(),
-            message,
-        })
+        read_with(path, Self::parse_all)
     }
 
     /// Parses a file of one tenant or of many (see [`TenantFile::load_all`]). Two tenants with
@@ -238,6 +218,25 @@ impl TenantFile {
         config.http_policy = self.http_policy.clone();
         Ok(config)
     }
+}
+
+/// Reads the file at `path` and parses it with `parse` (as JSON when its name ends in `.json`,
+/// TOML otherwise), naming the file in either failure.
+fn read_with<T>(
+    path: &Path,
+    parse: impl FnOnce(&str, bool) -> Result<T, String>,
+) -> Result<T, TenantFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| TenantFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    parse(&text, json).map_err(|message| TenantFileError::Invalid {
+        path: path.to_owned(),
+        message,
+    })
 }
 
 /// Deserialises TOML (`json` false) or JSON text. TOML errors name the line and the problem

@@ -752,6 +752,14 @@ fn list_users(
     Ok(())
 }
 
+/// The connector's options for a job's repository passes (`--since`, `--full`).
+fn wit_options(job: &SyncJob) -> WitSyncOptions {
+    WitSyncOptions {
+        since: job.since,
+        full_listing: job.full,
+    }
+}
+
 /// What one repository's pass wrote, as a worker reports it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RepoCounts {
@@ -817,10 +825,7 @@ pub fn sync_one_repo(
     job: &SyncJob,
     repo: &RepoRef,
 ) -> Result<RepoCounts, RepoPassError> {
-    let options = WitSyncOptions {
-        since: job.since,
-        full_listing: job.full,
-    };
+    let options = wit_options(job);
     let ctx = RepoJob {
         runtime,
         tenant,
@@ -883,10 +888,7 @@ pub fn run(
     let tally = Mutex::new(Tally::default());
     // Set when the job must stop: records could not be written, or the listing failed.
     let stop = AtomicBool::new(false);
-    let options = WitSyncOptions {
-        since: job.since,
-        full_listing: job.full,
-    };
+    let options = wit_options(job);
     let ctx = RepoJob {
         runtime,
         tenant,
