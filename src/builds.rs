@@ -122,7 +122,7 @@ fn commit_builds<H: Host + ?Sized>(
         tally.count(
             page.received,
             page.next.is_some(),
-            Bounds::COLLECTED,
+            Bounds::BUILDS,
             &format!("GET /build-status/commits/{commit}"),
         )?;
         match page.next {

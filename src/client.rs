@@ -204,7 +204,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
             );
         }
         let (next, anomaly) = paging::next_start(start, &page);
-        paging::check_next(next, &what)?;
+        paging::check_next(start, &page, next, &what)?;
         if let Some(a) = anomaly {
             let why = match a {
                 PageAnomaly::MissingNextStart => "isLastPage is false but nextPageStart is missing",
@@ -242,8 +242,9 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
     }
 
     /// The page at `cursor` of a listing the host pages through, one call per page, and the
-    /// cursor of the page after it (`None` at the end). Empty pages that say more follows are
-    /// counted across calls in the cursor; the listing fails at [`paging::MAX_EMPTY_PAGES`].
+    /// cursor of the page after it (`None` at the end). The listing's [`Tally`] travels in the
+    /// cursor, so the listing is bounded across calls by [`Bounds::WALKED`] and
+    /// [`paging::MAX_EMPTY_PAGES`] as a walk in one call is.
     pub fn get_listed_page<T: DeserializeOwned>(
         &self,
         kind: RecordKind,
@@ -252,20 +253,14 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
         cursor: PageCursor,
     ) -> Result<(FetchedPage<T>, Option<PageCursor>), ConnectorError> {
         let (page, _) = self.get_page::<T>(kind, segments, query, cursor.start)?;
-        let mut tally = Tally {
-            empty_run: cursor.empty_run,
-            ..Tally::default()
-        };
-        tally.count(
+        let mut listed = cursor.listed;
+        listed.count(
             page.received,
             page.next.is_some(),
             Bounds::WALKED,
             &request_name(segments),
         )?;
-        let next = page.next.map(|start| PageCursor {
-            start,
-            empty_run: tally.empty_run,
-        });
+        let next = page.next.map(|start| PageCursor { start, listed });
         Ok((page, next))
     }
 
@@ -516,7 +511,7 @@ mod tests {
     }
 
     #[test]
-    fn a_listed_page_carries_the_empty_run_in_its_cursor() {
+    fn a_listed_page_carries_the_listing_tally_in_its_cursor() {
         let host = FakeHost::new();
         serve(
             &host,
@@ -525,6 +520,11 @@ mod tests {
             |start| json!({"isLastPage": false, "values": [], "nextPageStart": start + 25}),
         );
         let c = client(&host);
+        let listed = |pages, empty_run| Tally {
+            pages,
+            items: 0,
+            empty_run,
+        };
         let (_, next) = c
             .get_listed_page::<WireProject>(
                 RecordKind::Project,
@@ -537,7 +537,7 @@ mod tests {
             next,
             Some(PageCursor {
                 start: 25,
-                empty_run: 1
+                listed: listed(1, 1)
             })
         );
         let (_, next) = c
@@ -547,13 +547,58 @@ mod tests {
             next,
             Some(PageCursor {
                 start: 50,
-                empty_run: 2
+                listed: listed(2, 2)
             })
         );
         let e = c
             .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], next.unwrap())
             .unwrap_err();
         assert!(e.to_string().contains("3 empty pages in a row"), "{e}");
+    }
+
+    #[test]
+    fn a_listing_paged_by_the_host_is_bounded_across_calls() {
+        // Full pages that never end: each call reads one, and the pages and items counted in
+        // the cursor end the listing at its bounds, however many calls that took.
+        let host = FakeHost::new();
+        serve(
+            &host,
+            PROJECTS,
+            u64::MAX,
+            |start| json!({"isLastPage": false, "values": [{"key": format!("P{start}")}], "nextPageStart": start + 1}),
+        );
+        let c = client(&host);
+        let near_the_end = PageCursor {
+            start: 7,
+            listed: Tally {
+                pages: paging::MAX_LISTING_PAGES - 2,
+                items: 7,
+                empty_run: 0,
+            },
+        };
+        let (page, next) = c
+            .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], near_the_end)
+            .unwrap();
+        assert_eq!(page.items.len(), 1);
+        let next = next.expect("one more page allowed");
+        assert_eq!(next.listed.pages, paging::MAX_LISTING_PAGES - 1);
+        let e = c
+            .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], next)
+            .unwrap_err();
+        assert_eq!(e.code(), "malformed_response");
+        assert!(e.to_string().contains("past 100000 pages"), "{e}");
+        let items_spent = PageCursor {
+            start: 9,
+            listed: Tally {
+                pages: 9,
+                items: paging::MAX_LISTING_ITEMS - 1,
+                empty_run: 0,
+            },
+        };
+        let e = c
+            .get_listed_page::<WireProject>(RecordKind::Project, &["projects"], &[], items_spent)
+            .unwrap_err();
+        assert!(e.to_string().contains("past 5000000 items"), "{e}");
     }
 
     #[test]

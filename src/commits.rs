@@ -73,9 +73,10 @@ struct Step {
     start: Option<u64>,
     /// Whether a listed commit had `since` as a parent (the branch moved forward from it).
     linked: bool,
-    /// Empty pages that said more follows, in a row (see [`Tally`]).
+    /// How far the pass's listing has come (pages, items, empty pages in a row), carried
+    /// from step to step so that the listing is bounded across calls (see [`Tally`]).
     #[serde(default)]
-    empty_run: u32,
+    listed: Tally,
     /// The listing is over and its completion was handed out: acknowledging it ends the pass.
     #[serde(default)]
     done: bool,
@@ -211,7 +212,7 @@ pub fn fetch_commits_from<H: Host + ?Sized>(
                         since: state.head.clone(),
                         start: Some(0),
                         linked: false,
-                        empty_run: 0,
+                        listed: Tally::default(),
                         done: false,
                     },
                     acked: 0,
@@ -304,7 +305,7 @@ fn rewritten() -> Step {
         since: None,
         start: Some(0),
         linked: false,
-        empty_run: 0,
+        listed: Tally::default(),
         done: false,
     }
 }
@@ -342,11 +343,8 @@ fn walk_step<H: Host + ?Sized>(
     }
     let limit = client.page_size();
     let page = commit_page(client, repo, &query, start, limit)?;
-    let mut tally = Tally {
-        empty_run: at.empty_run,
-        ..Tally::default()
-    };
-    tally.count(
+    let mut listed = at.listed;
+    listed.count(
         page.received,
         page.next.is_some(),
         Bounds::WALKED,
@@ -362,7 +360,7 @@ fn walk_step<H: Host + ?Sized>(
         since: at.since.clone(),
         start: page.next,
         linked,
-        empty_run: tally.empty_run,
+        listed,
         done: false,
     };
     Ok((page, step))

@@ -46,8 +46,9 @@ pub fn checked(repo: &RepoRef) -> Result<(), ConnectorError> {
 
 /// One page of `GET /projects/{key}/repos/{slug}/{resource...}` at the contract's `cursor`, and
 /// the cursor of the next page: a listing served a page per call (branches, tags, a pull
-/// request's commits). Empty pages that say more follows are counted across calls, as every
-/// listing's are, so a server that never ends its listing is stopped.
+/// request's commits). The listing's tally (pages, items, empty pages in a row) travels in the
+/// cursor, as every listing's does, so a server that never ends its listing is stopped at
+/// [`paging::Bounds::WALKED`] however many calls the host makes.
 pub fn list<T: DeserializeOwned, H: Host + ?Sized>(
     host: &H,
     conn: &Connection,
@@ -68,22 +69,16 @@ pub fn list<T: DeserializeOwned, H: Host + ?Sized>(
     ];
     segments.extend_from_slice(resource);
     let page = fetch_at::<T, _>(&client, Root::Api, &segments, kind, &[], at.start, limit)?;
-    let mut tally = paging::Tally {
-        empty_run: at.empty_run,
-        ..paging::Tally::default()
-    };
-    tally.count(
+    let mut listed = at.listed;
+    listed.count(
         page.received,
         page.next.is_some(),
         paging::Bounds::WALKED,
         &resource.join("/"),
     )?;
-    let next = page.next.map(|start| {
-        encode_cursor(PageCursor {
-            start,
-            empty_run: tally.empty_run,
-        })
-    });
+    let next = page
+        .next
+        .map(|start| encode_cursor(PageCursor { start, listed }));
     Ok((page, next))
 }
 
@@ -152,7 +147,7 @@ pub fn fetch_at<T: DeserializeOwned, H: Host + ?Sized>(
         );
     }
     let (next, _) = paging::next_start(start, &page);
-    paging::check_next(next, &what)?;
+    paging::check_next(start, &page, next, &what)?;
     Ok(HistoryPage {
         items,
         unreadable,

@@ -174,6 +174,20 @@ macro_rules! one_pass {
 
 one_pass!(String, u64, u32, i64, bool);
 
+/// `#[serde_as(as = "LenientId")]` for an `Option<u64>` Bitbucket id outside a record's
+/// identity (a project's, a repository's, a user's, an activity's), in one pass: read as
+/// [`Lenient`] reads a `u64`, and empty past a Java `long` (`i64::MAX`), the range of every
+/// Bitbucket id. Such a number is no real id: read as missing, it can neither collide with
+/// another nor make its record impossible to store.
+pub struct LenientId;
+
+impl<'de> DeserializeAs<'de, Option<u64>> for LenientId {
+    fn deserialize_as<D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let n = d.deserialize_any(ScalarVisitor::<u64>(PhantomData))?;
+        Ok(n.filter(|n| i64::try_from(*n).is_ok()))
+    }
+}
+
 /// Implements [`LenientField`] for nested objects: buffered, so that one whose own required fields fail (or whose keys repeat)
 /// is empty instead of failing its record.
 macro_rules! buffered {

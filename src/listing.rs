@@ -204,7 +204,7 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(cursors, ["25.1", "50.2"]);
+        assert_eq!(cursors, ["25.1.1.0", "50.2.2.0"]);
         assert_eq!(err.code(), "malformed_response");
         assert!(
             err.to_string()
@@ -225,7 +225,7 @@ mod tests {
             "the run carried by the cursor counts"
         );
         let p = list_users(&host, &conn(), Some("users:50")).unwrap();
-        assert_eq!(p.next.as_deref(), Some("users:75.1"));
+        assert_eq!(p.next.as_deref(), Some("users:75.1.1.0"));
     }
 
     #[test]

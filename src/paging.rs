@@ -6,9 +6,17 @@
 //! field says stop, or when `nextPageStart` does not move forward (which would loop forever).
 //!
 //! A listing that moves forward may still never end: a server (or a proxy) that answers empty
-//! pages saying more follows, or a page stream with no end. [`Tally`] bounds every listing: it
-//! fails after [`MAX_EMPTY_PAGES`] empty pages in a row that say more follows, and beyond
-//! [`Bounds`] of pages and items; no `nextPageStart` may point past [`MAX_LISTING_ITEMS`].
+//! pages saying more follows, a page stream with no end, or a `nextPageStart` that creeps
+//! forward by less than the page it read, so that pages overlap and never run out. One guard
+//! bounds every listing, the same for each:
+//! - [`Tally`] fails after [`MAX_EMPTY_PAGES`] empty pages in a row that say more follows, and
+//!   beyond [`Bounds`] of pages and items;
+//! - [`check_next`] fails a `nextPageStart` that moves forward by less than the page it read, or
+//!   that points past [`MAX_LISTING_ITEMS`].
+//!
+//! The tally is carried across calls: in the cursor of a listing the host pages through
+//! ([`PageCursor`]), and in the stored progress of a pass (pull requests, commits), so that a
+//! listing walked one call at a time is bounded exactly as one walked in a single call.
 
 use crate::error::ConnectorError;
 use crate::model::{RecordKind, UnreadableRecord};
@@ -49,6 +57,11 @@ pub const MAX_LISTING_ITEMS: u64 = 5_000_000;
 /// in the reference host), where a never-ending listing would otherwise trap the component.
 pub const MAX_COLLECTED_ITEMS: u64 = 100_000;
 
+/// Most build statuses one commit may have. Bitbucket keeps the latest statuses of a commit
+/// and lists them in one page of at most 100; ten times that is far past any real commit, and
+/// bounds what the statuses of the 50 commits of one call may hold.
+pub const MAX_BUILDS_PER_COMMIT: u64 = 1000;
+
 /// How far a listing may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bounds {
@@ -69,10 +82,16 @@ impl Bounds {
         pages: MAX_LISTING_PAGES,
         items: MAX_COLLECTED_ITEMS,
     };
+    /// The build statuses of one commit: [`MAX_BUILDS_PER_COMMIT`] items, as many pages.
+    pub const BUILDS: Bounds = Bounds {
+        pages: MAX_BUILDS_PER_COMMIT as u32,
+        items: MAX_BUILDS_PER_COMMIT,
+    };
 }
 
 /// How far a listing has come: pages read, items received and empty pages in a row. Kept across
-/// the calls of a pull-request pass in its progress, hence serialisable.
+/// calls (in a listing's cursor, and in the stored progress of a pull-request or commit pass),
+/// hence serialisable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     /// Pages read (a page read again counts again).
@@ -149,15 +168,40 @@ impl Tally {
     }
 }
 
-/// Refuses a `nextPageStart` past [`MAX_LISTING_ITEMS`]: a listing that long is over its bounds,
-/// whatever its pages held. `what` names the listing.
-pub fn check_next(next: Option<u64>, what: &str) -> Result<(), ConnectorError> {
-    match next {
-        Some(n) if n > MAX_LISTING_ITEMS => Err(ConnectorError::MalformedResponse(format!(
-            "{what}: nextPageStart {n} is past {MAX_LISTING_ITEMS} items, the most one listing may have; the listing was given up"
-        ))),
-        _ => Ok(()),
+/// Refuses a `nextPageStart` (`next`, as [`next_start`] read it from `page`, asked for at
+/// `requested`) that moves forward by less than the page it read, so that pages overlap and a
+/// server can keep a listing going for ever while seeming to advance, or that points past
+/// [`MAX_LISTING_ITEMS`], where a listing is over its bounds whatever its pages held. Bitbucket's
+/// `nextPageStart` is the page's start plus the items it scanned, at least those it returned
+/// (more when it filtered some out), so a real server never trips this. `what` names the
+/// listing.
+pub fn check_next(
+    requested: u64,
+    page: &WirePage<'_>,
+    next: Option<u64>,
+    what: &str,
+) -> Result<(), ConnectorError> {
+    let Some(n) = next else {
+        return Ok(());
+    };
+    let gave_up = |why: String| {
+        Err(ConnectorError::MalformedResponse(format!(
+            "{what}: {why}; the listing was given up"
+        )))
+    };
+    if n > MAX_LISTING_ITEMS {
+        return gave_up(format!(
+            "nextPageStart {n} is past {MAX_LISTING_ITEMS} items, the most one listing may have"
+        ));
     }
+    let base = requested.max(page.start.unwrap_or(0));
+    let received = u64::try_from(page.values.as_ref().map_or(0, Vec::len)).unwrap_or(u64::MAX);
+    if n < base.saturating_add(received) {
+        return gave_up(format!(
+            "nextPageStart {n} after a page of {received} items at start {base} moves forward by less than the page it read (the pages overlap)"
+        ));
+    }
+    Ok(())
 }
 
 /// One page as the server sends it. The paging fields are read leniently (an unreadable one is
@@ -276,38 +320,48 @@ pub fn next_start(requested: u64, page: &WirePage<'_>) -> (Option<u64>, Option<P
 }
 
 /// Where a listing that the host pages through, one call per page, stands: the next `start`,
-/// and how many empty pages in a row that said more follows led there (so that such pages end
-/// the listing across calls too; the total is bounded by [`check_next`]).
+/// and the listing's [`Tally`] so far (pages, items, empty pages in a row), so that the host's
+/// calls are bounded across the whole listing as one call's walk is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PageCursor {
     /// The `start` of the next page.
     pub start: u64,
-    /// Empty pages in a row before it.
-    pub empty_run: u32,
+    /// The listing so far.
+    pub listed: Tally,
 }
 
-/// Decodes a page cursor written by [`encode_cursor`]: `start`, or `start.empty_run`.
+/// Decodes a page cursor written by [`encode_cursor`]: `start`, `start.empty_run` (as written by
+/// releases before the tally was carried; pages and items count from there), or
+/// `start.empty_run.pages.items`.
 pub fn decode_cursor(cursor: Option<&str>) -> Result<PageCursor, ConnectorError> {
     let Some(c) = cursor else {
         return Ok(PageCursor::default());
     };
     let bad = || ConnectorError::InvalidConfig(format!("not a page cursor: {c:?}"));
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let (start, run) = c.split_once('.').unwrap_or((c, "0"));
-    if !digits(start) || !digits(run) {
+    let parts: Vec<&str> = c.split('.').collect();
+    if !matches!(parts.len(), 1 | 2 | 4) || !parts.iter().all(|p| digits(p)) {
         return Err(bad());
     }
+    let at = |i: usize| parts.get(i).copied().unwrap_or("0");
     Ok(PageCursor {
-        start: start.parse().map_err(|_| bad())?,
-        empty_run: run.parse().map_err(|_| bad())?,
+        start: at(0).parse().map_err(|_| bad())?,
+        listed: Tally {
+            empty_run: at(1).parse().map_err(|_| bad())?,
+            pages: at(2).parse().map_err(|_| bad())?,
+            items: at(3).parse().map_err(|_| bad())?,
+        },
     })
 }
 
-/// Encodes a page cursor: the plain `start` unless empty pages led to it.
+/// Encodes a page cursor: the plain `start` at a listing's beginning, else
+/// `start.empty_run.pages.items`.
 pub fn encode_cursor(cursor: PageCursor) -> String {
-    match cursor.empty_run {
-        0 => cursor.start.to_string(),
-        n => format!("{}.{n}", cursor.start),
+    let t = cursor.listed;
+    if t == Tally::default() {
+        cursor.start.to_string()
+    } else {
+        format!("{}.{}.{}.{}", cursor.start, t.empty_run, t.pages, t.items)
     }
 }
 
@@ -417,21 +471,28 @@ mod tests {
         assert_eq!(decode_cursor(None).unwrap(), PageCursor::default());
         let plain = PageCursor {
             start: 1234,
-            empty_run: 0,
+            listed: Tally::default(),
         };
         assert_eq!(
             encode_cursor(plain),
             "1234",
-            "no empty pages: the plain start"
+            "a fresh listing: the plain start"
         );
         assert_eq!(decode_cursor(Some(&encode_cursor(plain))).unwrap(), plain);
-        let after_empties = PageCursor {
+        let far = PageCursor {
             start: u64::MAX,
-            empty_run: 2,
+            listed: Tally {
+                pages: u32::MAX,
+                items: u64::MAX,
+                empty_run: 2,
+            },
         };
+        assert_eq!(decode_cursor(Some(&encode_cursor(far))).unwrap(), far);
+        // A cursor of a release before the tally was carried: its empty run, nothing counted.
+        let old = decode_cursor(Some("50.2")).unwrap();
         assert_eq!(
-            decode_cursor(Some(&encode_cursor(after_empties))).unwrap(),
-            after_empties
+            (old.start, old.listed.empty_run, old.listed.pages),
+            (50, 2, 0)
         );
         for bad in [
             "abc",
@@ -441,9 +502,12 @@ mod tests {
             "1.",
             ".1",
             "1.2.3",
+            "1.2.3.4.5",
             "1e3",
             "18446744073709551616",
             "1.4294967296",
+            "1.0.4294967296.0",
+            "1.0.0.18446744073709551616",
         ] {
             assert_eq!(
                 decode_cursor(Some(bad)).unwrap_err().code(),
@@ -526,10 +590,11 @@ mod tests {
 
     #[test]
     fn a_next_page_start_past_the_item_bound_ends_the_listing() {
-        assert!(check_next(None, "GET /x").is_ok());
-        assert!(check_next(Some(MAX_LISTING_ITEMS), "GET /x").is_ok());
+        let p = page(r#"{"start":0,"isLastPage":false,"values":[1]}"#);
+        assert!(check_next(0, &p, None, "GET /x").is_ok());
+        assert!(check_next(0, &p, Some(MAX_LISTING_ITEMS), "GET /x").is_ok());
         for n in [MAX_LISTING_ITEMS + 1, u64::MAX] {
-            let e = check_next(Some(n), "GET /repos").unwrap_err();
+            let e = check_next(0, &p, Some(n), "GET /repos").unwrap_err();
             assert_eq!(e.code(), "malformed_response");
             assert!(
                 e.to_string()
@@ -537,6 +602,33 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_next_page_start_must_move_past_the_page_it_read() {
+        // A server that creeps forward by one while sending full pages: the pages overlap, and
+        // the listing would go on for ever. Refused at the first such page.
+        let full =
+            page(r#"{"start":100,"isLastPage":false,"values":[1,2,3,4],"nextPageStart":101}"#);
+        let (next, anomaly) = next_start(100, &full);
+        assert_eq!((next, anomaly), (Some(101), None));
+        let e = check_next(100, &full, next, "GET .../commits").unwrap_err();
+        assert_eq!(e.code(), "malformed_response");
+        assert!(
+            e.to_string()
+                .contains("nextPageStart 101 after a page of 4 items at start 100"),
+            "{e}"
+        );
+        // Exactly past the page, or further (the server skipped items it filtered out): fine.
+        assert!(check_next(100, &full, Some(104), "GET /x").is_ok());
+        assert!(check_next(100, &full, Some(1000), "GET /x").is_ok());
+        // The page's own start counts when it is further than the one asked for.
+        let moved = page(r#"{"start":200,"isLastPage":false,"values":[1,2],"nextPageStart":201}"#);
+        assert!(check_next(100, &moved, Some(201), "GET /x").is_err());
+        assert!(check_next(100, &moved, Some(202), "GET /x").is_ok());
+        // An empty page that says more must still move (next_start stops one that does not).
+        let empty = page(r#"{"start":5,"isLastPage":false,"values":[],"nextPageStart":6}"#);
+        assert!(check_next(5, &empty, Some(6), "GET /x").is_ok());
     }
 
     #[test]

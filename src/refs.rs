@@ -95,14 +95,14 @@ mod tests {
             &format!("{BASE}/branches"),
             &[("start", "0")],
             200,
-            json!({"size": 4, "limit": 2, "start": 0, "isLastPage": false, "nextPageStart": 2, "values": [
+            json!({"size": 4, "limit": 4, "start": 0, "isLastPage": false, "nextPageStart": 4, "values": [
                 {"id": "refs/heads/main", "displayId": "main", "type": "BRANCH", "latestCommit": "abc", "default": true},
                 {"id": "refs/heads/old", "latestChangeset": "def", "isDefault": false},
                 {"type": "BRANCH"},
                 {"displayId": "x", "latestCommit": {"id": "weird"}, "default": "yes"}
             ]}),
         );
-        let page = list_branches(&host, &conn(2), &repo(), None).expect("a page");
+        let page = list_branches(&host, &conn(4), &repo(), None).expect("a page");
         let names: Vec<(&str, &str, Option<&str>, bool)> = page
             .items
             .iter()

@@ -139,17 +139,39 @@ fn change(w: WireChange) -> Option<RefChange> {
     })
 }
 
-/// The repository in `field` of a `key` payload.
+/// The repository in `field` of a `key` payload. An `id` that cannot be read (missing, `null`,
+/// negative, a string, a fraction) leaves the repository without one, and the host keeps the id
+/// it stored; an integer past a Java `long`, which no Bitbucket sends, refuses the payload (a
+/// 400: sent again, it would fail the same way).
 fn repository(key: &str, field: &str, raw: Option<&RawValue>) -> Result<WireRepo, WebhookError> {
     let raw = raw
         .filter(|r| r.get() != "null")
         .ok_or_else(|| WebhookError::MalformedPayload(format!("{key} without {field}")))?;
+    if let Some(id) = out_of_range_id(raw) {
+        return Err(WebhookError::MalformedPayload(format!(
+            "{key}: {field}.id {id} is beyond the signed 64-bit range of Bitbucket ids"
+        )));
+    }
     serde_json::from_str(raw.get()).map_err(|e| {
         WebhookError::MalformedPayload(format!(
             "{key}: {field} cannot be identified: {}",
             clean_reason(&e.to_string())
         ))
     })
+}
+
+/// The `id` of a repository object when it is a JSON integer past `i64::MAX` (shortened to 40
+/// characters), `None` otherwise.
+fn out_of_range_id(repository: &RawValue) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow, default)]
+        id: Option<&'a RawValue>,
+    }
+    let probe: Probe<'_> = serde_json::from_str(repository.get()).ok()?;
+    let text = probe.id?.get().trim();
+    let integer = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    (integer && text.parse::<i64>().is_err()).then(|| text.chars().take(40).collect())
 }
 
 /// Verifies and interprets one repository delivery (WIT `handle-repository-webhook`).

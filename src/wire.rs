@@ -24,7 +24,7 @@
 //!
 //! Turning these into contract records is [`crate::normalize`]'s job.
 
-use crate::lenient::{Lenient, LenientMillis, buffered};
+use crate::lenient::{Lenient, LenientId, LenientMillis, buffered};
 use serde::Deserialize;
 use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError};
 
@@ -114,6 +114,9 @@ pub struct WireProject {
     #[serde_with(skip_apply)]
     pub key: String,
     /// Numeric id.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientId")]
+    #[serde(default)]
     pub id: Option<u64>,
     /// Name.
     pub name: Option<String>,
@@ -142,6 +145,9 @@ pub struct WireRepo {
     #[serde_with(skip_apply)]
     pub project: WireProject,
     /// Numeric id.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientId")]
+    #[serde(default)]
     pub id: Option<u64>,
     /// Name.
     pub name: Option<String>,
@@ -171,6 +177,9 @@ pub struct WireRepo {
 struct RawUser {
     name: Option<String>,
     slug: Option<String>,
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientId")]
+    #[serde(default)]
     id: Option<u64>,
     display_name: Option<String>,
     email_address: Option<String>,
@@ -355,6 +364,9 @@ pub struct WireActivity {
     #[serde_with(skip_apply)]
     pub action: String,
     /// Activity id.
+    #[serde_with(skip_apply)]
+    #[serde_as(as = "LenientId")]
+    #[serde(default)]
     pub id: Option<u64>,
     /// When.
     #[serde_with(skip_apply)]

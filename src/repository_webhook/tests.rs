@@ -29,6 +29,12 @@ fn repository(slug: &str) -> Value {
 
 fn signed(key: &str, body: &Value) -> WebhookRequest {
     crate::reference::assert_webhook(key, body);
+    sign(key, body)
+}
+
+/// A delivery signed without holding its body against the reference: for bodies that are
+/// deliberately not its shape.
+fn sign(key: &str, body: &Value) -> WebhookRequest {
     let bytes = body.to_string().into_bytes();
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("a key");
     mac.update(&bytes);
@@ -238,4 +244,75 @@ fn bad_deliveries_are_typed_errors_and_other_events_are_ignored() {
     };
     let out = handle_repository_webhook(&host, &conn(), &ping).expect("the ping");
     assert_eq!(out.result, WebhookResult::Ignored);
+}
+
+/// A repository id that cannot be read leaves the repository without one (the host keeps what
+/// it stored); an integer past a Java long is refused as malformed, a 400 that Bitbucket does
+/// not send again, instead of a failure to store it that it would retry for ever.
+#[test]
+fn an_unreadable_repository_id_is_missing_and_one_out_of_range_is_refused() {
+    let host = FakeHost::new().with_webhook_secret(SECRET);
+    let push = |id: Value| {
+        let mut repo = repository("api");
+        repo["id"] = id;
+        sign(
+            "repo:refs_changed",
+            &json!({"eventKey": "repo:refs_changed", "repository": repo, "changes": []}),
+        )
+    };
+    for unreadable in [
+        Value::Null,
+        json!(-109),
+        json!("109"),
+        json!(109.5),
+        json!({"id": 109}),
+    ] {
+        let out = handle_repository_webhook(&host, &conn(), &push(unreadable.clone()))
+            .expect("accepted without an id");
+        let repo = out.repo.expect("the repository");
+        assert_eq!(repo.id, 0, "{unreadable}: no id, rather than a wrong one");
+        assert_eq!(repo.repo_ref.slug, "api");
+    }
+    let mut missing = repository("api");
+    missing.as_object_mut().expect("an object").remove("id");
+    let req = sign(
+        "repo:refs_changed",
+        &json!({"eventKey": "repo:refs_changed", "repository": missing, "changes": []}),
+    );
+    assert_eq!(
+        handle_repository_webhook(&host, &conn(), &req)
+            .expect("accepted")
+            .repo
+            .map(|r| r.id),
+        Some(0)
+    );
+    for (out_of_range, shown) in [
+        ("9223372036854775808", "9223372036854775808"),
+        ("18446744073709551615", "18446744073709551615"),
+        (
+            "123456789012345678901234567890123456789012345",
+            "1234567890123456789012345678901234567890",
+        ),
+    ] {
+        let body = format!(
+            r#"{{"eventKey": "repo:refs_changed", "changes": [], "repository": {{"slug": "api", "id": {out_of_range}, "project": {{"key": "PLAT"}}}}}}"#
+        );
+        let mut req = sign("repo:refs_changed", &json!(null));
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("a key");
+        mac.update(body.as_bytes());
+        let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        req.headers.retain(|(k, _)| k != "X-Hub-Signature");
+        req.headers.push(("X-Hub-Signature".into(), signature));
+        req.body = body.into_bytes();
+        match handle_repository_webhook(&host, &conn(), &req) {
+            Err(WebhookError::MalformedPayload(why)) => assert!(
+                why.contains(&format!("repository.id {shown} is beyond")),
+                "{why}"
+            ),
+            other => panic!("{out_of_range}: {other:?}"),
+        }
+    }
+    // The largest real id is kept as it is.
+    let out = handle_repository_webhook(&host, &conn(), &push(json!(i64::MAX))).expect("accepted");
+    assert_eq!(out.repo.map(|r| r.id), Some(i64::MAX as u64));
 }

@@ -291,13 +291,22 @@ macro_rules! history_to_inner {
         ) -> Result<(), bbdc_host::storage::StoreError> {
             self.inner.commits(repo, batch)
         }
-        fn refs(
+        fn ref_page(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,
+            since: i64,
             branches: &[bbdc_host::bindings::history::Branch],
             tags: &[bbdc_host::bindings::history::Tag],
         ) -> Result<(), bbdc_host::storage::StoreError> {
-            self.inner.refs(repo, branches, tags)
+            self.inner.ref_page(repo, since, branches, tags)
+        }
+        fn refs_listed(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            kind: bbdc_jobs::records::RefKind,
+            since: i64,
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.refs_listed(repo, kind, since)
         }
         fn default_branch_head(
             &self,
@@ -353,13 +362,24 @@ macro_rules! history_to_inner {
         ) -> Result<Vec<bbdc_jobs::records::PrHeads>, bbdc_host::storage::StoreError> {
             self.inner.pr_commit_queue(repo)
         }
-        fn pr_commits(
+        fn pr_commits_page(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,
             heads: &bbdc_jobs::records::PrHeads,
+            since: i64,
+            position: u64,
             commits: &[bbdc_host::bindings::history::Commit],
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner
+                .pr_commits_page(repo, heads, since, position, commits)
+        }
+        fn pr_commits_read(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            heads: &bbdc_jobs::records::PrHeads,
+            since: i64,
         ) -> Result<Option<i64>, bbdc_host::storage::StoreError> {
-            self.inner.pr_commits(repo, heads, commits)
+            self.inner.pr_commits_read(repo, heads, since)
         }
         fn forget_pr_commits(
             &self,

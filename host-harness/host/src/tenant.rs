@@ -86,6 +86,32 @@ impl Default for Timeouts {
     }
 }
 
+/// Longest tenant id, in bytes.
+pub const MAX_TENANT_ID_BYTES: usize = 200;
+
+/// Why `id` cannot name a tenant, or `None` when it can. A tenant id namespaces the tenant's
+/// state, names its work items and its records' schema, and is shown in logs: it must be
+/// non-empty printable text of at most [`MAX_TENANT_ID_BYTES`] bytes. Control characters are
+/// refused, NUL among them, which PostgreSQL's text cannot hold: one tenant whose id the
+/// database refuses would otherwise fail every query that names all tenants at once.
+pub fn tenant_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() {
+        return Some("the id is empty".into());
+    }
+    if id.len() > MAX_TENANT_ID_BYTES {
+        return Some(format!(
+            "the id is {} bytes long, more than the {MAX_TENANT_ID_BYTES} a tenant id may have",
+            id.len()
+        ));
+    }
+    id.chars().find(|c| c.is_control()).map(|c| {
+        format!(
+            "the id holds the control character U+{:04X}; a tenant id is printable text",
+            u32::from(c)
+        )
+    })
+}
+
 /// Everything the host knows about one tenant.
 #[derive(Debug, Clone)]
 pub struct TenantConfig {

@@ -111,6 +111,14 @@ fn default_id() -> String {
     "default".into()
 }
 
+/// A tenant id as messages show it: quoted, control characters escaped (`"a\u{0}b"`), at most
+/// 80 characters.
+fn shown_id(id: &str) -> String {
+    let short: String = id.chars().take(80).collect();
+    let more = if short.len() < id.len() { "…" } else { "" };
+    format!("{short:?}{more}")
+}
+
 impl TenantFile {
     /// Reads a tenant file: JSON when its name ends in `.json`, TOML otherwise.
     pub fn load(path: &Path) -> Result<Self, TenantFileError> {
@@ -120,7 +128,8 @@ impl TenantFile {
     /// Parses a tenant description from TOML (`json` false) or JSON text.
     pub fn parse(text: &str, json: bool) -> Result<Self, String> {
         let file: Self = from_text(text, json)?;
-        file.check()?;
+        file.check()
+            .map_err(|e| format!("tenant {}: {e}", shown_id(&file.id)))?;
         Ok(file)
     }
 
@@ -156,10 +165,15 @@ impl TenantFile {
             return Err("tenants: the list is empty".into());
         }
         let mut ids = std::collections::HashSet::new();
-        for t in &tenants {
-            t.check().map_err(|e| format!("tenant {}: {e}", t.id))?;
+        for (i, t) in tenants.iter().enumerate() {
+            t.check()
+                .map_err(|e| format!("tenants entry {} (id {}): {e}", i + 1, shown_id(&t.id)))?;
             if !ids.insert(t.id.as_str()) {
-                return Err(format!("tenant id {:?} is given twice", t.id));
+                return Err(format!(
+                    "tenants entry {} (id {}): the id is given twice",
+                    i + 1,
+                    shown_id(&t.id)
+                ));
             }
         }
         Ok(tenants)
@@ -167,6 +181,9 @@ impl TenantFile {
 
     /// What the types cannot say.
     fn check(&self) -> Result<(), String> {
+        if let Some(problem) = crate::tenant::tenant_id_problem(&self.id) {
+            return Err(problem);
+        }
         if self.http_policy.max_attempts == 0 {
             return Err("http_policy.max_attempts must be at least 1".into());
         }
@@ -312,6 +329,36 @@ mod tests {
             TenantFile::parse_all("id = \"solo\"\nbase_url = \"https://h\"\n", false).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].id, "solo");
+    }
+
+    /// A tenant id the database cannot store (NUL), or that a terminal would interpret, is
+    /// refused when the file is read, naming the entry by its position and its id, escaped:
+    /// one such tenant would otherwise stall every tenant of the worker at the database.
+    #[test]
+    fn a_tenant_id_with_a_control_character_is_refused_by_position_and_escaped() {
+        let toml = "[[tenants]]\nid = \"acme\"\nbase_url = \"https://a\"\n[[tenants]]\nid = \"glo\\u0000bex\"\nbase_url = \"https://b\"\n";
+        let e = TenantFile::parse_all(toml, false).unwrap_err();
+        assert!(e.contains("tenants entry 2"), "{e}");
+        assert!(
+            e.contains(r#""glo\0bex""#) || e.contains(r#""glo\u{0}bex""#),
+            "{e}"
+        );
+        assert!(e.contains("U+0000"), "{e}");
+        assert!(!e.contains('\0'), "the message carries no raw NUL: {e}");
+        let json = r#"{"tenants": [{"id": "a\u001b[31m", "base_url": "https://a"}]}"#;
+        let e = TenantFile::parse_all(json, true).unwrap_err();
+        assert!(e.contains("tenants entry 1") && e.contains("U+001B"), "{e}");
+        assert!(!e.contains('\u{1b}'), "{e}");
+        // One tenant per file: the same check.
+        let e = TenantFile::parse("id = \"a\\tb\"\nbase_url = \"https://a\"\n", false).unwrap_err();
+        assert!(e.contains("U+0009"), "{e}");
+        for bad in ["", &"x".repeat(201)] {
+            let text = format!("id = \"{bad}\"\nbase_url = \"https://a\"\n");
+            assert!(TenantFile::parse(&text, false).is_err(), "{bad:?}");
+        }
+        // Printable text of any script is an id.
+        let ok = TenantFile::parse("id = \"acmé-東京_1\"\nbase_url = \"https://a\"\n", false);
+        assert_eq!(ok.map(|t| t.id).as_deref(), Ok("acmé-東京_1"));
     }
 
     #[test]

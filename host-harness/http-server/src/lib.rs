@@ -21,9 +21,42 @@ pub use axum;
 
 use axum::Router;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// When a server began to stop (a signal, or [`HttpServer::stop`]): set before it drains, so
+/// that work beside the server (a background refresh) can stop at once and finish within the
+/// same drain.
+#[derive(Debug, Default)]
+pub struct Stopping {
+    flag: AtomicBool,
+    at: OnceLock<Instant>,
+}
+
+impl Stopping {
+    /// Records that the server began to stop now (the first time only).
+    pub fn set(&self) {
+        let _ = self.at.set(Instant::now());
+        self.flag.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the server began to stop.
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// The flag itself, for code that takes an `AtomicBool` to stop on.
+    pub fn flag(&self) -> &AtomicBool {
+        &self.flag
+    }
+
+    /// When the server began to stop.
+    pub fn at(&self) -> Option<Instant> {
+        self.at.get().copied()
+    }
+}
 
 /// How a server treats its clients.
 #[derive(Debug, Clone)]
@@ -40,6 +73,8 @@ pub struct Limits {
     pub stop_on_signals: bool,
     /// Threads for handlers that block (`tokio::task::spawn_blocking`).
     pub blocking_threads: usize,
+    /// Set when the server begins to stop, before it drains (`None`: nobody is told).
+    pub stopping: Option<Arc<Stopping>>,
 }
 
 impl Default for Limits {
@@ -52,6 +87,7 @@ impl Default for Limits {
             drain_timeout: Duration::from_secs(30),
             stop_on_signals: false,
             blocking_threads: 8,
+            stopping: None,
         }
     }
 }
@@ -245,6 +281,9 @@ async fn accept_loop(
         });
     }
     drop(listener);
+    if let Some(s) = &limits.stopping {
+        s.set();
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(limits.drain_timeout) => {

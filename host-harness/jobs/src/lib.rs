@@ -1,6 +1,9 @@
 //! The jobs `bbdc` runs over the embedding library ([`bbdc_host`]), usable on their own:
 //!
 //! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
+//! - [`repo_pass`]: one repository's pass (pull requests, history, builds), each listing
+//!   written page by page;
+//! - [`listing`]: the host's guard over every listing it follows call by call;
 //! - [`records`]: where ingested records go ([`records::RecordSink`]; SQL tables on SQLite by
 //!   default, or on PostgreSQL);
 //! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it;
@@ -14,9 +17,11 @@
 
 pub mod database;
 pub mod demo;
+pub mod listing;
 pub mod output;
 pub mod printable;
 pub mod records;
+pub mod repo_pass;
 pub mod serve;
 pub mod sync;
 pub mod webhook;

@@ -14,17 +14,19 @@ use crate::output;
 use bbdc_host::bindings::history::{
     Branch, Build, BuildState, Commit, CommitBatch, CommitPassKind, Tag,
 };
-use bbdc_host::bindings::repository_events::{RefChangeKind, RepositoryEvent};
+use bbdc_host::bindings::repository_events::RepositoryEvent;
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
 use bbdc_host::storage::StoreError;
 
 mod postgres;
+mod refs;
 pub mod sql;
 mod sqlite;
 
 pub use postgres::{Postgres, tenant_schema};
+pub use refs::RefKind;
 pub use sql::{ToValue, Tx, Value};
 use sql::{col, vals};
 pub use sqlite::Sqlite;
@@ -52,8 +54,21 @@ pub trait RecordSink: Send + Sync {
     /// batch of the pass named (those whose `pass_head` is not the batch's `head`) are dropped in
     /// the same transaction; a complete pass of an empty repository (no `head`) drops them all.
     fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError>;
-    /// Replaces a repository's branches and tags with these, in one transaction.
-    fn refs(&self, repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> Result<(), StoreError>;
+    /// Upserts one page of a listing of the repository's branches or tags that started at
+    /// `since` (epoch ms, this host's clock). A ref that a delivery wrote or deleted since then
+    /// keeps what the delivery made of it: the page may have been read before the push.
+    fn ref_page(
+        &self,
+        repo: &RepoRef,
+        since: i64,
+        branches: &[Branch],
+        tags: &[Tag],
+    ) -> Result<(), StoreError>;
+    /// Ends a complete listing of the repository's `kind` refs that started at `since`: the refs
+    /// of that kind that neither it nor a delivery wrote since then are dropped. After the tags
+    /// (a pass lists them last), the repository's mark for a refs listing is cleared if it was
+    /// set before `since`. A listing that did not complete calls nothing: it drops nothing.
+    fn refs_listed(&self, repo: &RepoRef, kind: RefKind, since: i64) -> Result<(), StoreError>;
     /// The head the repository's last complete commit pass ended at (`None`: none completed, or
     /// the branch was empty): a sync runs the commit pass only when the default branch moved
     /// from it. Kept apart from `branches`, which a push's webhook updates before any pass ran.
@@ -80,15 +95,28 @@ pub trait RecordSink: Send + Sync {
     fn want_pr_commits(&self, repo: &RepoRef, prs: &[PrHeads]) -> Result<(), StoreError>;
     /// The pull requests of `repo` queued for their commits, lowest id first.
     fn pr_commit_queue(&self, repo: &RepoRef) -> Result<Vec<PrHeads>, StoreError>;
-    /// Replaces the stored commits of pull request `heads.id` with `commits` (all of them, read
-    /// for `heads`), records `heads` as the pair they were read for and the pull request's
-    /// `first_commit_at` (the earliest author time among them), and takes it off the queue unless
-    /// a newer pair was queued meanwhile, in one transaction. Returns `first_commit_at`.
-    fn pr_commits(
+    /// Upserts one page of the commits of pull request `heads.id`, read for `heads` by a listing
+    /// that started at `since` (epoch ms, this host's clock), the first of them at `position`
+    /// (0 for the newest).
+    fn pr_commits_page(
         &self,
         repo: &RepoRef,
         heads: &PrHeads,
+        since: i64,
+        position: u64,
         commits: &[Commit],
+    ) -> Result<(), StoreError>;
+    /// Ends a complete listing of pull request `heads.id`'s commits that started at `since`:
+    /// drops its stored commits the listing did not name, records `heads` as the pair they were
+    /// read for and the pull request's `first_commit_at` (the earliest author time among them),
+    /// and takes it off the queue unless a newer pair was queued meanwhile, in one transaction.
+    /// Returns `first_commit_at`. A listing that did not complete calls nothing: what it wrote
+    /// stays beside what was stored, and the pull request stays queued.
+    fn pr_commits_read(
+        &self,
+        repo: &RepoRef,
+        heads: &PrHeads,
+        since: i64,
     ) -> Result<Option<i64>, StoreError>;
     /// Takes pull request `heads.id` off the queue (unless a newer pair was queued meanwhile)
     /// without touching what is stored for it: the server no longer has it to read.
@@ -122,6 +150,9 @@ pub struct RepositoryDelivery<'a> {
     pub request_id: Option<&'a str>,
     /// When the host received it, epoch ms.
     pub received_at: i64,
+    /// The payload's `date`, epoch ms (`None`: it had none): the order in which a push's
+    /// changes apply.
+    pub occurred_at: Option<i64>,
     /// The repository now.
     pub repo: &'a Repo,
     /// What happened to it.
@@ -302,7 +333,7 @@ const fn repo_table(
 }
 
 /// Every table holding a repository's records.
-pub const REPO_TABLES: [RepoTable; 11] = [
+pub const REPO_TABLES: [RepoTable; 12] = [
     repo_table("history_heads", "repo_slug", &[]),
     repo_table("repos", "slug", &[]),
     repo_table("pull_requests", "repo_slug", &["id"]),
@@ -310,6 +341,7 @@ pub const REPO_TABLES: [RepoTable; 11] = [
     repo_table("commits", "repo_slug", &["id"]),
     repo_table("branches", "repo_slug", &["ref_id"]),
     repo_table("tags", "repo_slug", &["ref_id"]),
+    repo_table("ref_tombstones", "repo_slug", &["ref_id"]),
     repo_table("builds", "repo_slug", &["commit_id", "key"]),
     repo_table("build_queue", "repo_slug", &["commit_id"]),
     repo_table("pr_commits", "repo_slug", &["pr_id", "commit_id"]),
@@ -398,13 +430,21 @@ fn move_repo(tx: &mut dyn Tx, before: &RepoRef, now: &RepoRef) -> Result<(), Sto
     Ok(())
 }
 
-/// Upserts one repository as listed (or described by a webhook) at `now`, not deleted.
+/// An id outside a record's identity (a repository's, a project's, a user's) as stored: `None`
+/// when it is unknown (0, the contract's "could not be read") or past the signed 64-bit range
+/// (no real id), so that the stored one is kept rather than replaced by nothing.
+fn known_id(n: u64) -> Option<i64> {
+    i64::try_from(n).ok().filter(|n| *n > 0)
+}
+
+/// Upserts one repository as listed (or described by a webhook) at `now`, not deleted. An id
+/// that could not be read keeps the stored one.
 fn upsert_repo(tx: &mut dyn Tx, r: &Repo, now: i64) -> Result<(), StoreError> {
     tx.exec(
         "INSERT INTO repos (project_key, slug, id, name, description, scm, state, public, archived,
          forkable, origin_project_key, origin_slug, url, clone_http, clone_ssh, listed_at, deleted)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, 0)
-         ON CONFLICT (project_key, slug) DO UPDATE SET id = excluded.id, name = excluded.name,
+         ON CONFLICT (project_key, slug) DO UPDATE SET id = COALESCE(excluded.id, repos.id), name = excluded.name,
          description = excluded.description, scm = excluded.scm, state = excluded.state,
          public = excluded.public, archived = excluded.archived, forkable = excluded.forkable,
          origin_project_key = excluded.origin_project_key, origin_slug = excluded.origin_slug,
@@ -413,7 +453,7 @@ fn upsert_repo(tx: &mut dyn Tx, r: &Repo, now: i64) -> Result<(), StoreError> {
         &vals![
             r.repo_ref.project_key,
             r.repo_ref.slug,
-            id_of("repository", r.id)?,
+            known_id(r.id),
             r.name,
             r.description,
             r.scm,
@@ -500,9 +540,9 @@ impl<B: Backend> RecordSink for Records<B> {
                 let j = output::project_json(p);
                 tx.exec(
                     "INSERT INTO projects (key, id, name, description, public, kind, url) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (key) DO UPDATE SET id = excluded.id, name = excluded.name,
+                     ON CONFLICT (key) DO UPDATE SET id = COALESCE(excluded.id, projects.id), name = excluded.name,
                      description = excluded.description, public = excluded.public, kind = excluded.kind, url = excluded.url",
-                    &vals![p.key, id_of("project", p.id)?, p.name, p.description, p.public, j["kind"].as_str(), p.url],
+                    &vals![p.key, known_id(p.id), p.name, p.description, p.public, j["kind"].as_str(), p.url],
                 )?;
             }
             Ok(())
@@ -513,7 +553,7 @@ impl<B: Backend> RecordSink for Records<B> {
         let now = now_ms();
         self.backend.write(|tx| {
             for r in items {
-                move_repo_by_id(tx, id_of("repository", r.id)?, &r.repo_ref)?;
+                move_repo_by_id(tx, known_id(r.id).unwrap_or(0), &r.repo_ref)?;
                 upsert_repo(tx, r, now)?;
             }
             Ok(())
@@ -550,10 +590,10 @@ impl<B: Backend> RecordSink for Records<B> {
             for u in items {
                 tx.exec(
                     "INSERT INTO users (slug, id, name, display_name, email, active, kind) VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (slug) DO UPDATE SET id = excluded.id, name = excluded.name,
+                     ON CONFLICT (slug) DO UPDATE SET id = COALESCE(excluded.id, users.id), name = excluded.name,
                      display_name = excluded.display_name, email = excluded.email, active = excluded.active,
                      kind = excluded.kind",
-                    &vals![u.slug, u.id.map(|n| id_of("user", n)).transpose()?, u.name, u.display_name, u.email,
+                    &vals![u.slug, u.id.and_then(known_id), u.name, u.display_name, u.email,
                         u.active, output::user_kind(u.kind)],
                 )?;
             }
@@ -624,31 +664,21 @@ impl<B: Backend> RecordSink for Records<B> {
         })
     }
 
-    fn refs(&self, repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> Result<(), StoreError> {
-        self.backend.write(|tx| {
-            let key = vals![repo.project_key, repo.slug];
-            tx.exec("DELETE FROM branches WHERE project_key = $1 AND repo_slug = $2", &key)?;
-            tx.exec("DELETE FROM tags WHERE project_key = $1 AND repo_slug = $2", &key)?;
-            for b in branches {
-                tx.exec(
-                    "INSERT INTO branches (project_key, repo_slug, ref_id, name, latest_commit, is_default)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET name = excluded.name,
-                     latest_commit = excluded.latest_commit, is_default = excluded.is_default",
-                    &vals![repo.project_key, repo.slug, b.ref_id, b.name, b.latest_commit, b.is_default],
-                )?;
-            }
-            for t in tags {
-                tx.exec(
-                    "INSERT INTO tags (project_key, repo_slug, ref_id, name, target, object_hash)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET name = excluded.name,
-                     target = excluded.target, object_hash = excluded.object_hash",
-                    &vals![repo.project_key, repo.slug, t.ref_id, t.name, t.target, t.object_hash],
-                )?;
-            }
-            Ok(())
-        })
+    fn ref_page(
+        &self,
+        repo: &RepoRef,
+        since: i64,
+        branches: &[Branch],
+        tags: &[Tag],
+    ) -> Result<(), StoreError> {
+        self.backend
+            .write(|tx| refs::page(tx, repo, since, branches, tags))
+    }
+
+    fn refs_listed(&self, repo: &RepoRef, kind: RefKind, since: i64) -> Result<(), StoreError> {
+        let keep = self.window_ms();
+        self.backend
+            .write(|tx| refs::listed(tx, repo, kind, since, keep))
     }
 
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError> {
@@ -785,30 +815,54 @@ impl<B: Backend> RecordSink for Records<B> {
         })
     }
 
-    fn pr_commits(
+    fn pr_commits_page(
         &self,
         repo: &RepoRef,
         heads: &PrHeads,
+        since: i64,
+        position: u64,
         commits: &[Commit],
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<(), StoreError> {
         let pr_id = id_of("pull request", heads.id)?;
-        let first = commits.iter().filter_map(|c| c.author_timestamp).min();
         let insert = format!(
-            "INSERT INTO pr_commits (project_key, repo_slug, pr_id, commit_id, position, {COMMIT_COLUMNS})
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-             ON CONFLICT (project_key, repo_slug, pr_id, commit_id) DO UPDATE SET position = excluded.position, {}",
+            "INSERT INTO pr_commits (project_key, repo_slug, pr_id, commit_id, position, written_at, {COMMIT_COLUMNS})
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+             ON CONFLICT (project_key, repo_slug, pr_id, commit_id) DO UPDATE SET position = excluded.position,
+             written_at = excluded.written_at, {}",
             set_excluded(COMMIT_COLUMNS)
         );
         self.backend.write(|tx| {
-            tx.exec(
-                "DELETE FROM pr_commits WHERE project_key = $1 AND repo_slug = $2 AND pr_id = $3",
-                &vals![repo.project_key, repo.slug, pr_id],
-            )?;
-            for (position, c) in commits.iter().enumerate() {
-                let mut params = vals![repo.project_key, repo.slug, pr_id, c.id, position].to_vec();
+            for (i, c) in commits.iter().enumerate() {
+                let position = position.saturating_add(u64::try_from(i).unwrap_or(u64::MAX));
+                let mut params =
+                    vals![repo.project_key, repo.slug, pr_id, c.id, position, since].to_vec();
                 params.extend(commit_values(c));
                 tx.exec(&insert, &params)?;
             }
+            Ok(())
+        })
+    }
+
+    fn pr_commits_read(
+        &self,
+        repo: &RepoRef,
+        heads: &PrHeads,
+        since: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let pr_id = id_of("pull request", heads.id)?;
+        self.backend.write(|tx| {
+            tx.exec(
+                "DELETE FROM pr_commits WHERE project_key = $1 AND repo_slug = $2 AND pr_id = $3
+                 AND (written_at IS NULL OR written_at < $4)",
+                &vals![repo.project_key, repo.slug, pr_id, since],
+            )?;
+            let first = tx
+                .row(
+                    "SELECT MIN(author_timestamp) FROM pr_commits
+                     WHERE project_key = $1 AND repo_slug = $2 AND pr_id = $3",
+                    &vals![repo.project_key, repo.slug, pr_id],
+                )?
+                .and_then(|r| col(&r, 0).int());
             tx.exec(
                 "UPDATE pull_requests SET first_commit_at = $4, commits_source = $5, commits_target = $6
                  WHERE project_key = $1 AND repo_slug = $2 AND id = $3",
@@ -860,38 +914,21 @@ impl<B: Backend> RecordSink for Records<B> {
             // By id, as a listing does: a rename's key before is only a hint (a delivery retried
             // after a sync already moved the repository, and another took its old key, must not
             // move that other one's records).
-            move_repo_by_id(tx, id_of("repository", d.repo.id)?, repo)?;
+            move_repo_by_id(tx, known_id(d.repo.id).unwrap_or(0), repo)?;
             upsert_repo(tx, d.repo, now)?;
             if let RepositoryEvent::RefsChanged(changes) = d.event {
+                let mut unplaced = 0;
                 for c in changes {
-                    let (table, target) = if c.is_tag {
-                        ("tags", "target")
-                    } else {
-                        ("branches", "latest_commit")
-                    };
-                    match (c.kind, &c.to_hash) {
-                        (RefChangeKind::Delete, _) | (_, None) => {
-                            tx.exec(
-                                &format!("DELETE FROM {table} WHERE project_key = $1 AND repo_slug = $2 AND ref_id = $3"),
-                                &vals![repo.project_key, repo.slug, c.ref_id],
-                            )?;
-                        }
-                        (_, Some(to)) => {
-                            // A branch keeps whether it is the default; a tag's object hash is
-                            // not in the payload, and the next listing brings it.
-                            let extra = if c.is_tag { "object_hash" } else { "is_default" };
-                            tx.exec(
-                                &format!(
-                                    "INSERT INTO {table} (project_key, repo_slug, ref_id, name, {target}, {extra})
-                                     VALUES ($1, $2, $3, $4, $5, {})
-                                     ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET
-                                     name = excluded.name, {target} = excluded.{target}",
-                                    if c.is_tag { "NULL" } else { "0" }
-                                ),
-                                &vals![repo.project_key, repo.slug, c.ref_id, c.name, to],
-                            )?;
-                        }
+                    if refs::apply_change(tx, repo, c, d.occurred_at, now)? == refs::Placed::Unplaced {
+                        unplaced += 1;
                     }
+                }
+                if unplaced > 0 {
+                    tracing::info!(
+                        repo = %format!("{}/{}", repo.project_key, repo.slug),
+                        unplaced,
+                        "a push's changes arrived out of order and could not be placed: the repository's refs are listed on its next pass"
+                    );
                 }
             }
             Ok(Stored::New)
@@ -1062,7 +1099,7 @@ fn upsert_pull_request(tx: &mut dyn Tx, p: &PullRequest) -> Result<(), StoreErro
 mod tests {
     use super::*;
     use bbdc_host::bindings::history::CommitPerson;
-    use bbdc_host::bindings::repository_events::RefChange;
+    use bbdc_host::bindings::repository_events::{RefChange, RefChangeKind};
 
     /// Runs a check on a fresh SQLite file and on a fresh PostgreSQL database: the writes are
     /// one implementation, and both databases must hold them alike.
@@ -1131,6 +1168,21 @@ mod tests {
         }
     }
 
+    /// The commits of a pull request, read in one page by a listing that completes.
+    fn read_pr_commits<B: Backend>(
+        records: &Records<B>,
+        heads: &PrHeads,
+        commits: &[Commit],
+    ) -> Option<i64> {
+        let since = now_ms();
+        records
+            .pr_commits_page(&repo(), heads, since, 0, commits)
+            .expect("a page stored");
+        records
+            .pr_commits_read(&repo(), heads, since)
+            .expect("the listing ended")
+    }
+
     fn commit(id: &str, at: Option<i64>) -> Commit {
         Commit {
             repo: repo(),
@@ -1186,12 +1238,18 @@ mod tests {
         }
     }
 
-    fn change(ref_id: &str, is_tag: bool, to: Option<&str>, kind: RefChangeKind) -> RefChange {
+    fn change(
+        ref_id: &str,
+        is_tag: bool,
+        from: Option<&str>,
+        to: Option<&str>,
+        kind: RefChangeKind,
+    ) -> RefChange {
         RefChange {
             ref_id: ref_id.into(),
             name: ref_id.rsplit('/').next().unwrap_or_default().into(),
             is_tag,
-            from_hash: None,
+            from_hash: from.map(str::to_owned),
             to_hash: to.map(str::to_owned),
             kind,
         }
@@ -1218,26 +1276,49 @@ mod tests {
             .collect()
         };
         let push = RepositoryEvent::RefsChanged(vec![
-            change("refs/heads/main", false, Some("c2"), RefChangeKind::Update),
-            change("refs/heads/gone", false, None, RefChangeKind::Delete),
-            change("refs/tags/v1", true, Some("c1"), RefChangeKind::Add),
+            change(
+                "refs/heads/main",
+                false,
+                Some("c1"),
+                Some("c2"),
+                RefChangeKind::Update,
+            ),
+            change(
+                "refs/heads/gone",
+                false,
+                Some("c0"),
+                None,
+                RefChangeKind::Delete,
+            ),
+            change("refs/tags/v1", true, None, Some("c1"), RefChangeKind::Add),
         ]);
         records
-            .refs(
+            .ref_page(
                 &api.repo_ref,
-                &[Branch {
-                    repo: api.repo_ref.clone(),
-                    name: "gone".into(),
-                    ref_id: "refs/heads/gone".into(),
-                    latest_commit: Some("c0".into()),
-                    is_default: false,
-                }],
+                0,
+                &[
+                    Branch {
+                        repo: api.repo_ref.clone(),
+                        name: "gone".into(),
+                        ref_id: "refs/heads/gone".into(),
+                        latest_commit: Some("c0".into()),
+                        is_default: false,
+                    },
+                    Branch {
+                        repo: api.repo_ref.clone(),
+                        name: "main".into(),
+                        ref_id: "refs/heads/main".into(),
+                        latest_commit: Some("c1".into()),
+                        is_default: true,
+                    },
+                ],
                 &[],
             )
             .expect("refs");
         let delivery = RepositoryDelivery {
             request_id: Some("req-1"),
             received_at: 1,
+            occurred_at: Some(1_780_000_000_000),
             repo: &api,
             event: &push,
         };
@@ -1261,6 +1342,7 @@ mod tests {
             .repository_delivery(&RepositoryDelivery {
                 request_id: Some("req-2"),
                 received_at: 2,
+                occurred_at: None,
                 repo: &renamed,
                 event: &rename,
             })
@@ -1342,9 +1424,7 @@ mod tests {
             })
             .expect("an old file");
         let records = SqliteRecords::open(&path).expect("opens");
-        records
-            .pr_commits(&repo(), &heads(1, "s1"), &[commit("c1", Some(5))])
-            .expect("stored");
+        read_pr_commits(&records, &heads(1, "s1"), &[commit("c1", Some(5))]);
         assert_eq!(
             records.first_commit_at(&repo(), &[1]).expect("read"),
             [(1, 5)].into_iter().collect()
@@ -1372,17 +1452,15 @@ mod tests {
             vec![heads(1, "a"), heads(2, "b")]
         );
         // Read for pair `a`, with the earliest author time kept; one commit has none.
-        let first = records
-            .pr_commits(
-                &repo(),
-                &heads(1, "a"),
-                &[
-                    commit("c2", Some(20)),
-                    commit("c1", Some(10)),
-                    commit("c0", None),
-                ],
-            )
-            .expect("stored");
+        let first = read_pr_commits(
+            records,
+            &heads(1, "a"),
+            &[
+                commit("c2", Some(20)),
+                commit("c1", Some(10)),
+                commit("c0", None),
+            ],
+        );
         assert_eq!(first, Some(10));
         assert_eq!(
             records.pr_commit_queue(&repo()).expect("the queue"),
@@ -1400,9 +1478,7 @@ mod tests {
         records
             .want_pr_commits(&repo(), &[heads(2, "b2")])
             .expect("queued");
-        records
-            .pr_commits(&repo(), &heads(2, "b"), &[commit("x", Some(1))])
-            .expect("stored");
+        read_pr_commits(records, &heads(2, "b"), &[commit("x", Some(1))]);
         assert_eq!(
             records.pr_commit_queue(&repo()).expect("the queue"),
             vec![heads(2, "b2")]

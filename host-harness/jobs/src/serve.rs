@@ -15,9 +15,13 @@
 //!   `idle_timeout` of opening or of its previous answer is closed, and a body must arrive
 //!   within `body_timeout` (408 otherwise). Accept failures (out of file descriptors) back off
 //!   and retry instead of stopping the endpoint.
-//! - **Graceful stop.** [`WebhookServer::stop`], or SIGTERM/SIGINT when `stop_on_signals` is
-//!   set, stops accepting, lets the deliveries in flight finish (up to `drain_timeout`) and
-//!   then returns; queued background refreshes are abandoned (their snapshots are stored).
+//! - **Graceful stop, within the drain.** [`WebhookServer::stop`], or SIGTERM/SIGINT when
+//!   `stop_on_signals` is set, stops accepting, lets the deliveries in flight finish and returns
+//!   within `drain_timeout` of the stop, whatever the Bitbucket server is doing: the background
+//!   refresh is cancelled at once (it stops before its next call, what it acknowledged kept),
+//!   queued refreshes are abandoned (their snapshots are stored; the next sync's pass reads what
+//!   they would have), and a refresh still waiting on the server at the drain deadline is left
+//!   behind, to end with the process.
 
 use crate::records::RecordSink;
 use crate::webhook::{self, DeliveryReport};
@@ -30,15 +34,14 @@ use bbdc_http_server::axum::extract::State;
 use bbdc_http_server::axum::http::{HeaderMap, StatusCode, header};
 use bbdc_http_server::axum::response::{IntoResponse, Response};
 use bbdc_http_server::axum::routing::{get, post};
-use bbdc_http_server::{HttpServer, Limits};
+use bbdc_http_server::{HttpServer, Limits, Stopping};
 use http_body_util::BodyExt;
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The delivery path Bitbucket is pointed at.
 pub const WEBHOOK_PATH: &str = "/webhooks/bitbucket_data_center";
@@ -97,6 +100,10 @@ pub type ServeError = bbdc_http_server::BindError;
 pub struct WebhookServer {
     http: HttpServer,
     refresher: Option<Refresher>,
+    /// Set when the endpoint begins to stop.
+    stopping: Arc<Stopping>,
+    /// How long a stop may take, from its start.
+    drain_timeout: Duration,
 }
 
 /// What deliveries and refreshes run on: the component, the tenant, the record store.
@@ -107,11 +114,11 @@ struct Backend {
     sink: Arc<dyn RecordSink>,
 }
 
-/// The refresh queue, its worker, and the flag that makes it abandon what is queued.
+/// The refresh queue and its worker, which abandons what is queued and cancels what it runs
+/// once the endpoint begins to stop.
 struct Refresher {
     queue: mpsc::Sender<RefreshRequest>,
     worker: JoinHandle<()>,
-    abandon: Arc<AtomicBool>,
 }
 
 /// What to fetch again through the server: a pull request (`id`), or a repository's history
@@ -167,9 +174,10 @@ impl WebhookServer {
             sink,
         };
         let pending: Pending = Arc::new(Mutex::new(HashSet::new()));
+        let stopping = Arc::new(Stopping::default());
         let refresher = config
             .refresh
-            .then(|| start_refresher(backend.clone(), Arc::clone(&pending)));
+            .then(|| start_refresher(backend.clone(), Arc::clone(&pending), Arc::clone(&stopping)));
         let endpoint = Arc::new(Endpoint {
             backend,
             config: config.clone(),
@@ -195,10 +203,16 @@ impl WebhookServer {
             drain_timeout: config.drain_timeout,
             stop_on_signals: config.stop_on_signals,
             blocking_threads: config.workers,
+            stopping: Some(Arc::clone(&stopping)),
         };
         let http = HttpServer::start("bbdc-serve", &config.listen, limits, app)?;
         tracing::info!("listening on http://{}{WEBHOOK_PATH}", http.addr());
-        Ok(Self { http, refresher })
+        Ok(Self {
+            http,
+            refresher,
+            stopping,
+            drain_timeout: config.drain_timeout,
+        })
     }
 
     /// The bound address.
@@ -206,41 +220,60 @@ impl WebhookServer {
         self.http.addr()
     }
 
-    /// Stops accepting, waits for the deliveries in flight (up to the drain timeout), abandons
-    /// queued refreshes and lets a running one finish.
-    pub fn stop(self) {
+    /// Stops accepting, waits for the deliveries in flight, abandons queued refreshes and
+    /// cancels a running one, all within the drain timeout of the call; returns whether
+    /// everything finished in time (a refresh still waiting on the server is left behind).
+    pub fn stop(self) -> bool {
+        self.stopping.set();
         self.http.stop();
-        Self::finish(self.refresher);
+        Self::finish(self.refresher, &self.stopping, self.drain_timeout)
     }
 
     /// Serves until stopped by a signal (with `stop_on_signals`), then drains as
-    /// [`WebhookServer::stop`] does.
-    pub fn wait(self) {
+    /// [`WebhookServer::stop`] does, within the drain timeout of the signal.
+    pub fn wait(self) -> bool {
         self.http.wait();
-        Self::finish(self.refresher);
+        Self::finish(self.refresher, &self.stopping, self.drain_timeout)
     }
 
-    fn finish(refresher: Option<Refresher>) {
-        if let Some(r) = refresher {
-            r.abandon.store(true, Ordering::Relaxed);
-            drop(r.queue);
-            let _ = r.worker.join();
+    /// Waits for the refresher until the drain deadline (`drain` after the stop began).
+    fn finish(refresher: Option<Refresher>, stopping: &Stopping, drain: Duration) -> bool {
+        stopping.set();
+        let Some(r) = refresher else {
+            return true;
+        };
+        drop(r.queue);
+        let deadline = stopping
+            .at()
+            .unwrap_or_else(Instant::now)
+            .checked_add(drain)
+            .unwrap_or_else(Instant::now);
+        while !r.worker.is_finished() {
+            if Instant::now() >= deadline {
+                tracing::warn!(
+                    "a background refresh is still waiting on the server after the {drain:?} drain; \
+                     leaving it (what it acknowledged is stored, and the next run goes on from there)"
+                );
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = r.worker.join();
+        true
     }
 }
 
-fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
+fn start_refresher(backend: Backend, pending: Pending, stopping: Arc<Stopping>) -> Refresher {
     let (tx, rx) = mpsc::channel::<RefreshRequest>();
-    let abandon = Arc::new(AtomicBool::new(false));
-    let abandoned = Arc::clone(&abandon);
     let handle = std::thread::spawn(move || {
         let Backend {
             runtime,
             tenant,
             sink,
         } = backend;
+        let cancel = Some(stopping.flag());
         while let Ok(RefreshRequest { repo, id }) = rx.recv() {
-            if abandoned.load(Ordering::Relaxed) {
+            if stopping.is_set() {
                 continue;
             }
             if let Ok(mut p) = pending.lock() {
@@ -249,7 +282,7 @@ fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
             let name = format!("{}/{}", repo.project_key, repo.slug);
             let Some(id) = id else {
                 if let Err(e) =
-                    crate::sync::refresh_history(&runtime, &tenant, sink.as_ref(), &repo)
+                    crate::sync::refresh_history(&runtime, &tenant, sink.as_ref(), &repo, cancel)
                 {
                     tracing::warn!(repo = %name, "history refresh failed: {e}");
                 }
@@ -269,6 +302,7 @@ fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
                             &tenant,
                             sink.as_ref(),
                             &pr,
+                            cancel,
                         )
                     {
                         tracing::warn!(repo = %name, id, "commits and builds not refreshed: {e}");
@@ -284,7 +318,6 @@ fn start_refresher(backend: Backend, pending: Pending) -> Refresher {
     Refresher {
         queue: tx,
         worker: handle,
-        abandon,
     }
 }
 

@@ -2,19 +2,21 @@
 //! in parallel (each call in its own store), every batch made durable in the [`RecordSink`] before
 //! the connector is told so (by calling it again with the batch's cursor).
 
+use crate::listing::{
+    ListingBounds, ListingPage, MAX_LISTING_ITEMS, MAX_LISTING_PAGES, PageFailure, all_pages,
+};
 use crate::output;
-use crate::records::{PrHeads, RecordSink};
+use crate::records::RecordSink;
+use crate::repo_pass::{RepoFailure, RepoJob, RepoOutcome, pr_commits_outcome};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
-use bbdc_host::bindings::history::{Branch, BuildState};
 use bbdc_host::bindings::types::{
-    Project, ProjectPage, PullRequest, RecordKind, Repo, RepoFilter, RepoPage, UnreadableRecord,
-    User,
+    Project, PullRequest, RecordKind, Repo, RepoFilter, UnreadableRecord, User,
 };
 use bbdc_host::imports::Tenant;
-use bbdc_host::runtime::{CallError, MAX_BUILD_COMMITS_PER_CALL, Runtime};
+use bbdc_host::runtime::{CallError, Runtime};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -37,8 +39,9 @@ pub struct SyncJob {
     pub concurrency: usize,
     /// Draw progress bars (on stderr, when it is a terminal).
     pub progress: bool,
-    /// Most pages one listing (projects, repositories, users) may take before it is stopped
-    /// with an error.
+    /// Most pages (calls) one listing may take before it is stopped with an error: the
+    /// projects, repositories and users, and each repository's pull requests, commits,
+    /// branches, tags and pull requests' commits.
     pub max_listing_pages: u64,
     /// Most items one listing may bring before it is stopped with an error.
     pub max_listing_items: u64,
@@ -123,6 +126,16 @@ impl Entities {
             });
         }
         Ok(e)
+    }
+}
+
+impl SyncJob {
+    /// How far each listing of the job may run.
+    pub fn bounds(&self) -> ListingBounds {
+        ListingBounds {
+            pages: self.max_listing_pages,
+            items: self.max_listing_items,
+        }
     }
 }
 
@@ -310,9 +323,13 @@ pub enum SyncError {
     /// Writing JSON lines failed.
     #[error("writing JSON lines: {0}")]
     Output(#[from] std::io::Error),
+    /// The work was asked to stop and stopped between two calls; what it acknowledged is kept,
+    /// and the next run goes on from there.
+    #[error("stopped before it was done; the next run goes on from where it stopped")]
+    Cancelled,
 }
 
-fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
+pub(crate) fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
     let (code, message) = output::call_error(e);
     SyncError::Listing {
         what: what.into(),
@@ -324,7 +341,7 @@ fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> Sync
 /// Writes JSON lines, shared by the workers.
 pub type JsonlOut = Mutex<Box<dyn Write + Send>>;
 
-fn emit(
+pub(crate) fn emit(
     out: Option<&JsonlOut>,
     values: impl IntoIterator<Item = Value>,
 ) -> Result<(), std::io::Error> {
@@ -336,109 +353,6 @@ fn emit(
         writeln!(w, "{v}")?;
     }
     w.flush()
-}
-
-/// One page of any listing (projects, repositories, users).
-struct ListingPage<T> {
-    items: Vec<T>,
-    /// The cursor of the next page; `None` on the last.
-    next: Option<String>,
-    /// Items that could not be identified.
-    unreadable: Vec<UnreadableRecord>,
-}
-
-impl From<ProjectPage> for ListingPage<Project> {
-    fn from(p: ProjectPage) -> Self {
-        Self {
-            items: p.items,
-            next: p.next,
-            unreadable: p.unreadable,
-        }
-    }
-}
-
-impl From<RepoPage> for ListingPage<Repo> {
-    fn from(p: RepoPage) -> Self {
-        Self {
-            items: p.items,
-            next: p.next,
-            unreadable: p.unreadable,
-        }
-    }
-}
-
-/// Default [`SyncJob::max_listing_pages`]: far beyond any real server (50,000 repositories are
-/// 500 pages of 100), so a page stream that never ends fails instead of running forever.
-pub const MAX_LISTING_PAGES: u64 = 200_000;
-/// Default [`SyncJob::max_listing_items`], for the same reason: it bounds what a listing can make
-/// the job hold (the repositories to visit).
-pub const MAX_LISTING_ITEMS: u64 = 5_000_000;
-/// Pages in a row that bring nothing but another cursor before a listing is declared stuck.
-pub const MAX_EMPTY_PAGES: u32 = 3;
-
-/// Why a listing was stopped: it made no progress, or never ended.
-fn runaway(why: String) -> PageFailure {
-    PageFailure::Call(CallError::Connector(ConnectorError::MalformedResponse(why)))
-}
-
-/// Follows a paged listing to its end, handing each page to `on_page` as it arrives (so
-/// nothing accumulates here) and collecting the items that could not be identified. A listing
-/// that keeps answering empty pages with a next cursor, repeats a cursor, or passes
-/// the job's page or item cap ends with an error.
-fn all_pages<T>(
-    job: &SyncJob,
-    mut page: impl FnMut(Option<String>) -> Result<ListingPage<T>, CallError<ConnectorError>>,
-    unreadable: &mut Vec<Unreadable>,
-    mut on_page: impl FnMut(Vec<T>) -> Result<(), SyncError>,
-) -> Result<(), PageFailure> {
-    let mut cursor: Option<String> = None;
-    let (mut pages, mut items, mut empty) = (0u64, 0u64, 0u32);
-    loop {
-        let got = page(cursor.clone()).map_err(PageFailure::Call)?;
-        pages += 1;
-        items = items.saturating_add(got.items.len() as u64);
-        empty = if got.items.is_empty() && got.unreadable.is_empty() {
-            empty + 1
-        } else {
-            0
-        };
-        unreadable.extend(got.unreadable.into_iter().map(Unreadable::from));
-        on_page(got.items).map_err(PageFailure::Store)?;
-        let Some(next) = got.next else {
-            return Ok(());
-        };
-        if empty >= MAX_EMPTY_PAGES {
-            return Err(runaway(format!(
-                "the listing answered {empty} empty pages in a row that each promised more; stopped"
-            )));
-        }
-        if cursor.as_deref() == Some(next.as_str()) {
-            return Err(runaway("the listing repeated its cursor; stopped".into()));
-        }
-        if pages >= job.max_listing_pages || items >= job.max_listing_items {
-            return Err(runaway(format!(
-                "the listing did not end after {pages} pages and {items} items; stopped"
-            )));
-        }
-        cursor = Some(next);
-    }
-}
-
-/// Why following a listing stopped.
-enum PageFailure {
-    /// The connector or host failed.
-    Call(CallError<ConnectorError>),
-    /// A page could not be written.
-    Store(SyncError),
-}
-
-impl PageFailure {
-    fn into_sync(self, what: impl Into<String>) -> SyncError {
-        match self {
-            PageFailure::Call(e) => listing_error(what, &e),
-            PageFailure::Store(e) => e,
-        }
-    }
 }
 
 /// Where listed projects and repositories go as their pages arrive. It remembers the keys of
@@ -491,6 +405,7 @@ fn enumerate(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     job: &SyncJob,
+    cancel: Option<&AtomicBool>,
     out: &mut Writer<'_>,
     report: &mut SyncReport,
     mut visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
@@ -501,7 +416,9 @@ fn enumerate(
     wanted.sort();
     wanted.dedup();
     all_pages(
-        job,
+        "GET /projects",
+        job.bounds(),
+        cancel,
         |c| runtime.list_projects(tenant, c).map(ListingPage::from),
         &mut report.unreadable,
         |page| {
@@ -531,7 +448,9 @@ fn enumerate(
     };
     if wanted.is_empty() {
         return all_pages(
-            job,
+            "GET /repos",
+            job.bounds(),
+            cancel,
             |c| {
                 runtime
                     .list_all_repos(tenant, filter, c)
@@ -544,7 +463,9 @@ fn enumerate(
     }
     for key in &wanted {
         let listed = all_pages(
-            job,
+            &format!("GET /projects/{key}/repos"),
+            job.bounds(),
+            cancel,
             |c| {
                 runtime
                     .list_repos(tenant, key, filter, c)
@@ -557,8 +478,19 @@ fn enumerate(
         match listed {
             Ok(()) => {}
             Err(PageFailure::Store(e)) => return Err(e),
-            Err(PageFailure::Call(e)) => {
-                let (code, message) = output::call_error(&e);
+            Err(PageFailure::Cancelled) => return Err(SyncError::Cancelled),
+            Err(failure) => {
+                let (code, message) = match failure {
+                    PageFailure::Call(e) => {
+                        let (code, message) = output::call_error(&e);
+                        (code.to_owned(), message)
+                    }
+                    PageFailure::Runaway(r) => {
+                        (crate::listing::Runaway::CODE.into(), r.to_string())
+                    }
+                    PageFailure::Store(e) => return Err(e),
+                    PageFailure::Cancelled => return Err(SyncError::Cancelled),
+                };
                 tracing::warn!(
                     project = %crate::printable::shown(key),
                     code,
@@ -609,6 +541,7 @@ fn on_one_repo(
     sink: &dyn RecordSink,
     repo: &RepoRef,
     entities: Entities,
+    cancel: Option<&AtomicBool>,
     f: impl FnOnce(&RepoJob<'_>, &str) -> Result<(), RepoFailure>,
 ) -> Result<(), SyncError> {
     let options = WitSyncOptions {
@@ -622,11 +555,14 @@ fn on_one_repo(
         jsonl: None,
         options: &options,
         entities,
+        bounds: ListingBounds::default(),
+        cancel,
     };
     let name = format!("{}/{}", repo.project_key, repo.slug);
     match f(&job, &name) {
         Ok(()) => Ok(()),
         Err(RepoFailure::Fatal(e)) => Err(e),
+        Err(RepoFailure::Cancelled) => Err(SyncError::Cancelled),
         Err(RepoFailure::Call { code, message }) => Err(Failure::new(name, code, message).into()),
     }
 }
@@ -634,47 +570,64 @@ fn on_one_repo(
 /// Refreshes one repository's history as a sync of `commits,builds` would: its branches and
 /// tags, its default branch's commits when the branch moved, and the build statuses queued for
 /// it. What `bbdc serve` runs after a push's webhook. Fails with the first failure (the rest
-/// of the refresh goes on, as in a sync).
+/// of the refresh goes on, as in a sync); stops between two calls once `cancel` is set
+/// ([`SyncError::Cancelled`]), what it acknowledged kept.
 pub fn refresh_history(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     sink: &dyn RecordSink,
     repo: &RepoRef,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(), SyncError> {
     let entities = Entities {
         pull_requests: false,
         commits: true,
         builds: true,
     };
-    on_one_repo(runtime, tenant, sink, repo, entities, |job, name| {
-        job.sync_repo(repo, name).map(|_| ())
-    })
+    on_one_repo(
+        runtime,
+        tenant,
+        sink,
+        repo,
+        entities,
+        cancel,
+        |job, name| job.sync_repo(repo, name).map(|_| ()),
+    )
 }
 
 /// What a sync of every entity does for one pull request it brought, for a pull request
 /// `bbdc serve` has just refreshed after a webhook: queues its head commit's builds and, when
 /// its pair of head commits changed, its commits; reads its commits and the repository's queued
-/// builds.
+/// builds. Stops between two calls once `cancel` is set.
 pub fn refresh_pull_request_history(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     sink: &dyn RecordSink,
     pr: &PullRequest,
+    cancel: Option<&AtomicBool>,
 ) -> Result<(), SyncError> {
     let repo = &pr.repo;
-    on_one_repo(runtime, tenant, sink, repo, Entities::ALL, |job, name| {
-        let mut out = RepoOutcome::default();
-        let mut failed = HashSet::new();
-        job.want_builds(repo, pr.source.latest_commit.iter().cloned().collect())?;
-        job.batch_pr_commits(repo, name, std::slice::from_ref(pr), &mut failed, &mut out)?;
-        let commits = pr_commits_outcome(&failed);
-        // The builds are read whether or not the commits were; a write failure wins.
-        match (commits, job.sync_builds(repo, name, &mut out)) {
-            (_, Err(fatal @ RepoFailure::Fatal(_))) => Err(fatal),
-            (Err(first), _) => Err(first),
-            (Ok(()), builds) => builds,
-        }
-    })
+    on_one_repo(
+        runtime,
+        tenant,
+        sink,
+        repo,
+        Entities::ALL,
+        cancel,
+        |job, name| {
+            let mut out = RepoOutcome::default();
+            let mut failed = HashSet::new();
+            job.want_builds(repo, pr.source.latest_commit.iter().cloned().collect())?;
+            job.batch_pr_commits(repo, name, std::slice::from_ref(pr), &mut failed, &mut out)?;
+            let commits = pr_commits_outcome(&failed);
+            // The builds are read whether or not the commits were; a write failure wins.
+            match (commits, job.sync_builds(repo, name, &mut out)) {
+                (_, Err(stop @ (RepoFailure::Fatal(_) | RepoFailure::Cancelled))) => Err(stop),
+                (Err(first), _) => Err(first),
+                (Ok(()), builds) => builds,
+            }
+        },
+    )
 }
 
 /// After a listing of every repository (no `--project` or `--repo`, nothing filtered out, no
@@ -720,6 +673,7 @@ fn list_users(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     job: &SyncJob,
+    cancel: Option<&AtomicBool>,
     sink: &dyn RecordSink,
     jsonl: Option<&JsonlOut>,
     report: &mut SyncReport,
@@ -727,7 +681,9 @@ fn list_users(
     let mut fallback = false;
     let mut user_count = 0u64;
     all_pages(
-        job,
+        "GET /users",
+        job.bounds(),
+        cancel,
         |c| {
             runtime.list_users(tenant, c).map(|p| {
                 fallback |= p.fallback;
@@ -785,17 +741,23 @@ pub enum RepoPassError {
     /// Records or state could not be written: the worker's database is unreachable or failing.
     #[error(transparent)]
     Store(SyncError),
+    /// The pass was asked to stop (`cancel`) and stopped between two calls: what it
+    /// acknowledged is kept, and the next pass goes on from there.
+    #[error("stopped before the pass was done")]
+    Cancelled,
 }
 
 /// The listing part of a sync, as a worker runs it for a round of `bbdc worker`: projects and
 /// repositories (each repository written, then handed to `visit`, which queues its pass), then
 /// users, then the repositories no longer listed marked deleted. The repository passes are not
-/// run here: other workers run them as `visit` queues them.
+/// run here: other workers run them as `visit` queues them. Stops before its next call once
+/// `cancel` is set ([`SyncError::Cancelled`]).
 pub fn list_for_workers(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     sink: &dyn RecordSink,
     job: &SyncJob,
+    cancel: Option<&AtomicBool>,
     visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport::default();
@@ -806,8 +768,16 @@ pub fn list_for_workers(
         projects: HashSet::new(),
         repos: 0,
     };
-    enumerate(runtime, tenant, job, &mut writer, &mut report, visit)?;
-    list_users(runtime, tenant, job, sink, None, &mut report)?;
+    enumerate(
+        runtime,
+        tenant,
+        job,
+        cancel,
+        &mut writer,
+        &mut report,
+        visit,
+    )?;
+    list_users(runtime, tenant, job, cancel, sink, None, &mut report)?;
     record_gone_repos(sink, None, job, listing_started, &mut report)?;
     report
         .records
@@ -817,13 +787,15 @@ pub fn list_for_workers(
 }
 
 /// One repository's pass of `job` (its entities, `--since`, `--full`), as a worker runs it
-/// under its lease: what `bbdc sync` runs for each listed repository.
+/// under its lease: what `bbdc sync` runs for each listed repository. Stops between two calls
+/// once `cancel` is set.
 pub fn sync_one_repo(
     runtime: &Runtime,
     tenant: &Arc<Tenant>,
     sink: &dyn RecordSink,
     job: &SyncJob,
     repo: &RepoRef,
+    cancel: Option<&AtomicBool>,
 ) -> Result<RepoCounts, RepoPassError> {
     let options = wit_options(job);
     let ctx = RepoJob {
@@ -833,6 +805,8 @@ pub fn sync_one_repo(
         jsonl: None,
         options: &options,
         entities: job.entities,
+        bounds: job.bounds(),
+        cancel,
     };
     let name = format!("{}/{}", repo.project_key, repo.slug);
     match ctx.sync_repo(repo, &name) {
@@ -847,6 +821,7 @@ pub fn sync_one_repo(
             Err(RepoPassError::Call(Failure::new(name, code, message)))
         }
         Err(RepoFailure::Fatal(e)) => Err(RepoPassError::Store(e)),
+        Err(RepoFailure::Cancelled) => Err(RepoPassError::Cancelled),
     }
 }
 
@@ -896,6 +871,9 @@ pub fn run(
         jsonl,
         options: &options,
         entities: job.entities,
+        bounds: job.bounds(),
+        // A record write that fails stops the other repositories' passes too.
+        cancel: Some(&stop),
     };
     let mut writer = Writer {
         sink,
@@ -931,6 +909,8 @@ pub fn run(
                             Err(RepoFailure::Call { code, message }) => {
                                 t.failed.push(Failure::new(name, code, message))
                             }
+                            // Only a fatal error elsewhere cancels a pass: that error is the job's.
+                            Err(RepoFailure::Cancelled) => {}
                             Err(RepoFailure::Fatal(e)) => {
                                 t.fatal.get_or_insert(e);
                                 stop.store(true, Ordering::Relaxed);
@@ -945,24 +925,32 @@ pub fn run(
         drop(queue);
         // A worker's failure to write records ends the listing with that error.
         let fatal = || tally.lock().ok().and_then(|mut t| t.fatal.take());
-        let listing = enumerate(runtime, tenant, job, &mut writer, &mut report, |repo| {
-            if stop.load(Ordering::Relaxed)
-                && let Some(e) = fatal()
-            {
-                return Err(e);
-            }
-            bar.inc_length(1);
-            listed.send(repo).map_err(|_| {
-                fatal().unwrap_or_else(|| {
-                    SyncError::Output(std::io::Error::other("every repository worker stopped"))
+        let listing = enumerate(
+            runtime,
+            tenant,
+            job,
+            None,
+            &mut writer,
+            &mut report,
+            |repo| {
+                if stop.load(Ordering::Relaxed)
+                    && let Some(e) = fatal()
+                {
+                    return Err(e);
+                }
+                bar.inc_length(1);
+                listed.send(repo).map_err(|_| {
+                    fatal().unwrap_or_else(|| {
+                        SyncError::Output(std::io::Error::other("every repository worker stopped"))
+                    })
                 })
-            })
-        });
+            },
+        );
         // The workers finish what is listed, then stop.
         drop(listed);
         let listing = listing.and_then(|()| {
             phase.set_message("listing users");
-            list_users(runtime, tenant, job, sink, jsonl, &mut report)
+            list_users(runtime, tenant, job, None, sink, jsonl, &mut report)
         });
         if listing.is_err() {
             stop.store(true, Ordering::Relaxed);
@@ -1008,40 +996,12 @@ pub fn run(
     Ok(report)
 }
 
-/// History items of `kind` that could not be identified, as the report lists them.
-fn unreadable(
-    kind: &'static str,
-    items: Vec<bbdc_host::bindings::history::UnreadableItem>,
-) -> impl Iterator<Item = Unreadable> {
-    items.into_iter().map(move |u| Unreadable {
-        kind: kind.into(),
-        location: u.location,
-        reason: u.reason,
-    })
-}
-
-/// How long a build may report `INPROGRESS` and still be read again by the next sync: past
-/// it, the build is taken as abandoned (its commit is not asked for again until something
-/// queues it).
-pub const RUNNING_BUILD_RECHECK: Duration = Duration::from_secs(24 * 3600);
-
 /// Now, in epoch milliseconds.
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Whether a repository's commit pass must run: its default branch's commit is not the one
-/// stored with its refs, or no listed branch says it is the default (a server that sends no
-/// default flag): the commit pass then finds the tip itself, at one small request when nothing
-/// moved.
-fn needs_commit_pass(branches: &[Branch], stored: Option<&str>) -> bool {
-    match branches.iter().find(|b| b.is_default) {
-        Some(default) => default.latest_commit.as_deref() != stored,
-        None => true,
-    }
 }
 
 /// What the repository workers have gathered so far.
@@ -1061,548 +1021,9 @@ struct Tally {
     unreadable: Vec<Unreadable>,
 }
 
-/// What one repository's pass brought.
-#[derive(Default)]
-struct RepoOutcome {
-    written: u64,
-    /// Commits written.
-    commits: u64,
-    /// Branches and tags listed (and stored).
-    branches: u64,
-    tags: u64,
-    /// Build statuses written.
-    builds: u64,
-    /// Pull-request commits written.
-    pr_commits: u64,
-    unchanged: u64,
-    /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
-    skipped: Vec<SkippedPr>,
-    /// Unreadable activities of this repository's pull requests.
-    unreadable: Vec<Unreadable>,
-}
-
-enum RepoFailure {
-    /// The connector or host failed for this repository.
-    Call {
-        /// Error code.
-        code: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// Records could not be written: stop the job.
-    Fatal(SyncError),
-}
-
-/// What every repository's pass shares: where to call, where records go, and how.
-struct RepoJob<'a> {
-    runtime: &'a Runtime,
-    tenant: &'a Arc<Tenant>,
-    sink: &'a dyn RecordSink,
-    jsonl: Option<&'a JsonlOut>,
-    options: &'a WitSyncOptions,
-    entities: Entities,
-}
-
-impl RepoJob<'_> {
-    /// One pass over a repository (one per sync): call, persist, acknowledge (by calling again),
-    /// until done. Each call is made once: the host's HTTP policy has retried every request
-    /// already, so a failed call fails the repository for this sync, and the connector resumes
-    /// the pass from its last acknowledged batch next time. Pull requests still skipped are
-    /// reported, and retried by the connector at the start of the next sync's pass.
-    fn sync_repo(&self, repo: &RepoRef, name: &str) -> Result<RepoOutcome, RepoFailure> {
-        let mut out = RepoOutcome::default();
-        // Each pass goes on from its own acknowledged progress, so a pass that failed does not
-        // stop the next (the builds queue, in particular, is read whatever else failed); the
-        // first failure is the repository's. Records that cannot be written stop everything.
-        let mut failed = None;
-        let mut note = |outcome: Result<(), RepoFailure>| match outcome {
-            Err(fatal @ RepoFailure::Fatal(_)) => Err(fatal),
-            Err(call) => {
-                failed.get_or_insert(call);
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-        };
-        if self.entities.pull_requests {
-            note(self.sync_pull_requests(repo, name, &mut out))?;
-        }
-        if self.entities.commits {
-            note(self.sync_history(repo, name, &mut out))?;
-        }
-        if self.entities.builds {
-            note(self.sync_builds(repo, name, &mut out))?;
-        }
-        match failed {
-            Some(f) => Err(f),
-            None => Ok(out),
-        }
-    }
-
-    /// Queues `commits` for their build statuses, when builds are imported. Called before the
-    /// batch that brought them is acknowledged.
-    fn want_builds(&self, repo: &RepoRef, commits: Vec<String>) -> Result<(), RepoFailure> {
-        if !self.entities.builds || commits.is_empty() {
-            return Ok(());
-        }
-        self.sink
-            .want_builds(repo, &commits)
-            .map_err(|e| RepoFailure::Fatal(e.into()))
-    }
-
-    /// Reads the build statuses of the repository's queued commits,
-    /// [`MAX_BUILD_COMMITS_PER_CALL`] a call, each call's stored before the next. A commit with
-    /// a build still running (changed within [`RUNNING_BUILD_RECHECK`]) stays queued, to be read
-    /// again by the next sync; nothing queued costs nothing.
-    fn sync_builds(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        out: &mut RepoOutcome,
-    ) -> Result<(), RepoFailure> {
-        let queue = self
-            .sink
-            .build_queue(repo)
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        let recent = now_ms().saturating_sub(RUNNING_BUILD_RECHECK.as_millis() as i64);
-        let mut failed_commits = 0;
-        for chunk in queue.chunks(MAX_BUILD_COMMITS_PER_CALL) {
-            let batch = self
-                .runtime
-                .fetch_builds(self.tenant, repo, chunk)
-                .map_err(|e| Self::call_failed(name, &e))?;
-            let running: Vec<String> = chunk
-                .iter()
-                .filter(|c| {
-                    batch.builds.iter().any(|b| {
-                        &b.commit_id == *c
-                            && b.state == BuildState::InProgress
-                            && b.updated_at.or(b.created_at).is_some_and(|t| t >= recent)
-                    })
-                })
-                .cloned()
-                .collect();
-            // A commit that could not be read keeps what was stored and stays queued.
-            let read: Vec<String> = chunk
-                .iter()
-                .filter(|c| !batch.failed.iter().any(|f| &f.commit_id == *c))
-                .cloned()
-                .collect();
-            self.sink
-                .builds(repo, &read, &batch.builds, &running)
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            if let Some(f) = batch.failed.first() {
-                let (code, message) = output::connector_error(&f.error);
-                tracing::warn!(
-                    repo = name,
-                    code,
-                    "the builds of {} commits could not be read (first: {}: {message}); they stay queued",
-                    batch.failed.len(),
-                    f.commit_id
-                );
-                failed_commits += batch.failed.len();
-            }
-            emit(self.jsonl, batch.builds.iter().map(output::build_json))
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            out.builds += batch.builds.len() as u64;
-            out.unreadable.extend(unreadable("build", batch.unreadable));
-        }
-        if failed_commits > 0 {
-            return Err(RepoFailure::Call {
-                code: "builds_incomplete".into(),
-                message: format!(
-                    "the builds of {failed_commits} commits could not be read; the next sync reads them"
-                ),
-            });
-        }
-        Ok(())
-    }
-
-    /// Every page of a ref listing (`list-branches`, `list-tags`).
-    fn all_refs<T>(
-        name: &str,
-        mut page: impl FnMut(
-            Option<String>,
-        ) -> Result<
-            (Vec<T>, Option<String>, Vec<Unreadable>),
-            CallError<ConnectorError>,
-        >,
-        out: &mut RepoOutcome,
-    ) -> Result<Vec<T>, RepoFailure> {
-        let mut items = Vec::new();
-        let mut cursor = None;
-        loop {
-            let (more, next, unreadable) = page(cursor).map_err(|e| Self::call_failed(name, &e))?;
-            items.extend(more);
-            out.unreadable.extend(unreadable);
-            match next {
-                Some(c) => cursor = Some(c),
-                None => return Ok(items),
-            }
-        }
-    }
-
-    /// The repository's branches and tags, and its default branch's commits when the branch
-    /// moved since the refs were last stored. The refs are stored after the commit pass
-    /// completes, so that a pass cut short runs again next time.
-    fn sync_history(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        out: &mut RepoOutcome,
-    ) -> Result<(), RepoFailure> {
-        let branches = Self::all_refs(
-            name,
-            |cursor| {
-                self.runtime
-                    .list_branches(self.tenant, repo, cursor)
-                    .map(|p| {
-                        (
-                            p.items,
-                            p.next,
-                            unreadable("branch", p.unreadable).collect(),
-                        )
-                    })
-            },
-            out,
-        )?;
-        let tags = Self::all_refs(
-            name,
-            |cursor| {
-                self.runtime
-                    .list_tags(self.tenant, repo, cursor)
-                    .map(|p| (p.items, p.next, unreadable("tag", p.unreadable).collect()))
-            },
-            out,
-        )?;
-        let stored = self
-            .sink
-            .default_branch_head(repo)
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        if needs_commit_pass(&branches, stored.as_deref()) {
-            // The listing has just named the tip: the pass need not ask for it.
-            let tip = branches
-                .iter()
-                .find(|b| b.is_default)
-                .and_then(|b| b.latest_commit.clone());
-            self.sync_commits(repo, name, tip.as_deref(), out)?;
-        }
-        self.sink
-            .refs(repo, &branches, &tags)
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        emit(self.jsonl, branches.iter().map(output::branch_json))
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        emit(self.jsonl, tags.iter().map(output::tag_json))
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        out.branches += branches.len() as u64;
-        out.tags += tags.len() as u64;
-        Ok(())
-    }
-
-    /// The failure of a call for `name`'s pass, logged.
-    fn call_failed(name: &str, e: &CallError<ConnectorError>) -> RepoFailure {
-        let (code, message) = output::call_error(e);
-        tracing::warn!(repo = name, code, "repository sync failed: {message}");
-        RepoFailure::Call {
-            code: code.into(),
-            message,
-        }
-    }
-
-    /// The commit pass of `repo`'s default branch: call, persist (dropping, at the end of a
-    /// rewritten pass, what the pass did not name), acknowledge, until done.
-    fn sync_commits(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        tip: Option<&str>,
-        out: &mut RepoOutcome,
-    ) -> Result<(), RepoFailure> {
-        let mut cursor: Option<String> = None;
-        loop {
-            let batch = self
-                .runtime
-                .fetch_commits_from(self.tenant, repo, cursor.as_deref(), tip)
-                .map_err(|e| Self::call_failed(name, &e))?;
-            self.sink
-                .commits(repo, &batch)
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            // The builds of commits older than `--since` are not read.
-            let since = self.options.since.unwrap_or(i64::MIN);
-            self.want_builds(
-                repo,
-                batch
-                    .commits
-                    .iter()
-                    .filter(|c| {
-                        c.committer_timestamp
-                            .or(c.author_timestamp)
-                            .unwrap_or(i64::MAX)
-                            >= since
-                    })
-                    .map(|c| c.id.clone())
-                    .collect(),
-            )?;
-            emit(self.jsonl, batch.commits.iter().map(output::commit_json))
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            out.commits += batch.commits.len() as u64;
-            out.unreadable
-                .extend(unreadable("commit", batch.unreadable));
-            match batch.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => return Ok(()),
-            }
-        }
-    }
-
-    /// Queues the pull requests of a batch whose pair of head commits changed, and reads their
-    /// commits, before the batch is acknowledged. Returns the batch's `first_commit_at` by id
-    /// (`None` when pull requests' commits are not imported).
-    fn batch_pr_commits(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        prs: &[PullRequest],
-        failed: &mut HashSet<u64>,
-        out: &mut RepoOutcome,
-    ) -> Result<Option<HashMap<u64, i64>>, RepoFailure> {
-        if !self.entities.pr_commits() {
-            return Ok(None);
-        }
-        let heads: Vec<PrHeads> = prs
-            .iter()
-            .filter_map(|p| {
-                Some(PrHeads {
-                    id: p.id,
-                    source: p.source.latest_commit.clone()?,
-                    target: p.target.latest_commit.clone(),
-                })
-            })
-            .collect();
-        self.sink
-            .want_pr_commits(repo, &heads)
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        let ids: HashSet<u64> = prs.iter().map(|p| p.id).collect();
-        self.drain_pr_commits(repo, name, Some(&ids), failed, out)?;
-        let ids: Vec<u64> = ids.into_iter().collect();
-        self.sink
-            .first_commit_at(repo, &ids)
-            .map(Some)
-            .map_err(|e| RepoFailure::Fatal(e.into()))
-    }
-
-    /// Reads the commits of the pull requests of `repo` queued for them (only those in `only`,
-    /// when given), every page of each, and stores each pull request's before the next. A pull
-    /// request whose commits cannot be read stays queued and joins `failed`; one the server no
-    /// longer has is taken off the queue, its stored commits kept. Fails only when records
-    /// cannot be written.
-    fn drain_pr_commits(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        only: Option<&HashSet<u64>>,
-        failed: &mut HashSet<u64>,
-        out: &mut RepoOutcome,
-    ) -> Result<(), RepoFailure> {
-        if !self.entities.pr_commits() {
-            return Ok(());
-        }
-        let queue = self
-            .sink
-            .pr_commit_queue(repo)
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-        for heads in queue {
-            if failed.contains(&heads.id) || only.is_some_and(|o| !o.contains(&heads.id)) {
-                continue;
-            }
-            let mut commits = Vec::new();
-            let mut cursor = None;
-            let read = loop {
-                match self
-                    .runtime
-                    .list_pull_request_commits(self.tenant, repo, heads.id, cursor)
-                {
-                    Ok(page) => {
-                        commits.extend(page.items);
-                        out.unreadable
-                            .extend(unreadable("pr_commit", page.unreadable));
-                        match page.next {
-                            Some(next) => cursor = Some(next),
-                            None => break Ok(()),
-                        }
-                    }
-                    Err(e) => break Err(e),
-                }
-            };
-            // Gone from the server (the pull request deleted, or the repository renamed since
-            // the batch was listed): nothing to read, and what is stored stays. A later change
-            // to the pull request queues it again.
-            if let Err(CallError::Connector(ConnectorError::NotFound(_))) = &read {
-                self.sink
-                    .forget_pr_commits(repo, &heads)
-                    .map_err(|e| RepoFailure::Fatal(e.into()))?;
-                continue;
-            }
-            if let Err(e) = read {
-                let (code, message) = output::call_error(&e);
-                tracing::warn!(
-                    repo = name,
-                    code,
-                    "the commits of pull request {} could not be read: {message}; it stays queued",
-                    heads.id
-                );
-                failed.insert(heads.id);
-                continue;
-            }
-            self.sink
-                .pr_commits(repo, &heads, &commits)
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            emit(
-                self.jsonl,
-                commits
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| output::pr_commit_json(heads.id, i, c)),
-            )
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            out.pr_commits += commits.len() as u64;
-        }
-        Ok(())
-    }
-
-    /// The pull-request pass of `repo`.
-    fn sync_pull_requests(
-        &self,
-        repo: &RepoRef,
-        name: &str,
-        out: &mut RepoOutcome,
-    ) -> Result<(), RepoFailure> {
-        // Listed pull requests whose id could not be read: reported after the skipped ones
-        // (never retried: there is nothing to ask for).
-        let mut unidentified = Vec::new();
-        // Pull requests whose commits could not be read in this pass: not asked again in it.
-        let mut pr_commits_failed = HashSet::new();
-        // Whatever a run before this one left queued is read first.
-        self.drain_pr_commits(repo, name, None, &mut pr_commits_failed, out)?;
-        let mut cursor: Option<String> = None;
-        loop {
-            let batch = self
-                .runtime
-                .fetch_pull_requests(self.tenant, repo, self.options, cursor.as_deref())
-                .map_err(|e| Self::call_failed(name, &e))?;
-            // Durable first: only then may the connector be told (by the next call) that it
-            // is safe.
-            self.sink
-                .pull_requests(&batch.pull_requests)
-                .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            self.want_builds(
-                repo,
-                batch
-                    .pull_requests
-                    .iter()
-                    .filter_map(|p| p.source.latest_commit.clone())
-                    .collect(),
-            )?;
-            let first_commits = self.batch_pr_commits(
-                repo,
-                name,
-                &batch.pull_requests,
-                &mut pr_commits_failed,
-                out,
-            )?;
-            emit(
-                self.jsonl,
-                batch.pull_requests.iter().map(|p| {
-                    let mut line = output::pull_request_json(p);
-                    if let Some(first) = &first_commits {
-                        line["first_commit_at"] = serde_json::json!(first.get(&p.id));
-                    }
-                    line
-                }),
-            )
-            .map_err(|e| RepoFailure::Fatal(e.into()))?;
-            out.written += batch.pull_requests.len() as u64;
-            out.unchanged += u64::from(batch.stats.unchanged);
-            for s in batch.skipped {
-                let (code, message) = output::connector_error(&s.error);
-                out.skipped.push(SkippedPr {
-                    repo: name.to_owned(),
-                    id: Some(s.id),
-                    stage: output::skip_stage(s.stage).into(),
-                    code: code.into(),
-                    message,
-                });
-            }
-            for u in batch.unreadable {
-                if u.kind == RecordKind::PullRequest {
-                    unidentified.push(SkippedPr {
-                        repo: name.to_owned(),
-                        id: None,
-                        stage: "identity".into(),
-                        code: "unreadable".into(),
-                        message: format!("{}: {}", u.location, u.reason),
-                    });
-                } else {
-                    out.unreadable.push(u.into());
-                }
-            }
-            match batch.next_cursor {
-                Some(c) => cursor = Some(c),
-                None => {
-                    out.skipped.extend(unidentified);
-                    return pr_commits_outcome(&pr_commits_failed);
-                }
-            }
-        }
-    }
-}
-
-/// The pull-request pass's outcome when the commits of the pull requests in `failed` could not
-/// be read: they stay queued, and the next sync reads them.
-fn pr_commits_outcome(failed: &HashSet<u64>) -> Result<(), RepoFailure> {
-    if failed.is_empty() {
-        return Ok(());
-    }
-    Err(RepoFailure::Call {
-        code: "pr_commits_incomplete".into(),
-        message: format!(
-            "the commits of {} pull requests could not be read; the next sync reads them",
-            failed.len()
-        ),
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{Entities, needs_commit_pass};
-    use bbdc_host::bindings::history::Branch;
-    use bbdc_host::bindings::types::RepoRef;
-
-    fn branch(name: &str, commit: &str, is_default: bool) -> Branch {
-        Branch {
-            repo: RepoRef {
-                project_key: "P".into(),
-                slug: "r".into(),
-            },
-            name: name.into(),
-            ref_id: format!("refs/heads/{name}"),
-            latest_commit: Some(commit.into()),
-            is_default,
-        }
-    }
-
-    #[test]
-    fn the_commit_pass_runs_when_the_default_branch_moved_or_is_unknown() {
-        let listed = [branch("main", "b", true), branch("f", "x", false)];
-        assert!(!needs_commit_pass(&listed, Some("b")), "unchanged");
-        assert!(needs_commit_pass(&listed, Some("a")), "moved");
-        assert!(needs_commit_pass(&listed, None), "never stored");
-        let unflagged = [branch("main", "b", false)];
-        assert!(
-            needs_commit_pass(&unflagged, Some("b")),
-            "no default flag: the pass finds the tip itself"
-        );
-        assert!(needs_commit_pass(&[], None), "no branch at all");
-    }
+    use super::Entities;
 
     #[test]
     fn entities_parse_as_a_list_of_names() {

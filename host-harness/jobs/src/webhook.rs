@@ -323,6 +323,7 @@ fn handle_repository(
         let delivery = RepositoryDelivery {
             request_id: outcome.request_id.as_deref(),
             received_at: now_ms(),
+            occurred_at: outcome.occurred_at,
             repo,
             event,
         };

@@ -258,6 +258,19 @@ impl WorkQueue {
         Ok(n == 1)
     }
 
+    /// Lets `lease` go without a verdict (its pass was stopped part-way, its worker asked to
+    /// stop): the item stays due now, its failures unchanged, for the next worker to take and
+    /// resume. `false` when it was no longer held.
+    pub fn release(&self, lease: &Lease) -> Result<bool, StoreError> {
+        let mut conn = self.pool.get()?;
+        let n = conn.execute(
+            "UPDATE work_items SET lease_owner = NULL, lease_until = NULL
+             WHERE tenant = $1 AND item = $2 AND lease_owner = $3",
+            &[&lease.tenant, &lease.item, &lease.owner],
+        )?;
+        Ok(n == 1)
+    }
+
     /// Lets `lease` go after a failed pass: the item stays due, after a backoff that doubles
     /// with each failure in a row (per [`Retry`]). After `retry.give_up_after` failures in a
     /// row the round gives it up: it is no longer due, and [`WorkQueue::failing`] reports it

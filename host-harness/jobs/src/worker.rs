@@ -14,8 +14,13 @@
 //!
 //! A worker cut off from the database cannot write, renew or take: its pass fails with a store
 //! error, and the worker waits and tries again, while its lease expires for another to take.
+//!
+//! Asked to stop (`stop`, SIGTERM), a worker stops the pass in hand before its next call (what
+//! it acknowledged is kept), lets its lease go so that another worker resumes the item at once,
+//! and returns. One tenant's failures stay its own: a tenant whose round the database refuses
+//! to start is set aside for this run and reported, and the others are served.
 
-use crate::records::{Delivery, PrHeads, RecordSink, RepositoryDelivery, Stored};
+use crate::records::{Delivery, PrHeads, RecordSink, RefKind, RepositoryDelivery, Stored};
 use crate::sync::{self, RepoPassError, SyncError, SyncJob};
 use crate::work_queue::{Lease, Retry, Work, WorkQueue};
 use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, Tag};
@@ -93,6 +98,12 @@ pub struct WorkerReport {
     /// When the worker stopped: the items of its tenants whose last pass failed (given up for
     /// the round after their retries, or still waiting a retry).
     pub given_up: Vec<GivenUp>,
+    /// Tenants set aside for this run because the database refused their work (tenant id,
+    /// why); the others were served.
+    pub set_aside: Vec<(String, String)>,
+    /// Items whose pass was stopped part-way because the worker was asked to stop; each was
+    /// let go, for the next worker to resume.
+    pub released: u64,
 }
 
 /// An item whose passes kept failing.
@@ -137,7 +148,8 @@ pub enum WorkerError {
 }
 
 /// Runs a worker until `stop` is set or, with `until_idle`, until the tenants' rounds are
-/// complete.
+/// complete. Once `stop` is set, the pass in hand stops before its next call and its item is
+/// let go.
 pub fn run(
     runtime: &Runtime,
     tenants: &[TenantWork],
@@ -154,7 +166,7 @@ pub fn run(
             return Err(WorkerError::DuplicateTenant(t.tenant.config.id.clone()));
         }
     }
-    let ids: Vec<String> = by_id.keys().cloned().collect();
+    let mut ids: Vec<String> = by_id.keys().cloned().collect();
     let mut report = WorkerReport::default();
     // Join the running round of each tenant, or start one: at start, and with `every`
     // whenever there is nothing to do (the queue starts a round at most once per `every`,
@@ -163,16 +175,33 @@ pub fn run(
     let mut idle_wait = config.poll / 20;
     while !stop.load(Ordering::Relaxed) {
         if round_due {
-            match ids
-                .iter()
-                .try_for_each(|id| queue.start_round(id, config.every))
-            {
-                Ok(()) => round_due = false,
-                Err(e) => {
-                    store_error(&mut report, &e, config);
-                    continue;
+            // Each tenant on its own: a tenant whose round the database refuses is set aside,
+            // and an unreachable database is waited for.
+            let mut unreachable_db = None;
+            ids.retain(|id| match queue.start_round(id, config.every) {
+                Ok(()) => true,
+                Err(e) if bbdc_host::postgres::is_unreachable(&e) => {
+                    unreachable_db = Some(e);
+                    true
                 }
+                Err(e) => {
+                    let why = bbdc_host::errors::chain(&e);
+                    tracing::error!(
+                        tenant = %crate::printable::shown(id),
+                        "tenant set aside: the database refuses its work: {why}"
+                    );
+                    report.set_aside.push((id.clone(), why));
+                    false
+                }
+            });
+            if let Some(e) = unreachable_db {
+                store_error(&mut report, &e, config);
+                continue;
             }
+            if ids.is_empty() {
+                break;
+            }
+            round_due = false;
         }
         let lease = match queue.take(&ids, &config.name, config.lease) {
             Ok(lease) => lease,
@@ -217,9 +246,17 @@ pub fn run(
                 &config.job,
                 &lease.work,
                 tally,
+                stop,
             )
         });
         match outcome {
+            (Err(ItemError::Cancelled), held) => {
+                // Asked to stop: the item goes back to the queue, due now, for the next worker.
+                report.released += 1;
+                if held && let Err(e) = queue.release(&lease) {
+                    tracing::warn!("letting an item go: {}", bbdc_host::errors::chain(&e));
+                }
+            }
             (_, false) => {
                 // Another worker took the item while this one stalled: its pass counts, and
                 // this one wrote nothing after the loss was seen.
@@ -293,6 +330,8 @@ enum ItemError {
     Call(String),
     /// Records or state could not be written.
     Store(SyncError),
+    /// The worker was asked to stop, and the pass stopped between two calls.
+    Cancelled,
 }
 
 /// Runs one item's work, writing records through `sink`.
@@ -304,12 +343,13 @@ fn run_item(
     job: &SyncJob,
     item: &Work,
     tally: &mut TenantTally,
+    cancel: &AtomicBool,
 ) -> Result<(), ItemError> {
     let tenant = &work.tenant;
     match item {
         Work::Listing => {
             let id = &tenant.config.id;
-            let listed = sync::list_for_workers(runtime, tenant, sink, job, |repo| {
+            let listed = sync::list_for_workers(runtime, tenant, sink, job, Some(cancel), |repo| {
                 sink.check()?;
                 queue.want_repo(id, &repo).map_err(SyncError::from)
             });
@@ -318,22 +358,26 @@ fn run_item(
                     tally.listings += 1;
                     Ok(())
                 }
+                Err(SyncError::Cancelled) => Err(ItemError::Cancelled),
                 Err(e @ (SyncError::Records(_) | SyncError::Output(_))) => Err(ItemError::Store(e)),
                 Err(e) => Err(ItemError::Call(e.to_string())),
             }
         }
-        Work::Repo(repo) => match sync::sync_one_repo(runtime, tenant, sink, job, repo) {
-            Ok(counts) => {
-                tally.repos += 1;
-                tally.pull_requests += counts.pull_requests;
-                tally.commits += counts.commits;
-                Ok(())
+        Work::Repo(repo) => {
+            match sync::sync_one_repo(runtime, tenant, sink, job, repo, Some(cancel)) {
+                Ok(counts) => {
+                    tally.repos += 1;
+                    tally.pull_requests += counts.pull_requests;
+                    tally.commits += counts.commits;
+                    Ok(())
+                }
+                Err(RepoPassError::Call(f)) => {
+                    Err(ItemError::Call(format!("{}: {}", f.code, f.message)))
+                }
+                Err(RepoPassError::Store(e)) => Err(ItemError::Store(e)),
+                Err(RepoPassError::Cancelled) => Err(ItemError::Cancelled),
             }
-            Err(RepoPassError::Call(f)) => {
-                Err(ItemError::Call(format!("{}: {}", f.code, f.message)))
-            }
-            Err(RepoPassError::Store(e)) => Err(ItemError::Store(e)),
-        },
+        }
     }
 }
 
@@ -402,14 +446,16 @@ fenced! {
     users(items: &[User]) -> ();
     pull_requests(items: &[PullRequest]) -> ();
     commits(repo: &RepoRef, batch: &CommitBatch) -> ();
-    refs(repo: &RepoRef, branches: &[Branch], tags: &[Tag]) -> ();
+    ref_page(repo: &RepoRef, since: i64, branches: &[Branch], tags: &[Tag]) -> ();
+    refs_listed(repo: &RepoRef, kind: RefKind, since: i64) -> ();
     default_branch_head(repo: &RepoRef) -> Option<String>;
     want_builds(repo: &RepoRef, commits: &[String]) -> ();
     build_queue(repo: &RepoRef) -> Vec<String>;
     builds(repo: &RepoRef, asked: &[String], builds: &[Build], keep_queued: &[String]) -> ();
     want_pr_commits(repo: &RepoRef, prs: &[PrHeads]) -> ();
     pr_commit_queue(repo: &RepoRef) -> Vec<PrHeads>;
-    pr_commits(repo: &RepoRef, heads: &PrHeads, commits: &[Commit]) -> Option<i64>;
+    pr_commits_page(repo: &RepoRef, heads: &PrHeads, since: i64, position: u64, commits: &[Commit]) -> ();
+    pr_commits_read(repo: &RepoRef, heads: &PrHeads, since: i64) -> Option<i64>;
     forget_pr_commits(repo: &RepoRef, heads: &PrHeads) -> ();
     first_commit_at(repo: &RepoRef, ids: &[u64]) -> std::collections::HashMap<u64, i64>;
     repository_delivery(d: &RepositoryDelivery<'_>) -> Stored;

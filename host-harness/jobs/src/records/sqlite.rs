@@ -70,6 +70,57 @@ impl OwnedDelivery {
 /// [`ADDED_COLUMNS`] brings an older file's tables up to date.
 const SCHEMA: &str = include_str!("../../migrations/records/V1__record_tables.sql");
 
+/// PostgreSQL's later migrations, in order, run on every open: each statement is idempotent
+/// (`CREATE ... IF NOT EXISTS`, `ADD COLUMN IF NOT EXISTS`, which [`apply_migration`] reads).
+const LATER_MIGRATIONS: [&str; 1] = [include_str!(
+    "../../migrations/records/V2__ordered_refs.sql"
+)];
+
+/// Runs a migration written for PostgreSQL: its statements one by one, comments dropped, and
+/// `ALTER TABLE t ADD COLUMN IF NOT EXISTS c type` (which SQLite lacks) as "add the column
+/// unless `t` has it".
+fn apply_migration(conn: &Connection, sql: &str) -> Result<(), StoreError> {
+    let code: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let words: Vec<&str> = statement.split_whitespace().collect();
+        match words.as_slice() {
+            [
+                "ALTER",
+                "TABLE",
+                table,
+                "ADD",
+                "COLUMN",
+                "IF",
+                "NOT",
+                "EXISTS",
+                column,
+                kind @ ..,
+            ] => {
+                add_column(conn, table, column, &kind.join(" "))?;
+            }
+            _ => conn.execute_batch(statement)?,
+        }
+    }
+    Ok(())
+}
+
+/// Adds `column` to `table` unless it has it.
+fn add_column(conn: &Connection, table: &str, column: &str, kind: &str) -> Result<(), StoreError> {
+    let present: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+        params![table, column],
+        |r| r.get(0),
+    )?;
+    if !present {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
+    }
+    Ok(())
+}
+
 /// Columns added to tables after a release: (table, column, type). `CREATE TABLE IF NOT EXISTS`
 /// leaves a file made by an older `bbdc` as it was, so these are added to it on open.
 const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
@@ -83,14 +134,7 @@ const ADDED_COLUMNS: [(&str, &str, &str); 5] = [
 /// Adds each of [`ADDED_COLUMNS`] its table lacks.
 fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
     for (table, column, kind) in ADDED_COLUMNS {
-        let present: bool = conn.query_row(
-            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
-            params![table, column],
-            |r| r.get(0),
-        )?;
-        if !present {
-            conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"))?;
-        }
+        add_column(conn, table, column, kind)?;
     }
     Ok(())
 }
@@ -107,6 +151,9 @@ impl Records<Sqlite> {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.execute_batch(SCHEMA)?;
         add_missing_columns(&conn)?;
+        for migration in LATER_MIGRATIONS {
+            apply_migration(&conn, migration)?;
+        }
         Ok(Self::on(Sqlite {
             conn: Mutex::new(conn),
             queued: Mutex::new(Vec::new()),
