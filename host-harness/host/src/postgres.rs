@@ -9,11 +9,58 @@
 use crate::storage::{KvStore, StoreError};
 
 /// A pool of connections to one database.
-pub type PgPool = r2d2::Pool<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>;
+pub type PgPool = r2d2::Pool<Manager>;
 
 /// A connection borrowed from a [`PgPool`].
-pub type PgConnection =
-    r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>;
+pub type PgConnection = r2d2::PooledConnection<Manager>;
+
+/// Opens the pool's connections and checks each before lending it: a connection whose session
+/// is read-only is dropped rather than reused. A database that was read-only for a while (a
+/// failover, a standby promoted, `default_transaction_read_only` set and cleared) leaves
+/// sessions opened meanwhile read-only for their whole life; lending them again would refuse
+/// every write long after the database became writable. Checked on every loan, the pool heals
+/// within one loan of the database recovering.
+#[derive(Debug)]
+pub struct Manager(r2d2_postgres::PostgresConnectionManager<postgres::NoTls>);
+
+/// Why the pool could not lend a connection.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectionError {
+    /// PostgreSQL (or the network) failed.
+    #[error(transparent)]
+    Postgres(#[from] postgres::Error),
+    /// The session is read-only: the database refuses writes on it.
+    #[error("the connection's session is read-only (a standby, or default_transaction_read_only)")]
+    ReadOnly,
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = postgres::Client;
+    type Error = ConnectionError;
+
+    fn connect(&self) -> Result<postgres::Client, ConnectionError> {
+        Ok(self.0.connect()?)
+    }
+
+    fn is_valid(&self, conn: &mut postgres::Client) -> Result<(), ConnectionError> {
+        let read_only = conn
+            .simple_query("SHOW transaction_read_only")?
+            .into_iter()
+            .find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => row.get(0).map(|v| v == "on"),
+                _ => None,
+            })
+            .unwrap_or(false);
+        if read_only {
+            return Err(ConnectionError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut postgres::Client) -> bool {
+        conn.is_closed()
+    }
+}
 
 impl From<postgres::Error> for StoreError {
     fn from(e: postgres::Error) -> Self {
@@ -79,7 +126,10 @@ pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
         }
         config.options(&format!("-c search_path={schema}"));
     }
-    let manager = r2d2_postgres::PostgresConnectionManager::new(config, postgres::NoTls);
+    let manager = Manager(r2d2_postgres::PostgresConnectionManager::new(
+        config,
+        postgres::NoTls,
+    ));
     Ok(r2d2::Pool::builder()
         .max_size(options.max_size)
         // A worker serving many tenants keeps connections only for those it served lately:
@@ -87,12 +137,15 @@ pub fn pool(url: &str, options: &PoolOptions) -> Result<PgPool, StoreError> {
         .min_idle(Some(0))
         .idle_timeout(Some(std::time::Duration::from_secs(30)))
         .connection_timeout(options.connect_timeout)
+        // Every loan is checked (`Manager::is_valid`): a read-only session is dropped.
+        .test_on_check_out(true)
         .build_unchecked(manager))
 }
 
 /// Whether `e` (or an error it wraps) says the database could not be reached (no connection,
-/// a connection cut, the server shutting down), as opposed to the database refusing what was
-/// asked: a caller waits and tries again for the first, and treats the second as a failure.
+/// a connection cut, the server shutting down) or cannot write for now (a read-only database,
+/// during a failover), as opposed to the database refusing what was asked: a caller waits and
+/// tries again for the first, and treats the second as a failure.
 pub fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut next = Some(e);
     while let Some(e) = next {
@@ -104,7 +157,8 @@ pub fn is_unreachable(e: &(dyn std::error::Error + 'static)) -> bool {
                 None => true,
                 Some(db) => {
                     let code = db.code().code();
-                    code.starts_with("08") || code.starts_with("57P")
+                    // 25006: read_only_sql_transaction, a database that cannot write now.
+                    code.starts_with("08") || code.starts_with("57P") || code == "25006"
                 }
             };
         }
@@ -355,6 +409,45 @@ mod tests {
         assert_eq!(kv.get("a", "k1").unwrap().as_deref(), Some(&b"1"[..]));
         kv.delete("a", "k1").unwrap();
         assert_eq!(kv.get("a", "k1").unwrap(), None);
+    }
+
+    /// A session opened while the database was read-only stays read-only for its whole life:
+    /// such a connection is never lent again, so writes succeed as soon as the database is
+    /// writable (on main a worker kept refusing writes for minutes). While the database is
+    /// read-only, a write fails as an unreachable database does: the caller waits, and counts
+    /// no failure against the work.
+    #[test]
+    fn a_connection_opened_while_the_database_was_read_only_is_not_lent_again() {
+        let pg = TestPostgres::start_or_panic();
+        let url = pg.create_database("ro").expect("a database");
+        let options = PoolOptions {
+            max_size: 1,
+            connect_timeout: std::time::Duration::from_secs(1),
+            ..PoolOptions::default()
+        };
+        let kv = PgKv::connect(&url, &options).expect("connects and migrates");
+        kv.set("t", "k", b"before").expect("writable");
+        pg.psql(
+            "postgres",
+            "ALTER DATABASE ro SET default_transaction_read_only = on",
+        )
+        .expect("read-only");
+        // Sessions opened from now on are read-only; end the pool's writable one.
+        pg.psql(
+            "postgres",
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ro'",
+        )
+        .expect("sessions ended");
+        let refused = kv.set("t", "k", b"during").expect_err("read-only");
+        assert!(is_unreachable(&refused), "{refused:?}");
+        pg.psql(
+            "postgres",
+            "ALTER DATABASE ro RESET default_transaction_read_only",
+        )
+        .expect("writable again");
+        kv.set("t", "k", b"after")
+            .expect("written at once, on a fresh session");
+        assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"after"[..]));
     }
 
     /// A database that answers and refuses is not unreachable: the caller fails the work
