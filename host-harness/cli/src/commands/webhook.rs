@@ -1,9 +1,10 @@
 //! `bbdc webhook`: one delivery from a file or stdin through the connector, and what became of it.
 
 use crate::args::{NO_SERVER, parse_header, parse_max_body, runtime, secret_from_env};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
+use bbdc_jobs::database::Database;
 use bbdc_jobs::printable;
 use clap::Args;
 use std::path::PathBuf;
@@ -23,9 +24,17 @@ pub struct WebhookArgs {
     #[arg(long, value_name = "PATH|-", default_value = "-")]
     pub body: String,
     /// Persist accepted deliveries (and deduplicate) in this SQLite file or PostgreSQL
-    /// database (`postgres://...`), as `serve` does.
+    /// database (`postgres://...`, which needs `--tenant`), as `serve` does.
     #[arg(long, value_name = "PATH|URL", value_parser = bbdc_jobs::database::Database::parse)]
     pub db: Option<bbdc_jobs::database::Database>,
+    /// The tenant the delivery is for: a tenant file, as `serve` and `worker` read it. Its id
+    /// names the tenant's state and, on PostgreSQL, the schema its records and de-duplication
+    /// marks live in. Only the id is read: no credential is needed to handle a delivery.
+    #[arg(long, value_name = "FILE")]
+    pub tenant: Option<PathBuf>,
+    /// Which tenant of a `--tenant` file that lists several (`[[tenants]]`).
+    #[arg(long, value_name = "ID", requires = "tenant")]
+    pub tenant_id: Option<String>,
     /// Largest body accepted, in bytes (at most the connector's own cap, 8 MiB).
     #[arg(long, value_name = "BYTES", default_value_t = bbdc_jobs::webhook::DEFAULT_MAX_BODY, value_parser = parse_max_body)]
     pub max_body: usize,
@@ -53,7 +62,20 @@ pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
             .and_then(|f| f.take(limit).read_to_end(&mut body))
             .with_context(|| format!("reading {}", args.body))?;
     }
-    let config = TenantConfig::new("default", NO_SERVER, Credentials::None);
+    let id = match &args.tenant {
+        Some(path) => tenant_id(path, args.tenant_id.as_deref())?,
+        None => {
+            if let Some(db @ Database::Postgres(_)) = &args.db {
+                bail!(
+                    "bbdc webhook --db {} needs --tenant FILE: a delivery is stored, and \
+                     de-duplicated, in its tenant's schema",
+                    db.display()
+                );
+            }
+            "default".to_owned()
+        }
+    };
+    let config = TenantConfig::new(id, NO_SERVER, Credentials::None);
     let stores = args
         .db
         .as_ref()
@@ -98,4 +120,20 @@ pub fn run(component: Option<PathBuf>, args: &WebhookArgs) -> Result<ExitCode> {
             ExitCode::SUCCESS
         },
     )
+}
+
+/// The id of the tenant `path` describes, or of the one named `wanted` among those it lists.
+fn tenant_id(path: &std::path::Path, wanted: Option<&str>) -> Result<String> {
+    let all = bbdc_host::TenantFile::load_all(path)?;
+    let ids: Vec<&str> = all.iter().map(|t| t.id.as_str()).collect();
+    match (wanted, ids.as_slice()) {
+        (None, [one]) => Ok((*one).to_owned()),
+        (None, _) => bail!(
+            "{} lists {} tenants: name one with --tenant-id",
+            path.display(),
+            ids.len()
+        ),
+        (Some(w), _) if ids.contains(&w) => Ok(w.to_owned()),
+        (Some(w), _) => bail!("{} lists no tenant {}", path.display(), printable::shown(w)),
+    }
 }
