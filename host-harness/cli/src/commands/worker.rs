@@ -1,7 +1,7 @@
 //! `bbdc worker`: one of many processes sharing the sync of one or more tenants through a
 //! PostgreSQL database, each repository pass under a lease (see `bbdc_jobs::worker`).
 
-use crate::args::{FilterArgs, parse_window, runtime};
+use crate::args::{FilterArgs, parse_timeout, parse_window, runtime};
 use anyhow::{Context, Result, bail};
 use bbdc_host::{Tenant, TenantFile};
 use bbdc_jobs::database::Database;
@@ -11,7 +11,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 #[derive(Args)]
 /// Arguments of `bbdc worker`.
@@ -41,6 +42,12 @@ pub struct WorkerArgs {
     /// round.
     #[arg(long, value_name = "DURATION", value_parser = parse_window)]
     pub every: Option<std::time::Duration>,
+    /// How long SIGTERM (or SIGINT) may take: the pass in hand stops before its next call and
+    /// its item is let go for another worker; a call still waiting on the server at this
+    /// deadline is left behind and the worker exits (its lease expires, and another worker
+    /// resumes the item).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub drain: std::time::Duration,
     /// This worker's name in its leases [default: host, process id and a random suffix].
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -91,12 +98,39 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
     config.job.entities = args.entities.unwrap_or_default();
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        // The first signal stops after the item in hand; a second one stops at once (the
-        // lease expires, and another worker resumes the item).
+        // The first signal stops the pass in hand before its next call and lets its item go,
+        // within `--drain`; a second one stops at once (the lease expires, and another worker
+        // resumes the item).
         signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))?;
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    let report = worker::run(&runtime, &tenants, &queue, &config, &stop)?;
+    let name = config.name.clone();
+    let running = {
+        let (stop, config) = (Arc::clone(&stop), config.clone());
+        std::thread::Builder::new()
+            .name("bbdc-worker".into())
+            .spawn(move || worker::run(&runtime, &tenants, &queue, &config, &stop))?
+    };
+    // Wait for the worker; once asked to stop, for at most `--drain`.
+    let mut asked_at: Option<Instant> = None;
+    while !running.is_finished() {
+        if stop.load(Ordering::Relaxed) {
+            let at = *asked_at.get_or_insert_with(Instant::now);
+            if at.elapsed() >= args.drain {
+                eprintln!(
+                    "bbdc worker {name}: a call was still waiting on the server {} after the stop; \
+                     leaving it (its lease expires, and another worker resumes the item)",
+                    humantime::format_duration(args.drain)
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let report = match running.join() {
+        Ok(report) => report?,
+        Err(_) => bail!("the worker thread panicked"),
+    };
     if args.json {
         let tenants: serde_json::Map<String, serde_json::Value> = report
             .tenants
@@ -111,6 +145,14 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                 )
             })
             .collect();
+        let set_aside: Vec<serde_json::Value> = report
+            .set_aside
+            .iter()
+            .map(|(id, why)| {
+                serde_json::json!({"tenant": bbdc_jobs::printable::shown(id).to_string(),
+                    "error": bbdc_jobs::printable::shown(why).to_string()})
+            })
+            .collect();
         let given_up: Vec<serde_json::Value> = report
             .given_up
             .iter()
@@ -121,14 +163,15 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"name": config.name, "tenants": tenants,
-                "store_errors": report.store_errors, "given_up": given_up})
+            serde_json::json!({"name": name, "tenants": tenants,
+                "store_errors": report.store_errors, "given_up": given_up,
+                "set_aside": set_aside, "released": report.released})
         );
     } else {
         for (id, t) in &report.tenants {
             eprintln!(
                 "bbdc worker {}: tenant {id}: {} listings, {} repository passes ({} failed, {} lost), {} pull requests, {} commits",
-                config.name, t.listings, t.repos, t.failed, t.lost, t.pull_requests, t.commits
+                name, t.listings, t.repos, t.failed, t.lost, t.pull_requests, t.commits
             );
         }
     }
@@ -145,10 +188,25 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
             bbdc_jobs::printable::shown(&g.error)
         );
     }
+    for (id, why) in &report.set_aside {
+        eprintln!(
+            "bbdc worker: tenant {} was set aside: {}",
+            bbdc_jobs::printable::shown(id),
+            bbdc_jobs::printable::shown(why)
+        );
+    }
+    if report.released > 0 {
+        eprintln!(
+            "bbdc worker {name}: stopped; {} item(s) in hand let go for another worker to resume",
+            report.released
+        );
+    }
     // As `bbdc sync` does: some of what was asked for could not be synced.
-    Ok(if report.given_up.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(bbdc_jobs::sync::PARTIAL_EXIT)
-    })
+    Ok(
+        if report.given_up.is_empty() && report.set_aside.is_empty() {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(bbdc_jobs::sync::PARTIAL_EXIT)
+        },
+    )
 }
