@@ -282,6 +282,7 @@ async fn all_faults_together() {
             malformed_rate: 0.05,
             broken_prs: 1,
             update_every: None,
+            endless: None,
         },
     )
     .await;

@@ -161,6 +161,24 @@ pub fn repo(project_key: &str, slug: &str, id: u64) -> Value {
     )
 }
 
+/// The headers of a delivery of event `key` with request id `id`, its `body` signed with
+/// `secret` as Bitbucket signs it (`X-Hub-Signature: sha256=<hex HMAC-SHA256>`).
+pub fn signed_headers(secret: &str, key: &str, id: &str, body: &[u8]) -> Vec<(String, String)> {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("a key");
+    mac.update(body);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    [
+        ("X-Event-Key", key),
+        ("X-Request-Id", id),
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("X-Hub-Signature", &signature),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 /// A Bitbucket error body.
 pub fn error_body(exception: &str, message: &str) -> Value {
     json!({"errors": [{"context": null, "message": message, "exceptionName": exception}]})

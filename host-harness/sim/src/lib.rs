@@ -31,7 +31,7 @@ pub mod version;
 mod webhooks;
 pub mod world;
 
-pub use faults::Faults;
+pub use faults::{Endless, Faults, Listing, Step};
 pub use fixture::{RepoFixture, repo_fixture};
 pub use rate_limit::ServerRateLimit;
 pub use routes::RequestCounts;
@@ -147,6 +147,7 @@ impl Simulator {
             throttled: AtomicU64::new(0),
             running_builds: Mutex::new(builds::RunningBuilds::default()),
             failing_builds: Mutex::new(HashSet::new()),
+            stopping: AtomicBool::new(false),
         });
         let limits = Limits {
             // Clients keep pooled connections as long as they like, as with a real server.
@@ -558,10 +559,22 @@ impl Simulator {
 
     /// Stops serving.
     pub fn stop(mut self) {
+        self.halt();
+    }
+
+    fn halt(&mut self) {
         self.stop_updates();
+        self.state.stopping.store(true, Ordering::Relaxed);
         if let Some(server) = self.server.take() {
             server.stop();
         }
+    }
+}
+
+impl Drop for Simulator {
+    /// A dropped simulator stops as [`Simulator::stop`] does, simulated stalls included.
+    fn drop(&mut self) {
+        self.halt();
     }
 }
 

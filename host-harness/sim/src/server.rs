@@ -1,7 +1,7 @@
 //! The simulator's HTTP side, on the stack `bbdc serve` uses ([`bbdc_http_server`]): the shared
 //! state behind every request, authentication, latency, and the faults applied to answers.
 
-use crate::faults::{Faults, Injected};
+use crate::faults::{Endless, Faults, Injected};
 use crate::rate_limit::{ServerBucket, retry_after_secs};
 use crate::render::{Dialect, error as error_json};
 use crate::routes::RequestCounts;
@@ -35,6 +35,9 @@ pub(crate) struct State {
     pub(crate) running_builds: Mutex<crate::builds::RunningBuilds>,
     /// Commits whose build statuses always fail with 500 (a broken CI plugin, say).
     pub(crate) failing_builds: Mutex<HashSet<String>>,
+    /// Set when the simulator stops: requests waiting out a simulated latency end at once,
+    /// so that a stalled simulator stops as promptly as any other.
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
 
 /// One answer, before it is put on the wire.
@@ -139,6 +142,38 @@ fn rate_limited(retry_after: u64) -> Reply {
 }
 
 impl State {
+    /// `body`, the answer to `url`, made a page of a listing without end when `url` is a page
+    /// of `endless`'s listing: the listing's first page again, saying more follows.
+    fn endless(&self, endless: Endless, url: &str, body: String) -> String {
+        let (path, query) = url.split_once('?').unwrap_or((url, ""));
+        if !endless.listing.lists(path) {
+            return body;
+        }
+        let mut start = 0u64;
+        let first_query: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+            .filter_map(|(k, v)| {
+                if k == "start" {
+                    start = v.parse().unwrap_or(0);
+                    None
+                } else {
+                    Some(format!(
+                        "{}={}",
+                        k,
+                        url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>()
+                    ))
+                }
+            })
+            .collect();
+        let first_url = format!("{path}?{}", first_query.join("&"));
+        let (status, first) = self.route(&first_url);
+        match serde_json::from_str::<serde_json::Value>(&first) {
+            Ok(first) if status == 200 && first.get("values").is_some() => {
+                endless.page(&first, start).to_string()
+            }
+            _ => body,
+        }
+    }
+
     /// Answers one request and counts it, with the body bytes it was answered with.
     fn handle(&self, url: &str, authorization: Option<&str>) -> Reply {
         self.requests.fetch_add(1, Ordering::Relaxed);
@@ -152,7 +187,14 @@ impl State {
     fn reply(&self, url: &str, authorization: Option<&str>) -> Reply {
         let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
         if !faults.latency.is_zero() {
-            std::thread::sleep(faults.latency);
+            let until = std::time::Instant::now() + faults.latency;
+            while !self.stopping.load(Ordering::Relaxed) {
+                let left = until.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+            }
         }
         if let Some(token) = &self.token
             && authorization != Some(&format!("Bearer {token}"))
@@ -179,6 +221,10 @@ impl State {
                 return Reply::json(status, "<html>Service unavailable</html>".into());
             }
             Some(Injected::Cut | Injected::Malformed) | None => self.route(url),
+        };
+        let (status, body) = match faults.endless {
+            Some(endless) if status == 200 => (status, self.endless(endless, url, body)),
+            _ => (status, body),
         };
         let after = if status == 200 {
             self.rng.lock().ok().and_then(|mut r| faults.after(&mut r))

@@ -48,6 +48,11 @@ pub struct ServeArgs {
     /// Longest wait for a request body once its head arrived (408 beyond).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
     pub body_timeout: std::time::Duration,
+    /// How long SIGTERM (or SIGINT) may take: deliveries in flight are answered, the
+    /// background refresh stops before its next call, and one still waiting on the server at
+    /// this deadline is left behind (what it acknowledged is kept).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_timeout)]
+    pub drain: std::time::Duration,
     /// How long a delivery's X-Request-Id is remembered for de-duplication (e.g. `7d`).
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_window)]
     pub dedup_window: std::time::Duration,
@@ -89,6 +94,7 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
             max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
             idle_timeout: args.idle_timeout,
             body_timeout: args.body_timeout,
+            drain_timeout: args.drain,
             stop_on_signals: true,
             ..ServeConfig::new(args.listen.clone(), secret)
         },
@@ -98,8 +104,14 @@ pub fn run(component: Option<PathBuf>, args: &ServeArgs) -> Result<ExitCode> {
         server.addr(),
         bbdc_jobs::serve::WEBHOOK_PATH
     );
-    // Returns after SIGTERM or SIGINT, once the deliveries in flight are answered.
-    server.wait();
-    eprintln!("bbdc serve: stopped");
+    // Returns after SIGTERM or SIGINT, once the deliveries in flight are answered, within the
+    // drain.
+    if server.wait() {
+        eprintln!("bbdc serve: stopped");
+    } else {
+        eprintln!(
+            "bbdc serve: stopped, leaving a background refresh that was still waiting on the server"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

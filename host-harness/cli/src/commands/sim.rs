@@ -78,6 +78,12 @@ pub struct SimArgs {
     /// Write the ground truth (one pull_request JSON line each) to this file and keep serving.
     #[arg(long, value_name = "PATH")]
     pub truth: Option<PathBuf>,
+    /// Never end one listing, as a hostile server: `projects`, `repos`, `users`,
+    /// `pull-requests`, `activities`, `commits`, `pr-commits`, `branches`, `tags` or `builds`,
+    /// with `:past` (pages of items without end, the default), `:creep` (`nextPageStart` one
+    /// past the page's start) or `:empty` (empty pages that say more follows).
+    #[arg(long, value_name = "LISTING[:STEP]", value_parser = bbdc_sim::Endless::parse)]
+    pub endless: Option<bbdc_sim::Endless>,
 }
 
 /// A finite number above zero.
@@ -97,6 +103,7 @@ fn sim_faults(a: &SimArgs) -> bbdc_sim::Faults {
         malformed_rate: a.malformed_rate,
         broken_prs: a.broken_prs,
         update_every: a.update_every_ms.map(std::time::Duration::from_millis),
+        endless: a.endless,
     }
 }
 

@@ -46,6 +46,15 @@ pub struct SyncArgs {
     /// comma-separated [default: all]
     #[arg(long, value_name = "LIST", value_parser = bbdc_jobs::sync::Entities::parse)]
     pub entities: Option<bbdc_jobs::sync::Entities>,
+    /// Most pages (calls) any one listing may take before it is stopped with an error: the
+    /// projects, repositories and users, and each repository's pull requests, commits,
+    /// branches, tags and pull requests' commits. A repository whose listing is stopped is
+    /// reported failed with the reason; the rest goes on.
+    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::listing::MAX_LISTING_PAGES, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_listing_pages: u64,
+    /// Most items any one listing may bring before it is stopped with an error.
+    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::listing::MAX_LISTING_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_listing_items: u64,
     /// Print the closing summary as one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +88,8 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         full: args.full,
         concurrency: usize::from(args.concurrency),
         entities: args.entities.unwrap_or_default(),
+        max_listing_pages: args.max_listing_pages,
+        max_listing_items: args.max_listing_items,
         progress: std::io::stderr().is_terminal(),
         ..SyncJob::default()
     };

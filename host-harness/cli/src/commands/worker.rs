@@ -60,13 +60,8 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
     let Database::Postgres(url) = &args.db else {
         bail!("bbdc worker shares its work through PostgreSQL: give --db postgres://...");
     };
-    let options = bbdc_host::postgres::PoolOptions {
-        max_size: 4,
-        ..Default::default()
-    };
-    let queue = WorkQueue::on(bbdc_host::postgres::pool(url, &options)?)
-        .with_context(|| format!("opening {}", args.db.display()))?;
-    let mut tenants = Vec::new();
+    // Every tenant file is read, and every tenant checked, before the database is touched: a
+    // tenant the database could not store (an id holding NUL, say) is refused here, by name.
     let files: Vec<TenantFile> = args
         .tenants
         .iter()
@@ -75,8 +70,18 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
         .into_iter()
         .flatten()
         .collect();
-    for file in &files {
-        let config = file.resolve()?;
+    let configs = files
+        .iter()
+        .map(TenantFile::resolve)
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = bbdc_host::postgres::PoolOptions {
+        max_size: 4,
+        ..Default::default()
+    };
+    let queue = WorkQueue::on(bbdc_host::postgres::pool(url, &options)?)
+        .with_context(|| format!("opening {}", args.db.display()))?;
+    let mut tenants = Vec::new();
+    for config in configs {
         let stores = args
             .db
             .open(&config.id, 4, None)
