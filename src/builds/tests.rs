@@ -218,3 +218,43 @@ fn a_server_error_fails_the_call_with_its_type() {
         "{err:?}"
     );
 }
+
+/// A commit whose status listing never ends (each page one more status, each saying more
+/// follows) is stopped at the bound on one commit's statuses, far past the 100 a server keeps,
+/// and reported as failed with the reason; the other commits of the call are kept.
+#[test]
+fn an_endless_status_listing_of_one_commit_is_stopped_at_its_bound() {
+    let host = FakeHost::new();
+    serve(&host, C2, page(vec![rich("ONE", "SUCCESSFUL")]));
+    host.on_query(&path(C1), |pairs| {
+        let start: u64 = pairs
+            .iter()
+            .find(|(k, _)| k == "start")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let body = json!({"size": 1, "limit": 1, "start": start, "isLastPage": false,
+                          "nextPageStart": start + 1, "values": [rich(&format!("K{start}"), "FAILED")]});
+        crate::fake::Canned::Response {
+            status: 200,
+            headers: vec![],
+            body: body.to_string().into_bytes(),
+        }
+    });
+    let batch = fetch_builds(&host, &conn(25), &repo(), &[C1.into(), C2.into()]).expect("a batch");
+    assert_eq!(batch.failed.len(), 1, "{:?}", batch.failed);
+    assert_eq!(batch.failed[0].commit_id, C1);
+    let why = batch.failed[0].error.to_string();
+    assert!(why.contains("the listing was given up"), "{why}");
+    assert!(
+        host.sent().len() <= crate::paging::MAX_BUILDS_PER_COMMIT as usize + 1,
+        "{} requests",
+        host.sent().len()
+    );
+    let kept: Vec<&str> = batch
+        .builds
+        .iter()
+        .filter(|b| b.commit_id == C2)
+        .map(|b| b.key.as_str())
+        .collect();
+    assert_eq!(kept, vec!["ONE"]);
+}
