@@ -60,6 +60,8 @@ struct Run {
 
 /// Runs `bbdc sync --entities all --json` against `sim` as a child, killing it after
 /// [`RUN_LIMIT`], and reads its peak RSS.
+// The child is waited for by `wait4`, which also gives its resource usage.
+#[allow(clippy::zombie_processes)]
 fn sync(sim: &Simulator, extra: &[&str]) -> Run {
     let dir = tempfile::tempdir().expect("a folder");
     let db = dir.path().join("bbdc.sqlite");

@@ -65,11 +65,17 @@ fn a_tenant_id_holding_nul_is_refused_by_position_before_any_work() {
         err.contains(r#""glo\0bex""#) || err.contains(r#""glo\u{0}bex""#),
         "the id, escaped: {err}"
     );
-    assert!(!err.contains('\0'), "no raw NUL reaches the terminal: {err}");
+    assert!(
+        !err.contains('\0'),
+        "no raw NUL reaches the terminal: {err}"
+    );
     // `serve` reads tenant files the same way.
     let single = dir.path().join("one.toml");
-    std::fs::write(&single, "id = \"a\\u001b[2Jb\"\nbase_url = \"https://a.invalid\"\n")
-        .expect("a tenant file");
+    std::fs::write(
+        &single,
+        "id = \"a\\u001b[2Jb\"\nbase_url = \"https://a.invalid\"\n",
+    )
+    .expect("a tenant file");
     let out = run(
         &[
             "serve",

@@ -238,16 +238,13 @@ pub fn run(
                 inner: work.records.as_ref(),
                 hold,
             };
-            run_item(
+            let cx = ItemContext {
                 runtime,
-                work,
-                &fenced,
                 queue,
-                &config.job,
-                &lease.work,
-                tally,
-                stop,
-            )
+                job: &config.job,
+                cancel: stop,
+            };
+            run_item(&cx, work, &fenced, &lease.work, tally)
         });
         match outcome {
             (Err(ItemError::Cancelled), held) => {
@@ -334,17 +331,29 @@ enum ItemError {
     Cancelled,
 }
 
+/// What every item's work shares: the component, the queue, the round's job, and the flag
+/// that asks the pass in hand to stop.
+struct ItemContext<'a> {
+    runtime: &'a Runtime,
+    queue: &'a WorkQueue,
+    job: &'a SyncJob,
+    cancel: &'a AtomicBool,
+}
+
 /// Runs one item's work, writing records through `sink`.
 fn run_item(
-    runtime: &Runtime,
+    cx: &ItemContext<'_>,
     work: &TenantWork,
     sink: &Fenced<'_>,
-    queue: &WorkQueue,
-    job: &SyncJob,
     item: &Work,
     tally: &mut TenantTally,
-    cancel: &AtomicBool,
 ) -> Result<(), ItemError> {
+    let ItemContext {
+        runtime,
+        queue,
+        job,
+        cancel,
+    } = *cx;
     let tenant = &work.tenant;
     match item {
         Work::Listing => {

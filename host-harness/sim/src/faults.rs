@@ -98,18 +98,24 @@ impl Listing {
             return false;
         };
         let seg: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
-        match (self, seg.as_slice()) {
-            (Listing::Projects, ["projects"]) => true,
-            (Listing::Repos, ["repos"] | ["projects", _, "repos"]) => true,
-            (Listing::Users, ["users"] | ["admin", "users"]) => true,
-            (Listing::PullRequests, ["projects", _, "repos", _, "pull-requests"]) => true,
-            (Listing::Activities, [.., "pull-requests", _, "activities"]) => true,
-            (Listing::Commits, ["projects", _, "repos", _, "commits"]) => true,
-            (Listing::PullRequestCommits, [.., "pull-requests", _, "commits"]) => true,
-            (Listing::Branches, ["projects", _, "repos", _, "branches"]) => true,
-            (Listing::Tags, ["projects", _, "repos", _, "tags"]) => true,
-            _ => false,
-        }
+        matches!(
+            (self, seg.as_slice()),
+            (Listing::Projects, ["projects"])
+                | (Listing::Repos, ["repos"] | ["projects", _, "repos"])
+                | (Listing::Users, ["users"] | ["admin", "users"])
+                | (
+                    Listing::PullRequests,
+                    ["projects", _, "repos", _, "pull-requests"]
+                )
+                | (Listing::Activities, [.., "pull-requests", _, "activities"])
+                | (Listing::Commits, ["projects", _, "repos", _, "commits"])
+                | (
+                    Listing::PullRequestCommits,
+                    [.., "pull-requests", _, "commits"]
+                )
+                | (Listing::Branches, ["projects", _, "repos", _, "branches"])
+                | (Listing::Tags, ["projects", _, "repos", _, "tags"])
+        )
     }
 }
 

@@ -91,7 +91,6 @@ pub fn run(component: Option<PathBuf>, args: &SyncArgs) -> Result<ExitCode> {
         max_listing_pages: args.max_listing_pages,
         max_listing_items: args.max_listing_items,
         progress: std::io::stderr().is_terminal(),
-        ..SyncJob::default()
     };
     let report = match sync::run(&runtime, &tenant, records.as_ref(), jsonl.as_ref(), &job) {
         Ok(r) => r,
