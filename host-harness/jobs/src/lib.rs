@@ -4,6 +4,7 @@
 //! - [`repo_pass`]: one repository's pass (pull requests, history, builds), each listing
 //!   written page by page;
 //! - [`listing`]: the host's guard over every listing it follows call by call;
+//! - [`outcome`]: what a sync comes to (report, failures, errors);
 //! - [`records`]: where ingested records go ([`records::RecordSink`]; SQL tables on SQLite by
 //!   default, or on PostgreSQL);
 //! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it;
@@ -18,6 +19,7 @@
 pub mod database;
 pub mod demo;
 pub mod listing;
+pub mod outcome;
 pub mod output;
 pub mod printable;
 pub mod records;

@@ -9,7 +9,7 @@
 //! that component hands out. Nothing is collected here: each page goes to storage as it
 //! arrives, so a listing costs the memory of one page however long it runs.
 
-use crate::sync::{SyncError, Unreadable};
+use crate::outcome::{SyncError, Unreadable};
 use bbdc_host::bindings::api::ConnectorError;
 use bbdc_host::bindings::types::{Project, ProjectPage, Repo, RepoPage, UnreadableRecord};
 use bbdc_host::runtime::CallError;
@@ -151,6 +151,16 @@ impl Guard {
     }
 }
 
+/// The job's error when a listing of `what` it cannot do without failed with `e`.
+pub(crate) fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
+    let (code, message) = crate::output::call_error(e);
+    SyncError::Listing {
+        what: what.into(),
+        code: code.into(),
+        message,
+    }
+}
+
 /// One page of a listing of projects, repositories or users.
 pub(crate) struct ListingPage<T> {
     pub(crate) items: Vec<T>,
@@ -227,7 +237,7 @@ impl PageFailure {
     /// The job's error, for a listing of `what` that the job cannot do without.
     pub(crate) fn into_sync(self, what: impl Into<String>) -> SyncError {
         match self {
-            PageFailure::Call(e) => crate::sync::listing_error(what, &e),
+            PageFailure::Call(e) => listing_error(what, &e),
             PageFailure::Runaway(r) => SyncError::Listing {
                 what: what.into(),
                 code: Runaway::CODE.into(),

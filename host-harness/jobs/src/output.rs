@@ -74,20 +74,11 @@ pub fn check_json(r: &ConnectionReport) -> Value {
 }
 
 use bbdc_host::bindings::types::{
-    PrEventKind, PrState, Project, ProjectKind, PullRequest, RecordKind, RefKind, Repo, RepoRef,
-    ReviewAction, ReviewerStatus, SkipStage, User, UserKind,
+    PrEventKind, PrState, Project, ProjectKind, PullRequest, RefKind, Repo, RepoRef, ReviewAction,
+    ReviewerStatus, SkipStage, User, UserKind,
 };
 
-/// `"project" | "repository" | "user" | "pull_request" | "activity"`.
-pub fn record_kind(k: RecordKind) -> &'static str {
-    match k {
-        RecordKind::Project => "project",
-        RecordKind::Repository => "repository",
-        RecordKind::User => "user",
-        RecordKind::PullRequest => "pull_request",
-        RecordKind::Activity => "activity",
-    }
-}
+pub use crate::outcome::record_kind;
 
 /// `"OPEN" | "MERGED" | "DECLINED"`.
 pub fn pr_state(s: PrState) -> &'static str {
@@ -257,7 +248,7 @@ pub fn build_json(b: &Build) -> Value {
         "commit_id": b.commit_id,
         "key": b.key,
         "name": b.name,
-        "state": crate::records::build_state(b.state),
+        "state": build_state(b.state),
         "state_other": b.state_other,
         "url": b.url,
         "created_at": b.created_at,
@@ -319,9 +310,9 @@ pub fn pull_request_json(p: &PullRequest) -> Value {
 
 /// The closing summary of a sync as JSON. `db` is the database as shown (a path, or a URL
 /// without its password: [`crate::database::Database::display`]).
-pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &str) -> Value {
+pub fn sync_summary_json(r: &crate::outcome::SyncReport, db: &str) -> Value {
     json!({
-        "ok": r.status() == crate::sync::SyncStatus::Complete,
+        "ok": r.status() == crate::outcome::SyncStatus::Complete,
         "status": r.status().name(),
         "db": db,
         "records": r.records,
@@ -341,7 +332,7 @@ pub fn sync_summary_json(r: &crate::sync::SyncReport, db: &str) -> Value {
 
 /// The closing summary of a sync for people. Every text that came from the server is shown
 /// escaped ([`crate::printable`]).
-pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &str) -> String {
+pub fn sync_summary_text(r: &crate::outcome::SyncReport, db: &str) -> String {
     use crate::printable::shown;
     use std::fmt::Write;
     let mut s = String::new();
@@ -349,7 +340,7 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &str) -> String {
     let _ = writeln!(
         s,
         "sync {} in {:.1} s",
-        if r.status() == crate::sync::SyncStatus::Complete {
+        if r.status() == crate::outcome::SyncStatus::Complete {
             "complete"
         } else {
             "finished with failures"
@@ -450,4 +441,34 @@ pub fn sync_summary_text(r: &crate::sync::SyncReport, db: &str) -> String {
     }
     let _ = write!(s, "  database: {db}");
     s
+}
+
+/// Writes JSON lines, shared by the workers.
+pub type JsonlOut = std::sync::Mutex<Box<dyn std::io::Write + Send>>;
+
+/// Writes `values` to `out` (when there is one), a line each, and flushes.
+pub fn emit(
+    out: Option<&JsonlOut>,
+    values: impl IntoIterator<Item = Value>,
+) -> Result<(), std::io::Error> {
+    use std::io::Write;
+    let Some(out) = out else { return Ok(()) };
+    let mut w = out
+        .lock()
+        .map_err(|_| std::io::Error::other("output lock poisoned"))?;
+    for v in values {
+        writeln!(w, "{v}")?;
+    }
+    w.flush()
+}
+
+/// A build state as the `builds` table and the JSON lines spell it (the server's own spelling).
+pub fn build_state(s: bbdc_host::bindings::history::BuildState) -> &'static str {
+    match s {
+        bbdc_host::bindings::history::BuildState::Successful => "SUCCESSFUL",
+        bbdc_host::bindings::history::BuildState::Failed => "FAILED",
+        bbdc_host::bindings::history::BuildState::InProgress => "INPROGRESS",
+        bbdc_host::bindings::history::BuildState::Cancelled => "CANCELLED",
+        bbdc_host::bindings::history::BuildState::Unknown => "UNKNOWN",
+    }
 }

@@ -11,9 +11,7 @@
 //! error type lets a platform back both with one database.
 
 use crate::output;
-use bbdc_host::bindings::history::{
-    Branch, Build, BuildState, Commit, CommitBatch, CommitPassKind, Tag,
-};
+use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, CommitPassKind, Tag};
 use bbdc_host::bindings::repository_events::RepositoryEvent;
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
@@ -480,17 +478,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// A build state as the `builds` table and the JSON lines spell it (the server's own spelling).
-pub fn build_state(s: BuildState) -> &'static str {
-    match s {
-        BuildState::Successful => "SUCCESSFUL",
-        BuildState::Failed => "FAILED",
-        BuildState::InProgress => "INPROGRESS",
-        BuildState::Cancelled => "CANCELLED",
-        BuildState::Unknown => "UNKNOWN",
-    }
-}
-
 /// An identity (pull-request, repository, project, user or activity id) as a signed 64-bit
 /// integer, losslessly or not at all: two ids must never collapse into one row.
 fn id_of(what: &str, n: u64) -> Result<i64, StoreError> {
@@ -758,7 +745,7 @@ impl<B: Backend> RecordSink for Records<B> {
                      tests_successful = excluded.tests_successful, tests_failed = excluded.tests_failed,
                      tests_skipped = excluded.tests_skipped",
                     &vals![
-                        repo.project_key, repo.slug, b.commit_id, b.key, b.name, build_state(b.state),
+                        repo.project_key, repo.slug, b.commit_id, b.key, b.name, output::build_state(b.state),
                         b.state_other, b.url, b.created_at, b.updated_at, b.duration_ms, b.build_number,
                         b.parent, b.ref_id, tests.map(|t| t.successful), tests.map(|t| t.failed),
                         tests.map(|t| t.skipped)

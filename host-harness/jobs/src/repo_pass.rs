@@ -10,9 +10,10 @@
 //! [`RepoFailure::Cancelled`], its acknowledged progress kept for the next run.
 
 use crate::listing::{Guard, ListingBounds, Runaway};
+use crate::outcome::{SkippedPr, SyncError, Unreadable};
 use crate::output;
+use crate::output::{JsonlOut, emit};
 use crate::records::{PrHeads, RecordSink, RefKind};
-use crate::sync::{Entities, JsonlOut, SkippedPr, SyncError, Unreadable, emit, now_ms};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
 use bbdc_host::bindings::history::BuildState;
 use bbdc_host::bindings::types::{PullRequest, RecordKind};
@@ -22,6 +23,94 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// What a sync imports from each repository (projects, repositories and users always).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entities {
+    /// Pull requests with their reviews and diff statistics.
+    pub pull_requests: bool,
+    /// The default branch's commits, with the repository's branches and tags (contract 0.2.0):
+    /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
+    /// when the default branch moved. With `pull_requests`, also each pull request's commits
+    /// (read when its pair of head commits changed) and its `first_commit_at`.
+    pub commits: bool,
+    /// The build statuses of the commits the other passes bring: the default branch's new
+    /// commits and the head commits of changed pull requests (contract 0.2.0). Needs
+    /// `pull_requests` or `commits`.
+    pub builds: bool,
+}
+
+impl Default for Entities {
+    /// Everything: [`Entities::ALL`].
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
+impl Entities {
+    /// Pull requests, commits (with branches, tags and pull requests' commits) and builds.
+    pub const ALL: Entities = Entities {
+        pull_requests: true,
+        commits: true,
+        builds: true,
+    };
+
+    /// Pull requests alone: the scope before commits and builds existed, at its cost.
+    pub const PULL_REQUESTS: Entities = Entities {
+        pull_requests: true,
+        commits: false,
+        builds: false,
+    };
+
+    /// Whether pull requests' commits are read: when both pull requests and commits are.
+    pub fn pr_commits(self) -> bool {
+        self.pull_requests && self.commits
+    }
+
+    /// Parses a comma-separated list of `pull-requests`, `commits`, `builds` and `all`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut e = Entities {
+            pull_requests: false,
+            commits: false,
+            builds: false,
+        };
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match part {
+                "pull-requests" => e.pull_requests = true,
+                "commits" => e.commits = true,
+                "builds" => e.builds = true,
+                "all" => {
+                    e.pull_requests = true;
+                    e.commits = true;
+                    e.builds = true;
+                }
+                other => {
+                    return Err(format!(
+                        "{other:?} is not an entity: give pull-requests, commits, builds or all"
+                    ));
+                }
+            }
+        }
+        if !e.pull_requests && !e.commits {
+            return Err(if e.builds {
+                "builds are read for the commits of pull requests or of the default branch: \
+                 give builds with pull-requests or commits"
+                    .into()
+            } else {
+                "no entity given: give pull-requests, commits, builds or all".into()
+            });
+        }
+        Ok(e)
+    }
+}
+
+/// Now, in epoch milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
 
 /// History items of `kind` that could not be identified, as the report lists them.
 pub(crate) fn unreadable(

@@ -5,19 +5,21 @@
 use crate::listing::{
     ListingBounds, ListingPage, MAX_LISTING_ITEMS, MAX_LISTING_PAGES, PageFailure, all_pages,
 };
-use crate::output;
-use crate::records::RecordSink;
-use crate::repo_pass::{RepoFailure, RepoJob, RepoOutcome, pr_commits_outcome};
-use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
-use bbdc_host::bindings::types::{
-    Project, PullRequest, RecordKind, Repo, RepoFilter, UnreadableRecord, User,
+pub use crate::outcome::{
+    Failure, PARTIAL_EXIT, SkippedPr, SyncError, SyncReport, SyncStatus, Unreadable,
 };
+use crate::output;
+pub use crate::output::JsonlOut;
+use crate::output::emit;
+use crate::records::RecordSink;
+pub use crate::repo_pass::Entities;
+use crate::repo_pass::{RepoFailure, RepoJob, RepoOutcome, now_ms, pr_commits_outcome};
+use bbdc_host::bindings::api::{RepoRef, SyncOptions as WitSyncOptions};
+use bbdc_host::bindings::types::{Project, PullRequest, RecordKind, Repo, RepoFilter, User};
 use bbdc_host::imports::Tenant;
-use bbdc_host::runtime::{CallError, Runtime};
+use bbdc_host::runtime::Runtime;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
-use std::io::Write;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,86 +51,6 @@ pub struct SyncJob {
     pub entities: Entities,
 }
 
-/// What a sync imports from each repository (projects, repositories and users always).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entities {
-    /// Pull requests with their reviews and diff statistics.
-    pub pull_requests: bool,
-    /// The default branch's commits, with the repository's branches and tags (contract 0.2.0):
-    /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
-    /// when the default branch moved. With `pull_requests`, also each pull request's commits
-    /// (read when its pair of head commits changed) and its `first_commit_at`.
-    pub commits: bool,
-    /// The build statuses of the commits the other passes bring: the default branch's new
-    /// commits and the head commits of changed pull requests (contract 0.2.0). Needs
-    /// `pull_requests` or `commits`.
-    pub builds: bool,
-}
-
-impl Default for Entities {
-    /// Everything: [`Entities::ALL`].
-    fn default() -> Self {
-        Self::ALL
-    }
-}
-
-impl Entities {
-    /// Pull requests, commits (with branches, tags and pull requests' commits) and builds.
-    pub const ALL: Entities = Entities {
-        pull_requests: true,
-        commits: true,
-        builds: true,
-    };
-
-    /// Pull requests alone: the scope before commits and builds existed, at its cost.
-    pub const PULL_REQUESTS: Entities = Entities {
-        pull_requests: true,
-        commits: false,
-        builds: false,
-    };
-
-    /// Whether pull requests' commits are read: when both pull requests and commits are.
-    pub fn pr_commits(self) -> bool {
-        self.pull_requests && self.commits
-    }
-
-    /// Parses a comma-separated list of `pull-requests`, `commits`, `builds` and `all`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut e = Entities {
-            pull_requests: false,
-            commits: false,
-            builds: false,
-        };
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "pull-requests" => e.pull_requests = true,
-                "commits" => e.commits = true,
-                "builds" => e.builds = true,
-                "all" => {
-                    e.pull_requests = true;
-                    e.commits = true;
-                    e.builds = true;
-                }
-                other => {
-                    return Err(format!(
-                        "{other:?} is not an entity: give pull-requests, commits, builds or all"
-                    ));
-                }
-            }
-        }
-        if !e.pull_requests && !e.commits {
-            return Err(if e.builds {
-                "builds are read for the commits of pull requests or of the default branch: \
-                 give builds with pull-requests or commits"
-                    .into()
-            } else {
-                "no entity given: give pull-requests, commits, builds or all".into()
-            });
-        }
-        Ok(e)
-    }
-}
-
 impl SyncJob {
     /// How far each listing of the job may run.
     pub fn bounds(&self) -> ListingBounds {
@@ -158,201 +80,6 @@ impl Default for SyncJob {
             entities: Entities::default(),
         }
     }
-}
-
-/// A pull request the connector could not fetch in full, or could not even identify.
-#[derive(Debug, Clone)]
-pub struct SkippedPr {
-    /// `KEY/slug`.
-    pub repo: String,
-    /// PR id; `None` for a listed pull request whose id could not be read (stage `identity`).
-    pub id: Option<u64>,
-    /// What failed.
-    pub stage: String,
-    /// Error code.
-    pub code: String,
-    /// Error message.
-    pub message: String,
-}
-
-/// The outcome of a sync.
-#[derive(Debug, Clone, Default)]
-pub struct SyncReport {
-    /// Records written, by type.
-    pub records: BTreeMap<&'static str, u64>,
-    /// Pull requests listed but unchanged.
-    pub unchanged: u64,
-    /// HTTP requests sent to the server (retries included).
-    pub requests: u64,
-    /// Requests retried (429, 502, 503, 504, connection failures).
-    pub retries: u64,
-    /// 429 answers received.
-    pub throttled: u64,
-    /// Time spent waiting for the rate limit and Retry-After.
-    pub rate_limit_wait: Duration,
-    /// Pull requests skipped, with reasons.
-    pub skipped: Vec<SkippedPr>,
-    /// Other listed records that could not be identified (projects, repositories, users,
-    /// activities). Unreadable pull requests are in `skipped`.
-    pub unreadable: Vec<Unreadable>,
-    /// Repositories that failed (`name` is `KEY/slug`).
-    pub failed_repos: Vec<Failure>,
-    /// Projects named with `--project` (or by a `--repo`) whose repositories could not be
-    /// listed (`name` is the key); the other projects were synced.
-    pub failed_projects: Vec<Failure>,
-    /// Whether users came from `/users` because `/admin/users` was refused.
-    pub users_fallback: bool,
-    /// Wall time.
-    pub elapsed: Duration,
-}
-
-/// A listed record other than a pull request (project, repository, user, activity) that could
-/// not be identified, so it was left out; the rest of its page was kept.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unreadable {
-    /// What it should have been: `project`, `repository`, `user`, `activity`, `commit`,
-    /// `branch`, `tag`, `build` or `pr_commit`.
-    pub kind: String,
-    /// Where it was listed, as the connector names it.
-    pub location: String,
-    /// Why it could not be read.
-    pub reason: String,
-}
-
-impl From<UnreadableRecord> for Unreadable {
-    fn from(u: UnreadableRecord) -> Self {
-        Self {
-            kind: output::record_kind(u.kind).to_owned(),
-            location: u.location,
-            reason: u.reason,
-        }
-    }
-}
-
-/// A project or repository the job could not sync.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Failure {
-    /// The project key, or `KEY/slug` for a repository.
-    pub name: String,
-    /// The error code (`not_found`, `deadline_exceeded`, …).
-    pub code: String,
-    /// What went wrong, as the server or host said it.
-    pub message: String,
-}
-
-impl Failure {
-    fn new(name: impl Into<String>, code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            code: code.into(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<Failure> for SyncError {
-    /// A failure that leaves nothing to do: the job's error.
-    fn from(f: Failure) -> Self {
-        SyncError::Listing {
-            what: f.name,
-            code: f.code,
-            message: f.message,
-        }
-    }
-}
-
-/// How a sync ended, as `bbdc sync`'s exit status tells it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncStatus {
-    /// Everything asked for was synced (skipped pull requests are listed and retried by the next
-    /// sync). Exit status 0.
-    Complete,
-    /// Some projects or repositories failed and are listed; the rest was synced. Exit status 3.
-    Partial,
-}
-
-impl SyncStatus {
-    /// `complete` or `partial`, as the JSON summary's `status`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SyncStatus::Complete => "complete",
-            SyncStatus::Partial => "partial",
-        }
-    }
-
-    /// The process exit status: 0 complete, 3 partial. (1 is "nothing done": the job could not
-    /// run at all; 2 is a command-line usage error.)
-    pub fn exit_code(self) -> u8 {
-        match self {
-            SyncStatus::Complete => 0,
-            SyncStatus::Partial => PARTIAL_EXIT,
-        }
-    }
-}
-
-/// Exit status of a sync that synced part of what was asked for.
-pub const PARTIAL_EXIT: u8 = 3;
-
-impl SyncReport {
-    /// Whether everything asked for was synced.
-    pub fn status(&self) -> SyncStatus {
-        if self.failed_repos.is_empty() && self.failed_projects.is_empty() {
-            SyncStatus::Complete
-        } else {
-            SyncStatus::Partial
-        }
-    }
-}
-
-/// Why the job could not run at all.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    /// A listing (projects, repositories, users) failed.
-    #[error("{what} failed: {code}: {message}")]
-    Listing {
-        /// What was being listed.
-        what: String,
-        /// Error code.
-        code: String,
-        /// Message.
-        message: String,
-    },
-    /// Writing records failed.
-    #[error(transparent)]
-    Records(#[from] bbdc_host::storage::StoreError),
-    /// Writing JSON lines failed.
-    #[error("writing JSON lines: {0}")]
-    Output(#[from] std::io::Error),
-    /// The work was asked to stop and stopped between two calls; what it acknowledged is kept,
-    /// and the next run goes on from there.
-    #[error("stopped before it was done; the next run goes on from where it stopped")]
-    Cancelled,
-}
-
-pub(crate) fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
-    let (code, message) = output::call_error(e);
-    SyncError::Listing {
-        what: what.into(),
-        code: code.into(),
-        message,
-    }
-}
-
-/// Writes JSON lines, shared by the workers.
-pub type JsonlOut = Mutex<Box<dyn Write + Send>>;
-
-pub(crate) fn emit(
-    out: Option<&JsonlOut>,
-    values: impl IntoIterator<Item = Value>,
-) -> Result<(), std::io::Error> {
-    let Some(out) = out else { return Ok(()) };
-    let mut w = out
-        .lock()
-        .map_err(|_| std::io::Error::other("output lock poisoned"))?;
-    for v in values {
-        writeln!(w, "{v}")?;
-    }
-    w.flush()
 }
 
 /// Where listed projects and repositories go as their pages arrive. It remembers the keys of
@@ -994,14 +721,6 @@ pub fn run(
     report.rate_limit_wait = http.waited;
     report.elapsed = started.elapsed();
     Ok(report)
-}
-
-/// Now, in epoch milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// What the repository workers have gathered so far.

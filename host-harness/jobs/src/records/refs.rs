@@ -15,7 +15,7 @@
 //! guessing, it marks the repository (`repos.refs_marked_at`) for a refs listing, which its next
 //! pass runs and which clears the mark.
 
-use super::sql::{Tx, col, vals};
+use super::sql::{ToValue, Tx, Value, col, vals};
 use bbdc_host::bindings::history::{Branch, Tag};
 use bbdc_host::bindings::repository_events::{RefChange, RefChangeKind};
 use bbdc_host::bindings::types::RepoRef;
@@ -38,6 +38,15 @@ impl RefKind {
             RefKind::Tag => ("tags", "target"),
         }
     }
+
+    /// The table's column beside the commit, and its SQL type: whether a branch is the
+    /// default, a tag's annotated object.
+    fn extra(self) -> (&'static str, &'static str) {
+        match self {
+            RefKind::Branch => ("is_default", "BIGINT"),
+            RefKind::Tag => ("object_hash", "TEXT"),
+        }
+    }
 }
 
 /// Upserts a page of a listing that started at `since` (epoch ms, this host's clock). A ref
@@ -50,36 +59,32 @@ pub fn page(
     branches: &[Branch],
     tags: &[Tag],
 ) -> Result<(), StoreError> {
-    let not_deleted_since = "NOT EXISTS (SELECT 1 FROM ref_tombstones AS t WHERE t.project_key = $1
-         AND t.repo_slug = $2 AND t.ref_id = $3 AND t.delivered_at >= $7)";
-    for b in branches {
+    let rows = branches
+        .iter()
+        .map(|b| {
+            let extra = Value::Int(i64::from(b.is_default));
+            (RefKind::Branch, &b.ref_id, &b.name, &b.latest_commit, extra)
+        })
+        .chain(tags.iter().map(|t| {
+            let extra = t.object_hash.to_value();
+            (RefKind::Tag, &t.ref_id, &t.name, &t.target, extra)
+        }));
+    for (kind, ref_id, name, head, extra) in rows {
+        let (table, head_column) = kind.table();
+        let (extra_column, extra_type) = kind.extra();
         tx.exec(
             &format!(
-                "INSERT INTO branches (project_key, repo_slug, ref_id, name, latest_commit, is_default, written_at)
+                "INSERT INTO {table} (project_key, repo_slug, ref_id, name, {head_column}, {extra_column}, written_at)
                  SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS TEXT),
-                     CAST($6 AS BIGINT), CAST($7 AS BIGINT)
-                 WHERE {not_deleted_since}
+                     CAST($6 AS {extra_type}), CAST($7 AS BIGINT)
+                 WHERE NOT EXISTS (SELECT 1 FROM ref_tombstones AS t WHERE t.project_key = $1
+                     AND t.repo_slug = $2 AND t.ref_id = $3 AND t.delivered_at >= $7)
                  ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET name = excluded.name,
-                 latest_commit = excluded.latest_commit, is_default = excluded.is_default,
+                 {head_column} = excluded.{head_column}, {extra_column} = excluded.{extra_column},
                  written_at = excluded.written_at, delivered_at = NULL, changed_at = NULL
-                 WHERE branches.delivered_at IS NULL OR branches.delivered_at < excluded.written_at"
+                 WHERE {table}.delivered_at IS NULL OR {table}.delivered_at < excluded.written_at"
             ),
-            &vals![repo.project_key, repo.slug, b.ref_id, b.name, b.latest_commit, b.is_default, since],
-        )?;
-    }
-    for t in tags {
-        tx.exec(
-            &format!(
-                "INSERT INTO tags (project_key, repo_slug, ref_id, name, target, object_hash, written_at)
-                 SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS TEXT), CAST($4 AS TEXT), CAST($5 AS TEXT),
-                     CAST($6 AS TEXT), CAST($7 AS BIGINT)
-                 WHERE {not_deleted_since}
-                 ON CONFLICT (project_key, repo_slug, ref_id) DO UPDATE SET name = excluded.name,
-                 target = excluded.target, object_hash = excluded.object_hash,
-                 written_at = excluded.written_at, delivered_at = NULL, changed_at = NULL
-                 WHERE tags.delivered_at IS NULL OR tags.delivered_at < excluded.written_at"
-            ),
-            &vals![repo.project_key, repo.slug, t.ref_id, t.name, t.target, t.object_hash, since],
+            &vals![repo.project_key, repo.slug, ref_id, name, head, extra, since],
         )?;
     }
     Ok(())
@@ -261,9 +266,10 @@ fn set(
     let (table, head) = kind.table();
     // A branch keeps whether it is the default; a tag's object hash is not in the payload, and
     // the next listing brings it.
-    let (extra, extra_value) = match kind {
-        RefKind::Tag => ("object_hash", "NULL"),
-        RefKind::Branch => ("is_default", "0"),
+    let (extra, _) = kind.extra();
+    let extra_value = match kind {
+        RefKind::Tag => "NULL",
+        RefKind::Branch => "0",
     };
     tx.exec(
         &format!(

@@ -113,21 +113,41 @@ fn deliver<B: Backend>(records: &Records<B>, pushes: &[Push]) -> Vec<Placed> {
         .collect()
 }
 
+/// The branch as a listing names it, at `head`.
+fn branch_at(head: &str) -> Branch {
+    Branch {
+        repo: repo(),
+        name: "x".into(),
+        ref_id: X.into(),
+        latest_commit: Some(head.into()),
+        is_default: false,
+    }
+}
+
+/// Delivers `p` at `delivered_at` (this host's clock), then writes the page of a listing that
+/// started at `since` and read the branch at `stale_head` before the push.
+fn push_during_listing<B: Backend>(
+    records: &Records<B>,
+    p: &Push,
+    delivered_at: i64,
+    since: i64,
+    stale_head: &str,
+) {
+    records
+        .backend
+        .write(|tx| {
+            apply_change(tx, &repo(), &change(p), Some(p.date), delivered_at)?;
+            page(tx, &repo(), since, &[branch_at(stale_head)], &[])
+        })
+        .expect("written");
+}
+
 /// A complete listing of the branch as the server has it now (`head`), started at `since`.
 fn list<B: Backend>(records: &Records<B>, head: Option<&str>, since: i64) {
     records
         .backend
         .write(|tx| {
-            let branches: Vec<Branch> = head
-                .map(|h| Branch {
-                    repo: repo(),
-                    name: "x".into(),
-                    ref_id: X.into(),
-                    latest_commit: Some(h.into()),
-                    is_default: false,
-                })
-                .into_iter()
-                .collect();
+            let branches: Vec<Branch> = head.map(branch_at).into_iter().collect();
             page(tx, &repo(), since, &branches, &[])?;
             listed(tx, &repo(), RefKind::Branch, since, 0)?;
             listed(tx, &repo(), RefKind::Tag, since, 0)
@@ -246,50 +266,18 @@ fn a_listing_keeps_what_deliveries_wrote_during_it<B: Backend>(records: &Records
     use RefChangeKind::{Delete, Update};
     reset(records);
     list(records, Some("a"), 100);
-    records
-        .backend
-        .write(|tx| {
-            // Listing 2 starts at 200; a push moves x at 300 and deletes y... then the page
-            // read before the push is written.
-            apply_change(
-                tx,
-                &repo(),
-                &change(&push(Update, Some("a"), Some("b"), 7)),
-                Some(1_780_000_007_000),
-                300,
-            )?;
-            let stale = Branch {
-                repo: repo(),
-                name: "x".into(),
-                ref_id: X.into(),
-                latest_commit: Some("a".into()),
-                is_default: true,
-            };
-            page(tx, &repo(), 200, &[stale], &[])
-        })
-        .expect("written");
+    // A listing starts at 200; a push moves x at 300; then the listing's page, read before
+    // the push, is written.
+    push_during_listing(
+        records,
+        &push(Update, Some("a"), Some("b"), 7),
+        300,
+        200,
+        "a",
+    );
     assert_eq!(state(records).0.as_deref(), Some("b"), "the push is kept");
     // A ref deleted by a push during the listing is not brought back by its page.
-    records
-        .backend
-        .write(|tx| {
-            apply_change(
-                tx,
-                &repo(),
-                &change(&push(Delete, Some("b"), None, 8)),
-                Some(1_780_000_008_000),
-                400,
-            )?;
-            let stale = Branch {
-                repo: repo(),
-                name: "x".into(),
-                ref_id: X.into(),
-                latest_commit: Some("b".into()),
-                is_default: true,
-            };
-            page(tx, &repo(), 300, &[stale], &[])
-        })
-        .expect("written");
+    push_during_listing(records, &push(Delete, Some("b"), None, 8), 400, 300, "b");
     assert_eq!(state(records).0, None, "the delete is kept");
     // A stale ref goes only when a listing completes.
     reset(records);
