@@ -413,6 +413,24 @@ macro_rules! history_to_inner {
         ) -> Result<std::collections::HashMap<u64, i64>, bbdc_host::storage::StoreError> {
             self.inner.first_commit_at(repo, ids)
         }
+        fn want_refresh(
+            &self,
+            repo: &bbdc_host::bindings::types::RepoRef,
+            pr: Option<u64>,
+        ) -> Result<i64, bbdc_host::storage::StoreError> {
+            self.inner.want_refresh(repo, pr)
+        }
+        fn refreshes(
+            &self,
+        ) -> Result<Vec<bbdc_jobs::records::Refresh>, bbdc_host::storage::StoreError> {
+            self.inner.refreshes()
+        }
+        fn refreshed(
+            &self,
+            refresh: &bbdc_jobs::records::Refresh,
+        ) -> Result<(), bbdc_host::storage::StoreError> {
+            self.inner.refreshed(refresh)
+        }
     };
 }
 #[allow(unused_imports)]

@@ -128,11 +128,30 @@ fn sigterm_stops_serve_within_its_drain_while_a_refresh_waits_on_a_stalled_serve
         log.contains("leaving a background refresh"),
         "the stalled refresh was left behind: {log}"
     );
-    // The push itself was stored, with its mark, before its answer.
-    let stored: i64 = rusqlite::Connection::open(&db)
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM webhook_deliveries", [], |r| r.get(0)))
-        .expect("the marks");
-    assert_eq!(stored, 1, "{log}");
+    // The push itself was stored, with its mark, before its answer; the refresh it asked for
+    // is left queued.
+    let count = |sql: &str| -> i64 {
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.query_row(sql, [], |r| r.get(0)))
+            .unwrap_or(-1)
+    };
+    assert_eq!(count("SELECT COUNT(*) FROM webhook_deliveries"), 1, "{log}");
+    assert_eq!(count("SELECT COUNT(*) FROM refresh_queue"), 1, "{log}");
+    drop(serve);
+    // The next serve to start does it, once the server answers again: the repository's refs
+    // are listed, and nothing is left queued.
+    sim.set_faults(Faults::default());
+    let again = serving::start(
+        &db,
+        &cache,
+        &["--base-url", &base_url, "--token-env", "SERVE_TEST_SECRET"],
+        None,
+    );
+    eventually("the refresh left queued is done by the next serve", || {
+        count("SELECT COUNT(*) FROM refresh_queue") == 0
+            && count("SELECT COUNT(*) FROM branches") > 0
+    });
+    drop(again);
 }
 
 /// A tenant file for `sim`, with id `id`, no rate limit.

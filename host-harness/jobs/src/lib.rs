@@ -11,7 +11,7 @@
 //! - [`output`]: stable JSON shapes of records, errors and summaries;
 //! - [`printable`]: escaping of untrusted text for logs and terminals;
 //! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
-//! - [`serve`]: the webhook HTTP endpoint with background refresh;
+//! - [`serve`]: the webhook HTTP endpoint; [`refresh`]: its durable background refresh;
 //! - [`work_queue`] and [`worker`]: `bbdc worker`, many processes sharing the sync of many
 //!   tenants through PostgreSQL, under leases;
 //! - [`demo`]: `bbdc demo`, the whole product against the simulator.
@@ -23,6 +23,7 @@ pub mod outcome;
 pub mod output;
 pub mod printable;
 pub mod records;
+pub mod refresh;
 pub mod repo_pass;
 pub mod serve;
 pub mod sync;

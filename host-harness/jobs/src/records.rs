@@ -119,6 +119,15 @@ pub trait RecordSink: Send + Sync {
     /// Takes pull request `heads.id` off the queue (unless a newer pair was queued meanwhile)
     /// without touching what is stored for it: the server no longer has it to read.
     fn forget_pr_commits(&self, repo: &RepoRef, heads: &PrHeads) -> Result<(), StoreError>;
+    /// Queues a refresh through the server of pull request `pr` of `repo` (`None`: the
+    /// repository's history), as `bbdc serve` does for an accepted delivery; queued again, its
+    /// time moves on. Returns the time it is queued at, which [`RecordSink::refreshed`] takes.
+    fn want_refresh(&self, repo: &RepoRef, pr: Option<u64>) -> Result<i64, StoreError>;
+    /// Every queued refresh, the longest queued first: (repository, pull request, queued at).
+    fn refreshes(&self) -> Result<Vec<Refresh>, StoreError>;
+    /// Takes a refresh off the queue once done, unless it was queued again since (`queued_at`
+    /// is no longer its time).
+    fn refreshed(&self, refresh: &Refresh) -> Result<(), StoreError>;
     /// The stored `first_commit_at` of pull requests `ids` of `repo` (those known).
     fn first_commit_at(
         &self,
@@ -155,6 +164,17 @@ pub struct RepositoryDelivery<'a> {
     pub repo: &'a Repo,
     /// What happened to it.
     pub event: &'a RepositoryEvent,
+}
+
+/// A queued refresh through the server ([`RecordSink::want_refresh`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refresh {
+    /// The repository.
+    pub repo: RepoRef,
+    /// The pull request (`None`: the repository's history).
+    pub pr: Option<u64>,
+    /// When it was queued, epoch ms.
+    pub queued_at: i64,
 }
 
 /// A pull request and the pair of head commits its commits are (to be) read for.
@@ -331,7 +351,7 @@ const fn repo_table(
 }
 
 /// Every table holding a repository's records.
-pub const REPO_TABLES: [RepoTable; 12] = [
+pub const REPO_TABLES: [RepoTable; 13] = [
     repo_table("history_heads", "repo_slug", &[]),
     repo_table("repos", "slug", &[]),
     repo_table("pull_requests", "repo_slug", &["id"]),
@@ -344,6 +364,7 @@ pub const REPO_TABLES: [RepoTable; 12] = [
     repo_table("build_queue", "repo_slug", &["commit_id"]),
     repo_table("pr_commits", "repo_slug", &["pr_id", "commit_id"]),
     repo_table("pr_commit_queue", "repo_slug", &["pr_id"]),
+    repo_table("refresh_queue", "repo_slug", &["pr_id"]),
 ];
 
 /// Moves the records of repository `id`, when it is stored under another key than `now`, to
@@ -864,6 +885,69 @@ impl<B: Backend> RecordSink for Records<B> {
         let pr_id = id_of("pull request", heads.id)?;
         self.backend
             .write(|tx| dequeue_pr_commits(tx, repo, pr_id, heads))
+    }
+
+    fn want_refresh(&self, repo: &RepoRef, pr: Option<u64>) -> Result<i64, StoreError> {
+        let pr_id = pr
+            .map(|id| id_of("pull request", id))
+            .transpose()?
+            .unwrap_or(-1);
+        let now = now_ms();
+        self.backend.write(|tx| {
+            tx.exec(
+                "INSERT INTO refresh_queue (project_key, repo_slug, pr_id, queued_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (project_key, repo_slug, pr_id) DO UPDATE SET queued_at = excluded.queued_at",
+                &vals![repo.project_key, repo.slug, pr_id, now],
+            )?;
+            Ok(now)
+        })
+    }
+
+    fn refreshes(&self) -> Result<Vec<Refresh>, StoreError> {
+        self.backend.read(|tx| {
+            Ok(tx
+                .rows(
+                    "SELECT project_key, repo_slug, pr_id, queued_at FROM refresh_queue
+                     ORDER BY queued_at, project_key, repo_slug, pr_id",
+                    &[],
+                )?
+                .into_iter()
+                .map(|r| {
+                    let pr = col(&r, 2).int().and_then(|n| u64::try_from(n).ok());
+                    let queued_at = col(&r, 3).int().unwrap_or(0);
+                    let mut r = r.into_iter();
+                    Refresh {
+                        repo: RepoRef {
+                            project_key: r.next().and_then(Value::into_text).unwrap_or_default(),
+                            slug: r.next().and_then(Value::into_text).unwrap_or_default(),
+                        },
+                        pr,
+                        queued_at,
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn refreshed(&self, refresh: &Refresh) -> Result<(), StoreError> {
+        let pr_id = refresh
+            .pr
+            .map(|id| id_of("pull request", id))
+            .transpose()?
+            .unwrap_or(-1);
+        self.backend.write(|tx| {
+            tx.exec(
+                "DELETE FROM refresh_queue WHERE project_key = $1 AND repo_slug = $2 AND pr_id = $3
+                 AND queued_at = $4",
+                &vals![
+                    refresh.repo.project_key,
+                    refresh.repo.slug,
+                    pr_id,
+                    refresh.queued_at
+                ],
+            )?;
+            Ok(())
+        })
     }
 
     fn first_commit_at(

@@ -18,14 +18,12 @@
 //! - **Graceful stop, within the drain.** [`WebhookServer::stop`], or SIGTERM/SIGINT when
 //!   `stop_on_signals` is set, stops accepting, lets the deliveries in flight finish and returns
 //!   within `drain_timeout` of the stop, whatever the Bitbucket server is doing: the background
-//!   refresh is cancelled at once (it stops before its next call, what it acknowledged kept),
-//!   queued refreshes are abandoned (their snapshots are stored; the next sync's pass reads what
-//!   they would have), and a refresh still waiting on the server at the drain deadline is left
-//!   behind, to end with the process.
+//!   refresh ([`crate::refresh`]) is cancelled at once, and what it has not done stays queued
+//!   in the record store for the next serve to start.
 
 use crate::records::RecordSink;
+use crate::refresh::Refresher;
 use crate::webhook::{self, DeliveryReport};
-use bbdc_host::bindings::api::RepoRef;
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::Runtime;
 use bbdc_http_server::axum::Router;
@@ -36,12 +34,9 @@ use bbdc_http_server::axum::response::{IntoResponse, Response};
 use bbdc_http_server::axum::routing::{get, post};
 use bbdc_http_server::{HttpServer, Limits, Stopping};
 use http_body_util::BodyExt;
-use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The delivery path Bitbucket is pointed at.
 pub const WEBHOOK_PATH: &str = "/webhooks/bitbucket_data_center";
@@ -99,7 +94,7 @@ pub type ServeError = bbdc_http_server::BindError;
 /// A running endpoint.
 pub struct WebhookServer {
     http: HttpServer,
-    refresher: Option<Refresher>,
+    refresher: Option<Arc<Refresher>>,
     /// Set when the endpoint begins to stop.
     stopping: Arc<Stopping>,
     /// How long a stop may take, from its start.
@@ -114,48 +109,11 @@ struct Backend {
     sink: Arc<dyn RecordSink>,
 }
 
-/// The refresh queue and its worker, which abandons what is queued and cancels what it runs
-/// once the endpoint begins to stop.
-struct Refresher {
-    queue: mpsc::Sender<RefreshRequest>,
-    worker: JoinHandle<()>,
-}
-
-/// What to fetch again through the server: a pull request (`id`), or a repository's history
-/// (`id` `None`: its refs, new commits and their builds, after a push).
-struct RefreshRequest {
-    repo: RepoRef,
-    id: Option<u64>,
-}
-
-/// One refresh, as the refresh queue knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct PrKey {
-    project_key: String,
-    slug: String,
-    id: Option<u64>,
-}
-
-impl PrKey {
-    fn of(repo: &RepoRef, id: Option<u64>) -> Self {
-        Self {
-            project_key: repo.project_key.clone(),
-            slug: repo.slug.clone(),
-            id,
-        }
-    }
-}
-
-/// Refreshes queued and not yet started: a burst of deliveries for one pull request (or pushes
-/// to one repository) queues one refresh.
-type Pending = Arc<Mutex<HashSet<PrKey>>>;
-
 /// What every request handler sees.
 struct Endpoint {
     backend: Backend,
     config: ServeConfig,
-    refresh: Option<mpsc::Sender<RefreshRequest>>,
-    pending: Pending,
+    refresher: Option<Arc<Refresher>>,
 }
 
 impl WebhookServer {
@@ -173,16 +131,19 @@ impl WebhookServer {
             tenant,
             sink,
         };
-        let pending: Pending = Arc::new(Mutex::new(HashSet::new()));
         let stopping = Arc::new(Stopping::default());
-        let refresher = config
-            .refresh
-            .then(|| start_refresher(backend.clone(), Arc::clone(&pending), Arc::clone(&stopping)));
+        let refresher = config.refresh.then(|| {
+            Arc::new(Refresher::start(
+                Arc::clone(&backend.runtime),
+                Arc::clone(&backend.tenant),
+                Arc::clone(&backend.sink),
+                Arc::clone(&stopping),
+            ))
+        });
         let endpoint = Arc::new(Endpoint {
             backend,
             config: config.clone(),
-            refresh: refresher.as_ref().map(|r| r.queue.clone()),
-            pending,
+            refresher: refresher.clone(),
         });
         let app = Router::new()
             .route(
@@ -237,87 +198,9 @@ impl WebhookServer {
     }
 
     /// Waits for the refresher until the drain deadline (`drain` after the stop began).
-    fn finish(refresher: Option<Refresher>, stopping: &Stopping, drain: Duration) -> bool {
+    fn finish(refresher: Option<Arc<Refresher>>, stopping: &Stopping, drain: Duration) -> bool {
         stopping.set();
-        let Some(r) = refresher else {
-            return true;
-        };
-        drop(r.queue);
-        let deadline = stopping
-            .at()
-            .unwrap_or_else(Instant::now)
-            .checked_add(drain)
-            .unwrap_or_else(Instant::now);
-        while !r.worker.is_finished() {
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "a background refresh is still waiting on the server after the {drain:?} drain; \
-                     leaving it (what it acknowledged is stored, and the next run goes on from there)"
-                );
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = r.worker.join();
-        true
-    }
-}
-
-fn start_refresher(backend: Backend, pending: Pending, stopping: Arc<Stopping>) -> Refresher {
-    let (tx, rx) = mpsc::channel::<RefreshRequest>();
-    let handle = std::thread::spawn(move || {
-        let Backend {
-            runtime,
-            tenant,
-            sink,
-        } = backend;
-        let cancel = Some(stopping.flag());
-        while let Ok(RefreshRequest { repo, id }) = rx.recv() {
-            if stopping.is_set() {
-                continue;
-            }
-            if let Ok(mut p) = pending.lock() {
-                p.remove(&PrKey::of(&repo, id));
-            }
-            let name = format!("{}/{}", repo.project_key, repo.slug);
-            let Some(id) = id else {
-                if let Err(e) =
-                    crate::sync::refresh_history(&runtime, &tenant, sink.as_ref(), &repo, cancel)
-                {
-                    tracing::warn!(repo = %name, "history refresh failed: {e}");
-                }
-                continue;
-            };
-            match runtime.fetch_pull_request(&tenant, &repo, id) {
-                Ok(pr) => {
-                    if let Err(e) = sink.pull_requests(std::slice::from_ref(&pr)) {
-                        tracing::warn!(repo = %name, id, "refresh not stored: {}", bbdc_host::errors::chain(&e));
-                        continue;
-                    }
-                    // Its commits and its head's builds, as a sync would read them (a 0.1.0
-                    // component has neither: the sync's own pass tells that).
-                    if runtime.contract_version() == bbdc_host::plugin::ContractVersion::V0_2
-                        && let Err(e) = crate::sync::refresh_pull_request_history(
-                            &runtime,
-                            &tenant,
-                            sink.as_ref(),
-                            &pr,
-                            cancel,
-                        )
-                    {
-                        tracing::warn!(repo = %name, id, "commits and builds not refreshed: {e}");
-                    }
-                }
-                Err(e) => {
-                    let (code, message) = crate::output::call_error(&e);
-                    tracing::warn!(repo = %name, id, code, "refresh failed: {message}");
-                }
-            }
-        }
-    });
-    Refresher {
-        queue: tx,
-        worker: handle,
+        refresher.is_none_or(|r| r.finish(stopping, drain))
     }
 }
 
@@ -429,15 +312,9 @@ fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) ->
         .as_ref()
         .and_then(|o| o.repo.as_ref())
         .map(|r| (r.repo_ref.clone(), None));
-    if let (Some(tx), Some((repo, id))) = (&endpoint.refresh, pull_request.or(repository)) {
-        let fresh = endpoint
-            .pending
-            .lock()
-            .map(|mut p| p.insert(PrKey::of(&repo, id)))
-            .unwrap_or(true);
-        if fresh {
-            let _ = tx.send(RefreshRequest { repo, id });
-        }
+    if let (Some(refresher), Some((repo, id))) = (&endpoint.refresher, pull_request.or(repository))
+    {
+        refresher.want(repo, id);
     }
     report
 }

@@ -20,7 +20,7 @@
 //! and returns. One tenant's failures stay its own: a tenant whose round the database refuses
 //! to start is set aside for this run and reported, and the others are served.
 
-use crate::records::{Delivery, PrHeads, RecordSink, RefKind, RepositoryDelivery, Stored};
+use crate::records::{Delivery, PrHeads, RecordSink, RefKind, Refresh, RepositoryDelivery, Stored};
 use crate::sync::{self, RepoPassError, SyncError, SyncJob};
 use crate::work_queue::{Lease, Retry, Work, WorkQueue};
 use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, Tag};
@@ -467,6 +467,9 @@ fenced! {
     pr_commits_read(repo: &RepoRef, heads: &PrHeads, since: i64) -> Option<i64>;
     forget_pr_commits(repo: &RepoRef, heads: &PrHeads) -> ();
     first_commit_at(repo: &RepoRef, ids: &[u64]) -> std::collections::HashMap<u64, i64>;
+    want_refresh(repo: &RepoRef, pr: Option<u64>) -> i64;
+    refreshes() -> Vec<Refresh>;
+    refreshed(refresh: &Refresh) -> ();
     repository_delivery(d: &RepositoryDelivery<'_>) -> Stored;
     delivery(d: &Delivery<'_>) -> Stored;
 }

@@ -22,3 +22,12 @@ CREATE TABLE IF NOT EXISTS ref_tombstones (
 ALTER TABLE repos ADD COLUMN IF NOT EXISTS refs_marked_at BIGINT;
 -- The start of the listing that last wrote a pull request's commit.
 ALTER TABLE pr_commits ADD COLUMN IF NOT EXISTS written_at BIGINT;
+-- What `bbdc serve` is to fetch again through the server after an accepted delivery: a pull
+-- request (`pr_id`), or a repository's history after a push (`pr_id` -1). Queued when the
+-- delivery is accepted and taken off when the refresh is done, so that a refresh not done when
+-- serve stops (its drain, a crash) is done by the next serve to start.
+CREATE TABLE IF NOT EXISTS refresh_queue (
+    project_key TEXT NOT NULL, repo_slug TEXT NOT NULL, pr_id BIGINT NOT NULL,
+    queued_at BIGINT NOT NULL,
+    PRIMARY KEY (project_key, repo_slug, pr_id)
+);
