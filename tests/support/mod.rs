@@ -315,16 +315,9 @@ macro_rules! history_to_inner {
             since: i64,
             branches: &[bbdc_host::bindings::history::Branch],
             tags: &[bbdc_host::bindings::history::Tag],
+            ends: Option<bbdc_jobs::records::RefKind>,
         ) -> Result<(), bbdc_host::storage::StoreError> {
-            self.inner.ref_page(repo, since, branches, tags)
-        }
-        fn refs_listed(
-            &self,
-            repo: &bbdc_host::bindings::types::RepoRef,
-            kind: bbdc_jobs::records::RefKind,
-            since: i64,
-        ) -> Result<(), bbdc_host::storage::StoreError> {
-            self.inner.refs_listed(repo, kind, since)
+            self.inner.ref_page(repo, since, branches, tags, ends)
         }
         fn default_branch_head(
             &self,
@@ -387,17 +380,10 @@ macro_rules! history_to_inner {
             since: i64,
             position: u64,
             commits: &[bbdc_host::bindings::history::Commit],
-        ) -> Result<(), bbdc_host::storage::StoreError> {
-            self.inner
-                .pr_commits_page(repo, heads, since, position, commits)
-        }
-        fn pr_commits_read(
-            &self,
-            repo: &bbdc_host::bindings::types::RepoRef,
-            heads: &bbdc_jobs::records::PrHeads,
-            since: i64,
+            ends: bool,
         ) -> Result<Option<i64>, bbdc_host::storage::StoreError> {
-            self.inner.pr_commits_read(repo, heads, since)
+            self.inner
+                .pr_commits_page(repo, heads, since, position, commits, ends)
         }
         fn forget_pr_commits(
             &self,

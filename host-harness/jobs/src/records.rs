@@ -55,18 +55,20 @@ pub trait RecordSink: Send + Sync {
     /// Upserts one page of a listing of the repository's branches or tags that started at
     /// `since` (epoch ms, this host's clock). A ref that a delivery wrote or deleted since then
     /// keeps what the delivery made of it: the page may have been read before the push.
+    ///
+    /// `ends` is `Some(kind)` on the last page of a complete listing of `kind`: in the same
+    /// transaction, the refs of that kind that neither the listing nor a delivery wrote since
+    /// `since` are dropped, and after the tags (a pass lists them last) the repository's mark
+    /// for a refs listing is cleared if it was set before `since`. A listing that does not
+    /// complete drops nothing.
     fn ref_page(
         &self,
         repo: &RepoRef,
         since: i64,
         branches: &[Branch],
         tags: &[Tag],
+        ends: Option<RefKind>,
     ) -> Result<(), StoreError>;
-    /// Ends a complete listing of the repository's `kind` refs that started at `since`: the refs
-    /// of that kind that neither it nor a delivery wrote since then are dropped. After the tags
-    /// (a pass lists them last), the repository's mark for a refs listing is cleared if it was
-    /// set before `since`. A listing that did not complete calls nothing: it drops nothing.
-    fn refs_listed(&self, repo: &RepoRef, kind: RefKind, since: i64) -> Result<(), StoreError>;
     /// The head the repository's last complete commit pass ended at (`None`: none completed, or
     /// the branch was empty): a sync runs the commit pass only when the default branch moved
     /// from it. Kept apart from `branches`, which a push's webhook updates before any pass ran.
@@ -96,6 +98,13 @@ pub trait RecordSink: Send + Sync {
     /// Upserts one page of the commits of pull request `heads.id`, read for `heads` by a listing
     /// that started at `since` (epoch ms, this host's clock), the first of them at `position`
     /// (0 for the newest).
+    ///
+    /// On the last page of a complete listing (`ends`), in the same transaction: drops its
+    /// stored commits the listing did not name, records `heads` as the pair they were read for
+    /// and the pull request's `first_commit_at` (the earliest author time among them, which is
+    /// returned), and takes it off the queue unless a newer pair was queued meanwhile. A listing
+    /// that does not complete leaves what it wrote beside what was stored, and the pull request
+    /// queued.
     fn pr_commits_page(
         &self,
         repo: &RepoRef,
@@ -103,18 +112,7 @@ pub trait RecordSink: Send + Sync {
         since: i64,
         position: u64,
         commits: &[Commit],
-    ) -> Result<(), StoreError>;
-    /// Ends a complete listing of pull request `heads.id`'s commits that started at `since`:
-    /// drops its stored commits the listing did not name, records `heads` as the pair they were
-    /// read for and the pull request's `first_commit_at` (the earliest author time among them),
-    /// and takes it off the queue unless a newer pair was queued meanwhile, in one transaction.
-    /// Returns `first_commit_at`. A listing that did not complete calls nothing: what it wrote
-    /// stays beside what was stored, and the pull request stays queued.
-    fn pr_commits_read(
-        &self,
-        repo: &RepoRef,
-        heads: &PrHeads,
-        since: i64,
+        ends: bool,
     ) -> Result<Option<i64>, StoreError>;
     /// Takes pull request `heads.id` off the queue (unless a newer pair was queued meanwhile)
     /// without touching what is stored for it: the server no longer has it to read.
@@ -678,15 +676,16 @@ impl<B: Backend> RecordSink for Records<B> {
         since: i64,
         branches: &[Branch],
         tags: &[Tag],
+        ends: Option<RefKind>,
     ) -> Result<(), StoreError> {
-        self.backend
-            .write(|tx| refs::page(tx, repo, since, branches, tags))
-    }
-
-    fn refs_listed(&self, repo: &RepoRef, kind: RefKind, since: i64) -> Result<(), StoreError> {
         let keep = self.window_ms();
-        self.backend
-            .write(|tx| refs::listed(tx, repo, kind, since, keep))
+        self.backend.write(|tx| {
+            refs::page(tx, repo, since, branches, tags)?;
+            match ends {
+                Some(kind) => refs::listed(tx, repo, kind, since, keep),
+                None => Ok(()),
+            }
+        })
     }
 
     fn default_branch_head(&self, repo: &RepoRef) -> Result<Option<String>, StoreError> {
@@ -830,7 +829,8 @@ impl<B: Backend> RecordSink for Records<B> {
         since: i64,
         position: u64,
         commits: &[Commit],
-    ) -> Result<(), StoreError> {
+        ends: bool,
+    ) -> Result<Option<i64>, StoreError> {
         let pr_id = id_of("pull request", heads.id)?;
         let insert = format!(
             "INSERT INTO pr_commits (project_key, repo_slug, pr_id, commit_id, position, written_at, {COMMIT_COLUMNS})
@@ -847,18 +847,9 @@ impl<B: Backend> RecordSink for Records<B> {
                 params.extend(commit_values(c));
                 tx.exec(&insert, &params)?;
             }
-            Ok(())
-        })
-    }
-
-    fn pr_commits_read(
-        &self,
-        repo: &RepoRef,
-        heads: &PrHeads,
-        since: i64,
-    ) -> Result<Option<i64>, StoreError> {
-        let pr_id = id_of("pull request", heads.id)?;
-        self.backend.write(|tx| {
+            if !ends {
+                return Ok(None);
+            }
             tx.exec(
                 "DELETE FROM pr_commits WHERE project_key = $1 AND repo_slug = $2 AND pr_id = $3
                  AND (written_at IS NULL OR written_at < $4)",
@@ -1245,13 +1236,9 @@ mod tests {
         heads: &PrHeads,
         commits: &[Commit],
     ) -> Option<i64> {
-        let since = now_ms();
         records
-            .pr_commits_page(&repo(), heads, since, 0, commits)
-            .expect("a page stored");
-        records
-            .pr_commits_read(&repo(), heads, since)
-            .expect("the listing ended")
+            .pr_commits_page(&repo(), heads, now_ms(), 0, commits, true)
+            .expect("stored")
     }
 
     fn commit(id: &str, at: Option<i64>) -> Commit {
@@ -1384,6 +1371,7 @@ mod tests {
                     },
                 ],
                 &[],
+                Some(RefKind::Branch),
             )
             .expect("refs");
         let delivery = RepositoryDelivery {

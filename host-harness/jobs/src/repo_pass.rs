@@ -229,7 +229,9 @@ impl RepoJob<'_> {
     }
 
     /// Follows a listing served a page per call (`call` with the cursor, `None` for the first
-    /// page) under a [`Guard`] named `what`, handing each page to `on_page` as it arrives.
+    /// page) under a [`Guard`] named `what`, handing each page to `on_page` as it arrives, with
+    /// whether it is the listing's last (so that the last page and the listing's end can be
+    /// written in one transaction).
     fn follow<T>(
         &self,
         what: String,
@@ -240,7 +242,7 @@ impl RepoJob<'_> {
             (Vec<T>, Option<String>, Vec<Unreadable>),
             CallError<ConnectorError>,
         >,
-        mut on_page: impl FnMut(Vec<T>) -> Result<(), RepoFailure>,
+        mut on_page: impl FnMut(Vec<T>, bool) -> Result<(), RepoFailure>,
     ) -> Result<(), Followed> {
         let mut guard = Guard::new(what, self.bounds);
         let mut cursor = None;
@@ -249,7 +251,7 @@ impl RepoJob<'_> {
             let (items, next, unreadable) = call(cursor).map_err(Followed::Call)?;
             let received = items.len() + unreadable.len();
             out.unreadable.extend(unreadable);
-            on_page(items)?;
+            on_page(items, next.is_none())?;
             guard
                 .page(received, next.as_deref())
                 .map_err(RepoFailure::from)?;
@@ -404,22 +406,22 @@ impl RepoJob<'_> {
                         )
                     })
             },
-            |page| {
+            |page, last| {
                 if default_tip.is_none()
                     && let Some(d) = page.iter().find(|b| b.is_default)
                 {
                     default_tip = Some(d.latest_commit.clone());
                 }
-                self.sink.ref_page(repo, since, &page, &[]).map_err(fatal)?;
+                let ends = last.then_some(RefKind::Branch);
+                self.sink
+                    .ref_page(repo, since, &page, &[], ends)
+                    .map_err(fatal)?;
                 emit(self.jsonl, page.iter().map(output::branch_json)).map_err(fatal)?;
                 branches += page.len() as u64;
                 Ok(())
             },
         )
         .map_err(refs_failed)?;
-        self.sink
-            .refs_listed(repo, RefKind::Branch, since)
-            .map_err(fatal)?;
         out.branches += branches;
         let mut tags = 0;
         self.follow(
@@ -430,17 +432,17 @@ impl RepoJob<'_> {
                     .list_tags(self.tenant, repo, cursor)
                     .map(|p| (p.items, p.next, unreadable("tag", p.unreadable).collect()))
             },
-            |page| {
-                self.sink.ref_page(repo, since, &[], &page).map_err(fatal)?;
+            |page, last| {
+                let ends = last.then_some(RefKind::Tag);
+                self.sink
+                    .ref_page(repo, since, &[], &page, ends)
+                    .map_err(fatal)?;
                 emit(self.jsonl, page.iter().map(output::tag_json)).map_err(fatal)?;
                 tags += page.len() as u64;
                 Ok(())
             },
         )
         .map_err(refs_failed)?;
-        self.sink
-            .refs_listed(repo, RefKind::Tag, since)
-            .map_err(fatal)?;
         out.tags += tags;
         let stored = self.sink.default_branch_head(repo).map_err(fatal)?;
         let listed = default_tip.as_ref().map(Option::as_deref);
@@ -585,9 +587,9 @@ impl RepoJob<'_> {
                             )
                         })
                 },
-                |page| {
+                |page, last| {
                     self.sink
-                        .pr_commits_page(repo, &heads, since, position, &page)
+                        .pr_commits_page(repo, &heads, since, position, &page, last)
                         .map_err(fatal)?;
                     emit(
                         self.jsonl,
@@ -602,9 +604,6 @@ impl RepoJob<'_> {
             );
             let why = match read {
                 Ok(()) => {
-                    self.sink
-                        .pr_commits_read(repo, &heads, since)
-                        .map_err(fatal)?;
                     out.pr_commits += position;
                     continue;
                 }

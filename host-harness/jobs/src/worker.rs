@@ -455,16 +455,14 @@ fenced! {
     users(items: &[User]) -> ();
     pull_requests(items: &[PullRequest]) -> ();
     commits(repo: &RepoRef, batch: &CommitBatch) -> ();
-    ref_page(repo: &RepoRef, since: i64, branches: &[Branch], tags: &[Tag]) -> ();
-    refs_listed(repo: &RepoRef, kind: RefKind, since: i64) -> ();
+    ref_page(repo: &RepoRef, since: i64, branches: &[Branch], tags: &[Tag], ends: Option<RefKind>) -> ();
     default_branch_head(repo: &RepoRef) -> Option<String>;
     want_builds(repo: &RepoRef, commits: &[String]) -> ();
     build_queue(repo: &RepoRef) -> Vec<String>;
     builds(repo: &RepoRef, asked: &[String], builds: &[Build], keep_queued: &[String]) -> ();
     want_pr_commits(repo: &RepoRef, prs: &[PrHeads]) -> ();
     pr_commit_queue(repo: &RepoRef) -> Vec<PrHeads>;
-    pr_commits_page(repo: &RepoRef, heads: &PrHeads, since: i64, position: u64, commits: &[Commit]) -> ();
-    pr_commits_read(repo: &RepoRef, heads: &PrHeads, since: i64) -> Option<i64>;
+    pr_commits_page(repo: &RepoRef, heads: &PrHeads, since: i64, position: u64, commits: &[Commit], ends: bool) -> Option<i64>;
     forget_pr_commits(repo: &RepoRef, heads: &PrHeads) -> ();
     first_commit_at(repo: &RepoRef, ids: &[u64]) -> std::collections::HashMap<u64, i64>;
     want_refresh(repo: &RepoRef, pr: Option<u64>) -> i64;
