@@ -413,3 +413,58 @@ fn the_workers_benchmark_runs_and_reports_each_count() {
         assert!(text.contains(name), "{name} missing: {text}");
     }
 }
+
+/// One tenant's bad data stays its own (issue 28): a tenant whose round the database refuses to
+/// start (here a trigger refuses its rows, as the database refused the NUL of defect 7) is set
+/// aside and reported, and the worker serves the other to the end of its round. On main the
+/// refusal stopped every tenant and `--until-idle` never returned.
+#[test]
+fn a_tenant_the_database_refuses_is_set_aside_and_the_others_are_served() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    let pool = bbdc_host::postgres::pool(&url, &Default::default()).expect("a pool");
+    bbdc_jobs::work_queue::WorkQueue::on(pool).expect("the work queue's tables");
+    pg.psql(
+        "postgres",
+        "CREATE FUNCTION refuse_rotten() RETURNS trigger AS $$ BEGIN
+             IF NEW.tenant = 'rotten' THEN RAISE EXCEPTION 'this tenant is refused'; END IF;
+             RETURN NEW; END $$ LANGUAGE plpgsql;
+         CREATE TRIGGER refuse_rotten BEFORE INSERT ON work_tenants
+             FOR EACH ROW EXECUTE FUNCTION refuse_rotten();",
+    )
+    .expect("a trigger");
+    let (good, rotten) = (simulator(51, 2), simulator(52, 1));
+    let dir = tempfile::tempdir().expect("a folder");
+    let tenants = [
+        tenant_file(dir.path(), "rotten", &rotten),
+        tenant_file(dir.path(), "good", &good),
+    ];
+    let mut child = worker(&url, &[&tenants[0], &tenants[1]]);
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("a status") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            panic!("the worker did not finish its round: one tenant stalled the others");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut out = String::new();
+    if let Some(mut stdout) = child.stdout.take() {
+        std::io::Read::read_to_string(&mut stdout, &mut out).expect("its report");
+    }
+    assert_eq!(status.code(), Some(3), "partial: {out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("a JSON report");
+    let aside = report["set_aside"].as_array().cloned().unwrap_or_default();
+    assert_eq!(aside.len(), 1, "{report}");
+    assert_eq!(aside[0]["tenant"], "rotten", "{report}");
+    assert!(
+        aside[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("this tenant is refused")),
+        "{report}"
+    );
+    assert_equals_truth(&url, "good", &good);
+}
