@@ -4,8 +4,9 @@
 //! `pull_requests` and `reviews`, written as upserts keyed by (project key, repo slug, PR id),
 //! `commits` (the default branch's, keyed by (project key, repo slug, commit id)), `branches` and
 //! `tags` (keyed by (project key, repo slug, full ref)), `pr_commits` (a pull request's commits,
-//! keyed by (project key, repo slug, PR id, commit id)), `builds`, and the queues `build_queue`
-//! and `pr_commit_queue`.
+//! keyed by (project key, repo slug, PR id, commit id)), `builds`, the queues `build_queue`,
+//! `pr_commit_queue` and `refresh_queue`, and `ref_tombstones` (refs a push deleted, so that
+//! pushes apply in order: [`refs`]).
 //!
 //! A record store fails with [`StoreError`], the state store's error: both are storage, and one
 //! error type lets a platform back both with one database.
@@ -19,7 +20,7 @@ use bbdc_host::bindings::types::{
 use bbdc_host::storage::StoreError;
 
 mod postgres;
-mod refs;
+pub mod refs;
 pub mod sql;
 mod sqlite;
 
