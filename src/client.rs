@@ -204,7 +204,7 @@ impl<'h, H: Host + ?Sized> Client<'h, H> {
             );
         }
         let (next, anomaly) = paging::next_start(start, &page);
-        paging::check_next(start, &page, next, &what)?;
+        paging::check_next(start, &page, items.len(), next, &what)?;
         if let Some(a) = anomaly {
             let why = match a {
                 PageAnomaly::MissingNextStart => "isLastPage is false but nextPageStart is missing",

@@ -147,7 +147,7 @@ pub fn fetch_at<T: DeserializeOwned, H: Host + ?Sized>(
         );
     }
     let (next, _) = paging::next_start(start, &page);
-    paging::check_next(start, &page, next, &what)?;
+    paging::check_next(start, &page, items.len(), next, &what)?;
     Ok(HistoryPage {
         items,
         unreadable,

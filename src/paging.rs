@@ -169,15 +169,17 @@ impl Tally {
 }
 
 /// Refuses a `nextPageStart` (`next`, as [`next_start`] read it from `page`, asked for at
-/// `requested`) that moves forward by less than the page it read, so that pages overlap and a
-/// server can keep a listing going for ever while seeming to advance, or that points past
-/// [`MAX_LISTING_ITEMS`], where a listing is over its bounds whatever its pages held. Bitbucket's
-/// `nextPageStart` is the page's start plus the items it scanned, at least those it returned
-/// (more when it filtered some out), so a real server never trips this. `what` names the
-/// listing.
+/// `requested`) that moves forward by less than the page it read (`identified`: its items that
+/// could be identified; a `null` or unreadable entry a proxy slipped in is no item), so that
+/// pages overlap and a server can keep a listing going for ever while seeming to advance, or
+/// that points past [`MAX_LISTING_ITEMS`], where a listing is over its bounds whatever its pages
+/// held. Bitbucket's `nextPageStart` is the page's start plus the items it scanned, at least
+/// those it returned (more when it filtered some out), so a real server never trips this.
+/// `what` names the listing.
 pub fn check_next(
     requested: u64,
     page: &WirePage<'_>,
+    identified: usize,
     next: Option<u64>,
     what: &str,
 ) -> Result<(), ConnectorError> {
@@ -195,10 +197,10 @@ pub fn check_next(
         ));
     }
     let base = requested.max(page.start.unwrap_or(0));
-    let received = u64::try_from(page.values.as_ref().map_or(0, Vec::len)).unwrap_or(u64::MAX);
-    if n < base.saturating_add(received) {
+    let items = u64::try_from(identified).unwrap_or(u64::MAX);
+    if n < base.saturating_add(items) {
         return gave_up(format!(
-            "nextPageStart {n} after a page of {received} items at start {base} moves forward by less than the page it read (the pages overlap)"
+            "nextPageStart {n} after a page of {items} items at start {base} moves forward by less than the page it read (the pages overlap)"
         ));
     }
     Ok(())
@@ -591,10 +593,10 @@ mod tests {
     #[test]
     fn a_next_page_start_past_the_item_bound_ends_the_listing() {
         let p = page(r#"{"start":0,"isLastPage":false,"values":[1]}"#);
-        assert!(check_next(0, &p, None, "GET /x").is_ok());
-        assert!(check_next(0, &p, Some(MAX_LISTING_ITEMS), "GET /x").is_ok());
+        assert!(check_next(0, &p, 1, None, "GET /x").is_ok());
+        assert!(check_next(0, &p, 1, Some(MAX_LISTING_ITEMS), "GET /x").is_ok());
         for n in [MAX_LISTING_ITEMS + 1, u64::MAX] {
-            let e = check_next(0, &p, Some(n), "GET /repos").unwrap_err();
+            let e = check_next(0, &p, 1, Some(n), "GET /repos").unwrap_err();
             assert_eq!(e.code(), "malformed_response");
             assert!(
                 e.to_string()
@@ -612,7 +614,7 @@ mod tests {
             page(r#"{"start":100,"isLastPage":false,"values":[1,2,3,4],"nextPageStart":101}"#);
         let (next, anomaly) = next_start(100, &full);
         assert_eq!((next, anomaly), (Some(101), None));
-        let e = check_next(100, &full, next, "GET .../commits").unwrap_err();
+        let e = check_next(100, &full, 4, next, "GET .../commits").unwrap_err();
         assert_eq!(e.code(), "malformed_response");
         assert!(
             e.to_string()
@@ -620,15 +622,20 @@ mod tests {
             "{e}"
         );
         // Exactly past the page, or further (the server skipped items it filtered out): fine.
-        assert!(check_next(100, &full, Some(104), "GET /x").is_ok());
-        assert!(check_next(100, &full, Some(1000), "GET /x").is_ok());
+        assert!(check_next(100, &full, 4, Some(104), "GET /x").is_ok());
+        assert!(check_next(100, &full, 4, Some(1000), "GET /x").is_ok());
         // The page's own start counts when it is further than the one asked for.
         let moved = page(r#"{"start":200,"isLastPage":false,"values":[1,2],"nextPageStart":201}"#);
-        assert!(check_next(100, &moved, Some(201), "GET /x").is_err());
-        assert!(check_next(100, &moved, Some(202), "GET /x").is_ok());
+        assert!(check_next(100, &moved, 2, Some(201), "GET /x").is_err());
+        assert!(check_next(100, &moved, 2, Some(202), "GET /x").is_ok());
+        // Entries that are no items (`null`, unreadable) do not count: a proxy that slips them
+        // in does not make a real page look short.
+        let padded =
+            page(r#"{"start":0,"isLastPage":false,"values":[null,1,2,null],"nextPageStart":2}"#);
+        assert!(check_next(0, &padded, 2, Some(2), "GET /x").is_ok());
         // An empty page that says more must still move (next_start stops one that does not).
         let empty = page(r#"{"start":5,"isLastPage":false,"values":[],"nextPageStart":6}"#);
-        assert!(check_next(5, &empty, Some(6), "GET /x").is_ok());
+        assert!(check_next(5, &empty, 0, Some(6), "GET /x").is_ok());
     }
 
     #[test]
