@@ -571,9 +571,25 @@ fn serve_stores_signed_repository_webhooks_and_refreshes_the_pushed_history() {
         .nth(1)
         .and_then(|r| r.history.tip.clone());
     assert_ne!(tip, repo.history.tip);
-    assert_eq!(stored_main(&run.db, &repo.project, &repo.slug), tip);
+    // Stored before the answer when the payload places it (its `fromHash` is the stored head);
+    // with these varied shapes the payload may have lost its hashes, and then the repository
+    // is marked for a refs listing instead, which the refresh runs at once.
+    let marked: bool = rusqlite::Connection::open(&run.db)
+        .expect("the database")
+        .query_row(
+            "SELECT refs_marked_at IS NOT NULL FROM repos WHERE project_key = ?1 AND slug = ?2",
+            [&repo.project, &repo.slug],
+            |r| r.get(0),
+        )
+        .expect("the repository");
+    assert!(
+        marked || stored_main(&run.db, &repo.project, &repo.slug) == tip,
+        "the push is stored or the repository marked"
+    );
     eventually("the pushed commits and their builds", || {
-        stored_commits(&run.db) == sim.commit_truth() && stored(&run.db) == truth(&sim, version)
+        stored_main(&run.db, &repo.project, &repo.slug) == tip
+            && stored_commits(&run.db) == sim.commit_truth()
+            && stored(&run.db) == truth(&sim, version)
     });
     // A force-push is a push too: the dropped commits go.
     sim.force_push(1, 3, 1);

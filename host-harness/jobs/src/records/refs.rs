@@ -8,7 +8,7 @@
 //! listing started keeps what the delivery made of it.
 //!
 //! **Deliveries apply in order or not at all** ([`apply_change`]). An update or a delete applies
-//! only when the stored head is its `fromHash`; a create only when the ref is absent and not
+//! only when the stored head is its `fromHash` (or unknown: a listing could not read it); a create only when the ref is absent and not
 //! deleted by a delivery dated later (a tombstone, `ref_tombstones`, remembers each delete and
 //! its payload `date`). A change that a later delivery already superseded (the stored ref or
 //! its tombstone is dated after it) is dropped. Any other change cannot be placed: instead of
@@ -187,12 +187,16 @@ pub fn apply_change(
     let earlier = |at: Option<i64>| matches!((date, at), (Some(d), Some(at)) if at < d);
     let to = c.to_hash.as_deref();
     let from = c.from_hash.as_deref();
+    // Whether the stored ref is where this change starts: its head is the change's `fromHash`,
+    // or unknown (a listing that could not read it), which nothing contradicts; a later
+    // delivery's state was told apart above, by its date.
+    let moves_from = |s: &Stored| from.is_some() && (s.head.is_none() || s.head.as_deref() == from);
     let deletes = c.kind == RefChangeKind::Delete || to.is_none();
     let placed = match (&stored, deletes) {
         // The stored ref was set by a delivery dated after this one: this change is history.
         (Some(s), _) if later(s.changed_at) => Placed::Superseded,
         // A delete of what is stored.
-        (Some(s), true) if from.is_some() && s.head.as_deref() == from => {
+        (Some(s), true) if moves_from(s) => {
             tx.exec(
                 &format!(
                     "DELETE FROM {table} WHERE project_key = $1 AND repo_slug = $2 AND ref_id = $3"
@@ -222,7 +226,7 @@ pub fn apply_change(
             }
             Placed::Applied
         }
-        (Some(s), false) if from.is_some() && s.head.as_deref() == from => {
+        (Some(s), false) if moves_from(s) => {
             set(tx, repo, kind, c, date, now)?;
             Placed::Applied
         }
