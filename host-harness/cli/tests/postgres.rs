@@ -468,3 +468,63 @@ fn a_tenant_the_database_refuses_is_set_aside_and_the_others_are_served() {
     );
     assert_equals_truth(&url, "good", &good);
 }
+
+/// A database read-only for a while (a failover, a standby promoted) mid-round: every session
+/// opened meanwhile is read-only for its whole life. On main the worker kept lending such
+/// connections and refusing writes long after the database was writable again (290 s, until it
+/// was killed). Now a read-only session is never lent, the refused writes wait as for an
+/// unreachable database, and the round completes equal to the ground truth.
+#[test]
+fn a_worker_recovers_once_a_read_only_database_is_writable_again() {
+    let pg = TestPostgres::start_or_panic();
+    let url = pg.url();
+    let sim = simulator_at(61, 4, Duration::from_millis(30));
+    let dir = tempfile::tempdir().expect("a folder");
+    let tenant = tenant_file(dir.path(), "acme", &sim);
+    let w = worker(&url, &[&tenant]);
+    let schema = bbdc_jobs::records::tenant_schema("acme");
+    let started = Instant::now();
+    while pg
+        .psql(
+            "postgres",
+            &format!("SELECT COUNT(*) > 0 FROM {schema}.pull_requests"),
+        )
+        .as_deref()
+        != Ok("t")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nothing written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Read-only from now on for new sessions; the worker's sessions end, so its next ones are
+    // opened read-only. (Run from another database, which stays writable.)
+    let end_sessions =
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'postgres'";
+    pg.psql(
+        "template1",
+        "ALTER DATABASE postgres SET default_transaction_read_only = on",
+    )
+    .expect("read-only");
+    pg.psql("template1", end_sessions).expect("sessions ended");
+    std::thread::sleep(Duration::from_secs(4));
+    let mut w = w;
+    assert!(
+        w.try_wait().expect("a status").is_none(),
+        "still running when the database is writable again"
+    );
+    pg.psql(
+        "template1",
+        "ALTER DATABASE postgres RESET default_transaction_read_only",
+    )
+    .expect("writable again");
+    let report = finished(w, Duration::from_secs(300));
+    assert!(
+        report["given_up"].as_array().is_some_and(Vec::is_empty),
+        "nothing given up while the database was read-only: {report}"
+    );
+    assert_equals_truth(&url, "acme", &sim);
+    assert_eq!(unfinished_work(&pg, "acme"), "", "every item completed");
+    sim.stop();
+}
