@@ -160,16 +160,22 @@ fn late_pushes_never_undo_newer_ones() {
         ));
         assert_eq!(main_branch(&d), (None, false), "deleted, then late {id}");
     }
-    // A change that cannot be placed (from a head never seen, no later state to compare) is
-    // not guessed: the repository is marked for a refs listing.
+    // A change that cannot be placed (from a head other than the stored one, and newer than
+    // it) is not guessed: the repository is marked for a refs listing.
     let d = db();
     accepted(&deliver(
         &d,
         "repo:refs_changed",
         "q1",
+        &push(json!(109), 1, None, Some('c')),
+    ));
+    accepted(&deliver(
+        &d,
+        "repo:refs_changed",
+        "q2",
         &push(json!(109), 5, Some('x'), Some('y')),
     ));
-    assert_eq!(main_branch(&d), (None, true));
+    assert_eq!(main_branch(&d), (Some(hash('c')), true));
 }
 
 /// The stored id of a repository.

@@ -8,7 +8,8 @@
 //! listing started keeps what the delivery made of it.
 //!
 //! **Deliveries apply in order or not at all** ([`apply_change`]). An update or a delete applies
-//! only when the stored head is its `fromHash` (or unknown: a listing could not read it); a create only when the ref is absent and not
+//! only when the stored head is its `fromHash` (or unknown: a listing could not read it, or, for
+//! a dated update, no listing ever named the ref); a create only when the ref is absent and not
 //! deleted by a delivery dated later (a tombstone, `ref_tombstones`, remembers each delete and
 //! its payload `date`). A change that a later delivery already superseded (the stored ref or
 //! its tombstone is dated after it) is dropped. Any other change cannot be placed: instead of
@@ -233,8 +234,9 @@ pub fn apply_change(
         (Some(_), false) => Placed::Unplaced,
         (None, false) => match tombstone {
             Some(deleted_at) if later(deleted_at) => Placed::Superseded,
-            // A create of a ref never seen, or deleted before this delivery's date.
-            None if from.is_none() => {
+            // A create of a ref never seen, or an update of one (a ref never listed): nothing
+            // contradicts it, and a dated change is told apart from later ones by its date.
+            None if from.is_none() || date.is_some() => {
                 set(tx, repo, kind, c, date, now)?;
                 Placed::Applied
             }
