@@ -120,8 +120,13 @@ impl Refresher {
     }
 
     /// Queues a refresh of pull request `id` of `repo` (`None`: its history): durably, then in
-    /// memory unless one is queued already.
+    /// memory, unless one is queued and not started yet (it will read what this delivery
+    /// changed), so that a burst for one pull request costs one write.
     pub(crate) fn want(&self, repo: RepoRef, id: Option<u64>) {
+        let key: Key = (repo.project_key.clone(), repo.slug.clone(), id);
+        if self.pending.lock().is_ok_and(|p| p.contains_key(&key)) {
+            return;
+        }
         let queued_at = self.sink.want_refresh(&repo, id).unwrap_or_else(|e| {
             tracing::warn!(
                 "a refresh could not be queued durably (the next sync's pass does it): {}",
@@ -129,7 +134,6 @@ impl Refresher {
             );
             now_ms()
         });
-        let key: Key = (repo.project_key, repo.slug, id);
         let fresh = self
             .pending
             .lock()
