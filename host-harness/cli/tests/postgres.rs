@@ -197,6 +197,26 @@ fn assert_equals_truth(url: &str, tenant: &str, sim: &Simulator) {
     );
 }
 
+/// Waits (up to two minutes) until `tenant`'s first pull requests are written.
+fn pull_requests_written(pg: &TestPostgres, tenant: &str) {
+    let schema = bbdc_jobs::records::tenant_schema(tenant);
+    let started = Instant::now();
+    while pg
+        .psql(
+            "postgres",
+            &format!("SELECT COUNT(*) > 0 FROM {schema}.pull_requests"),
+        )
+        .as_deref()
+        != Ok("t")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "nothing written"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The work queue's items of `tenant` not completed, and those that failed.
 fn unfinished_work(pg: &TestPostgres, tenant: &str) -> String {
     pg.psql(
@@ -306,22 +326,7 @@ fn a_worker_cut_off_from_the_database_mid_pass_recovers_without_losing_anything(
     let tenant = tenant_file(dir.path(), "acme", &sim);
     let w = worker(&url, &[&tenant]);
     // Cut when the first repository's pull requests are being written.
-    let schema = bbdc_jobs::records::tenant_schema("acme");
-    let started = Instant::now();
-    while pg
-        .psql(
-            "postgres",
-            &format!("SELECT COUNT(*) > 0 FROM {schema}.pull_requests"),
-        )
-        .as_deref()
-        != Ok("t")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "nothing written"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    pull_requests_written(&pg, "acme");
     let mut w = w;
     pg.halt();
     // Longer than the pool waits for a connection (10 s): the worker's writes fail, not just
@@ -482,22 +487,7 @@ fn a_worker_recovers_once_a_read_only_database_is_writable_again() {
     let dir = tempfile::tempdir().expect("a folder");
     let tenant = tenant_file(dir.path(), "acme", &sim);
     let w = worker(&url, &[&tenant]);
-    let schema = bbdc_jobs::records::tenant_schema("acme");
-    let started = Instant::now();
-    while pg
-        .psql(
-            "postgres",
-            &format!("SELECT COUNT(*) > 0 FROM {schema}.pull_requests"),
-        )
-        .as_deref()
-        != Ok("t")
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "nothing written"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    pull_requests_written(&pg, "acme");
     // Read-only from now on for new sessions; the worker's sessions end, so its next ones are
     // opened read-only. (Run from another database, which stays writable.)
     let end_sessions =
