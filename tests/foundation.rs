@@ -255,11 +255,10 @@ async fn list_stops_when_next_page_start_does_not_advance() {
     // The cursor is opaque (it carries the listing's tally too); following it asks for start 3,
     // the only other page the server answers.
     let cursor = first.next.clone().expect("a next page");
-    let second = blocking(move || {
-        runtime().list_repos(&t, "PLAT", RepoFilter::EVERYTHING, Some(cursor))
-    })
-    .await
-    .unwrap();
+    let second =
+        blocking(move || runtime().list_repos(&t, "PLAT", RepoFilter::EVERYTHING, Some(cursor)))
+            .await
+            .unwrap();
     assert_eq!(second.items[0].repo_ref.slug, "b");
     assert_eq!(
         second.next, None,
