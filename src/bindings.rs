@@ -248,7 +248,7 @@ impl Guest for Component {
         repo: RepoRef,
         id: u64,
     ) -> Result<PullRequest, ContractError> {
-        Ok(crate::pulls::fetch_pull_request(
+        Ok(crate::pull_request::fetch_pull_request(
             &WitHost, &conn, &repo, id,
         )?)
     }

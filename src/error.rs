@@ -197,9 +197,66 @@ pub fn classify_status(head: &ResponseHead, body: &[u8], what: &str) -> Connecto
     }
 }
 
+impl From<ConnectorError> for crate::model::ContractError {
+    /// The contract's form of a typed error: the same case, the same detail.
+    fn from(e: ConnectorError) -> Self {
+        match e {
+            ConnectorError::InvalidCredentials(s) => Self::InvalidCredentials(s),
+            ConnectorError::InvalidPermissions(s) => Self::InvalidPermissions(s),
+            ConnectorError::NoResources(s) => Self::NoResources(s),
+            ConnectorError::NotFound(s) => Self::NotFound(s),
+            ConnectorError::RateLimited {
+                retry_after_ms,
+                message,
+            } => Self::RateLimited(crate::model::RateLimitedError {
+                retry_after_ms,
+                message,
+            }),
+            ConnectorError::Server { status, message } => {
+                Self::Server(crate::model::ServerError { status, message })
+            }
+            ConnectorError::Transport(s) => Self::Transport(s),
+            ConnectorError::Timeout(s) => Self::Timeout(s),
+            ConnectorError::Denied(s) => Self::Denied(s),
+            ConnectorError::TooLarge(s) => Self::TooLarge(s),
+            ConnectorError::MalformedResponse(s) => Self::MalformedResponse(s),
+            ConnectorError::InvalidConfig(s) => Self::InvalidConfig(s),
+            ConnectorError::Storage(s) => Self::Storage(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_error_keeps_its_case_and_detail_in_the_contract() {
+        assert_eq!(
+            crate::model::ContractError::from(ConnectorError::RateLimited {
+                retry_after_ms: Some(2000),
+                message: "GET /repos: slow down".into(),
+            }),
+            crate::model::ContractError::RateLimited(crate::model::RateLimitedError {
+                retry_after_ms: Some(2000),
+                message: "GET /repos: slow down".into(),
+            })
+        );
+        assert_eq!(
+            crate::model::ContractError::from(ConnectorError::Server {
+                status: 502,
+                message: "bad gateway".into(),
+            }),
+            crate::model::ContractError::Server(crate::model::ServerError {
+                status: 502,
+                message: "bad gateway".into(),
+            })
+        );
+        assert_eq!(
+            crate::model::ContractError::from(ConnectorError::Storage("lost".into())),
+            crate::model::ContractError::Storage("lost".into())
+        );
+    }
 
     fn head(status: u16, headers: &[(&str, &str)]) -> ResponseHead {
         ResponseHead {

@@ -18,7 +18,8 @@
 //! - [`check`]: the connection check;
 //! - [`activities`]: activities → review events, lifecycle events, merge facts;
 //! - [`diffstat`]: diff statistics counted while streaming, no source kept;
-//! - [`pulls`]: one pull request in full (snapshot + activities + diff);
+//! - [`pulls`]: a pull request made whole (snapshot + activities + diff), for the sync pass and
+//!   for [`pull_request`], the `fetch-pull-request` export;
 //! - [`sync`]: the incremental, resumable pull-request sync pass;
 //! - [`commits`]: the incremental, resumable pass over the default branch's commits;
 //! - [`refs`]: a repository's branches and tags, a page per call;
@@ -47,6 +48,7 @@ pub mod listing;
 pub mod model;
 pub mod normalize;
 pub mod paging;
+pub mod pull_request;
 pub mod pull_request_commits;
 pub mod pulls;
 /// The reference check of `tests/support`, for the unit tests' fixtures: every well-formed

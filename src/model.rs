@@ -12,8 +12,6 @@
 //! `connector-error` would print its `Debug` form), converted into [`ContractError`] by `From`
 //! where a record or an export carries it.
 
-use crate::error::ConnectorError;
-
 /// The generated bindings of the `connector-plugin-build` world (the `connector-plugin` contract
 /// plus the `wizer-initialize` export). Only `bindings.rs` (wasm32) uses its
 /// imports and exports; everything else sees the types re-exported below.
@@ -105,66 +103,9 @@ impl SkipStage {
     }
 }
 
-impl From<ConnectorError> for ContractError {
-    /// The contract's form of a typed error: the same case, the same detail.
-    fn from(e: ConnectorError) -> Self {
-        match e {
-            ConnectorError::InvalidCredentials(s) => Self::InvalidCredentials(s),
-            ConnectorError::InvalidPermissions(s) => Self::InvalidPermissions(s),
-            ConnectorError::NoResources(s) => Self::NoResources(s),
-            ConnectorError::NotFound(s) => Self::NotFound(s),
-            ConnectorError::RateLimited {
-                retry_after_ms,
-                message,
-            } => Self::RateLimited(RateLimitedError {
-                retry_after_ms,
-                message,
-            }),
-            ConnectorError::Server { status, message } => {
-                Self::Server(ServerError { status, message })
-            }
-            ConnectorError::Transport(s) => Self::Transport(s),
-            ConnectorError::Timeout(s) => Self::Timeout(s),
-            ConnectorError::Denied(s) => Self::Denied(s),
-            ConnectorError::TooLarge(s) => Self::TooLarge(s),
-            ConnectorError::MalformedResponse(s) => Self::MalformedResponse(s),
-            ConnectorError::InvalidConfig(s) => Self::InvalidConfig(s),
-            ConnectorError::Storage(s) => Self::Storage(s),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_typed_error_keeps_its_case_and_detail_in_the_contract() {
-        assert_eq!(
-            ContractError::from(ConnectorError::RateLimited {
-                retry_after_ms: Some(2000),
-                message: "GET /repos: slow down".into(),
-            }),
-            ContractError::RateLimited(RateLimitedError {
-                retry_after_ms: Some(2000),
-                message: "GET /repos: slow down".into(),
-            })
-        );
-        assert_eq!(
-            ContractError::from(ConnectorError::Server {
-                status: 502,
-                message: "bad gateway".into(),
-            }),
-            ContractError::Server(ServerError {
-                status: 502,
-                message: "bad gateway".into(),
-            })
-        );
-        assert_eq!(
-            ContractError::from(ConnectorError::Storage("lost".into())),
-            ContractError::Storage("lost".into())
-        );
-    }
 
     #[test]
     fn diff_stats_keep_their_stored_form() {

@@ -16,8 +16,7 @@ use crate::diffstat::{self, DiffError};
 use crate::error::{ConnectorError, http_error};
 use crate::host::{Host, HttpError, LogLevel};
 use crate::model::{
-    Connection, DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, SkipStage,
-    UnreadableRecord,
+    DiffStats, PrCompleteness, PullRequest, RecordKind, RepoRef, SkipStage, UnreadableRecord,
 };
 use crate::normalize;
 use crate::wire::{WireActivity, WirePullRequest};
@@ -138,35 +137,4 @@ pub fn fetch_snapshot<H: Host + ?Sized>(
     let (wire, _) = client.get_json::<WirePullRequest>(&pr_path(repo, &id_s), &[])?;
     let snapshot = normalize::pull_request(&wire, repo);
     Ok((wire, snapshot))
-}
-
-/// One pull request in full, e.g. after a webhook. It does not change the sync state: the next
-/// sync pass still fetches the pull request if it changed since that pass last saw it. It only
-/// reads it for one thing: a diff the sync found too large for this commit pair is not
-/// downloaded again (its outcome cannot change, and it can be as large as the host's cap).
-pub fn fetch_pull_request<H: Host + ?Sized>(
-    host: &H,
-    conn: &Connection,
-    repo: &RepoRef,
-    id: u64,
-) -> Result<PullRequest, ConnectorError> {
-    let client = Client::new(host, &conn.base_url, conn.page_size)?;
-    let (wire, snapshot) = fetch_snapshot(&client, repo, id)?;
-    let known = crate::sync::known_diff(host, repo, &wire)
-        .filter(|d| matches!(d, DiffOutcome::TooLarge(_)));
-    // The contract's single pull request has no list to report them in; they were logged.
-    let mut unreadable = Vec::new();
-    let (pr, _) = complete(&client, snapshot, known, &mut unreadable).map_err(|(_, e)| e)?;
-    if !unreadable.is_empty() {
-        client.log(
-            LogLevel::Warn,
-            &format!(
-                "{}/{} #{id}: {} activities left out",
-                repo.project_key,
-                repo.slug,
-                unreadable.len()
-            ),
-        );
-    }
-    Ok(pr)
 }

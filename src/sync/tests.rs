@@ -657,7 +657,7 @@ fn a_diff_too_large_for_the_host_is_asked_for_once_per_commit_pair() {
 
     // A webhook refresh of the same commits does not download it again either.
     let at = mark(&host);
-    let refreshed = crate::pulls::fetch_pull_request(&host, &c, &repo(), 2).unwrap();
+    let refreshed = crate::pull_request::fetch_pull_request(&host, &c, &repo(), 2).unwrap();
     assert_eq!(refreshed.diff, None);
     assert_eq!(diff_requests(&host, at, 2), 0);
 
@@ -694,7 +694,7 @@ fn a_diff_the_host_refuses_before_reading_is_too_large_as_well() {
     let host = setup(&[pr(1, 0, 1, 10)], 10);
     host.json(&format!("{REPO_PATH}/1"), &[], 200, pr(1, 0, 1, 10));
     too_large_diff(&host, 1);
-    let pr1 = crate::pulls::fetch_pull_request(&host, &conn(10), &repo(), 1).unwrap();
+    let pr1 = crate::pull_request::fetch_pull_request(&host, &conn(10), &repo(), 1).unwrap();
     assert_eq!(pr1.diff, None);
     assert_eq!(diff_requests(&host, 0, 1), 1);
 }
@@ -793,7 +793,7 @@ fn a_dot_slug_is_refused_before_any_request() {
         let e =
             fetch_pull_requests(&host, &conn(10), &r, &SyncOptions::default(), None).unwrap_err();
         assert_eq!(e.code(), "invalid_config", "{key}/{slug}");
-        let e = crate::pulls::fetch_pull_request(&host, &conn(10), &r, 1).unwrap_err();
+        let e = crate::pull_request::fetch_pull_request(&host, &conn(10), &r, 1).unwrap_err();
         assert_eq!(e.code(), "invalid_config", "{key}/{slug}");
     }
     assert!(host.requests.borrow().is_empty());

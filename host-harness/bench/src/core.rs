@@ -528,7 +528,7 @@ impl CoreBench {
             slug: f.slug.clone(),
         };
         let start = Instant::now();
-        let pr = bbdc_connector::pulls::fetch_pull_request(&native_host, &conn, &nrepo, id)
+        let pr = bbdc_connector::pull_request::fetch_pull_request(&native_host, &conn, &nrepo, id)
             .map_err(|e| anyhow!("native fetch-pull-request: {e:?}"))?;
         let native_time = start.elapsed();
         ensure!(

@@ -18,6 +18,7 @@
 //! - [`fixture`]: repositories rendered in memory, for benchmarks.
 
 pub mod builds;
+mod counts;
 mod faults;
 pub mod fixture;
 pub mod history;
@@ -31,10 +32,10 @@ pub mod version;
 mod webhooks;
 pub mod world;
 
+pub use counts::RequestCounts;
 pub use faults::{Endless, Faults, Listing, Step};
 pub use fixture::{RepoFixture, repo_fixture};
 pub use rate_limit::ServerRateLimit;
-pub use routes::RequestCounts;
 pub use webhooks::{send_webhook, signature};
 
 /// A branch or tag as a sync of commits must hold it: (project, repo, full ref, commit, whether

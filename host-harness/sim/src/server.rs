@@ -1,10 +1,10 @@
 //! The simulator's HTTP side, on the stack `bbdc serve` uses ([`bbdc_http_server`]): the shared
 //! state behind every request, authentication, latency, and the faults applied to answers.
 
+use crate::counts::RequestCounts;
 use crate::faults::{Endless, Faults, Injected};
 use crate::rate_limit::{ServerBucket, retry_after_secs};
 use crate::render::{Dialect, error as error_json};
-use crate::routes::RequestCounts;
 use crate::world::World;
 use bbdc_http_server::axum::Router;
 use bbdc_http_server::axum::body::Body;
