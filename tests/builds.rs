@@ -444,7 +444,7 @@ fn a_renamed_repository_keeps_its_identity_and_a_deleted_one_is_recorded_deleted
     assert_eq!(rows_under(&run.db, &project, &old_slug), vec![]);
     let prs = sim.truth();
     let (matched, problems) =
-        bbdc_jobs::demo::compare_with_truth(&run.db, &prs, &[]).expect("compared");
+        bbdc_jobs::truth::compare_with_truth(&run.db, &prs, &[]).expect("compared");
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(matched, prs.len());
     let conn = rusqlite::Connection::open(&run.db).expect("the database");
@@ -631,7 +631,7 @@ fn serve_stores_signed_repository_webhooks_and_refreshes_the_pushed_history() {
     assert!(report.failed_repos.is_empty(), "{:?}", report.failed_repos);
     let prs = sim.truth();
     let (matched, problems) =
-        bbdc_jobs::demo::compare_with_truth(&run.db, &prs, &[]).expect("compared");
+        bbdc_jobs::truth::compare_with_truth(&run.db, &prs, &[]).expect("compared");
     assert!(problems.is_empty(), "{problems:#?}");
     assert_eq!(matched, prs.len());
     assert_eq!(stored(&run.db), truth_with(&sim, version, &read_before));

@@ -6,8 +6,8 @@
 mod support;
 
 use bbdc_host::policy::HttpPolicy;
-use bbdc_jobs::demo::compare_with_truth;
 use bbdc_jobs::sync::{SyncJob, SyncReport, SyncStatus};
+use bbdc_jobs::truth::compare_with_truth;
 use bbdc_sim::render::Dialect;
 use bbdc_sim::version::ServerVersion;
 use bbdc_sim::world::WorldSpec;

@@ -9,8 +9,8 @@
 mod support;
 
 use bbdc_host::bindings::types::{RepoFilter, WebhookResult};
-use bbdc_jobs::demo::compare_with_truth;
 use bbdc_jobs::sync::{SyncJob, SyncReport};
+use bbdc_jobs::truth::compare_with_truth;
 use bbdc_sim::render::{Dialect, Shapes, webhook_events};
 use bbdc_sim::version::ServerVersion;
 use bbdc_sim::world::WorldSpec;

@@ -2,7 +2,7 @@
 //! restarted ends equal to the simulator's ground truth (pull requests, default-branch commits,
 //! build statuses), on every server version the simulator imitates.
 
-use bbdc_jobs::demo::compare_with_truth;
+use bbdc_jobs::truth::compare_with_truth;
 use bbdc_sim::render::Dialect;
 use bbdc_sim::version::ServerVersion;
 use bbdc_sim::world::WorldSpec;

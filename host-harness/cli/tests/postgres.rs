@@ -2,8 +2,8 @@
 //! two simulated instances, killed and cut off from the database, and `bbdc serve` replicas on
 //! one database. Each test starts its own throwaway server (`bbdc-test-postgres`).
 
-use bbdc_jobs::demo::compare_records_with_truth;
 use bbdc_jobs::records::{PgRecords, Value};
+use bbdc_jobs::truth::compare_records_with_truth;
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{Faults, SimConfig, Simulator};
 use bbdc_test_postgres::TestPostgres;

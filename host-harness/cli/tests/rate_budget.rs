@@ -1,7 +1,7 @@
 //! `--rate` and `--burst` as a user gives them to `bbdc sync`, against a simulator that enforces
 //! Bitbucket's own rate limit (a token bucket; 429 with `Retry-After` when it is empty).
 
-use bbdc_jobs::demo::compare_with_truth;
+use bbdc_jobs::truth::compare_with_truth;
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{SimConfig, Simulator};
 use serde_json::Value;

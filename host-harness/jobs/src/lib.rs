@@ -14,10 +14,9 @@
 //! - [`serve`]: the webhook HTTP endpoint; [`refresh`]: its durable background refresh;
 //! - [`work_queue`] and [`worker`]: `bbdc worker`, many processes sharing the sync of many
 //!   tenants through PostgreSQL, under leases;
-//! - [`demo`]: `bbdc demo`, the whole product against the simulator.
+//! - [`truth`]: whether the stored pull requests equal a ground truth, field for field.
 
 pub mod database;
-pub mod demo;
 pub mod listing;
 pub mod outcome;
 pub mod output;
@@ -27,6 +26,7 @@ pub mod refresh;
 pub mod repo_pass;
 pub mod serve;
 pub mod sync;
+pub mod truth;
 pub mod webhook;
 pub mod work_queue;
 pub mod worker;
