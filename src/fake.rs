@@ -65,6 +65,8 @@ pub struct FakeHost {
     pub logs: RefCell<Vec<(LogLevel, String)>>,
     /// Chunk size for streamed bodies.
     pub chunk: usize,
+    /// Answer `get-many` with one value fewer than the keys asked for, as a broken host would.
+    pub short_get_many: Cell<bool>,
 }
 
 impl FakeHost {
@@ -266,7 +268,11 @@ impl Host for FakeHost {
     fn storage_get_many(&self, keys: &[String]) -> Vec<Option<Vec<u8>>> {
         self.count_storage_call();
         let s = self.storage.borrow();
-        keys.iter().map(|k| s.get(k).cloned()).collect()
+        let mut values: Vec<Option<Vec<u8>>> = keys.iter().map(|k| s.get(k).cloned()).collect();
+        if self.short_get_many.get() {
+            values.pop();
+        }
+        values
     }
 
     fn storage_set_many(&self, entries: &[(String, Vec<u8>)]) {

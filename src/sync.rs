@@ -313,21 +313,27 @@ fn load_memo<H: Host + ?Sized>(host: &H, repo: &RepoRef, id: u64) -> Option<PrMe
 
 /// The memos of the pull requests on a page, in its order, read in one storage call: a page
 /// of a thousand costs one crossing into the host, not a thousand. An unreadable memo reads as
-/// none (the pull request is fetched again).
+/// none (the pull request is fetched again). A host whose `get-many` does not answer one value
+/// per key breaks the contract: read as "no memo", every pass would fetch the same pull
+/// requests again for ever, so it is a `storage` error instead.
 fn load_memos<H: Host + ?Sized>(
     host: &H,
     repo: &RepoRef,
     items: &[WirePullRequest],
-) -> Vec<Option<PrMemo>> {
+) -> Result<Vec<Option<PrMemo>>, ConnectorError> {
     let keys: Vec<String> = items.iter().map(|w| memo_key(repo, w.id)).collect();
-    let mut memos: Vec<Option<PrMemo>> = host
-        .storage_get_many(&keys)
+    let values = host.storage_get_many(&keys);
+    if values.len() != keys.len() {
+        return Err(ConnectorError::Storage(format!(
+            "the host's storage get-many answered {} values for {} keys; it must answer one per key, in order",
+            values.len(),
+            keys.len()
+        )));
+    }
+    Ok(values
         .into_iter()
         .map(|b| b.and_then(|b| serde_json::from_slice(&b).ok()))
-        .collect();
-    // A host that answered with fewer values than keys is read as having none for the rest.
-    memos.resize_with(items.len(), || None);
-    memos
+        .collect())
 }
 
 /// What the diff of pull request `w` came to when the sync last fetched it, if its commit pair
@@ -708,7 +714,7 @@ fn list_page<H: Host + ?Sized>(
             .unreadable
             .extend(page.unreadable.iter().cloned());
     }
-    let mut memos = load_memos(host, repo, &page.items).into_iter();
+    let mut memos = load_memos(host, repo, &page.items)?.into_iter();
     for wire in &page.items {
         let old = memos.next().flatten();
         let updated = wire.updated_date.or(wire.created_date).unwrap_or(0);

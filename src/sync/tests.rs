@@ -1288,3 +1288,28 @@ fn a_page_reads_and_writes_its_memos_in_one_storage_call_each() {
     assert_eq!(small, large, "storage calls grow with the page");
     assert!(large <= 6, "{large} storage calls for one unchanged page");
 }
+
+/// A host whose `get-many` answers fewer values than keys breaks the storage contract: read as
+/// "no memo", every pass would fetch the same pull requests again, for ever, with no error. It
+/// is a `storage` error instead, naming what the host did.
+#[test]
+fn a_host_whose_get_many_answers_short_gets_a_storage_error_not_a_loop() {
+    let list = [pr(2, 0, 2, 20), pr(1, 0, 1, 10)];
+    let host = setup(&list, 10);
+    let (prs, _, _) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert_eq!(ids(&prs), [1, 2]);
+    host.short_get_many.set(true);
+    let e = fetch_pull_requests(&host, &conn(10), &repo(), &SyncOptions::default(), None)
+        .expect_err("a storage error");
+    assert_eq!(e.code(), "storage");
+    assert!(
+        e.to_string()
+            .contains("get-many answered 1 values for 2 keys"),
+        "{e}"
+    );
+    // A host that keeps its contract again is served as before: nothing changed.
+    host.short_get_many.set(false);
+    let (prs, _, requests) = run_pass(&host, &conn(10), &SyncOptions::default());
+    assert!(prs.is_empty());
+    assert_eq!(requests, 1);
+}
