@@ -20,7 +20,7 @@ use bbdc_http_server::axum::extract::State;
 use bbdc_http_server::axum::http::{HeaderMap, StatusCode};
 use bbdc_http_server::axum::response::{IntoResponse, Response};
 use bbdc_http_server::axum::routing::post;
-use bbdc_http_server::{HttpServer, Limits};
+use bbdc_http_server::{HttpServer, ServerLimits};
 use bbdc_jobs::records::{Delivery, RecordSink, SqliteRecords, Stored};
 use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
 use bbdc_jobs::webhook::DEFAULT_MAX_BODY;
@@ -309,9 +309,9 @@ pub fn throughput(options: &BenchOptions, runtime: &Arc<Runtime>) -> Result<Vec<
     let app = Router::new()
         .route(WEBHOOK_PATH, post(baseline_delivery))
         .with_state(baseline);
-    let limits = Limits {
+    let limits = ServerLimits {
         blocking_threads: SERVE_WORKERS,
-        ..Limits::default()
+        ..ServerLimits::default()
     };
     let native_server = HttpServer::start("bench-baseline", "127.0.0.1:0", limits, app)?;
     let native_url = format!("http://{}{WEBHOOK_PATH}", native_server.addr());

@@ -50,12 +50,10 @@ pub fn parse_max_wait(s: &str) -> Result<std::time::Duration, String> {
     parse_duration_within(s, 1, 24 * 3600)
 }
 
+/// A secret from environment variable `var`, by the one rule tenant files follow too
+/// ([`bbdc_host::tenant_file::secret_from_env`]).
 pub fn secret_from_env(var: &str) -> Result<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Ok(v),
-        Ok(_) => bail!("environment variable {var} is empty"),
-        Err(_) => bail!("environment variable {var} is not set"),
-    }
+    bbdc_host::tenant_file::secret_from_env(var).map_err(anyhow::Error::msg)
 }
 
 impl ServerArgs {

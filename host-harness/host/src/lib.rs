@@ -17,12 +17,14 @@
 //! - [`tenant`]: tenant configuration and limits;
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`errors`]: an error with its causes as one line;
+//! - [`clock`]: the wall clock in epoch milliseconds;
 //! - [`logging`]: log filtering that keeps credentials out of logs;
 //! - [`plugin`]: a loaded component of either contract version (0.1.0, 0.2.0) behind one
 //!   interface;
 //! - [`bindings`]: the generated host bindings of `wit/0.2.0` and `wit/0.1.0`.
 
 pub mod bindings;
+pub mod clock;
 pub mod errors;
 pub mod http;
 pub mod imports;

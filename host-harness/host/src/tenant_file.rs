@@ -199,7 +199,7 @@ impl TenantFile {
         let c = &self.credentials;
         let secret = |env: &Option<String>, file: &Option<PathBuf>, what: &str| match (env, file) {
             (Some(_), Some(_)) => Err(format!("give {what}_env or {what}_file, not both")),
-            (Some(var), None) => from_env(var).map(Some),
+            (Some(var), None) => secret_from_env(var).map(Some),
             (None, Some(file)) => from_file(file).map(Some),
             (None, None) => Ok(None),
         };
@@ -273,7 +273,10 @@ fn from_text<T: serde::de::DeserializeOwned>(text: &str, json: bool) -> Result<T
     })
 }
 
-fn from_env(var: &str) -> Result<String, String> {
+/// A secret from environment variable `var`: refused when it is not set, or empty or only
+/// whitespace (a variable set by mistake). The one rule for every secret read from the
+/// environment, by tenant files and by the command line's `--*-env` flags alike.
+pub fn secret_from_env(var: &str) -> Result<String, String> {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => Ok(v),
         Ok(_) => Err(format!("environment variable {var} is empty")),

@@ -2,20 +2,20 @@
 //! runtime of its own, used by `bbdc serve` (the webhook endpoint) and by the simulator.
 //!
 //! What it guarantees, whatever the router does:
-//! - **Bounded clients.** At most [`Limits::max_connections`] connections are served at once;
+//! - **Bounded clients.** At most [`ServerLimits::max_connections`] connections are served at once;
 //!   further ones wait in the kernel's listen backlog until one closes.
-//! - **No slow or idle client holds a slot forever.** With [`Limits::idle_timeout`] set, a
+//! - **No slow or idle client holds a slot forever.** With [`ServerLimits::idle_timeout`] set, a
 //!   connection that has not sent a complete request head that long after opening, or after its
 //!   previous answer, is closed (hyper's header-read timer bounds both slow headers and idle
 //!   keep-alive connections).
 //! - **Accept failures back off.** Running out of file descriptors (EMFILE and the like) pauses
 //!   accepting, from 5 ms up to 1 s, instead of stopping the server or spinning.
 //! - **Graceful stop.** [`HttpServer::stop`], or SIGTERM/SIGINT with
-//!   [`Limits::stop_on_signals`], stops accepting and lets requests in flight finish, for at most
-//!   [`Limits::drain_timeout`].
+//!   [`ServerLimits::stop_on_signals`], stops accepting and lets requests in flight finish, for at most
+//!   [`ServerLimits::drain_timeout`].
 //!
 //! Handlers that block (a call into the component, an SQLite commit, a simulated latency) run on
-//! the runtime's blocking threads, of which there are at most [`Limits::blocking_threads`].
+//! the runtime's blocking threads, of which there are at most [`ServerLimits::blocking_threads`].
 
 pub use axum;
 
@@ -60,7 +60,7 @@ impl Stopping {
 
 /// How a server treats its clients.
 #[derive(Debug, Clone)]
-pub struct Limits {
+pub struct ServerLimits {
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
     /// Longest wait for a request head after a connection opens or after its previous answer
@@ -77,7 +77,7 @@ pub struct Limits {
     pub stopping: Option<Arc<Stopping>>,
 }
 
-impl Default for Limits {
+impl Default for ServerLimits {
     /// 1024 connections, 15 s for a request head, 30 s to drain, no signal handling, 8 blocking
     /// threads.
     fn default() -> Self {
@@ -120,7 +120,12 @@ pub struct HttpServer {
 
 impl HttpServer {
     /// Binds `listen` (port 0 picks a free port) and serves `app` on a thread named `name`.
-    pub fn start(name: &str, listen: &str, limits: Limits, app: Router) -> Result<Self, BindError> {
+    pub fn start(
+        name: &str,
+        listen: &str,
+        limits: ServerLimits,
+        app: Router,
+    ) -> Result<Self, BindError> {
         Self::serve(name, bind(listen)?, limits, app)
     }
 
@@ -129,7 +134,7 @@ impl HttpServer {
     pub fn serve(
         name: &str,
         listener: std::net::TcpListener,
-        limits: Limits,
+        limits: ServerLimits,
         app: Router,
     ) -> Result<Self, BindError> {
         let listen = listener
@@ -177,7 +182,7 @@ impl HttpServer {
         self.join();
     }
 
-    /// Serves until stopped by a signal (with [`Limits::stop_on_signals`]), then drains as
+    /// Serves until stopped by a signal (with [`ServerLimits::stop_on_signals`]), then drains as
     /// [`HttpServer::stop`] does.
     pub fn wait(mut self) {
         self.join();
@@ -230,7 +235,7 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 async fn accept_loop(
     listener: tokio::net::TcpListener,
     app: Router,
-    limits: Limits,
+    limits: ServerLimits,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
     use hyper_util::rt::{TokioIo, TokioTimer};

@@ -17,6 +17,7 @@ use bbdc_host::bindings::repository_events::RepositoryEvent;
 use bbdc_host::bindings::types::{
     Project, PullRequest, Repo, RepoRef, ReviewChange, ReviewerStatus, User,
 };
+use bbdc_host::clock::now_ms;
 use bbdc_host::storage::StoreError;
 
 mod postgres;
@@ -488,14 +489,6 @@ fn upsert_repo(tx: &mut dyn Tx, r: &Repo, now: i64) -> Result<(), StoreError> {
         ],
     )?;
     Ok(())
-}
-
-/// Now, epoch ms.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// An identity (pull-request, repository, project, user or activity id) as a signed 64-bit

@@ -17,6 +17,7 @@ use crate::records::{PrHeads, RecordSink, RefKind};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
 use bbdc_host::bindings::history::BuildState;
 use bbdc_host::bindings::types::{PullRequest, RecordKind};
+pub(crate) use bbdc_host::clock::now_ms;
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, MAX_BUILD_COMMITS_PER_CALL, Runtime};
 use std::collections::{HashMap, HashSet};
@@ -102,14 +103,6 @@ impl Entities {
         }
         Ok(e)
     }
-}
-
-/// Now, in epoch milliseconds.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// History items of `kind` that could not be identified, as the report lists them.

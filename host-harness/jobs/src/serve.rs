@@ -32,7 +32,7 @@ use bbdc_http_server::axum::extract::State;
 use bbdc_http_server::axum::http::{HeaderMap, StatusCode, header};
 use bbdc_http_server::axum::response::{IntoResponse, Response};
 use bbdc_http_server::axum::routing::{get, post};
-use bbdc_http_server::{HttpServer, Limits, Stopping};
+use bbdc_http_server::{HttpServer, ServerLimits, Stopping};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ pub struct WebhookServer {
 
 /// What deliveries and refreshes run on: the component, the tenant, the record store.
 #[derive(Clone)]
-struct Backend {
+struct DeliveryContext {
     runtime: Arc<Runtime>,
     tenant: Arc<Tenant>,
     sink: Arc<dyn RecordSink>,
@@ -111,7 +111,7 @@ struct Backend {
 
 /// What every request handler sees.
 struct Endpoint {
-    backend: Backend,
+    backend: DeliveryContext,
     config: ServeConfig,
     refresher: Option<Arc<Refresher>>,
 }
@@ -126,7 +126,7 @@ impl WebhookServer {
     ) -> Result<Self, ServeError> {
         // Never accept a body the connector would refuse anyway.
         config.max_body = config.max_body.min(crate::webhook::CONNECTOR_MAX_BODY);
-        let backend = Backend {
+        let backend = DeliveryContext {
             runtime,
             tenant,
             sink,
@@ -158,7 +158,7 @@ impl WebhookServer {
             )
             .fallback(|| async { json_response(404, r#"{"error":"not_found"}"#.into()) })
             .with_state(endpoint);
-        let limits = Limits {
+        let limits = ServerLimits {
             max_connections: config.max_connections,
             idle_timeout: Some(config.idle_timeout),
             drain_timeout: config.drain_timeout,
@@ -279,7 +279,7 @@ async fn deliver(
 
 /// One delivery, on a blocking thread: the call, persistence, the refresh queue, the log line.
 fn handle(endpoint: &Endpoint, headers: Vec<(String, String)>, body: Vec<u8>) -> DeliveryReport {
-    let Backend {
+    let DeliveryContext {
         runtime,
         tenant,
         sink,

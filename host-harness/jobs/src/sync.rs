@@ -587,7 +587,7 @@ pub fn run(
     // Shared by the workers alone: once they have all stopped, it is dropped, and the listing's
     // next send fails instead of waiting for ever.
     let queue = Arc::new(Mutex::new(queue));
-    let tally = Mutex::new(Tally::default());
+    let tally = Mutex::new(Totals::default());
     // Set when the job must stop: records could not be written, or the listing failed.
     let stop = AtomicBool::new(false);
     let options = wit_options(job);
@@ -725,7 +725,7 @@ pub fn run(
 
 /// What the repository workers have gathered so far.
 #[derive(Default)]
-struct Tally {
+struct Totals {
     written: u64,
     commits: u64,
     branches: u64,

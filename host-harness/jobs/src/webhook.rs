@@ -13,6 +13,7 @@ use bbdc_host::bindings::repository_events::{
     RefChangeKind, RepositoryEvent, RepositoryWebhookOutcome,
 };
 use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
+use bbdc_host::clock::now_ms;
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
 use bbdc_host::signature::SignatureCheck;
@@ -366,12 +367,6 @@ fn repository_json(o: &RepositoryWebhookOutcome) -> Value {
         None => {}
     }
     v
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The JSON object `bbdc webhook --json` prints (and `bbdc serve` answers).

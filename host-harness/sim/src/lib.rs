@@ -62,7 +62,7 @@ pub struct PrCommitTruth {
     pub summary: String,
 }
 
-use bbdc_http_server::{HttpServer, Limits};
+use bbdc_http_server::{HttpServer, ServerLimits};
 use render::Dialect;
 use serde_json::Value;
 use server::State;
@@ -150,14 +150,14 @@ impl Simulator {
             failing_builds: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
         });
-        let limits = Limits {
+        let limits = ServerLimits {
             // Clients keep pooled connections as long as they like, as with a real server.
             idle_timeout: None,
             drain_timeout: Duration::from_secs(5),
             // Simulated latency sleeps on a blocking thread: enough of them for any concurrency
             // `bbdc sync` allows.
             blocking_threads: 128,
-            ..Limits::default()
+            ..ServerLimits::default()
         };
         let server = HttpServer::serve(
             "bbdc-sim",
