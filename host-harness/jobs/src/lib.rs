@@ -3,7 +3,9 @@
 //! - [`sync`]: the full sync job (projects, repositories, users, pull requests);
 //! - [`repo_pass`]: one repository's pass (pull requests, history, builds), each listing
 //!   written page by page;
-//! - [`listing`]: the host's guard over every listing it follows call by call;
+//! - [`job`]: what a sync job is asked to do (repositories, entities, bounds);
+//! - [`listing`]: the listing of projects, repositories and users, page by page;
+//! - [`guard`]: the host's guard over every listing it follows call by call;
 //! - [`outcome`]: what a sync comes to (report, failures, errors);
 //! - [`records`]: where ingested records go ([`records::RecordSink`]; SQL tables on SQLite by
 //!   default, or on PostgreSQL);
@@ -17,6 +19,8 @@
 //! - [`truth`]: whether the stored pull requests equal a ground truth, field for field.
 
 pub mod database;
+pub mod guard;
+pub mod job;
 pub mod listing;
 pub mod outcome;
 pub mod output;

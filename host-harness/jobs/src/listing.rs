@@ -1,155 +1,23 @@
-//! The host's guard over every listing it follows call by call: projects, repositories and
-//! users; a repository's pull-request pass, commit pass, branches and tags; a pull request's
-//! commits. One [`Guard`] per listing counts its pages and items and stops it with an error
-//! past its [`ListingBounds`], after [`MAX_EMPTY_PAGES`] empty pages in a row that each promise
-//! more, or when a cursor comes back unchanged.
-//!
-//! The connector bounds each of its listings too (in the cursor it hands out, so across calls);
-//! this guard is the host's own, which holds whatever component it runs and whatever cursors
-//! that component hands out. Nothing is collected here: each page goes to storage as it
-//! arrives, so a listing costs the memory of one page however long it runs.
+//! The listing part of a sync: projects, repositories and users, each page written as it
+//! arrives ([`all_pages`], under the [`crate::guard`]), the repositories handed on to be synced
+//! as they are listed, and the repositories no longer listed recorded deleted. What `bbdc sync`
+//! runs before and beside its repository passes, and what a worker's listing item runs.
 
-use crate::outcome::{SyncError, Unreadable};
-use bbdc_host::bindings::api::ConnectorError;
-use bbdc_host::bindings::types::{Project, ProjectPage, Repo, RepoPage, UnreadableRecord};
-use bbdc_host::runtime::CallError;
+use crate::guard::{Guard, ListingBounds, Runaway};
+use crate::job::SyncJob;
+use crate::outcome::{Failure, SyncError, SyncReport, Unreadable};
+use crate::output::{self, JsonlOut, emit};
+use crate::records::RecordSink;
+use bbdc_host::bindings::api::{ConnectorError, RepoRef};
+use bbdc_host::bindings::types::{
+    Project, ProjectPage, RecordKind, Repo, RepoPage, UnreadableRecord, User,
+};
+use bbdc_host::clock::now_ms;
+use bbdc_host::imports::Tenant;
+use bbdc_host::runtime::{CallError, Runtime};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Default [`ListingBounds::pages`]: the connector's own bound on a listing. Far beyond any real
-/// server (the longest listing of a 50,000-repository instance, `GET /repos`, is 2,000 pages at
-/// a cap of 25), so a page stream that never ends fails instead of running for ever.
-pub const MAX_LISTING_PAGES: u64 = 100_000;
-/// Default [`ListingBounds::items`]: the connector's own bound, 100 times the repositories of a
-/// 50,000-repository instance.
-pub const MAX_LISTING_ITEMS: u64 = 5_000_000;
-/// Pages in a row that bring nothing but another cursor before a listing is declared stuck.
-pub const MAX_EMPTY_PAGES: u32 = 3;
-
-/// How far one listing may run before it is stopped with an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListingBounds {
-    /// Most pages (calls).
-    pub pages: u64,
-    /// Most items, readable or not.
-    pub items: u64,
-}
-
-impl Default for ListingBounds {
-    /// [`MAX_LISTING_PAGES`] and [`MAX_LISTING_ITEMS`].
-    fn default() -> Self {
-        Self {
-            pages: MAX_LISTING_PAGES,
-            items: MAX_LISTING_ITEMS,
-        }
-    }
-}
-
-/// Why a listing was stopped: it made no progress, or never ended.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{what}: {why}; stopped")]
-pub struct Runaway {
-    /// The listing (`GET /repos`, `branches of PLAT/api`, ...).
-    pub what: String,
-    /// What it did.
-    pub why: String,
-}
-
-impl Runaway {
-    /// The error code a stopped listing is reported with: a server that answers such pages
-    /// answers nonsense, as the connector's own guard reports it.
-    pub const CODE: &'static str = "malformed_response";
-}
-
-/// One listing's count so far.
-#[derive(Debug, Clone)]
-pub struct Guard {
-    what: String,
-    bounds: ListingBounds,
-    pages: u64,
-    items: u64,
-    empty: u32,
-    /// The cursor of the page just read (`None` for the first).
-    at: Option<String>,
-}
-
-impl Guard {
-    /// A guard for the listing `what`, within `bounds`.
-    pub fn new(what: impl Into<String>, bounds: ListingBounds) -> Self {
-        Self {
-            what: what.into(),
-            bounds,
-            pages: 0,
-            items: 0,
-            empty: 0,
-            at: None,
-        }
-    }
-
-    /// Pages counted so far.
-    pub fn pages(&self) -> u64 {
-        self.pages
-    }
-
-    /// Counts a page of `received` items (readable or not) after which the listing goes on at
-    /// `next` (`None`: it ended). Fails when it would go on past the bounds, with the cursor it
-    /// was just read at, or after [`MAX_EMPTY_PAGES`] empty pages in a row; a listing that ends
-    /// here never fails.
-    pub fn page(&mut self, received: usize, next: Option<&str>) -> Result<(), Runaway> {
-        self.count(received, next, true)
-    }
-
-    /// Counts one call of a pass whose batches may legitimately be empty (a pull-request batch
-    /// of unchanged pull requests, a commit pass's completion), as [`Guard::page`] does but
-    /// without the empty-page rule: the connector applies it to the pages it reads.
-    pub fn count_calls(&mut self, received: usize, next: Option<&str>) -> Result<(), Runaway> {
-        self.count(received, next, false)
-    }
-
-    fn count(
-        &mut self,
-        received: usize,
-        next: Option<&str>,
-        empty_rule: bool,
-    ) -> Result<(), Runaway> {
-        self.pages = self.pages.saturating_add(1);
-        self.items = self
-            .items
-            .saturating_add(u64::try_from(received).unwrap_or(u64::MAX));
-        self.empty = if received == 0 {
-            self.empty.saturating_add(1)
-        } else {
-            0
-        };
-        let Some(next) = next else {
-            return Ok(());
-        };
-        let why = if empty_rule && self.empty >= MAX_EMPTY_PAGES {
-            Some(format!(
-                "the listing answered {} empty pages in a row that each promised more",
-                self.empty
-            ))
-        } else if self.at.as_deref() == Some(next) {
-            Some("the listing repeated its cursor".to_owned())
-        } else if self.pages >= self.bounds.pages || self.items >= self.bounds.items {
-            Some(format!(
-                "the listing did not end after {} pages and {} items (at most {} pages and {} items)",
-                self.pages, self.items, self.bounds.pages, self.bounds.items
-            ))
-        } else {
-            None
-        };
-        match why {
-            Some(why) => Err(Runaway {
-                what: self.what.clone(),
-                why,
-            }),
-            None => {
-                self.at = Some(next.to_owned());
-                Ok(())
-            }
-        }
-    }
-}
 
 /// The job's error when a listing of `what` it cannot do without failed with `e`.
 pub(crate) fn listing_error(what: impl Into<String>, e: &CallError<ConnectorError>) -> SyncError {
@@ -249,59 +117,292 @@ impl PageFailure {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Where listed projects and repositories go as their pages arrive. It remembers the keys of
+/// the projects written (projects are few beside repositories) and counts the repositories; it
+/// holds no repository.
+pub(crate) struct Writer<'a> {
+    pub(crate) sink: &'a dyn RecordSink,
+    pub(crate) jsonl: Option<&'a JsonlOut>,
+    /// Keys of the projects written so far.
+    pub(crate) projects: HashSet<String>,
+    /// Repositories written so far.
+    pub(crate) repos: u64,
+}
 
-    fn small() -> ListingBounds {
-        ListingBounds {
-            pages: 3,
-            items: 10,
+impl Writer<'_> {
+    /// Writes the projects not written yet.
+    pub(crate) fn projects(&mut self, page: Vec<Project>) -> Result<(), SyncError> {
+        let new: Vec<Project> = page
+            .into_iter()
+            .filter(|p| self.projects.insert(p.key.clone()))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
         }
+        self.sink.projects(&new)?;
+        emit(self.jsonl, new.iter().map(output::project_json))?;
+        Ok(())
     }
 
-    #[test]
-    fn a_listing_that_ends_within_its_bounds_passes() {
-        let mut g = Guard::new("GET /x", small());
-        g.page(4, Some("4")).unwrap();
-        g.page(4, Some("8")).unwrap();
-        g.page(4, None).unwrap();
-        assert_eq!(g.pages(), 3);
+    /// Writes a page of repositories, and the projects they live in that the project listing
+    /// left out (personal ones).
+    fn repos(&mut self, page: &[Repo]) -> Result<(), SyncError> {
+        self.sink.repos(page)?;
+        emit(self.jsonl, page.iter().map(output::repo_json))?;
+        self.repos += page.len() as u64;
+        self.projects(page.iter().map(|r| r.project.clone()).collect())
     }
+}
 
-    #[test]
-    fn a_listing_past_its_pages_or_items_is_stopped() {
-        let mut g = Guard::new("GET /x", small());
-        g.page(1, Some("1")).unwrap();
-        g.page(1, Some("2")).unwrap();
-        let e = g.page(1, Some("3")).unwrap_err();
-        assert_eq!(e.what, "GET /x");
-        assert!(e.why.contains("did not end after 3 pages"), "{e}");
-        let mut g = Guard::new("GET /x", small());
-        g.page(6, Some("6")).unwrap();
-        let e = g.page(6, Some("12")).unwrap_err();
-        assert!(e.why.contains("2 pages and 12 items"), "{e}");
-    }
-
-    #[test]
-    fn empty_pages_and_a_repeated_cursor_stop_a_listing() {
-        let mut g = Guard::new("GET /x", ListingBounds::default());
-        g.page(0, Some("a")).unwrap();
-        g.page(0, Some("b")).unwrap();
-        let e = g.page(0, Some("c")).unwrap_err();
-        assert!(e.why.contains("3 empty pages in a row"), "{e}");
-        // A page with items in between starts the count again.
-        let mut g = Guard::new("GET /x", ListingBounds::default());
-        for (n, c) in [(0, "a"), (0, "b"), (1, "c"), (0, "d"), (0, "e")] {
-            g.page(n, Some(c)).unwrap();
+/// Lists what the job visits, page by page: the projects (written as they arrive), then the
+/// repositories (written as they arrive, each handed to `visit`, which may block while the
+/// workers catch up). Nothing is kept: an instance of 50,000 repositories costs what one page
+/// costs. Without `--project`/`--repo`, every visible repository comes from one listing
+/// (`list-all-repos`: `GET /repos`, personal repositories included, which the project listing
+/// cannot reach); the project records are the listed projects plus the personal projects those
+/// repositories live in. With filters, only the named projects' repositories are listed (personal
+/// keys such as `~JDOE` included); a named project that cannot be listed is reported in
+/// `failed_projects` and the others are synced.
+pub(crate) fn enumerate(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    job: &SyncJob,
+    cancel: Option<&AtomicBool>,
+    out: &mut Writer<'_>,
+    report: &mut SyncReport,
+    mut visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
+) -> Result<(), SyncError> {
+    let filter = job.filter;
+    let mut wanted: Vec<String> = job.projects.clone();
+    wanted.extend(job.repos.iter().map(|r| r.project_key.clone()));
+    wanted.sort();
+    wanted.dedup();
+    all_pages(
+        "GET /projects",
+        job.bounds(),
+        cancel,
+        |c| runtime.list_projects(tenant, c).map(ListingPage::from),
+        &mut report.unreadable,
+        |page| {
+            out.projects(
+                page.into_iter()
+                    .filter(|p| wanted.is_empty() || wanted.contains(&p.key))
+                    .collect(),
+            )
+        },
+    )
+    .map_err(|e| e.into_sync("listing projects"))?;
+    // The repositories named with `--repo` that were listed.
+    let mut found: Vec<RepoRef> = Vec::new();
+    let mut keep = |page: Vec<Repo>, out: &mut Writer<'_>| -> Result<(), SyncError> {
+        let page: Vec<Repo> = page
+            .into_iter()
+            .filter(|r| job.repos.is_empty() || job.repos.contains(&r.repo_ref))
+            .collect();
+        out.repos(&page)?;
+        for r in page {
+            if !job.repos.is_empty() && !found.contains(&r.repo_ref) {
+                found.push(r.repo_ref.clone());
+            }
+            visit(r.repo_ref)?;
         }
-        let mut g = Guard::new("GET /x", ListingBounds::default());
-        g.page(1, Some("a")).unwrap();
-        let e = g.page(1, Some("a")).unwrap_err();
-        assert!(e.why.contains("repeated its cursor"), "{e}");
-        assert_eq!(
-            e.to_string(),
-            "GET /x: the listing repeated its cursor; stopped"
+        Ok(())
+    };
+    if wanted.is_empty() {
+        return all_pages(
+            "GET /repos",
+            job.bounds(),
+            cancel,
+            |c| {
+                runtime
+                    .list_all_repos(tenant, filter, c)
+                    .map(ListingPage::from)
+            },
+            &mut report.unreadable,
+            |page| keep(page, out),
+        )
+        .map_err(|e| e.into_sync("listing repositories"));
+    }
+    for key in &wanted {
+        let listed = all_pages(
+            &format!("GET /projects/{key}/repos"),
+            job.bounds(),
+            cancel,
+            |c| {
+                runtime
+                    .list_repos(tenant, key, filter, c)
+                    .map(ListingPage::from)
+            },
+            &mut report.unreadable,
+            |page| keep(page, out),
         );
+        // One project that cannot be listed is reported; the others are synced.
+        match listed {
+            Ok(()) => {}
+            Err(PageFailure::Store(e)) => return Err(e),
+            Err(PageFailure::Cancelled) => return Err(SyncError::Cancelled),
+            Err(failure) => {
+                let (code, message) = match failure {
+                    PageFailure::Call(e) => {
+                        let (code, message) = output::call_error(&e);
+                        (code.to_owned(), message)
+                    }
+                    PageFailure::Runaway(r) => {
+                        (crate::listing::Runaway::CODE.into(), r.to_string())
+                    }
+                    PageFailure::Store(e) => return Err(e),
+                    PageFailure::Cancelled => return Err(SyncError::Cancelled),
+                };
+                tracing::warn!(
+                    project = %crate::printable::shown(key),
+                    code,
+                    "listing repositories failed: {}",
+                    crate::printable::shown(&message)
+                );
+                report
+                    .failed_projects
+                    .push(Failure::new(key.clone(), code, message));
+            }
+        }
     }
+    if let Some(first) = report.failed_projects.first()
+        && report.failed_projects.len() == wanted.len()
+    {
+        // Every project named failed: nothing can be done.
+        let mut f = first.clone();
+        f.name = format!("project {}", f.name);
+        return Err(f.into());
+    }
+    for wanted_repo in &job.repos {
+        let (k, s) = (&wanted_repo.project_key, &wanted_repo.slug);
+        let listed_project = !report.failed_projects.iter().any(|f| f.name == *k);
+        if listed_project && !found.contains(wanted_repo) {
+            report.failed_repos.push(Failure::new(
+                format!("{k}/{s}"),
+                "not_found",
+                format!(
+                    "repository {k}/{s} is not visible to this account (or the filter leaves it out)"
+                ),
+            ));
+        }
+    }
+    if !job.repos.is_empty() && found.is_empty() && job.projects.is_empty() {
+        let mut f = report.failed_repos.first().cloned().unwrap_or_default();
+        f.name = format!("repository {}", f.name);
+        return Err(f.into());
+    }
+    Ok(())
+}
+
+/// After a listing of every repository (no `--project` or `--repo`, nothing filtered out, no
+/// listed repository unreadable), marks deleted the stored repositories it did not name, writes
+/// a `repo` line with `deleted: true` for each, and counts them (`repo_deleted`). A partial
+/// listing cannot tell a deleted repository from one it did not ask for, so it marks nothing.
+pub(crate) fn record_gone_repos(
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    job: &SyncJob,
+    listing_started: i64,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let complete = job.projects.is_empty()
+        && job.repos.is_empty()
+        && job.filter.include_personal
+        && job.filter.include_archived
+        && !report
+            .unreadable
+            .iter()
+            .any(|u| u.kind == output::record_kind(RecordKind::Repository));
+    if !complete {
+        return Ok(());
+    }
+    let gone = sink.repos_gone(listing_started)?;
+    for (repo, id) in &gone {
+        tracing::info!(
+            repo = %format!("{}/{}", repo.project_key, repo.slug),
+            "no longer listed: recorded as deleted"
+        );
+        emit(jsonl, std::iter::once(output::deleted_repo_json(repo, *id)))?;
+    }
+    report.records.insert("repo_deleted", gone.len() as u64);
+    Ok(())
+}
+
+/// Lists the users, writing them as their pages arrive.
+pub(crate) fn list_users(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    job: &SyncJob,
+    cancel: Option<&AtomicBool>,
+    sink: &dyn RecordSink,
+    jsonl: Option<&JsonlOut>,
+    report: &mut SyncReport,
+) -> Result<(), SyncError> {
+    let mut fallback = false;
+    let mut user_count = 0u64;
+    all_pages(
+        "GET /users",
+        job.bounds(),
+        cancel,
+        |c| {
+            runtime.list_users(tenant, c).map(|p| {
+                fallback |= p.fallback;
+                ListingPage {
+                    items: p.items,
+                    next: p.next,
+                    unreadable: p.unreadable,
+                }
+            })
+        },
+        &mut report.unreadable,
+        |page: Vec<User>| {
+            sink.users(&page)?;
+            emit(jsonl, page.iter().map(output::user_json))?;
+            user_count += page.len() as u64;
+            Ok(())
+        },
+    )
+    .map_err(|e| e.into_sync("listing users"))?;
+    report.records.insert("user", user_count);
+    report.users_fallback = fallback;
+    Ok(())
+}
+
+/// The listing part of a sync, as a worker runs it for a round of `bbdc worker`: projects and
+/// repositories (each repository written, then handed to `visit`, which queues its pass), then
+/// users, then the repositories no longer listed marked deleted. The repository passes are not
+/// run here: other workers run them as `visit` queues them. Stops before its next call once
+/// `cancel` is set ([`SyncError::Cancelled`]).
+pub fn list_for_workers(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    job: &SyncJob,
+    cancel: Option<&AtomicBool>,
+    visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
+) -> Result<SyncReport, SyncError> {
+    let mut report = SyncReport::default();
+    let listing_started = now_ms();
+    let mut writer = Writer {
+        sink,
+        jsonl: None,
+        projects: HashSet::new(),
+        repos: 0,
+    };
+    enumerate(
+        runtime,
+        tenant,
+        job,
+        cancel,
+        &mut writer,
+        &mut report,
+        visit,
+    )?;
+    list_users(runtime, tenant, job, cancel, sink, None, &mut report)?;
+    record_gone_repos(sink, None, job, listing_started, &mut report)?;
+    report
+        .records
+        .insert("project", writer.projects.len() as u64);
+    report.records.insert("repo", writer.repos);
+    Ok(report)
 }

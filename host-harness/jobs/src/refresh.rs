@@ -14,14 +14,21 @@
 //!
 //! A burst of deliveries for one pull request (or pushes to one repository) queues one refresh.
 
+use crate::guard::ListingBounds;
+use crate::job::Entities;
+use crate::outcome::{Failure, SyncError};
 use crate::records::{RecordSink, Refresh};
-use crate::repo_pass::now_ms;
-use crate::sync::SyncError;
+use crate::repo_pass::{RepoFailure, RepoJob, RepoOutcome, pr_commits_outcome};
 use bbdc_host::bindings::api::RepoRef;
+use bbdc_host::bindings::api::SyncOptions as WitSyncOptions;
+use bbdc_host::bindings::types::PullRequest;
+use bbdc_host::clock::now_ms;
 use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::Runtime;
 use bbdc_http_server::Stopping;
 use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -194,7 +201,7 @@ fn refresh_one(
     };
     let Some(id) = r.pr else {
         return ended(
-            crate::sync::refresh_history(runtime, tenant, sink, repo, cancel),
+            refresh_history(runtime, tenant, sink, repo, cancel),
             "history refresh",
         );
     };
@@ -216,7 +223,105 @@ fn refresh_one(
         return Ended::Done;
     }
     ended(
-        crate::sync::refresh_pull_request_history(runtime, tenant, sink, &pr, cancel),
+        refresh_pull_request_history(runtime, tenant, sink, &pr, cancel),
         "commits and builds refresh",
+    )
+}
+
+/// Runs `f` on a one-repository job of `entities` outside a sync (what `bbdc serve` refreshes
+/// after a webhook), with no JSON lines and no `--since`; a repository failure becomes the
+/// error, named by `repo`.
+fn on_one_repo(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    repo: &RepoRef,
+    entities: Entities,
+    cancel: Option<&AtomicBool>,
+    f: impl FnOnce(&RepoJob<'_>, &str) -> Result<(), RepoFailure>,
+) -> Result<(), SyncError> {
+    let options = WitSyncOptions {
+        since: None,
+        full_listing: false,
+    };
+    let job = RepoJob {
+        runtime,
+        tenant,
+        sink,
+        jsonl: None,
+        options: &options,
+        entities,
+        bounds: ListingBounds::default(),
+        cancel,
+    };
+    let name = format!("{}/{}", repo.project_key, repo.slug);
+    match f(&job, &name) {
+        Ok(()) => Ok(()),
+        Err(RepoFailure::Fatal(e)) => Err(e),
+        Err(RepoFailure::Cancelled) => Err(SyncError::Cancelled),
+        Err(RepoFailure::Call { code, message }) => Err(Failure::new(name, code, message).into()),
+    }
+}
+
+/// Refreshes one repository's history as a sync of `commits,builds` would: its branches and
+/// tags, its default branch's commits when the branch moved, and the build statuses queued for
+/// it. What `bbdc serve` runs after a push's webhook. Fails with the first failure (the rest
+/// of the refresh goes on, as in a sync); stops between two calls once `cancel` is set
+/// ([`SyncError::Cancelled`]), what it acknowledged kept.
+pub fn refresh_history(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    repo: &RepoRef,
+    cancel: Option<&AtomicBool>,
+) -> Result<(), SyncError> {
+    let entities = Entities {
+        pull_requests: false,
+        commits: true,
+        builds: true,
+    };
+    on_one_repo(
+        runtime,
+        tenant,
+        sink,
+        repo,
+        entities,
+        cancel,
+        |job, name| job.sync_repo(repo, name).map(|_| ()),
+    )
+}
+
+/// What a sync of every entity does for one pull request it brought, for a pull request
+/// `bbdc serve` has just refreshed after a webhook: queues its head commit's builds and, when
+/// its pair of head commits changed, its commits; reads its commits and the repository's queued
+/// builds. Stops between two calls once `cancel` is set.
+pub fn refresh_pull_request_history(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    pr: &PullRequest,
+    cancel: Option<&AtomicBool>,
+) -> Result<(), SyncError> {
+    let repo = &pr.repo;
+    on_one_repo(
+        runtime,
+        tenant,
+        sink,
+        repo,
+        Entities::ALL,
+        cancel,
+        |job, name| {
+            let mut out = RepoOutcome::default();
+            let mut failed = HashSet::new();
+            job.want_builds(repo, pr.source.latest_commit.iter().cloned().collect())?;
+            job.batch_pr_commits(repo, name, std::slice::from_ref(pr), &mut failed, &mut out)?;
+            let commits = pr_commits_outcome(&failed);
+            // The builds are read whether or not the commits were; a write failure wins.
+            match (commits, job.sync_builds(repo, name, &mut out)) {
+                (_, Err(stop @ (RepoFailure::Fatal(_) | RepoFailure::Cancelled))) => Err(stop),
+                (Err(first), _) => Err(first),
+                (Ok(()), builds) => builds,
+            }
+        },
     )
 }

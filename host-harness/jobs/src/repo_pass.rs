@@ -9,8 +9,9 @@
 //! goes on. A pass can be cancelled between calls (a process asked to stop): it ends as
 //! [`RepoFailure::Cancelled`], its acknowledged progress kept for the next run.
 
-use crate::listing::{Guard, ListingBounds, Runaway};
-use crate::outcome::{SkippedPr, SyncError, Unreadable};
+use crate::guard::{Guard, ListingBounds, Runaway};
+use crate::job::{Entities, SyncJob, wit_options};
+use crate::outcome::{Failure, SkippedPr, SyncError, Unreadable};
 use crate::output;
 use crate::output::{JsonlOut, emit};
 use crate::records::{PrHeads, RecordSink, RefKind};
@@ -24,86 +25,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-/// What a sync imports from each repository (projects, repositories and users always).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entities {
-    /// Pull requests with their reviews and diff statistics.
-    pub pull_requests: bool,
-    /// The default branch's commits, with the repository's branches and tags (contract 0.2.0):
-    /// an unchanged repository costs its branch and tag listings, and a commit pass runs only
-    /// when the default branch moved. With `pull_requests`, also each pull request's commits
-    /// (read when its pair of head commits changed) and its `first_commit_at`.
-    pub commits: bool,
-    /// The build statuses of the commits the other passes bring: the default branch's new
-    /// commits and the head commits of changed pull requests (contract 0.2.0). Needs
-    /// `pull_requests` or `commits`.
-    pub builds: bool,
-}
-
-impl Default for Entities {
-    /// Everything: [`Entities::ALL`].
-    fn default() -> Self {
-        Self::ALL
-    }
-}
-
-impl Entities {
-    /// Pull requests, commits (with branches, tags and pull requests' commits) and builds.
-    pub const ALL: Entities = Entities {
-        pull_requests: true,
-        commits: true,
-        builds: true,
-    };
-
-    /// Pull requests alone: the scope before commits and builds existed, at its cost.
-    pub const PULL_REQUESTS: Entities = Entities {
-        pull_requests: true,
-        commits: false,
-        builds: false,
-    };
-
-    /// Whether pull requests' commits are read: when both pull requests and commits are.
-    pub fn pr_commits(self) -> bool {
-        self.pull_requests && self.commits
-    }
-
-    /// Parses a comma-separated list of `pull-requests`, `commits`, `builds` and `all`.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut e = Entities {
-            pull_requests: false,
-            commits: false,
-            builds: false,
-        };
-        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            match part {
-                "pull-requests" => e.pull_requests = true,
-                "commits" => e.commits = true,
-                "builds" => e.builds = true,
-                "all" => {
-                    e.pull_requests = true;
-                    e.commits = true;
-                    e.builds = true;
-                }
-                other => {
-                    return Err(format!(
-                        "{other:?} is not an entity: give pull-requests, commits, builds or all"
-                    ));
-                }
-            }
-        }
-        if !e.pull_requests && !e.commits {
-            return Err(if e.builds {
-                "builds are read for the commits of pull requests or of the default branch: \
-                 give builds with pull-requests or commits"
-                    .into()
-            } else {
-                "no entity given: give pull-requests, commits, builds or all".into()
-            });
-        }
-        Ok(e)
-    }
-}
 
 /// History items of `kind` that could not be identified, as the report lists them.
 pub(crate) fn unreadable(
@@ -734,6 +655,76 @@ pub(crate) fn pr_commits_outcome(failed: &HashSet<u64>) -> Result<(), RepoFailur
             failed.len()
         ),
     })
+}
+
+/// What one repository's pass wrote, as a worker reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoCounts {
+    /// Pull requests written.
+    pub pull_requests: u64,
+    /// Pull requests unchanged since the last pass (not fetched again).
+    pub unchanged: u64,
+    /// Commits written.
+    pub commits: u64,
+    /// Build statuses written.
+    pub builds: u64,
+    /// Pull requests' commits written.
+    pub pr_commits: u64,
+}
+
+/// How one repository's pass ended for a worker.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoPassError {
+    /// The server or the connector failed for this repository: try it again later (the
+    /// connector resumes from its last acknowledged batch).
+    #[error("{}: {}: {}", .0.name, .0.code, .0.message)]
+    Call(Failure),
+    /// Records or state could not be written: the worker's database is unreachable or failing.
+    #[error(transparent)]
+    Store(SyncError),
+    /// The pass was asked to stop (`cancel`) and stopped between two calls: what it
+    /// acknowledged is kept, and the next pass goes on from there.
+    #[error("stopped before the pass was done")]
+    Cancelled,
+}
+
+/// One repository's pass of `job` (its entities, `--since`, `--full`), as a worker runs it
+/// under its lease: what `bbdc sync` runs for each listed repository. Stops between two calls
+/// once `cancel` is set.
+pub fn sync_one_repo(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    sink: &dyn RecordSink,
+    job: &SyncJob,
+    repo: &RepoRef,
+    cancel: Option<&AtomicBool>,
+) -> Result<RepoCounts, RepoPassError> {
+    let options = wit_options(job);
+    let ctx = RepoJob {
+        runtime,
+        tenant,
+        sink,
+        jsonl: None,
+        options: &options,
+        entities: job.entities,
+        bounds: job.bounds(),
+        cancel,
+    };
+    let name = format!("{}/{}", repo.project_key, repo.slug);
+    match ctx.sync_repo(repo, &name) {
+        Ok(out) => Ok(RepoCounts {
+            pull_requests: out.written,
+            unchanged: out.unchanged,
+            commits: out.commits,
+            builds: out.builds,
+            pr_commits: out.pr_commits,
+        }),
+        Err(RepoFailure::Call { code, message }) => {
+            Err(RepoPassError::Call(Failure::new(name, code, message)))
+        }
+        Err(RepoFailure::Fatal(e)) => Err(RepoPassError::Store(e)),
+        Err(RepoFailure::Cancelled) => Err(RepoPassError::Cancelled),
+    }
 }
 
 #[cfg(test)]

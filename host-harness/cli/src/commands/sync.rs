@@ -50,10 +50,10 @@ pub struct SyncArgs {
     /// projects, repositories and users, and each repository's pull requests, commits,
     /// branches, tags and pull requests' commits. A repository whose listing is stopped is
     /// reported failed with the reason; the rest goes on.
-    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::listing::MAX_LISTING_PAGES, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::guard::MAX_LISTING_PAGES, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_listing_pages: u64,
     /// Most items any one listing may bring before it is stopped with an error.
-    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::listing::MAX_LISTING_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", default_value_t = bbdc_jobs::guard::MAX_LISTING_ITEMS, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_listing_items: u64,
     /// Print the closing summary as one JSON object.
     #[arg(long)]
