@@ -7,30 +7,28 @@
 //! - [`listing`]: the listing of projects, repositories and users, page by page;
 //! - [`guard`]: the host's guard over every listing it follows call by call;
 //! - [`outcome`]: what a sync comes to (report, failures, errors);
-//! - [`records`]: where ingested records go ([`records::RecordSink`]; SQL tables on SQLite by
-//!   default, or on PostgreSQL);
-//! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it;
+//! - [`records`], [`database`], [`work_queue`], [`shape`]: re-exported from [`bbdc_store`],
+//!   where ingested records, the work queue and what `--db` names live;
 //! - [`output`]: stable JSON shapes of records, errors and summaries;
 //! - [`printable`]: escaping of untrusted text for logs and terminals;
 //! - [`webhook`]: one webhook delivery through the connector (status, persistence, report);
 //! - [`serve`]: the webhook HTTP endpoint; [`refresh`]: its durable background refresh;
-//! - [`work_queue`] and [`worker`]: `bbdc worker`, many processes sharing the sync of many
-//!   tenants through PostgreSQL, under leases;
+//! - [`worker`]: `bbdc worker`, many processes sharing the sync of many tenants through
+//!   PostgreSQL ([`work_queue`]), under leases;
 //! - [`truth`]: whether the stored pull requests equal a ground truth, field for field.
 
-pub mod database;
 pub mod guard;
 pub mod job;
 pub mod listing;
 pub mod outcome;
 pub mod output;
 pub mod printable;
-pub mod records;
 pub mod refresh;
 pub mod repo_pass;
 pub mod serve;
 pub mod sync;
 pub mod truth;
 pub mod webhook;
-pub mod work_queue;
 pub mod worker;
+
+pub use bbdc_store::{database, records, shape, work_queue};

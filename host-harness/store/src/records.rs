@@ -11,7 +11,7 @@
 //! A record store fails with [`StoreError`], the state store's error: both are storage, and one
 //! error type lets a platform back both with one database.
 
-use crate::output;
+use crate::shape;
 use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, CommitPassKind, Tag};
 use bbdc_host::bindings::repository_events::RepositoryEvent;
 use bbdc_host::bindings::types::{Project, PullRequest, Repo, RepoRef, ReviewChange, User};
@@ -377,7 +377,7 @@ impl<B: Backend> RecordSink for Records<B> {
     fn projects(&self, items: &[Project]) -> Result<(), StoreError> {
         self.backend.write(|tx| {
             for p in items {
-                let j = output::project_json(p);
+                let j = shape::project_json(p);
                 tx.exec(
                     "INSERT INTO projects (key, id, name, description, public, kind, url) VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (key) DO UPDATE SET id = COALESCE(excluded.id, projects.id), name = excluded.name,
@@ -434,7 +434,7 @@ impl<B: Backend> RecordSink for Records<B> {
                      display_name = excluded.display_name, email = excluded.email, active = excluded.active,
                      kind = excluded.kind",
                     &vals![u.slug, u.id.and_then(known_id), u.name, u.display_name, u.email,
-                        u.active, output::user_kind(u.kind)],
+                        u.active, shape::user_kind(u.kind)],
                 )?;
             }
             Ok(())
@@ -599,7 +599,7 @@ impl<B: Backend> RecordSink for Records<B> {
                      tests_successful = excluded.tests_successful, tests_failed = excluded.tests_failed,
                      tests_skipped = excluded.tests_skipped",
                     &vals![
-                        repo.project_key, repo.slug, b.commit_id, b.key, b.name, output::build_state(b.state),
+                        repo.project_key, repo.slug, b.commit_id, b.key, b.name, shape::build_state(b.state),
                         b.state_other, b.url, b.created_at, b.updated_at, b.duration_ms, b.build_number,
                         b.parent, b.ref_id, tests.map(|t| t.successful), tests.map(|t| t.failed),
                         tests.map(|t| t.skipped)

@@ -4,7 +4,7 @@
 
 use super::sql::{Tx, col, vals};
 use super::{Delivery, Stored, id_of};
-use crate::output;
+use crate::shape;
 use bbdc_host::bindings::types::{PullRequest, RepoRef, ReviewChange, ReviewerStatus};
 use bbdc_host::storage::StoreError;
 
@@ -86,7 +86,7 @@ pub(super) fn mark_deleted(tx: &mut dyn Tx, repo: &RepoRef, pr_id: u64) -> Resul
 /// Upserts one pull request. A row is never replaced by an older version; a snapshot (from a
 /// webhook or a list page) keeps the diff statistics and review history a full fetch stored.
 pub(super) fn upsert_pull_request(tx: &mut dyn Tx, p: &PullRequest) -> Result<(), StoreError> {
-    let j = output::pull_request_json(p);
+    let j = shape::pull_request_json(p);
     let text = |v: &serde_json::Value| v.to_string();
     let complete = matches!(
         p.completeness,
@@ -156,7 +156,7 @@ pub(super) fn upsert_pull_request(tx: &mut dyn Tx, p: &PullRequest) -> Result<()
                         pr_id,
                         seq,
                         r.user.slug,
-                        output::review_action(r.action),
+                        shape::review_action(r.action),
                         r.at,
                         r.activity_id.map(|n| id_of("activity", n)).transpose()?
                     ],

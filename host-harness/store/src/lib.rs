@@ -1,0 +1,15 @@
+//! Where `bbdc` keeps what it ingests, below the jobs that ingest it and above the embedding
+//! library ([`bbdc_host`], whose `KvStore` trait stays the seam a platform implements):
+//!
+//! - [`records`]: the record sinks ([`records::RecordSink`]) and their tables, one
+//!   implementation over a small SQL seam ([`records::sql`]) on SQLite or PostgreSQL, with the
+//!   migrations in `migrations/records`;
+//! - [`shape`]: one shape per record, the JSON line and the names both the lines and the tables
+//!   spell;
+//! - [`work_queue`]: the PostgreSQL work queue `bbdc worker` processes share (`migrations/work`);
+//! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it.
+
+pub mod database;
+pub mod records;
+pub mod shape;
+pub mod work_queue;
