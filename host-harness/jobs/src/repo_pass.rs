@@ -55,20 +55,43 @@ fn needs_commit_pass(listed: Option<Option<&str>>, stored: Option<&str>) -> bool
     }
 }
 
+/// What one repository's pass wrote, by record type: what the sync's totals add up and a
+/// worker reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RepoCounts {
+    /// Pull requests written.
+    pub pull_requests: u64,
+    /// Pull requests unchanged since the last pass (not fetched again).
+    pub unchanged: u64,
+    /// Commits written.
+    pub commits: u64,
+    /// Branches listed (and stored).
+    pub branches: u64,
+    /// Tags listed (and stored).
+    pub tags: u64,
+    /// Build statuses written.
+    pub builds: u64,
+    /// Pull requests' commits written.
+    pub pr_commits: u64,
+}
+
+impl std::ops::AddAssign for RepoCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.pull_requests += o.pull_requests;
+        self.unchanged += o.unchanged;
+        self.commits += o.commits;
+        self.branches += o.branches;
+        self.tags += o.tags;
+        self.builds += o.builds;
+        self.pr_commits += o.pr_commits;
+    }
+}
+
 /// What one repository's pass brought.
 #[derive(Default)]
 pub(crate) struct RepoOutcome {
-    pub(crate) written: u64,
-    /// Commits written.
-    pub(crate) commits: u64,
-    /// Branches and tags listed (and stored).
-    pub(crate) branches: u64,
-    pub(crate) tags: u64,
-    /// Build statuses written.
-    pub(crate) builds: u64,
-    /// Pull-request commits written.
-    pub(crate) pr_commits: u64,
-    pub(crate) unchanged: u64,
+    /// What it wrote.
+    pub(crate) counts: RepoCounts,
     /// Pull requests skipped, those whose id could not be read among them (stage `identity`).
     pub(crate) skipped: Vec<SkippedPr>,
     /// Unreadable activities of this repository's pull requests.
@@ -274,7 +297,7 @@ impl RepoJob<'_> {
                 failed_commits += batch.failed.len();
             }
             emit(self.jsonl, batch.builds.iter().map(output::build_json)).map_err(fatal)?;
-            out.builds += batch.builds.len() as u64;
+            out.counts.builds += batch.builds.len() as u64;
             out.unreadable.extend(unreadable("build", batch.unreadable));
         }
         if failed_commits > 0 {
@@ -336,7 +359,7 @@ impl RepoJob<'_> {
             },
         )
         .map_err(refs_failed)?;
-        out.branches += branches;
+        out.counts.branches += branches;
         let mut tags = 0;
         self.follow(
             format!("the tags of {name}"),
@@ -357,7 +380,7 @@ impl RepoJob<'_> {
             },
         )
         .map_err(refs_failed)?;
-        out.tags += tags;
+        out.counts.tags += tags;
         let stored = self.sink.default_branch_head(repo).map_err(fatal)?;
         let listed = default_tip.as_ref().map(Option::as_deref);
         if needs_commit_pass(listed, stored.as_deref()) {
@@ -413,7 +436,7 @@ impl RepoJob<'_> {
                     .collect(),
             )?;
             emit(self.jsonl, batch.commits.iter().map(output::commit_json)).map_err(fatal)?;
-            out.commits += batch.commits.len() as u64;
+            out.counts.commits += batch.commits.len() as u64;
             // A batch may be empty (the pass's completion): only pages and items count here;
             // the connector stops a listing of empty pages itself.
             guard.count_calls(
@@ -518,7 +541,7 @@ impl RepoJob<'_> {
             );
             let why = match read {
                 Ok(()) => {
-                    out.pr_commits += position;
+                    out.counts.pr_commits += position;
                     continue;
                 }
                 // Gone from the server (the pull request deleted, or the repository renamed
@@ -543,7 +566,7 @@ impl RepoJob<'_> {
                 heads.id
             );
             failed.insert(heads.id);
-            out.pr_commits += position;
+            out.counts.pr_commits += position;
         }
         Ok(())
     }
@@ -601,8 +624,8 @@ impl RepoJob<'_> {
                 }),
             )
             .map_err(fatal)?;
-            out.written += batch.pull_requests.len() as u64;
-            out.unchanged += u64::from(batch.stats.unchanged);
+            out.counts.pull_requests += batch.pull_requests.len() as u64;
+            out.counts.unchanged += u64::from(batch.stats.unchanged);
             // A batch may hold no pull request (all unchanged): only pages and items count here.
             guard.count_calls(
                 usize::try_from(batch.stats.listed).unwrap_or(usize::MAX),
@@ -657,21 +680,6 @@ pub(crate) fn pr_commits_outcome(failed: &HashSet<u64>) -> Result<(), RepoFailur
     })
 }
 
-/// What one repository's pass wrote, as a worker reports it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RepoCounts {
-    /// Pull requests written.
-    pub pull_requests: u64,
-    /// Pull requests unchanged since the last pass (not fetched again).
-    pub unchanged: u64,
-    /// Commits written.
-    pub commits: u64,
-    /// Build statuses written.
-    pub builds: u64,
-    /// Pull requests' commits written.
-    pub pr_commits: u64,
-}
-
 /// How one repository's pass ended for a worker.
 #[derive(Debug, thiserror::Error)]
 pub enum RepoPassError {
@@ -712,13 +720,7 @@ pub fn sync_one_repo(
     };
     let name = format!("{}/{}", repo.project_key, repo.slug);
     match ctx.sync_repo(repo, &name) {
-        Ok(out) => Ok(RepoCounts {
-            pull_requests: out.written,
-            unchanged: out.unchanged,
-            commits: out.commits,
-            builds: out.builds,
-            pr_commits: out.pr_commits,
-        }),
+        Ok(out) => Ok(out.counts),
         Err(RepoFailure::Call { code, message }) => {
             Err(RepoPassError::Call(Failure::new(name, code, message)))
         }

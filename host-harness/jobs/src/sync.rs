@@ -103,13 +103,7 @@ pub fn run(
                     if let Ok(mut t) = tally.lock() {
                         match outcome {
                             Ok(r) => {
-                                t.written += r.written;
-                                t.commits += r.commits;
-                                t.branches += r.branches;
-                                t.tags += r.tags;
-                                t.builds += r.builds;
-                                t.pr_commits += r.pr_commits;
-                                t.unchanged += r.unchanged;
+                                t.counts += r.counts;
                                 t.skipped.extend(r.skipped);
                                 t.unreadable.extend(r.unreadable);
                             }
@@ -123,7 +117,7 @@ pub fn run(
                                 stop.store(true, Ordering::Relaxed);
                             }
                         }
-                        bar.set_message(format!("{} pull requests", t.written));
+                        bar.set_message(format!("{} pull requests", t.counts.pull_requests));
                     }
                     bar.inc(1);
                 }
@@ -178,20 +172,22 @@ pub fn run(
         return Err(e);
     }
     if job.entities.pull_requests {
-        report.records.insert("pull_request", tally.written);
+        report
+            .records
+            .insert("pull_request", tally.counts.pull_requests);
     }
     if job.entities.commits {
-        report.records.insert("commit", tally.commits);
-        report.records.insert("branch", tally.branches);
-        report.records.insert("tag", tally.tags);
+        report.records.insert("commit", tally.counts.commits);
+        report.records.insert("branch", tally.counts.branches);
+        report.records.insert("tag", tally.counts.tags);
     }
     if job.entities.builds {
-        report.records.insert("build", tally.builds);
+        report.records.insert("build", tally.counts.builds);
     }
     if job.entities.pr_commits() {
-        report.records.insert("pr_commit", tally.pr_commits);
+        report.records.insert("pr_commit", tally.counts.pr_commits);
     }
-    report.unchanged = tally.unchanged;
+    report.unchanged = tally.counts.unchanged;
     report.skipped = tally.skipped;
     report.failed_repos.extend(tally.failed);
     let http = tenant.http.counters.snapshot().since(before);
@@ -206,13 +202,7 @@ pub fn run(
 /// What the repository workers have gathered so far.
 #[derive(Default)]
 struct Totals {
-    written: u64,
-    commits: u64,
-    branches: u64,
-    tags: u64,
-    builds: u64,
-    pr_commits: u64,
-    unchanged: u64,
+    counts: RepoCounts,
     skipped: Vec<SkippedPr>,
     failed: Vec<Failure>,
     /// The first error that stops the job (records could not be written).
