@@ -6,13 +6,13 @@
 
 mod support;
 
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
 use bbdc_jobs::records::{RecordSink, SqliteRecords};
 use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
 use bbdc_jobs::sync::SyncJob;
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{Faults, SimConfig, Simulator, send_webhook};
+use bbdc_store::kv::SqliteKv;
 use std::sync::{Arc, Mutex};
 use support::*;
 

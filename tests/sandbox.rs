@@ -6,8 +6,9 @@
 mod support;
 
 use bbdc_host::bindings::types::{ConnectorError, RepoFilter};
-use bbdc_host::storage::{KvStore, SqliteKv};
+use bbdc_host::storage::KvStore;
 use bbdc_host::{CallError, Credentials, HostError, Runtime, RuntimeConfig, Tenant, TenantConfig};
+use bbdc_store::kv::SqliteKv;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

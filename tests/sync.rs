@@ -516,7 +516,7 @@ async fn bbdc_sync_job_writes_sqlite_and_a_second_run_is_incremental() {
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("bbdc.sqlite");
-    let kv = Arc::new(bbdc_host::storage::SqliteKv::open(&db).unwrap());
+    let kv = Arc::new(bbdc_store::kv::SqliteKv::open(&db).unwrap());
     let t = Arc::new(
         Tenant::new(
             bbdc_host::TenantConfig::new(
@@ -635,7 +635,7 @@ async fn odd_fields_never_fail_a_page_and_an_unidentifiable_pull_request_is_repo
     }
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("odd.sqlite");
-    let kv = Arc::new(bbdc_host::storage::SqliteKv::open(&db).unwrap());
+    let kv = Arc::new(bbdc_store::kv::SqliteKv::open(&db).unwrap());
     let mut config = bbdc_host::TenantConfig::new(
         "t1",
         server.uri(),

@@ -3,12 +3,12 @@
 
 mod support;
 
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::storage::StoreError;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
 use bbdc_jobs::records::{Delivery, RecordSink, SqliteRecords, Stored};
 use bbdc_jobs::serve::{ServeConfig, WEBHOOK_PATH, WebhookServer};
 use bbdc_jobs::webhook::{DEFAULT_MAX_BODY, handle, report_json};
+use bbdc_store::kv::SqliteKv;
 use hmac::{Hmac, Mac};
 use rusqlite::Connection;
 use serde_json::{Value, json};

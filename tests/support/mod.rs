@@ -5,8 +5,9 @@
 
 pub mod reference;
 
-use bbdc_host::storage::{KvStore, SqliteKv};
+use bbdc_host::storage::KvStore;
 use bbdc_host::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
+use bbdc_store::kv::SqliteKv;
 use serde_json::{Value, json};
 use std::sync::{Arc, OnceLock};
 

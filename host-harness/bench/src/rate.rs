@@ -14,12 +14,12 @@ use super::{BenchOptions, Figure, Target};
 use anyhow::{Result, ensure};
 use bbdc_host::policy::HttpPolicy;
 use bbdc_host::runtime::Runtime;
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
 use bbdc_jobs::records::SqliteRecords;
 use bbdc_jobs::sync::{self, SyncJob};
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{Faults, ServerRateLimit, SimConfig, Simulator};
+use bbdc_store::kv::SqliteKv;
 use std::sync::Arc;
 use std::time::Duration;
 

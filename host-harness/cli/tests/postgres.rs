@@ -427,7 +427,7 @@ fn the_workers_benchmark_runs_and_reports_each_count() {
 fn a_tenant_the_database_refuses_is_set_aside_and_the_others_are_served() {
     let pg = TestPostgres::start_or_panic();
     let url = pg.url();
-    let pool = bbdc_host::postgres::pool(&url, &Default::default()).expect("a pool");
+    let pool = bbdc_store::postgres::pool(&url, &Default::default()).expect("a pool");
     bbdc_jobs::work_queue::WorkQueue::on(pool).expect("the work queue's tables");
     pg.psql(
         "postgres",

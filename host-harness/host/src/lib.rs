@@ -10,10 +10,9 @@
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
 //! - [`policy`]: rate limit, Retry-After and retries: the one owner of retries;
 //! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
-//! - [`storage`]: the tenant-namespaced key-value store behind [`storage::KvStore`] (SQLite with
-//!   the default `sqlite` feature);
-//! - [`postgres`]: pooled, migrated PostgreSQL connections and the key-value store on them
-//!   (feature `postgres`), for workers and serve replicas sharing one database;
+//! - [`storage`]: the tenant-namespaced key-value store a platform implements
+//!   ([`storage::KvStore`]), its error, an in-memory store and the contract's checks (the
+//!   SQLite and PostgreSQL stores are `bbdc-store`'s);
 //! - [`tenant`]: tenant configuration and limits;
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`errors`]: an error with its causes as one line;
@@ -31,8 +30,6 @@ pub mod imports;
 pub mod logging;
 pub mod plugin;
 pub mod policy;
-#[cfg(feature = "postgres")]
-pub mod postgres;
 #[cfg(feature = "pre-initialize")]
 pub mod preinit;
 pub mod runtime;

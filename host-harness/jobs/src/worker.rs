@@ -180,7 +180,7 @@ pub fn run(
             let mut unreachable_db = None;
             ids.retain(|id| match queue.start_round(id, config.every) {
                 Ok(()) => true,
-                Err(e) if bbdc_host::postgres::is_unreachable(&e) => {
+                Err(e) if bbdc_store::postgres::is_unreachable(&e) => {
                     unreachable_db = Some(e);
                     true
                 }
@@ -315,7 +315,7 @@ pub fn run(
 fn unreachable(e: &SyncError) -> bool {
     match e {
         SyncError::Records(e) => {
-            bbdc_host::postgres::is_unreachable(e) || e.to_string().contains(LAPSED)
+            bbdc_store::postgres::is_unreachable(e) || e.to_string().contains(LAPSED)
         }
         _ => false,
     }

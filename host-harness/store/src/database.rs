@@ -1,10 +1,11 @@
 //! Where `--db` points: a SQLite file (the default) or a PostgreSQL database, and the two stores
 //! opened on it, the connector's state ([`KvStore`]) and the records ([`RecordSink`]).
 
+use crate::kv::SqliteKv;
+use crate::postgres::{PgBudget, PgKv, PoolOptions};
 use crate::records::{PgRecords, RecordSink, SqliteRecords};
 use bbdc_host::policy::SharedBudget;
-use bbdc_host::postgres::{PgBudget, PgKv, PoolOptions};
-use bbdc_host::storage::{KvStore, SqliteKv, StoreError};
+use bbdc_host::storage::{KvStore, StoreError};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,7 +47,7 @@ impl Database {
     /// `--db`'s value: a `postgres://` or `postgresql://` URL names PostgreSQL, anything else a
     /// SQLite file.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if bbdc_host::postgres::is_url(s) {
+        if crate::postgres::is_url(s) {
             // Checked when opened, not here: the command line's parser would repeat the whole
             // value, password included, in its message.
             Ok(Self::Postgres(s.to_owned()))
@@ -79,7 +80,7 @@ impl Database {
                     max_size: connections.max(1),
                     ..PoolOptions::default()
                 };
-                let pool = bbdc_host::postgres::pool(url, &options)?;
+                let pool = crate::postgres::pool(url, &options)?;
                 Stores {
                     kv: Arc::new(PgKv::on(pool.clone())?),
                     budget: Some(Arc::new(PgBudget::on(pool)?)),

@@ -7,9 +7,14 @@
 //! - [`shape`]: one shape per record, the JSON line and the names both the lines and the tables
 //!   spell;
 //! - [`work_queue`]: the PostgreSQL work queue `bbdc worker` processes share (`migrations/work`);
-//! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it.
+//! - [`database`]: what `--db` names (a SQLite file or a PostgreSQL URL) and the stores on it;
+//! - [`kv`]: the connector's key-value store on SQLite; [`postgres`]: pooled, migrated
+//!   PostgreSQL connections (`migrations/kv`), and the key-value store and shared rate budget
+//!   on them, for workers and serve replicas sharing one database.
 
 pub mod database;
+pub mod kv;
+pub mod postgres;
 pub mod records;
 pub mod shape;
 pub mod work_queue;

@@ -15,8 +15,8 @@
 //! number per tenant), then a tenant's listing before its repositories, then the oldest due.
 //! Tenants with due work are served in rotation, whatever their sizes.
 
+use crate::postgres::PgPool;
 use bbdc_host::bindings::types::RepoRef;
-use bbdc_host::postgres::PgPool;
 use bbdc_host::storage::StoreError;
 use std::time::Duration;
 
@@ -94,7 +94,7 @@ const LISTING: &str = "";
 impl WorkQueue {
     /// The queue on `pool`, after applying its migrations.
     pub fn on(pool: PgPool) -> Result<Self, StoreError> {
-        bbdc_host::postgres::migrate(
+        crate::postgres::migrate(
             &pool,
             embedded::migrations::runner(),
             "bbdc_work_schema_history",
@@ -334,7 +334,7 @@ mod tests {
     use std::sync::Mutex;
 
     fn queue(pg: &TestPostgres) -> WorkQueue {
-        let pool = bbdc_host::postgres::pool(&pg.url(), &Default::default()).expect("a pool");
+        let pool = crate::postgres::pool(&pg.url(), &Default::default()).expect("a pool");
         WorkQueue::on(pool).expect("migrated")
     }
 

@@ -3,8 +3,8 @@
 use crate::args::{FilterArgs, ServerArgs, runtime};
 use anyhow::Result;
 use bbdc_host::Tenant;
-use bbdc_host::storage::SqliteKv;
 use bbdc_jobs::{output, printable};
+use bbdc_store::kv::SqliteKv;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

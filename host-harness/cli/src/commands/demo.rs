@@ -4,7 +4,6 @@
 //! sync, and compares the database with the simulator's ground truth.
 
 use anyhow::{Context, Result};
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Runtime, RuntimeConfig, Tenant, TenantConfig};
 use bbdc_jobs::output;
 use bbdc_jobs::records::SqliteRecords;
@@ -13,6 +12,7 @@ use bbdc_jobs::sync::{self, SyncJob};
 use bbdc_jobs::truth::compare_with_truth;
 use bbdc_sim::world::WorldSpec;
 use bbdc_sim::{Faults, SimConfig, Simulator};
+use bbdc_store::kv::SqliteKv;
 use clap::Args;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

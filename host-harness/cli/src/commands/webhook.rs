@@ -2,10 +2,10 @@
 
 use crate::args::{NO_SERVER, parse_header, parse_max_body, runtime, secret_from_env};
 use anyhow::{Context, Result, bail};
-use bbdc_host::storage::SqliteKv;
 use bbdc_host::{Credentials, Tenant, TenantConfig};
 use bbdc_jobs::database::Database;
 use bbdc_jobs::printable;
+use bbdc_store::kv::SqliteKv;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -74,11 +74,11 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
         .iter()
         .map(TenantFile::resolve)
         .collect::<Result<Vec<_>, _>>()?;
-    let options = bbdc_host::postgres::PoolOptions {
+    let options = bbdc_store::postgres::PoolOptions {
         max_size: 4,
         ..Default::default()
     };
-    let queue = WorkQueue::on(bbdc_host::postgres::pool(url, &options)?)
+    let queue = WorkQueue::on(bbdc_store::postgres::pool(url, &options)?)
         .with_context(|| format!("opening {}", args.db.display()))?;
     let mut tenants = Vec::new();
     for config in configs {

@@ -8,7 +8,7 @@
 
 use super::sql::{Pg, Tx};
 use super::{Backend, Records};
-use bbdc_host::postgres::{PgPool, PoolOptions};
+use crate::postgres::{PgPool, PoolOptions};
 use bbdc_host::storage::StoreError;
 
 mod embedded {
@@ -54,12 +54,12 @@ impl Records<Postgres> {
     /// Connects to `url` and applies the record tables' migrations (in `options.schema`, when
     /// given).
     pub fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
-        Self::on_pool(bbdc_host::postgres::pool(url, options)?)
+        Self::on_pool(crate::postgres::pool(url, options)?)
     }
 
     /// The record tables on an existing pool, after applying their migrations.
     pub fn on_pool(pool: PgPool) -> Result<Self, StoreError> {
-        bbdc_host::postgres::migrate(
+        crate::postgres::migrate(
             &pool,
             embedded::migrations::runner(),
             "bbdc_records_schema_history",

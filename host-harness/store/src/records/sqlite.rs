@@ -142,7 +142,7 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
 impl Records<Sqlite> {
     /// Opens (creating if needed) the record tables in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        bbdc_host::storage::create_private(path)
+        crate::kv::create_private(path)
             .map_err(|e| StoreError::caused_by(path.display().to_string(), e))?;
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;

@@ -19,7 +19,7 @@ macro_rules! on_both_backends {
             #[test]
             fn postgres() {
                 let pg = bbdc_test_postgres::TestPostgres::start_or_panic();
-                let options = bbdc_host::postgres::PoolOptions::default();
+                let options = crate::postgres::PoolOptions::default();
                 super::$check(&super::PgRecords::connect(&pg.url(), &options).expect("connects"));
             }
         }

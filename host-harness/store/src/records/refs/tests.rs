@@ -308,7 +308,7 @@ macro_rules! on_both_backends {
                 let records = crate::records::PgRecords::connect_tenant(
                     &pg.url(),
                     "refs",
-                    &bbdc_host::postgres::PoolOptions::default(),
+                    &crate::postgres::PoolOptions::default(),
                 )
                 .expect("connects");
                 super::$name(&records);

@@ -6,7 +6,7 @@
 //! apply each version once; refinery records the versions applied, and refuses to start a
 //! process whose migrations disagree with what the database says was applied.
 
-use crate::storage::{KvStore, StoreError};
+use bbdc_host::storage::{KvStore, StoreError};
 
 /// A pool of connections to one database.
 pub type PgPool = r2d2::Pool<Manager>;
@@ -59,18 +59,6 @@ impl r2d2::ManageConnection for Manager {
 
     fn has_broken(&self, conn: &mut postgres::Client) -> bool {
         conn.is_closed()
-    }
-}
-
-impl From<postgres::Error> for StoreError {
-    fn from(e: postgres::Error) -> Self {
-        StoreError::caused_by("PostgreSQL", e)
-    }
-}
-
-impl From<r2d2::Error> for StoreError {
-    fn from(e: r2d2::Error) -> Self {
-        StoreError::caused_by("PostgreSQL connection pool", e)
     }
 }
 
@@ -317,7 +305,7 @@ impl KvStore for PgKv {
     }
 }
 
-/// [`SharedBudget`](crate::policy::SharedBudget) on PostgreSQL: table `rate_budgets`, one
+/// [`SharedBudget`](bbdc_host::policy::SharedBudget) on PostgreSQL: table `rate_budgets`, one
 /// token bucket per tenant, taken from in one atomic statement and refilled by the database's
 /// clock (so the machines' clocks do not matter). Created with the key-value store's
 /// migrations; a bucket starts full.
@@ -337,7 +325,7 @@ impl PgBudget {
     }
 }
 
-impl crate::policy::SharedBudget for PgBudget {
+impl bbdc_host::policy::SharedBudget for PgBudget {
     fn take(
         &self,
         tenant: &str,
@@ -535,7 +523,7 @@ mod tests {
     /// they never take more than the bucket's burst and its refill over the time they ran.
     #[test]
     fn a_shared_budget_holds_every_process_to_one_rate() {
-        use crate::policy::SharedBudget;
+        use bbdc_host::policy::SharedBudget;
         let pg = TestPostgres::start_or_panic();
         let budget = |pg: &TestPostgres| {
             PgBudget::on(pool(&pg.url(), &PoolOptions::default()).unwrap()).unwrap()
@@ -585,7 +573,7 @@ mod tests {
             pool: pool(&url, &options).unwrap(),
         };
         let e = down.get("t", "k").expect_err("no server");
-        assert!(crate::errors::chain(&e).contains("PostgreSQL"), "{e}");
+        assert!(bbdc_host::errors::chain(&e).contains("PostgreSQL"), "{e}");
         assert!(
             is_unreachable(&e),
             "a server that is down is unreachable: {e:?}"
