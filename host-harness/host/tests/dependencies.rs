@@ -1,5 +1,6 @@
 //! The embedding library stays small: a platform that depends on `bbdc-host` gets no CLI,
-//! progress-bar or HTTP-server crate, and without its default features no SQLite either.
+//! progress-bar or HTTP-server crate, and no database: the stores on SQLite and PostgreSQL are
+//! `bbdc-store`'s.
 //! Read from `cargo tree` over the workspace's own lock file, offline.
 
 use std::process::Command;
@@ -59,10 +60,12 @@ fn the_embedding_library_pulls_in_no_cli_progress_bar_or_http_server() {
             "bbdc-host depends on {banned}"
         );
     }
-    assert!(
-        names.iter().any(|n| n == "rusqlite"),
-        "SQLite is a default feature"
-    );
+    for database in ["rusqlite", "postgres", "r2d2"] {
+        assert!(
+            !names.iter().any(|n| n == database),
+            "bbdc-host depends on {database}: the stores are bbdc-store's"
+        );
+    }
 }
 
 #[test]
