@@ -134,6 +134,7 @@ fn text(v: &Value) -> String {
         Value::Text(s) => s.clone(),
         Value::Int(n) => n.to_string(),
         Value::Null => String::new(),
+        Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
     }
 }
 

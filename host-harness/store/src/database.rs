@@ -1,8 +1,8 @@
 //! Where `--db` points: a SQLite file (the default) or a PostgreSQL database, and the two stores
 //! opened on it, the connector's state ([`KvStore`]) and the records ([`RecordSink`]).
 
-use crate::kv::SqliteKv;
-use crate::postgres::{PgBudget, PgKv, PoolOptions};
+use crate::kv::{PgKv, SqliteKv};
+use crate::postgres::{PgBudget, PoolOptions};
 use crate::records::{PgRecords, RecordSink, SqliteRecords};
 use bbdc_host::policy::SharedBudget;
 use bbdc_host::storage::{KvStore, StoreError};

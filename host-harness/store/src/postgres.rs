@@ -1,12 +1,12 @@
-//! PostgreSQL connections (feature `postgres`): a connection pool, versioned schema migrations
-//! applied on start, and the key-value store on it ([`PgKv`]).
+//! PostgreSQL connections: a connection pool, versioned schema migrations applied on start, and
+//! the shared rate budget ([`PgBudget`]). The key-value store on them is [`crate::kv::PgKv`].
 //!
 //! Every process of a deployment (workers, serve replicas) opens its own pool on the same
 //! database. Migrations run under a PostgreSQL advisory lock, so processes starting together
 //! apply each version once; refinery records the versions applied, and refuses to start a
 //! process whose migrations disagree with what the database says was applied.
 
-use bbdc_host::storage::{KvStore, StoreError};
+use bbdc_host::storage::StoreError;
 
 /// A pool of connections to one database.
 pub type PgPool = r2d2::Pool<Manager>;
@@ -201,108 +201,21 @@ mod embedded {
     refinery::embed_migrations!("migrations/kv");
 }
 
-/// [`KvStore`] on PostgreSQL: table `connector_kv`, shared by every process on the database.
-///
-/// Compare-and-swap is one statement (an `INSERT ... ON CONFLICT DO NOTHING` for an absent key,
-/// an `UPDATE ... WHERE value = expected` otherwise), which PostgreSQL makes atomic at its
-/// default isolation: two workers swapping the same key never both succeed.
-pub struct PgKv {
-    pool: PgPool,
+/// Applies the migrations of the key-value store ([`crate::kv::PgKv`]) and the shared rate
+/// budget ([`PgBudget`]), `migrations/kv`.
+pub fn migrate_kv(pool: &PgPool) -> Result<(), StoreError> {
+    migrate(
+        pool,
+        embedded::migrations::runner(),
+        "bbdc_kv_schema_history",
+    )
 }
 
-impl PgKv {
-    /// Connects to `url` and applies the store's migrations.
-    pub fn connect(url: &str, options: &PoolOptions) -> Result<Self, StoreError> {
-        Self::on(pool(url, options)?)
-    }
-
-    /// The store on an existing pool, after applying its migrations.
-    pub fn on(pool: PgPool) -> Result<Self, StoreError> {
-        migrate(
-            &pool,
-            embedded::migrations::runner(),
-            "bbdc_kv_schema_history",
-        )?;
-        Ok(Self { pool })
-    }
-
-    fn conn(&self) -> Result<PgConnection, StoreError> {
-        Ok(self.pool.get()?)
-    }
-}
-
-const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, $2, $3)
-     ON CONFLICT (tenant, key) DO UPDATE SET value = excluded.value";
-
-impl KvStore for PgKv {
-    fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let row = self.conn()?.query_opt(
-            "SELECT value FROM connector_kv WHERE tenant = $1 AND key = $2",
-            &[&tenant, &key],
-        )?;
-        Ok(row.map(|r| r.get(0)))
-    }
-
-    fn set(&self, tenant: &str, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.conn()?.execute(UPSERT, &[&tenant, &key, &value])?;
-        Ok(())
-    }
-
-    fn delete(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
-        self.conn()?.execute(
-            "DELETE FROM connector_kv WHERE tenant = $1 AND key = $2",
-            &[&tenant, &key],
-        )?;
-        Ok(())
-    }
-
-    fn compare_and_swap(
-        &self,
-        tenant: &str,
-        key: &str,
-        expected: Option<&[u8]>,
-        value: &[u8],
-    ) -> Result<bool, StoreError> {
-        let mut conn = self.conn()?;
-        let changed = match expected {
-            None => conn.execute(
-                "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (tenant, key) DO NOTHING",
-                &[&tenant, &key, &value],
-            )?,
-            Some(old) => conn.execute(
-                "UPDATE connector_kv SET value = $3 WHERE tenant = $1 AND key = $2 AND value = $4",
-                &[&tenant, &key, &value, &old],
-            )?,
-        };
-        Ok(changed == 1)
-    }
-
-    /// One round trip for all the keys.
-    fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = self.conn()?.query(
-            "SELECT key, value FROM connector_kv WHERE tenant = $1 AND key = ANY($2)",
-            &[&tenant, &keys],
-        )?;
-        let mut found: std::collections::HashMap<String, Vec<u8>> =
-            rows.into_iter().map(|r| (r.get(0), r.get(1))).collect();
-        Ok(keys.iter().map(|k| found.remove(k)).collect())
-    }
-
-    /// One transaction for all the entries: they are stored together or not at all.
-    fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let mut conn = self.conn()?;
-        let mut tx = conn.transaction()?;
-        let upsert = tx.prepare(UPSERT)?;
-        for (key, value) in entries {
-            tx.execute(&upsert, &[&tenant, key, value])?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
+/// The migrations [`migrate_kv`] applies, in all.
+/// The migrations [`migrate_kv`] applies, in all.
+#[cfg(test)]
+pub(crate) fn kv_migrations() -> usize {
+    embedded::migrations::runner().get_migrations().len()
 }
 
 /// [`SharedBudget`](bbdc_host::policy::SharedBudget) on PostgreSQL: table `rate_budgets`, one
@@ -316,11 +229,7 @@ pub struct PgBudget {
 impl PgBudget {
     /// The budget on `pool`, after applying the store's migrations (which create its table).
     pub fn on(pool: PgPool) -> Result<Self, StoreError> {
-        migrate(
-            &pool,
-            embedded::migrations::runner(),
-            "bbdc_kv_schema_history",
-        )?;
+        migrate_kv(&pool)?;
         Ok(Self { pool })
     }
 }
@@ -373,71 +282,6 @@ mod tests {
     use super::*;
     use bbdc_test_postgres::TestPostgres;
 
-    fn store(pg: &TestPostgres) -> PgKv {
-        PgKv::connect(&pg.url(), &PoolOptions::default()).expect("connects and migrates")
-    }
-
-    #[test]
-    fn keys_stay_in_their_tenant_and_many_read_in_order() {
-        let pg = TestPostgres::start_or_panic();
-        let kv = store(&pg);
-        kv.set("a", "k1", b"old").unwrap();
-        kv.set_many(
-            "a",
-            &[("k1".into(), b"1".to_vec()), ("k3".into(), b"3".to_vec())],
-        )
-        .unwrap();
-        let keys: Vec<String> = ["k3", "k2", "k1"].map(String::from).to_vec();
-        assert_eq!(
-            kv.get_many("a", &keys).unwrap(),
-            vec![Some(b"3".to_vec()), None, Some(b"1".to_vec())]
-        );
-        assert_eq!(kv.get_many("b", &keys).unwrap(), vec![None, None, None]);
-        kv.delete("b", "k1").unwrap();
-        assert_eq!(kv.get("a", "k1").unwrap().as_deref(), Some(&b"1"[..]));
-        kv.delete("a", "k1").unwrap();
-        assert_eq!(kv.get("a", "k1").unwrap(), None);
-    }
-
-    /// A session opened while the database was read-only stays read-only for its whole life:
-    /// such a connection is never lent again, so writes succeed as soon as the database is
-    /// writable (on main a worker kept refusing writes for minutes). While the database is
-    /// read-only, a write fails as an unreachable database does: the caller waits, and counts
-    /// no failure against the work.
-    #[test]
-    fn a_connection_opened_while_the_database_was_read_only_is_not_lent_again() {
-        let pg = TestPostgres::start_or_panic();
-        let url = pg.create_database("ro").expect("a database");
-        let options = PoolOptions {
-            max_size: 1,
-            connect_timeout: std::time::Duration::from_secs(1),
-            ..PoolOptions::default()
-        };
-        let kv = PgKv::connect(&url, &options).expect("connects and migrates");
-        kv.set("t", "k", b"before").expect("writable");
-        pg.psql(
-            "postgres",
-            "ALTER DATABASE ro SET default_transaction_read_only = on",
-        )
-        .expect("read-only");
-        // Sessions opened from now on are read-only; end the pool's writable one.
-        pg.psql(
-            "postgres",
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'ro'",
-        )
-        .expect("sessions ended");
-        let refused = kv.set("t", "k", b"during").expect_err("read-only");
-        assert!(is_unreachable(&refused), "{refused:?}");
-        pg.psql(
-            "postgres",
-            "ALTER DATABASE ro RESET default_transaction_read_only",
-        )
-        .expect("writable again");
-        kv.set("t", "k", b"after")
-            .expect("written at once, on a fresh session");
-        assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"after"[..]));
-    }
-
     /// A database that answers and refuses is not unreachable: the caller fails the work
     /// instead of waiting for the database to come back.
     #[test]
@@ -452,71 +296,6 @@ mod tests {
             .into();
         assert!(!is_unreachable(&refused), "{refused:?}");
         assert!(!is_unreachable(&StoreError::new("no cause")));
-    }
-
-    #[test]
-    fn compare_and_swap_checks_the_current_value() {
-        let pg = TestPostgres::start_or_panic();
-        let kv = store(&pg);
-        assert!(kv.compare_and_swap("t", "k", None, b"1").unwrap());
-        assert!(!kv.compare_and_swap("t", "k", None, b"2").unwrap());
-        assert!(!kv.compare_and_swap("t", "k", Some(b"0"), b"2").unwrap());
-        assert!(kv.compare_and_swap("t", "k", Some(b"1"), b"2").unwrap());
-        assert_eq!(kv.get("t", "k").unwrap().as_deref(), Some(&b"2"[..]));
-    }
-
-    /// Two processes' pools swapping one counter: every increment lands exactly once, because
-    /// a swap from a value another already replaced fails and is retried.
-    #[test]
-    fn concurrent_swaps_from_separate_pools_never_both_win() {
-        let pg = TestPostgres::start_or_panic();
-        let stores = [store(&pg), store(&pg)];
-        std::thread::scope(|s| {
-            for kv in &stores {
-                s.spawn(move || {
-                    for _ in 0..100 {
-                        loop {
-                            let old = kv.get("t", "n").unwrap();
-                            let n = old
-                                .as_deref()
-                                .map(|b| String::from_utf8_lossy(b).parse::<u32>().unwrap())
-                                .unwrap_or(0);
-                            let new = (n + 1).to_string();
-                            if kv
-                                .compare_and_swap("t", "n", old.as_deref(), new.as_bytes())
-                                .unwrap()
-                            {
-                                break;
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        assert_eq!(
-            stores[0].get("t", "n").unwrap().as_deref(),
-            Some(&b"200"[..])
-        );
-    }
-
-    #[test]
-    fn migrations_are_applied_once_and_recorded() {
-        let pg = TestPostgres::start_or_panic();
-        store(&pg).set("t", "k", b"v").unwrap();
-        // A second process starting on the same database finds the schema there and keeps
-        // the data.
-        assert_eq!(
-            store(&pg).get("t", "k").unwrap().as_deref(),
-            Some(&b"v"[..])
-        );
-        assert_eq!(
-            pg.psql("postgres", "SELECT count(*) FROM bbdc_kv_schema_history")
-                .unwrap(),
-            embedded::migrations::runner()
-                .get_migrations()
-                .len()
-                .to_string()
-        );
     }
 
     /// Two processes' budgets (separate pools) sending from four threads for a while: together
@@ -556,27 +335,5 @@ mod tests {
         assert!(taken >= burst, "the burst is there: {taken}");
         // Another tenant's bucket is its own, and starts full.
         assert_eq!(budgets[0].take("other", rate, burst).unwrap(), None);
-    }
-
-    #[test]
-    fn a_database_that_is_down_fails_with_a_store_error() {
-        let pg = TestPostgres::start_or_panic();
-        let url = pg.url();
-        let kv = store(&pg);
-        kv.set("t", "k", b"v").unwrap();
-        drop(pg);
-        let options = PoolOptions {
-            connect_timeout: std::time::Duration::from_secs(1),
-            ..PoolOptions::default()
-        };
-        let down = PgKv {
-            pool: pool(&url, &options).unwrap(),
-        };
-        let e = down.get("t", "k").expect_err("no server");
-        assert!(bbdc_host::errors::chain(&e).contains("PostgreSQL"), "{e}");
-        assert!(
-            is_unreachable(&e),
-            "a server that is down is unreachable: {e:?}"
-        );
     }
 }

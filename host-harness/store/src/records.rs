@@ -22,17 +22,16 @@ mod postgres;
 mod pull_requests;
 pub mod refs;
 mod repos;
-pub mod sql;
 mod sqlite;
 
+pub use crate::sql::{Database, ToValue, Tx, Value};
+use crate::sql::{col, vals};
 pub use postgres::{Postgres, tenant_schema};
 use pull_requests::store_delivery;
 use pull_requests::{mark_delivery, upsert_pull_request};
 pub use refs::RefKind;
 pub use repos::{REPO_TABLES, RepoTable};
 use repos::{known_id, move_repo_by_id, upsert_repo};
-pub use sql::{ToValue, Tx, Value};
-use sql::{col, vals};
 pub use sqlite::Sqlite;
 
 /// Receives ingested records. Every write is an idempotent upsert.
@@ -232,19 +231,9 @@ pub enum Stored {
 pub const DEFAULT_DEDUP_WINDOW: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// A database the record writes run on: [`Records`] over SQLite ([`Sqlite`]) or PostgreSQL
-/// ([`Postgres`]). Every write of [`RecordSink`] is one call of [`Backend::write`].
-pub trait Backend: Send + Sync {
-    /// Runs `f` in one write transaction and commits it when `f` returns `Ok`. A backend may
-    /// run `f` again in a new transaction when the first lost a race with another process's.
-    fn write<T>(
-        &self,
-        f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError>;
-    /// Runs `f` for reads only.
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError>;
+/// ([`Postgres`]). Every write of [`RecordSink`] is one call of [`Database::write`]; a backend
+/// may store a delivery its own way.
+pub trait Backend: Database {
     /// Stores one pull-request delivery with its de-duplication mark, durable when this
     /// returns `Ok`. By default in a transaction of its own.
     fn deliver(&self, d: &Delivery<'_>, window_ms: i64) -> Result<Stored, StoreError> {

@@ -2,23 +2,22 @@
 //! replica of a deployment, over a connection pool.
 //!
 //! Each write is one transaction on a pooled connection, at PostgreSQL's default isolation
-//! (read committed). A delivery's de-duplication mark is a primary key: when two replicas store
+//! (read committed: [`PgDb`]). A delivery's de-duplication mark is a primary key: when two replicas store
 //! the same delivery at once, the second one's insert waits for the first transaction and then
 //! finds the mark, so the delivery is stored once.
 
-use super::sql::{Pg, Tx};
 use super::{Backend, Records};
 use crate::postgres::{PgPool, PoolOptions};
+use crate::sql::postgres::PgDb;
 use bbdc_host::storage::StoreError;
 
 mod embedded {
     refinery::embed_migrations!("migrations/records");
 }
 
-/// PostgreSQL under [`Records`] (see [`super::PgRecords`]).
-pub struct Postgres {
-    pool: PgPool,
-}
+/// PostgreSQL under [`Records`] (see [`super::PgRecords`]): the seam's database on a pool,
+/// each delivery in a transaction of its own.
+pub type Postgres = PgDb;
 
 /// The PostgreSQL schema holding `tenant`'s record tables: `bbdc_`, the tenant id's letters and
 /// digits (lowercased, at most 32), and 8 hex digits of its SHA-256, so that two ids never share
@@ -64,57 +63,8 @@ impl Records<Postgres> {
             embedded::migrations::runner(),
             "bbdc_records_schema_history",
         )?;
-        Ok(Self::on(Postgres { pool }))
+        Ok(Self::on(PgDb::new(pool)))
     }
 }
 
-/// Transactions that lost a race with another process's (two replicas appending a review to
-/// one pull request at once, say) are run again this many times in all.
-const ATTEMPTS: u32 = 5;
-
-/// Whether `e` is a conflict with a concurrent transaction, which running the transaction again
-/// resolves: a key another transaction inserted first, a serialization failure, a deadlock.
-fn lost_a_race(e: &StoreError) -> bool {
-    use postgres::error::SqlState;
-    std::error::Error::source(e)
-        .and_then(|s| s.downcast_ref::<postgres::Error>())
-        .and_then(postgres::Error::code)
-        .is_some_and(|code| {
-            [
-                SqlState::UNIQUE_VIOLATION,
-                SqlState::T_R_SERIALIZATION_FAILURE,
-                SqlState::T_R_DEADLOCK_DETECTED,
-            ]
-            .contains(code)
-        })
-}
-
-impl Backend for Postgres {
-    fn write<T>(
-        &self,
-        mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut attempt = 1;
-        loop {
-            let mut conn = self.pool.get()?;
-            let outcome = (|| {
-                let mut tx = conn.transaction()?;
-                let out = f(&mut Pg(&mut tx))?;
-                tx.commit()?;
-                Ok(out)
-            })();
-            match outcome {
-                Err(e) if attempt < ATTEMPTS && lost_a_race(&e) => attempt += 1,
-                outcome => return outcome,
-            }
-        }
-    }
-
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        let mut conn = self.pool.get()?;
-        f(&mut Pg(&mut *conn))
-    }
-}
+impl Backend for PgDb {}

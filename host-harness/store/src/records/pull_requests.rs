@@ -2,9 +2,9 @@
 //! never replaces a newer version, the review history, the deletion mark, and one delivery's
 //! writes with its de-duplication mark.
 
-use super::sql::{Tx, col, vals};
 use super::{Delivery, Stored, id_of};
 use crate::shape;
+use crate::sql::{Tx, col, vals};
 use bbdc_host::bindings::types::{PullRequest, RepoRef, ReviewChange, ReviewerStatus};
 use bbdc_host::storage::StoreError;
 

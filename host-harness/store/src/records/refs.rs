@@ -16,7 +16,7 @@
 //! guessing, it marks the repository (`repos.refs_marked_at`) for a refs listing, which its next
 //! pass runs and which clears the mark.
 
-use super::sql::{ToValue, Tx, Value, col, vals};
+use crate::sql::{ToValue, Tx, Value, col, vals};
 use bbdc_host::bindings::history::{Branch, Tag};
 use bbdc_host::bindings::repository_events::{RefChange, RefChangeKind};
 use bbdc_host::bindings::types::RepoRef;

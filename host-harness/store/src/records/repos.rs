@@ -1,7 +1,7 @@
 //! A repository's identity across renames and moves: the tables holding its records
 //! ([`REPO_TABLES`]), which move with it to its new key, and its own row.
 
-use super::sql::{Tx, Value, col, vals};
+use crate::sql::{Tx, Value, col, vals};
 use bbdc_host::bindings::types::{Repo, RepoRef};
 use bbdc_host::storage::StoreError;
 

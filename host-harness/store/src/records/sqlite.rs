@@ -1,7 +1,8 @@
 //! The SQLite backend of [`Records`]: the embedded default, one file on one machine.
 
-use super::sql::{Lite, Tx};
 use super::{Backend, DeliveredReview, Delivery, Records, Stored, store_delivery};
+use crate::sql::sqlite::{Durability, Lite, SqliteDb};
+use crate::sql::{Database, Tx};
 use bbdc_host::bindings::types::{PullRequest, ReviewChange};
 use bbdc_host::storage::StoreError;
 use rusqlite::{Connection, params};
@@ -16,7 +17,7 @@ use std::sync::Mutex;
 /// savepoint, so one delivery's failure never takes its neighbours with it, and a failed commit
 /// fails every delivery it held (none of them answered 2xx, so Bitbucket retries each).
 pub struct Sqlite {
-    conn: Mutex<Connection>,
+    db: SqliteDb,
     /// Deliveries waiting for the next group commit.
     queued: Mutex<Vec<Queued>>,
 }
@@ -142,33 +143,24 @@ fn add_missing_columns(conn: &Connection) -> Result<(), StoreError> {
 impl Records<Sqlite> {
     /// Opens (creating if needed) the record tables in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        crate::kv::create_private(path)
-            .map_err(|e| StoreError::caused_by(path.display().to_string(), e))?;
-        let conn = Connection::open(path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
         // Records are the product: a commit is on disk before it is acknowledged.
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.execute_batch(SCHEMA)?;
-        add_missing_columns(&conn)?;
-        for migration in LATER_MIGRATIONS {
-            apply_migration(&conn, migration)?;
+        let db = SqliteDb::open(path, Durability::Full)?;
+        {
+            let conn = db.locked()?;
+            conn.execute_batch(SCHEMA)?;
+            add_missing_columns(&conn)?;
+            for migration in LATER_MIGRATIONS {
+                apply_migration(&conn, migration)?;
+            }
         }
         Ok(Self::on(Sqlite {
-            conn: Mutex::new(conn),
+            db,
             queued: Mutex::new(Vec::new()),
         }))
     }
 }
 
 impl Sqlite {
-    /// The connection, locked.
-    fn locked(&self) -> Result<std::sync::MutexGuard<'_, Connection>, StoreError> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::new("lock poisoned"))
-    }
-
     /// Stores `group` in one transaction, each delivery in a savepoint, and sends each its
     /// result once the transaction is committed (or its failure).
     fn commit_group(conn: &mut Connection, group: Vec<Queued>) {
@@ -207,30 +199,23 @@ impl Sqlite {
     }
 }
 
-impl Backend for Sqlite {
+impl Database for Sqlite {
     fn write<T>(
         &self,
-        mut f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
+        f: impl FnMut(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.locked()?;
-        // Immediate: a transaction that reads before it writes (a repository looked up by id,
-        // a queue compared with what is stored) must not start as a reader, or a write by the
-        // state store's connection in between makes its upgrade fail at once with "database is
-        // locked" instead of waiting.
-        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let out = f(&mut Lite(&tx))?;
-        tx.commit()?;
-        Ok(out)
+        self.db.write(f)
     }
 
     fn read<T>(
         &self,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let conn = self.locked()?;
-        f(&mut Lite(&conn))
+        self.db.read(f)
     }
+}
 
+impl Backend for Sqlite {
     fn deliver(&self, d: &Delivery<'_>, window_ms: i64) -> Result<Stored, StoreError> {
         let (result, stored) = std::sync::mpsc::sync_channel(1);
         self.queued
@@ -241,7 +226,7 @@ impl Backend for Sqlite {
                 window_ms,
                 result,
             });
-        let mut conn = self.locked()?;
+        let mut conn = self.db.locked()?;
         // The previous holder of the connection may have committed this delivery already; if
         // not, it is still queued, and this thread commits it with everything queued after it.
         if let Ok(r) = stored.try_recv() {

@@ -1,8 +1,8 @@
 //! Refs written by listings and by deliveries in any order, on SQLite and PostgreSQL.
 
 use super::*;
-use crate::records::sql::Value;
 use crate::records::{Backend, Records};
+use crate::sql::Value;
 
 fn repo() -> RepoRef {
     RepoRef {
