@@ -13,11 +13,16 @@ use crate::wire::WireActivity;
 /// order; the server sends newest first).
 pub fn apply(pr: &mut PullRequest, activities: Vec<WireActivity>) {
     let mut activities = activities;
-    activities.sort_by_key(|a| (a.created_date.unwrap_or_default(), a.id.unwrap_or_default()));
+    activities.sort_by_key(|a| {
+        (
+            a.created_date.map(i64::from).unwrap_or_default(),
+            a.id.unwrap_or_default(),
+        )
+    });
     let mut reviews = Vec::new();
     let mut events = Vec::new();
     for a in activities {
-        let at = a.created_date.unwrap_or_default();
+        let at = a.created_date.map(i64::from).unwrap_or_default();
         let user = a.user.clone().map(normalize::user);
         let review = match a.action.as_str() {
             "APPROVED" => Some(ReviewAction::Approved),

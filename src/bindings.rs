@@ -11,6 +11,8 @@ use crate::model::{
     RepoFilter, RepoPage, RepoRef, RepositoryWebhookOutcome, SignatureCheck, SyncOptions, TagPage,
     UserPage, WebhookError, WebhookOutcome, WebhookRequest,
 };
+use crate::pull_request_webhook::PullRequestEvents;
+use crate::repository_webhook::RepositoryEvents;
 
 /// The component's [`Host`]: the WIT imports.
 struct WitHost;
@@ -265,14 +267,14 @@ impl Guest for Component {
         conn: Connection,
         req: WebhookRequest,
     ) -> Result<WebhookOutcome, WebhookError> {
-        crate::webhook::handle_webhook(&WitHost, &conn, &req)
+        crate::webhook::handle::<PullRequestEvents, _>(&WitHost, &conn, &req)
     }
 
     fn handle_repository_webhook(
         conn: Connection,
         req: WebhookRequest,
     ) -> Result<RepositoryWebhookOutcome, WebhookError> {
-        crate::repository_webhook::handle_repository_webhook(&WitHost, &conn, &req)
+        crate::webhook::handle::<RepositoryEvents, _>(&WitHost, &conn, &req)
     }
 }
 

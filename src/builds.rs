@@ -155,8 +155,11 @@ fn build(repo: &RepoRef, commit: &str, w: WireBuildStatus) -> Build {
         state,
         state_other,
         url: w.url,
-        created_at: w.created_date.or(w.date_added),
-        updated_at: w.updated_date,
+        created_at: w
+            .created_date
+            .map(i64::from)
+            .or(w.date_added.map(i64::from)),
+        updated_at: w.updated_date.map(i64::from),
         duration_ms: w.duration.filter(|d| *d >= 0),
         build_number: w.build_number,
         parent: w.parent,

@@ -403,9 +403,9 @@ pub fn commit(repo: &RepoRef, w: WireHistoryCommit) -> Commit {
         repo: repo.clone(),
         id: w.id,
         author: person(w.author.unwrap_or_default()),
-        author_timestamp: w.author_timestamp,
+        author_timestamp: w.author_timestamp.map(i64::from),
         committer: w.committer.map(person),
-        committer_timestamp: w.committer_timestamp,
+        committer_timestamp: w.committer_timestamp.map(i64::from),
         parent_count: u32::try_from(w.parents.len()).unwrap_or(u32::MAX),
         summary: summary(w.message.as_deref().unwrap_or_default()),
     }

@@ -172,7 +172,7 @@ macro_rules! one_pass {
     )*};
 }
 
-one_pass!(String, u64, u32, i64, bool);
+one_pass!(String, u64, u32, i64, bool, Millis);
 
 /// `#[serde_as(as = "LenientId")]` for an `Option<u64>` Bitbucket id outside a record's
 /// identity (a project's, a repository's, a user's, an activity's), in one pass: read as
@@ -205,6 +205,17 @@ macro_rules! buffered {
 
 pub(crate) use buffered;
 
+/// Lists: an unreadable list is empty, and an unreadable (or `null`) entry is dropped while its
+/// neighbours are kept (serde_with's `VecSkipError` inside `DefaultOnError`).
+impl<T: serde::de::DeserializeOwned> LenientField for Vec<T> {
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <serde_with::DefaultOnError<serde_with::VecSkipError<serde_with::Same>> as DeserializeAs<
+            'de,
+            Vec<T>,
+        >>::deserialize_as(d)
+    }
+}
+
 /// `#[serde_as(as = "LenientMillis")]` for an `Option<i64>` timestamp, in one pass: epoch
 /// milliseconds as an integer, a float or a string of digits, or an ISO 8601 string (see
 /// [`crate::timestamps`]); anything else is `None`.
@@ -217,8 +228,16 @@ impl<'de> DeserializeAs<'de, Option<i64>> for LenientMillis {
     }
 }
 
-/// A timestamp in epoch milliseconds.
-struct Millis(i64);
+/// A timestamp in epoch milliseconds, as a wire field holds it: `Option<Millis>` is read in
+/// one pass, as [`LenientMillis`] reads an `Option<i64>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Millis(pub i64);
+
+impl From<Millis> for i64 {
+    fn from(m: Millis) -> i64 {
+        m.0
+    }
+}
 
 impl Scalar for Millis {
     const EXPECTING: &'static str = "a timestamp";

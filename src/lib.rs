@@ -29,7 +29,8 @@
 //!   a pull request's commits);
 //! - [`state`]: a pass's state in host storage (JSON, compare-and-swap);
 //! - [`listing`]: projects, repositories and users, a page per call;
-//! - [`webhook`]: webhook verification and interpretation;
+//! - [`webhook`]: one path for every webhook delivery (size, signature, envelope, event key);
+//! - [`pull_request_webhook`]: pull-request events from webhooks;
 //! - [`repository_webhook`]: repository events (pushes, renames) from webhooks.
 
 pub mod activities;
@@ -50,6 +51,7 @@ pub mod normalize;
 pub mod paging;
 pub mod pull_request;
 pub mod pull_request_commits;
+pub mod pull_request_webhook;
 pub mod pulls;
 /// The reference check of `tests/support`, for the unit tests' fixtures: every well-formed
 /// body a unit test serves is held against Atlassian's OpenAPI description.

@@ -136,7 +136,7 @@ pub fn pull_request(p: &WirePullRequest, repo: &RepoRef) -> PullRequest {
     let repo = target.repo.clone().unwrap_or_else(|| repo.clone());
     let source_fork = source.repo.clone().filter(|s| *s != repo);
     let state = pr_state(p.state.as_deref());
-    let created_at = p.created_date.unwrap_or_default();
+    let created_at = p.created_date.map(i64::from).unwrap_or_default();
     let props = p.properties.clone().unwrap_or_default();
     PullRequest {
         id: p.id,
@@ -148,10 +148,10 @@ pub fn pull_request(p: &WirePullRequest, repo: &RepoRef) -> PullRequest {
         draft: p.draft.unwrap_or(false),
         author: p.author.as_ref().map(|a| user(a.user.clone())),
         created_at,
-        updated_at: p.updated_date.unwrap_or(created_at),
-        closed_at: p.closed_date,
+        updated_at: p.updated_date.map(i64::from).unwrap_or(created_at),
+        closed_at: p.closed_date.map(i64::from),
         merged_at: if state == PrState::Merged {
-            p.closed_date
+            p.closed_date.map(i64::from)
         } else {
             None
         },

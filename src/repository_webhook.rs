@@ -1,97 +1,26 @@
 //! Repository webhook deliveries (contract 0.2.0, `handle-repository-webhook`): a push
 //! (`repo:refs_changed`) becomes the refs it changed, a rename or move (`repo:modified`) the
-//! repository's key before and the repository now. Verified as a pull request's delivery is
-//! ([`crate::webhook::open`]): the host checks the signature and de-duplicates.
+//! repository's key before and the repository now ([`RepositoryEvents`]). Verified as a pull
+//! request's delivery is, on the one path of [`crate::webhook::handle`]: the host checks the
+//! signature and de-duplicates.
 //!
 //! Lenient as everything read from the network: a change that cannot be read is left out (the
 //! host re-reads the refs anyway), and only what identifies the repository is required.
 
 use crate::host::Host;
 use crate::model::{
-    Connection, RefChange, RefChangeKind, RepositoryEvent, RepositoryWebhookOutcome, WebhookError,
-    WebhookRequest, WebhookResult,
+    RefChange, RefChangeKind, RepositoryEvent, RepositoryWebhookOutcome, WebhookError,
+    WebhookResult,
 };
 use crate::normalize;
 use crate::paging::clean_reason;
-use crate::timestamps::EpochMillis;
-use crate::webhook::{EventKey, Opened, open};
-use crate::wire::{WireRepo, WireUser};
+use crate::webhook::{Event, Head};
+use crate::wire::{WireChange, WireEnvelope, WireRepo};
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_with::{DefaultOnError, VecSkipError, serde_as};
 
 /// The repository events this connector interprets; any other key is verified and ignored.
 pub const REPOSITORY_EVENTS: &[&str] = &["repo:refs_changed", "repo:modified"];
-
-/// A `repo:*` envelope. The repositories stay raw so that the reason one cannot be read can be
-/// told; every other field is lenient.
-#[serde_as]
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    event_key: Option<String>,
-    #[serde_as(as = "DefaultOnError<Option<EpochMillis>>")]
-    #[serde(default)]
-    date: Option<i64>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    actor: Option<WireUser>,
-    #[serde(borrow, default)]
-    repository: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    old: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    new: Option<&'a RawValue>,
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(default)]
-    changes: Vec<WireChange>,
-}
-
-impl EventKey for Envelope<'_> {
-    fn event_key(&self) -> Option<String> {
-        self.event_key.clone()
-    }
-}
-
-/// One entry of `changes`: `{ref: {id, displayId, type}, refId, fromHash, toHash, type}`.
-#[serde_as]
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireChange {
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default, rename = "ref")]
-    reference: Option<WireChangedRef>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    ref_id: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    from_hash: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    to_hash: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-}
-
-/// A change's `ref` (`RestMinimalRef`).
-#[serde_as]
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireChangedRef {
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    id: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default)]
-    display_id: Option<String>,
-    #[serde_as(as = "DefaultOnError")]
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-}
 
 /// A hash as the payload gives it: `None` when absent, empty or all zeros (git's "no commit",
 /// which a created ref has before and a deleted one after).
@@ -174,48 +103,51 @@ fn out_of_range_id(repository: &RawValue) -> Option<String> {
     (integer && text.parse::<i64>().is_err()).then(|| text.chars().take(40).collect())
 }
 
-/// Verifies and interprets one repository delivery (WIT `handle-repository-webhook`).
-pub fn handle_repository_webhook<H: Host + ?Sized>(
-    host: &H,
-    _conn: &Connection,
-    req: &WebhookRequest,
-) -> Result<RepositoryWebhookOutcome, WebhookError> {
-    let Opened {
-        event_key,
-        request_id,
-        verified,
-        envelope,
-    } = open::<_, Envelope>(host, req)?;
-    let mut out = RepositoryWebhookOutcome {
-        result: WebhookResult::Ignored,
-        event_key,
-        request_id,
-        verified,
-        occurred_at: None,
-        actor: None,
-        repo: None,
-        event: None,
-    };
-    let Some(envelope) = envelope.filter(|_| REPOSITORY_EVENTS.contains(&out.event_key.as_str()))
-    else {
-        return Ok(out);
-    };
-    let (repo, event) = if out.event_key == "repo:modified" {
-        let old = repository(&out.event_key, "old", envelope.old)?;
-        let new = repository(&out.event_key, "new", envelope.new)?;
-        let before = normalize::repo_ref(&old);
-        (normalize::repo(new), RepositoryEvent::Modified(before))
-    } else {
-        let repo = repository(&out.event_key, "repository", envelope.repository)?;
-        let changes = envelope.changes.into_iter().filter_map(change).collect();
-        (normalize::repo(repo), RepositoryEvent::RefsChanged(changes))
-    };
-    out.result = WebhookResult::Accepted;
-    out.occurred_at = envelope.date;
-    out.actor = envelope.actor.map(normalize::user);
-    out.repo = Some(repo);
-    out.event = Some(event);
-    Ok(out)
+/// The repository events: the export `handle-repository-webhook` (contract 0.2.0).
+pub struct RepositoryEvents;
+
+impl Event for RepositoryEvents {
+    const KEYS: &'static [&'static str] = REPOSITORY_EVENTS;
+    type Outcome = RepositoryWebhookOutcome;
+
+    fn ignored(head: Head) -> RepositoryWebhookOutcome {
+        RepositoryWebhookOutcome {
+            result: WebhookResult::Ignored,
+            event_key: head.event_key,
+            request_id: head.request_id,
+            verified: head.verified,
+            occurred_at: None,
+            actor: None,
+            repo: None,
+            event: None,
+        }
+    }
+
+    fn interpret<H: Host + ?Sized>(
+        _host: &H,
+        head: Head,
+        envelope: WireEnvelope<'_>,
+    ) -> Result<RepositoryWebhookOutcome, WebhookError> {
+        let key = head.event_key.as_str();
+        let (repo, event) = if key == "repo:modified" {
+            let old = repository(key, "old", envelope.old)?;
+            let new = repository(key, "new", envelope.new)?;
+            let before = normalize::repo_ref(&old);
+            (normalize::repo(new), RepositoryEvent::Modified(before))
+        } else {
+            let repo = repository(key, "repository", envelope.repository)?;
+            let changes = envelope.changes.into_iter().filter_map(change).collect();
+            (normalize::repo(repo), RepositoryEvent::RefsChanged(changes))
+        };
+        Ok(RepositoryWebhookOutcome {
+            result: WebhookResult::Accepted,
+            occurred_at: envelope.date.map(i64::from),
+            actor: envelope.actor.map(normalize::user),
+            repo: Some(repo),
+            event: Some(event),
+            ..Self::ignored(head)
+        })
+    }
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ pub fn fingerprint(w: &WirePullRequest) -> String {
     let mut h = Sha256::new();
     let counts = w.properties.as_ref();
     put(&mut h, w.version.as_ref());
-    put(&mut h, w.updated_date.as_ref());
+    put(&mut h, w.updated_date.map(i64::from).as_ref());
     put(&mut h, w.state.as_ref());
     put(&mut h, w.draft.as_ref());
     put(&mut h, w.from_ref.latest_commit.as_ref());
@@ -717,7 +717,11 @@ fn list_page<H: Host + ?Sized>(
     let mut memos = load_memos(host, repo, &page.items)?.into_iter();
     for wire in &page.items {
         let old = memos.next().flatten();
-        let updated = wire.updated_date.or(wire.created_date).unwrap_or(0);
+        let updated = wire
+            .updated_date
+            .map(i64::from)
+            .or(wire.created_date.map(i64::from))
+            .unwrap_or(0);
         page_max = page_max.max(Some(updated));
         if progress.last_updated.is_some_and(|prev| updated > prev) && !progress.order_violation {
             progress.order_violation = true;

@@ -15,18 +15,20 @@
 //! Every other field is read leniently ([`crate::lenient`]): missing, `null`, another JSON
 //! type or another shape (an object where a string was expected, or the reverse) leaves that
 //! field empty and keeps the record. Scalars are read in one pass; nested objects go through
-//! serde_with's [`DefaultOnError`]. Lenience is the default, written once per struct
+//! serde_with's `DefaultOnError`. Lenience is the default, written once per struct
 //! (`serde_with::apply` gives every field `Lenient` and `default`); the identity fields,
-//! and fields with a converter of their own, opt out with `#[serde_with(skip_apply)]`. Lists go through [`VecSkipError`]: a `null` or unreadable
-//! entry is dropped and its neighbours kept. Unknown fields are ignored. A record whose identity
+//! and fields with a converter of their own, opt out with `#[serde_with(skip_apply)]`. A
+//! timestamp is an `Option<Millis>`, read in any of its forms. In a list (serde_with's
+//! `VecSkipError`), a `null` or unreadable entry is dropped and its neighbours kept. Unknown fields are ignored. A record whose identity
 //! cannot be read fails to deserialize; [`crate::paging`] then skips and reports it, and the
 //! rest of its page goes on.
 //!
 //! Turning these into contract records is [`crate::normalize`]'s job.
 
-use crate::lenient::{Lenient, LenientId, LenientMillis, buffered};
+use crate::lenient::{Lenient, LenientId, Millis, buffered};
 use serde::Deserialize;
-use serde_with::{DefaultOnError, DisplayFromStr, PickFirst, VecSkipError};
+use serde_json::value::RawValue;
+use serde_with::{DisplayFromStr, PickFirst};
 
 /// A Bitbucket id: a Java `long` on the server, so `0..=i64::MAX`, as a number or a string of
 /// digits. A larger number cannot be a real id, and would not survive a store with signed 64-bit
@@ -64,14 +66,9 @@ pub struct Link {
 #[derive(Debug, Deserialize, Default, Clone, PartialEq)]
 pub struct Links {
     /// Web page links.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(rename = "self", default)]
+    #[serde(rename = "self")]
     pub self_: Vec<Link>,
     /// Clone links.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(default)]
     pub clone: Vec<Link>,
 }
 
@@ -309,20 +306,11 @@ pub struct WirePullRequest {
     /// Draft (8.18+).
     pub draft: Option<bool>,
     /// Created.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub created_date: Option<i64>,
+    pub created_date: Option<Millis>,
     /// Updated.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub updated_date: Option<i64>,
+    pub updated_date: Option<Millis>,
     /// Closed.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub closed_date: Option<i64>,
+    pub closed_date: Option<Millis>,
     /// Source.
     pub from_ref: WireRef,
     /// Target.
@@ -330,14 +318,8 @@ pub struct WirePullRequest {
     /// Author.
     pub author: Option<WireParticipant>,
     /// Reviewers.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(default)]
     pub reviewers: Vec<WireParticipant>,
     /// Participants.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(default)]
     pub participants: Vec<WireParticipant>,
     /// Properties.
     pub properties: Option<WirePrProperties>,
@@ -369,10 +351,7 @@ pub struct WireActivity {
     #[serde(default)]
     pub id: Option<u64>,
     /// When.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub created_date: Option<i64>,
+    pub created_date: Option<Millis>,
     /// Who.
     pub user: Option<WireUser>,
     /// For COMMENTED: `ADDED`, `EDITED`, `DELETED`, `REPLIED`.
@@ -411,23 +390,14 @@ pub struct WireHistoryCommit {
     /// Who wrote it.
     pub author: Option<WirePerson>,
     /// When it was written.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub author_timestamp: Option<i64>,
+    pub author_timestamp: Option<Millis>,
     /// Who committed it.
     pub committer: Option<WirePerson>,
     /// When it was committed.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub committer_timestamp: Option<i64>,
+    pub committer_timestamp: Option<Millis>,
     /// The whole message (only its first line is kept).
     pub message: Option<String>,
     /// Its parents (`RestMinimalCommit`); an unreadable entry is dropped.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "DefaultOnError<VecSkipError<_>>")]
-    #[serde(default)]
     pub parents: Vec<WireCommit>,
 }
 
@@ -451,20 +421,11 @@ pub struct WireBuildStatus {
     /// Where the build can be seen.
     pub url: Option<String>,
     /// First reported.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub created_date: Option<i64>,
+    pub created_date: Option<Millis>,
     /// First reported, on the oldest servers.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub date_added: Option<i64>,
+    pub date_added: Option<Millis>,
     /// Last changed.
-    #[serde_with(skip_apply)]
-    #[serde_as(as = "LenientMillis")]
-    #[serde(default)]
-    pub updated_date: Option<i64>,
+    pub updated_date: Option<Millis>,
     /// Milliseconds it ran.
     pub duration: Option<i64>,
     /// The CI server's build number.
@@ -604,6 +565,82 @@ fn non_empty_key<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(s)
 }
 
+/// A webhook delivery's body: the envelope every event shares, with the fields each event reads: a pull request's event
+/// its `pullRequest` (with `participant` and `previousStatus` for a reviewer's), a push its
+/// `repository` and `changes`, a rename or move its `old` and `new` repository. Like the wire
+/// model, every field is lenient; the pull request and the repositories stay raw so that the
+/// reason one cannot be read (its identity) can be told.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireEnvelope<'a> {
+    /// The event key, when the header does not give it.
+    pub event_key: Option<String>,
+    /// When it happened.
+    pub date: Option<Millis>,
+    /// Who did it.
+    pub actor: Option<WireUser>,
+    /// A pull request's event: the pull request.
+    #[serde_with(skip_apply)]
+    #[serde(borrow, default)]
+    pub pull_request: Option<&'a RawValue>,
+    /// A reviewer's event: the reviewer.
+    pub participant: Option<WireParticipant>,
+    /// A reviewer's event: the status before.
+    pub previous_status: Option<String>,
+    /// A push: the repository.
+    #[serde_with(skip_apply)]
+    #[serde(borrow, default)]
+    pub repository: Option<&'a RawValue>,
+    /// A rename or move: the repository before.
+    #[serde_with(skip_apply)]
+    #[serde(borrow, default)]
+    pub old: Option<&'a RawValue>,
+    /// A rename or move: the repository after.
+    #[serde_with(skip_apply)]
+    #[serde(borrow, default)]
+    pub new: Option<&'a RawValue>,
+    /// A push: the refs it changed.
+    pub changes: Vec<WireChange>,
+}
+
+/// One entry of a push's `changes` (`repo:refs_changed`):
+/// `{ref: {id, displayId, type}, refId, fromHash, toHash, type}`.
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WireChange {
+    /// The ref changed.
+    #[serde(rename = "ref")]
+    pub reference: Option<WireChangedRef>,
+    /// The ref's full name (`refs/heads/main`).
+    pub ref_id: Option<String>,
+    /// Its head before (all zeros for a created ref).
+    pub from_hash: Option<String>,
+    /// Its head after (all zeros for a deleted ref).
+    pub to_hash: Option<String>,
+    /// `ADD`, `UPDATE` or `DELETE`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// A change's `ref` (`RestMinimalRef`).
+#[serde_with::apply(_ => #[serde_as(as = "Lenient")] #[serde(default)])]
+#[serde_with::serde_as]
+#[derive(Debug, Deserialize, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct WireChangedRef {
+    /// Full name.
+    pub id: Option<String>,
+    /// Short name.
+    pub display_id: Option<String>,
+    /// `BRANCH` or `TAG`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
 // The nested objects of the wire model, read leniently by buffering (see `crate::lenient`).
 buffered!(
     Option<WirePerson>,
@@ -616,6 +653,7 @@ buffered!(
     Option<WireCommit>,
     Option<WirePrProperties>,
     Option<WireTestResults>,
+    Option<WireChangedRef>,
 );
 
 #[cfg(test)]
@@ -713,8 +751,8 @@ mod tests {
     #[test]
     fn dates_in_either_form_and_garbage_dates_are_empty() {
         let p = pr(json!({"id": 3, "createdDate": "2026-08-19T17:27:55.266Z", "updatedDate": 1_787_160_475_266_i64, "closedDate": "soon"})).unwrap();
-        assert_eq!(p.created_date, Some(1_787_160_475_266));
-        assert_eq!(p.updated_date, Some(1_787_160_475_266));
+        assert_eq!(p.created_date, Some(Millis(1_787_160_475_266)));
+        assert_eq!(p.updated_date, Some(Millis(1_787_160_475_266)));
         assert_eq!(p.closed_date, None);
     }
 }

@@ -5,7 +5,9 @@ use bbdc_connector::diffstat::{DiffError, count_reader};
 use bbdc_connector::fake::FakeHost;
 use bbdc_connector::model::{Connection, DiffStats, WebhookRequest};
 use bbdc_connector::paging::{WirePage, next_start};
-use bbdc_connector::webhook::handle_webhook;
+use bbdc_connector::pull_request_webhook::PullRequestEvents;
+use bbdc_connector::repository_webhook::RepositoryEvents;
+use bbdc_connector::webhook::handle;
 use bbdc_connector::wire::{WireActivity, WirePullRequest};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -119,7 +121,7 @@ proptest! {
     #[test]
     fn webhook_handling_never_panics(
         body in prop::collection::vec(any::<u8>(), 0..256),
-        key in prop_oneof![Just("pr:opened".to_string()), Just("pr:reviewer:approved".to_string()), Just("diagnostics:ping".to_string()), "[a-z:]{0,20}"],
+        key in prop_oneof![Just("pr:opened".to_string()), Just("pr:reviewer:approved".to_string()), Just("repo:refs_changed".to_string()), Just("repo:modified".to_string()), Just("diagnostics:ping".to_string()), "[a-z:]{0,20}"],
         signed in any::<bool>(),
     ) {
         let with_secret = FakeHost::new().with_webhook_secret("s");
@@ -128,8 +130,11 @@ proptest! {
         if signed {
             headers.push(("X-Hub-Signature".to_string(), "sha256=00".to_string()));
         }
-        let _ = handle_webhook(&with_secret, &conn(), &WebhookRequest { headers: headers.clone(), body: body.clone() });
-        let _ = handle_webhook(&without, &conn(), &WebhookRequest { headers, body });
+        let req = WebhookRequest { headers, body };
+        for host in [&with_secret, &without] {
+            let _ = handle::<PullRequestEvents, _>(host, &conn(), &req);
+            let _ = handle::<RepositoryEvents, _>(host, &conn(), &req);
+        }
     }
 
     #[test]
@@ -140,6 +145,6 @@ proptest! {
             o.extend(extra);
         }
         let req = WebhookRequest { headers: vec![("X-Event-Key".into(), "pr:modified".into())], body: payload.to_string().into_bytes() };
-        let _ = handle_webhook(&host, &conn(), &req);
+        let _ = handle::<PullRequestEvents, _>(&host, &conn(), &req);
     }
 }

@@ -17,7 +17,8 @@ use bbdc_connector::fake::FakeHost;
 use bbdc_connector::model::{Connection, RecordKind, RepoRef, WebhookRequest};
 use bbdc_connector::normalize;
 use bbdc_connector::paging::WirePage;
-use bbdc_connector::webhook::handle_webhook;
+use bbdc_connector::pull_request_webhook::PullRequestEvents;
+use bbdc_connector::webhook::handle;
 use bbdc_connector::wire::{WireActivity, WirePullRequest};
 use bbdc_sim::render::{Dialect, webhook_events};
 use bbdc_sim::vary::{self, Path, Variation};
@@ -129,7 +130,7 @@ fn read(kind: Kind, body: &Value) -> String {
                 ],
                 body: text.into_bytes(),
             };
-            format!("{:?}", handle_webhook(&host, &conn, &req))
+            format!("{:?}", handle::<PullRequestEvents, _>(&host, &conn, &req))
         }
     }
 }

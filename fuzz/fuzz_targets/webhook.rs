@@ -3,7 +3,9 @@
 
 use bbdc_connector::fake::FakeHost;
 use bbdc_connector::model::{Connection, WebhookRequest};
-use bbdc_connector::webhook::{PR_EVENTS, handle_webhook};
+use bbdc_connector::pull_request_webhook::{PR_EVENTS, PullRequestEvents};
+use bbdc_connector::repository_webhook::RepositoryEvents;
+use bbdc_connector::webhook::handle;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -14,6 +16,8 @@ fuzz_target!(|data: &[u8]| {
         headers: vec![("X-Event-Key".into(), key.into()), ("X-Request-Id".into(), "f".into())],
         body: body.to_vec(),
     };
-    let _ = handle_webhook(&FakeHost::new(), &conn, &req);
-    let _ = handle_webhook(&FakeHost::new().with_webhook_secret("secret"), &conn, &req);
+    for host in [FakeHost::new(), FakeHost::new().with_webhook_secret("secret")] {
+        let _ = handle::<PullRequestEvents, _>(&host, &conn, &req);
+        let _ = handle::<RepositoryEvents, _>(&host, &conn, &req);
+    }
 });

@@ -4,11 +4,21 @@
 use super::*;
 use crate::fake::FakeHost;
 use crate::model::RepoRef;
+use crate::model::{Connection, WebhookRequest};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 const SECRET: &str = "whsec-repo";
+
+/// The export, as the bindings call it.
+fn handle_repository_webhook(
+    host: &FakeHost,
+    conn: &Connection,
+    req: &WebhookRequest,
+) -> Result<RepositoryWebhookOutcome, WebhookError> {
+    crate::webhook::handle::<RepositoryEvents, _>(host, conn, req)
+}
 
 fn conn() -> Connection {
     Connection {

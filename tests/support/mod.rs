@@ -377,14 +377,9 @@ macro_rules! history_to_inner {
         fn pr_commits_page(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,
-            heads: &bbdc_jobs::records::PrHeads,
-            since: i64,
-            position: u64,
-            commits: &[bbdc_host::bindings::history::Commit],
-            ends: bool,
+            page: &bbdc_jobs::records::PrCommitsPage<'_>,
         ) -> Result<Option<i64>, bbdc_host::storage::StoreError> {
-            self.inner
-                .pr_commits_page(repo, heads, since, position, commits, ends)
+            self.inner.pr_commits_page(repo, page)
         }
         fn forget_pr_commits(
             &self,

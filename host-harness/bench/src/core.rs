@@ -148,7 +148,10 @@ impl CoreBench {
                 &req.headers,
                 &req.body,
             ));
-            bbdc_connector::webhook::handle_webhook(&native_host, &conn, &req)
+            bbdc_connector::webhook::handle::<
+                bbdc_connector::pull_request_webhook::PullRequestEvents,
+                _,
+            >(&native_host, &conn, &req)
         };
         // Both sides must do the whole job before they are timed.
         let w = wasm_once(next_id()).map_err(|e| anyhow!("component webhook: {e:?}"))?;

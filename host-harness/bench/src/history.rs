@@ -64,25 +64,27 @@ pub fn requests_per_commit(options: &BenchOptions, runtime: &Arc<Runtime>) -> Re
             c.commit_lists, c.build_lists, c.other
         )
     };
+    let per_commit_figure = |name: String, c: &RequestCounts, commits: u64| Figure {
+        bench: 4,
+        name,
+        value: per_commit(c, commits),
+        unit: "",
+        target: Target::None,
+        detail: detail(c, commits),
+    };
     Ok(vec![
-        Figure {
-            bench: 4,
-            name: "History requests per commit, first sync (commits + builds)".into(),
-            value: per_commit(&first, first_commits),
-            unit: "",
-            target: Target::None,
-            detail: detail(&first, first_commits),
-        },
-        Figure {
-            bench: 4,
-            name: format!(
+        per_commit_figure(
+            "History requests per commit, first sync (commits + builds)".into(),
+            &first,
+            first_commits,
+        ),
+        per_commit_figure(
+            format!(
                 "History requests per new commit, incremental sync ({PUSHED_PER_REPO} pushed per repository)"
             ),
-            value: per_commit(&pushed, pushed_commits),
-            unit: "",
-            target: Target::None,
-            detail: detail(&pushed, pushed_commits),
-        },
+            &pushed,
+            pushed_commits,
+        ),
         Figure {
             bench: 4,
             name: "Commit and build requests, unchanged history sync".into(),

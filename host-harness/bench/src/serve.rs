@@ -95,7 +95,10 @@ impl Baseline {
                     .with_store(Arc::clone(&self.kv) as _, "bench")
             });
             host.set_signature(check);
-            bbdc_connector::webhook::handle_webhook(&*host, &conn, &req)
+            bbdc_connector::webhook::handle::<
+                bbdc_connector::pull_request_webhook::PullRequestEvents,
+                _,
+            >(&*host, &conn, &req)
         });
         let Ok(outcome) = outcome else {
             return (400, "rejected");

@@ -837,10 +837,7 @@ impl Runtime {
         req: &WebhookRequest,
     ) -> Result<WebhookOutcome, CallError<WebhookError>> {
         self.export(tenant, |api, s, conn| {
-            s.data_mut().signature = Some(check);
-            let outcome = api.call_handle_webhook(&mut *s, conn, req);
-            s.data_mut().signature = None;
-            outcome
+            Self::with_signature(s, check, |s| api.call_handle_webhook(s, conn, req))
         })
     }
 
@@ -854,10 +851,22 @@ impl Runtime {
         req: &WebhookRequest,
     ) -> Result<RepositoryWebhookOutcome, CallError<WebhookError>> {
         Self::since_0_2(self.export(tenant, |api, s, conn| {
-            s.data_mut().signature = Some(check);
-            let outcome = api.call_handle_repository_webhook(&mut *s, conn, req);
-            s.data_mut().signature = None;
-            outcome.map(Ok)
+            Self::with_signature(s, check, |s| {
+                api.call_handle_repository_webhook(s, conn, req).map(Ok)
+            })
         }))
+    }
+
+    /// Runs a webhook export with the host's signature check bound to the call, which is what
+    /// `check-signature` answers inside it (both webhook exports ask), and unbound after.
+    fn with_signature<T>(
+        s: &mut Store<CallState>,
+        check: crate::signature::SignatureCheck,
+        call: impl FnOnce(&mut Store<CallState>) -> T,
+    ) -> T {
+        s.data_mut().signature = Some(check);
+        let outcome = call(&mut *s);
+        s.data_mut().signature = None;
+        outcome
     }
 }

@@ -14,7 +14,7 @@ use crate::job::{Entities, SyncJob, wit_options};
 use crate::outcome::{Failure, SkippedPr, SyncError, Unreadable};
 use crate::output;
 use crate::output::{JsonlOut, emit};
-use crate::records::{PrHeads, RecordSink, RefKind};
+use crate::records::{PrCommitsPage, PrHeads, RecordSink, RefKind};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
 use bbdc_host::bindings::history::BuildState;
 use bbdc_host::bindings::types::{PullRequest, RecordKind};
@@ -526,7 +526,16 @@ impl RepoJob<'_> {
                 },
                 |page, last| {
                     self.sink
-                        .pr_commits_page(repo, &heads, since, position, &page, last)
+                        .pr_commits_page(
+                            repo,
+                            &PrCommitsPage {
+                                heads: &heads,
+                                since,
+                                position,
+                                commits: &page,
+                                ends: last,
+                            },
+                        )
                         .map_err(fatal)?;
                     emit(
                         self.jsonl,

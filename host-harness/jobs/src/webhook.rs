@@ -182,41 +182,110 @@ pub fn handle(
         Ok(check) => check,
         Err((status, code, message)) => return rejected(status, code, message, &headers),
     };
-    let repository_event = header(&headers, "x-event-key").is_some_and(|k| k.starts_with("repo:"));
     let req = WebhookRequest { headers, body };
-    if repository_event {
-        return handle_repository(runtime, tenant, check, &req, sink);
-    }
-    let outcome = match runtime.handle_checked_webhook(tenant, check, &req) {
-        Ok(o) => o,
-        Err(e) => return call_rejected(e, &req.headers),
+    let answer = match ask(runtime, tenant, check, &req) {
+        Ok(answer) => answer,
+        Err(report) => return *report,
     };
-    let mut report = answered(
-        outcome.result,
-        &outcome.event_key,
-        outcome.request_id.as_deref(),
-        outcome.verified,
-    );
-    if let (Some(sink), WebhookResult::Accepted, Some(pr)) =
-        (sink, outcome.result, &outcome.pull_request)
+    let (result, event_key, request_id, verified) = answer.head();
+    let mut report = answered(result, event_key, request_id, verified);
+    if let (Some(sink), WebhookResult::Accepted) = (sink, result)
+        && let Some(outcome) = answer.store(sink)
+        && !stored(&mut report, outcome)
     {
-        let delivery = Delivery {
-            request_id: outcome.request_id.as_deref(),
-            received_at: now_ms(),
-            pull_request: pr,
-            stale: outcome.stale,
-            review: outcome.review.as_ref().map(|change| DeliveredReview {
-                change,
-                at: outcome.occurred_at.unwrap_or(pr.updated_at),
-            }),
-            deleted: outcome.deleted,
-        };
-        if !stored(&mut report, sink.delivery(&delivery)) {
-            return report;
+        return report;
+    }
+    match answer {
+        Answer::PullRequest(o) => report.outcome = Some(*o),
+        Answer::Repository(o) => report.repository = Some(*o),
+    }
+    report
+}
+
+/// The connector's answer to a delivery: each family of events has its export.
+enum Answer {
+    /// `handle-webhook`'s.
+    PullRequest(Box<WebhookOutcome>),
+    /// `handle-repository-webhook`'s (`repo:*`).
+    Repository(Box<RepositoryWebhookOutcome>),
+}
+
+impl Answer {
+    /// What every answer tells: the result, the event key, the request id, whether verified.
+    fn head(&self) -> (WebhookResult, &str, Option<&str>, bool) {
+        match self {
+            Answer::PullRequest(o) => (o.result, &o.event_key, o.request_id.as_deref(), o.verified),
+            Answer::Repository(o) => (o.result, &o.event_key, o.request_id.as_deref(), o.verified),
         }
     }
-    report.outcome = Some(outcome);
-    report
+
+    /// Stores an accepted answer's records with the delivery's mark, in one transaction: the
+    /// pull request's snapshot (unless stale), review change and deletion, or the repository
+    /// and its changed refs. `None` when the answer holds nothing to store.
+    fn store(&self, sink: &dyn RecordSink) -> Option<Result<Stored, StoreError>> {
+        match self {
+            Answer::PullRequest(o) => {
+                let pr = o.pull_request.as_ref()?;
+                Some(sink.delivery(&Delivery {
+                    request_id: o.request_id.as_deref(),
+                    received_at: now_ms(),
+                    pull_request: pr,
+                    stale: o.stale,
+                    review: o.review.as_ref().map(|change| DeliveredReview {
+                        change,
+                        at: o.occurred_at.unwrap_or(pr.updated_at),
+                    }),
+                    deleted: o.deleted,
+                }))
+            }
+            Answer::Repository(o) => {
+                let (repo, event) = (o.repo.as_ref()?, o.event.as_ref()?);
+                Some(sink.repository_delivery(&RepositoryDelivery {
+                    request_id: o.request_id.as_deref(),
+                    received_at: now_ms(),
+                    occurred_at: o.occurred_at,
+                    repo,
+                    event,
+                }))
+            }
+        }
+    }
+}
+
+/// The connector's answer to `req`, from the export for its event key; the report to send
+/// instead when the connector refused it or the host failed. A 0.1.0 component, which cannot
+/// read repository events, has a repository delivery answered `ignored` (Bitbucket would retry
+/// an error forever).
+fn ask(
+    runtime: &Runtime,
+    tenant: &Arc<Tenant>,
+    check: SignatureCheck,
+    req: &WebhookRequest,
+) -> Result<Answer, Box<DeliveryReport>> {
+    let event_key = header(&req.headers, "x-event-key");
+    let answer = if event_key.as_deref().is_some_and(|k| k.starts_with("repo:")) {
+        runtime
+            .handle_checked_repository_webhook(tenant, check, req)
+            .map(|o| Answer::Repository(Box::new(o)))
+    } else {
+        runtime
+            .handle_checked_webhook(tenant, check, req)
+            .map(|o| Answer::PullRequest(Box::new(o)))
+    };
+    answer.map_err(|e| {
+        Box::new(match e {
+            CallError::Host(bbdc_host::runtime::HostError::Unsupported(u)) => {
+                tracing::info!("repository event ignored: {u}");
+                answered(
+                    WebhookResult::Ignored,
+                    &event_key.unwrap_or_default(),
+                    header(&req.headers, "x-request-id").as_deref(),
+                    false,
+                )
+            }
+            e => call_rejected(e, &req.headers),
+        })
+    })
 }
 
 /// The report of a delivery the connector answered with `result`.
@@ -286,54 +355,6 @@ fn call_rejected(e: CallError<WebhookError>, headers: &[(String, String)]) -> De
             r
         }
     }
-}
-
-/// A repository delivery (`repo:*`): the connector's `handle-repository-webhook`, then, with a
-/// `sink`, the repository and its changed refs stored with the delivery's mark. A 0.1.0
-/// component, which cannot read repository events, answers `ignored` (Bitbucket would retry an
-/// error forever).
-fn handle_repository(
-    runtime: &Runtime,
-    tenant: &Arc<Tenant>,
-    check: SignatureCheck,
-    req: &WebhookRequest,
-    sink: Option<&dyn RecordSink>,
-) -> DeliveryReport {
-    let outcome = match runtime.handle_checked_repository_webhook(tenant, check, req) {
-        Ok(o) => o,
-        Err(CallError::Host(bbdc_host::runtime::HostError::Unsupported(u))) => {
-            tracing::info!("repository event ignored: {u}");
-            return answered(
-                WebhookResult::Ignored,
-                &header(&req.headers, "x-event-key").unwrap_or_default(),
-                header(&req.headers, "x-request-id").as_deref(),
-                false,
-            );
-        }
-        Err(e) => return call_rejected(e, &req.headers),
-    };
-    let mut report = answered(
-        outcome.result,
-        &outcome.event_key,
-        outcome.request_id.as_deref(),
-        outcome.verified,
-    );
-    if let (Some(sink), WebhookResult::Accepted, Some(repo), Some(event)) =
-        (sink, outcome.result, &outcome.repo, &outcome.event)
-    {
-        let delivery = RepositoryDelivery {
-            request_id: outcome.request_id.as_deref(),
-            received_at: now_ms(),
-            occurred_at: outcome.occurred_at,
-            repo,
-            event,
-        };
-        if !stored(&mut report, sink.repository_delivery(&delivery)) {
-            return report;
-        }
-    }
-    report.repository = Some(outcome);
-    report
 }
 
 /// The `repository` object of a report: the repository and what happened to it.

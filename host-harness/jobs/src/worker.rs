@@ -20,10 +20,12 @@
 //! and returns. One tenant's failures stay its own: a tenant whose round the database refuses
 //! to start is set aside for this run and reported, and the others are served.
 
-use crate::records::{Delivery, PrHeads, RecordSink, RefKind, Refresh, RepositoryDelivery, Stored};
+use crate::records::{
+    Delivery, PrCommitsPage, PrHeads, RecordSink, RefKind, Refresh, RepositoryDelivery, Stored,
+};
 use crate::sync::{self, RepoPassError, SyncError, SyncJob};
 use crate::work_queue::{Lease, Retry, Work, WorkQueue};
-use bbdc_host::bindings::history::{Branch, Build, Commit, CommitBatch, Tag};
+use bbdc_host::bindings::history::{Branch, Build, CommitBatch, Tag};
 use bbdc_host::bindings::types::{Project, PullRequest, Repo, RepoRef, User};
 use bbdc_host::storage::StoreError;
 use bbdc_host::{Runtime, Tenant};
@@ -462,7 +464,7 @@ fenced! {
     builds(repo: &RepoRef, asked: &[String], builds: &[Build], keep_queued: &[String]) -> ();
     want_pr_commits(repo: &RepoRef, prs: &[PrHeads]) -> ();
     pr_commit_queue(repo: &RepoRef) -> Vec<PrHeads>;
-    pr_commits_page(repo: &RepoRef, heads: &PrHeads, since: i64, position: u64, commits: &[Commit], ends: bool) -> Option<i64>;
+    pr_commits_page(repo: &RepoRef, page: &PrCommitsPage<'_>) -> Option<i64>;
     forget_pr_commits(repo: &RepoRef, heads: &PrHeads) -> ();
     first_commit_at(repo: &RepoRef, ids: &[u64]) -> std::collections::HashMap<u64, i64>;
     want_refresh(repo: &RepoRef, pr: Option<u64>) -> i64;

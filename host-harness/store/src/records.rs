@@ -34,6 +34,21 @@ pub use repos::{REPO_TABLES, RepoTable};
 use repos::{known_id, move_repo_by_id, upsert_repo};
 pub use sqlite::Sqlite;
 
+/// One page of a pull request's commits ([`RecordSink::pr_commits_page`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PrCommitsPage<'a> {
+    /// The pull request, and the source and target heads its commits were listed for.
+    pub heads: &'a PrHeads,
+    /// When the listing started (epoch ms, this host's clock).
+    pub since: i64,
+    /// The position of the page's first commit in the listing.
+    pub position: u64,
+    /// The page's commits, in the listing's order.
+    pub commits: &'a [Commit],
+    /// Whether this is the last page of a listing that completed.
+    pub ends: bool,
+}
+
 /// Receives ingested records. Every write is an idempotent upsert.
 pub trait RecordSink: Send + Sync {
     /// Upserts projects.
@@ -113,11 +128,7 @@ pub trait RecordSink: Send + Sync {
     fn pr_commits_page(
         &self,
         repo: &RepoRef,
-        heads: &PrHeads,
-        since: i64,
-        position: u64,
-        commits: &[Commit],
-        ends: bool,
+        page: &PrCommitsPage<'_>,
     ) -> Result<Option<i64>, StoreError>;
     /// Takes pull request `heads.id` off the queue (unless a newer pair was queued meanwhile)
     /// without touching what is stored for it: the server no longer has it to read.
@@ -256,6 +267,19 @@ pub type SqliteRecords = Records<Sqlite>;
 pub type PgRecords = Records<Postgres>;
 
 impl<B: Backend> Records<B> {
+    /// Runs `write` for each of `items`, all in one transaction (none for no items).
+    fn write_each<T>(
+        &self,
+        items: &[T],
+        mut write: impl FnMut(&mut dyn Tx, &T) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        self.backend
+            .write(|tx| items.iter().try_for_each(|item| write(tx, item)))
+    }
+
     fn on(backend: B) -> Self {
         Self {
             backend,
@@ -364,28 +388,22 @@ fn commit_values(c: &Commit) -> [Value; 10] {
 
 impl<B: Backend> RecordSink for Records<B> {
     fn projects(&self, items: &[Project]) -> Result<(), StoreError> {
-        self.backend.write(|tx| {
-            for p in items {
-                let j = shape::project_json(p);
-                tx.exec(
+        self.write_each(items, |tx, p| {
+            tx.exec(
                     "INSERT INTO projects (key, id, name, description, public, kind, url) VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (key) DO UPDATE SET id = COALESCE(excluded.id, projects.id), name = excluded.name,
                      description = excluded.description, public = excluded.public, kind = excluded.kind, url = excluded.url",
-                    &vals![p.key, known_id(p.id), p.name, p.description, p.public, j["kind"].as_str(), p.url],
-                )?;
-            }
-            Ok(())
+                    &vals![p.key, known_id(p.id), p.name, p.description, p.public, shape::project_kind(p.kind), p.url],
+                )
+                .map(drop)
         })
     }
 
     fn repos(&self, items: &[Repo]) -> Result<(), StoreError> {
         let now = now_ms();
-        self.backend.write(|tx| {
-            for r in items {
-                move_repo_by_id(tx, known_id(r.id).unwrap_or(0), &r.repo_ref)?;
-                upsert_repo(tx, r, now)?;
-            }
-            Ok(())
+        self.write_each(items, |tx, r| {
+            move_repo_by_id(tx, known_id(r.id).unwrap_or(0), &r.repo_ref)?;
+            upsert_repo(tx, r, now)
         })
     }
 
@@ -415,28 +433,21 @@ impl<B: Backend> RecordSink for Records<B> {
     }
 
     fn users(&self, items: &[User]) -> Result<(), StoreError> {
-        self.backend.write(|tx| {
-            for u in items {
-                tx.exec(
+        self.write_each(items, |tx, u| {
+            tx.exec(
                     "INSERT INTO users (slug, id, name, display_name, email, active, kind) VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (slug) DO UPDATE SET id = COALESCE(excluded.id, users.id), name = excluded.name,
                      display_name = excluded.display_name, email = excluded.email, active = excluded.active,
                      kind = excluded.kind",
                     &vals![u.slug, u.id.and_then(known_id), u.name, u.display_name, u.email,
                         u.active, shape::user_kind(u.kind)],
-                )?;
-            }
-            Ok(())
+                )
+                .map(drop)
         })
     }
 
     fn pull_requests(&self, items: &[PullRequest]) -> Result<(), StoreError> {
-        self.backend.write(|tx| {
-            for p in items {
-                upsert_pull_request(tx, p)?;
-            }
-            Ok(())
-        })
+        self.write_each(items, upsert_pull_request)
     }
 
     fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError> {
@@ -524,19 +535,14 @@ impl<B: Backend> RecordSink for Records<B> {
     }
 
     fn want_builds(&self, repo: &RepoRef, commits: &[String]) -> Result<(), StoreError> {
-        if commits.is_empty() {
-            return Ok(());
-        }
-        self.backend.write(|tx| {
-            for c in commits {
-                tx.exec(
-                    "INSERT INTO build_queue (project_key, repo_slug, commit_id, seq)
+        self.write_each(commits, |tx, c| {
+            tx.exec(
+                "INSERT INTO build_queue (project_key, repo_slug, commit_id, seq)
                      VALUES ($1, $2, $3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM build_queue))
                      ON CONFLICT DO NOTHING",
-                    &vals![repo.project_key, repo.slug, c],
-                )?;
-            }
-            Ok(())
+                &vals![repo.project_key, repo.slug, c],
+            )
+            .map(drop)
         })
     }
 
@@ -600,12 +606,8 @@ impl<B: Backend> RecordSink for Records<B> {
     }
 
     fn want_pr_commits(&self, repo: &RepoRef, prs: &[PrHeads]) -> Result<(), StoreError> {
-        if prs.is_empty() {
-            return Ok(());
-        }
-        self.backend.write(|tx| {
-            for p in prs {
-                tx.exec(
+        self.write_each(prs, |tx, p| {
+            tx.exec(
                     "INSERT INTO pr_commit_queue (project_key, repo_slug, pr_id, source_commit, target_commit)
                      SELECT CAST($1 AS TEXT), CAST($2 AS TEXT), CAST($3 AS BIGINT), CAST($4 AS TEXT), CAST($5 AS TEXT)
                      WHERE NOT EXISTS (SELECT 1 FROM pull_requests
@@ -614,9 +616,8 @@ impl<B: Backend> RecordSink for Records<B> {
                      ON CONFLICT (project_key, repo_slug, pr_id) DO UPDATE SET
                      source_commit = excluded.source_commit, target_commit = excluded.target_commit",
                     &vals![repo.project_key, repo.slug, id_of("pull request", p.id)?, p.source, p.target],
-                )?;
-            }
-            Ok(())
+                )
+                .map(drop)
         })
     }
 
@@ -648,12 +649,15 @@ impl<B: Backend> RecordSink for Records<B> {
     fn pr_commits_page(
         &self,
         repo: &RepoRef,
-        heads: &PrHeads,
-        since: i64,
-        position: u64,
-        commits: &[Commit],
-        ends: bool,
+        page: &PrCommitsPage<'_>,
     ) -> Result<Option<i64>, StoreError> {
+        let PrCommitsPage {
+            heads,
+            since,
+            position,
+            commits,
+            ends,
+        } = *page;
         let pr_id = id_of("pull request", heads.id)?;
         let insert = format!(
             "INSERT INTO pr_commits (project_key, repo_slug, pr_id, commit_id, position, written_at, {COMMIT_COLUMNS})

@@ -61,10 +61,18 @@ fn ref_kind(k: RefKind) -> &'static str {
 }
 
 /// A `{"type": "project", ...}` line.
+/// A project's kind as the tables and the JSON lines spell it.
+pub fn project_kind(k: ProjectKind) -> &'static str {
+    match k {
+        ProjectKind::Normal => "normal",
+        ProjectKind::Personal => "personal",
+    }
+}
+
 pub fn project_json(p: &Project) -> Value {
     json!({
         "type": "project", "key": p.key, "id": p.id, "name": p.name, "description": p.description,
-        "public": p.public, "kind": match p.kind { ProjectKind::Normal => "normal", ProjectKind::Personal => "personal" },
+        "public": p.public, "kind": project_kind(p.kind),
         "url": p.url,
     })
 }

@@ -76,7 +76,16 @@ fn read_pr_commits<B: Backend>(
     commits: &[Commit],
 ) -> Option<i64> {
     records
-        .pr_commits_page(&repo(), heads, now_ms(), 0, commits, true)
+        .pr_commits_page(
+            &repo(),
+            &PrCommitsPage {
+                heads,
+                since: now_ms(),
+                position: 0,
+                commits,
+                ends: true,
+            },
+        )
         .expect("stored")
 }
 

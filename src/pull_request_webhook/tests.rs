@@ -2,12 +2,23 @@
 
 use super::*;
 use crate::fake::FakeHost;
+use crate::model::{Connection, SignatureCheck, WebhookRequest};
 use crate::model::{PrState, ReviewerStatus};
+use crate::webhook::{MAX_BODY_BYTES, PING, verdict};
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
 const SECRET: &str = "whsec-9c2d";
+
+/// The export, as the bindings call it.
+fn handle_webhook(
+    host: &FakeHost,
+    conn: &Connection,
+    req: &WebhookRequest,
+) -> Result<WebhookOutcome, WebhookError> {
+    crate::webhook::handle::<PullRequestEvents, _>(host, conn, req)
+}
 
 fn conn() -> Connection {
     Connection {

@@ -1,0 +1,545 @@
+//! The HTTP policy's own tests: the limiter against server profiles, retries, budgets.
+
+use super::*;
+
+/// Acquires, drops the admission at once, and returns the time slept.
+fn slept(l: &Limiter, deadline: Instant) -> Result<Duration, Duration> {
+    l.acquire(deadline).map(|(slept, _)| slept)
+}
+
+fn far() -> Instant {
+    Instant::now() + Duration::from_secs(3600)
+}
+
+#[test]
+fn retry_after_in_seconds_and_as_a_date() {
+    let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_470);
+    assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
+        Some(Duration::from_secs(10))
+    );
+    assert_eq!(
+        parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+        Some(Duration::ZERO)
+    );
+    assert_eq!(parse_retry_after("soon", now), None);
+}
+
+#[test]
+fn retry_after_of_any_size_or_sign_never_panics() {
+    let now = SystemTime::now();
+    for v in [
+        "18446744073709551615",
+        "9223372036854775807",
+        "99999999999999999999999",
+        "-1",
+        "-9223372036854775808",
+        "1e9",
+        "Fri, 31 Dec 9999 23:59:59 GMT",
+        "Thu, 01 Jan 1970 00:00:00 GMT",
+    ] {
+        let parsed = parse_retry_after(v, now);
+        let l = Limiter::new(HttpPolicy {
+            burst: None,
+            max_wait: Duration::from_millis(20),
+            ..HttpPolicy::default()
+        });
+        if let Some(d) = parsed {
+            l.block_for(d);
+        }
+        let far = Instant::now() + Duration::from_secs(3600);
+        let waited = slept(&l, far).expect("within the deadline");
+        assert!(waited <= Duration::from_secs(1), "{v}: waited {waited:?}");
+    }
+}
+
+#[test]
+fn a_wait_past_the_deadline_is_not_started() {
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    l.block_for(Duration::from_secs(60));
+    let started = Instant::now();
+    assert!(slept(&l, started + Duration::from_millis(50)).is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn retryable_statuses() {
+    for s in [429, 502, 503, 504] {
+        assert!(is_retryable_status(s));
+    }
+    for s in [200, 400, 401, 403, 404, 500] {
+        assert!(!is_retryable_status(s));
+    }
+}
+
+#[test]
+fn the_first_retry_waits_at_most_the_base_backoff() {
+    let l = Limiter::new(HttpPolicy::default());
+    let base = HttpPolicy::default().base_backoff;
+    for _ in 0..200 {
+        assert!(l.backoff(1) <= base);
+        assert!(l.backoff(2) <= base * 2);
+    }
+}
+
+#[test]
+fn backoff_is_bounded() {
+    let l = Limiter::new(HttpPolicy::default());
+    for attempt in 0..40 {
+        assert!(l.backoff(attempt) <= HttpPolicy::default().max_backoff);
+    }
+}
+
+#[test]
+fn the_bucket_allows_a_burst_then_waits() {
+    let l = Limiter::new(HttpPolicy {
+        burst: Some(3.0),
+        per_second: 50.0,
+        ..HttpPolicy::default()
+    });
+    for _ in 0..3 {
+        assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
+    }
+    assert!(
+        slept(&l, far()).unwrap() > Duration::ZERO,
+        "the fourth request waits for a token"
+    );
+}
+
+#[test]
+fn a_block_holds_requests() {
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    l.block_for(Duration::from_millis(30));
+    assert!(slept(&l, far()).unwrap() >= Duration::from_millis(25));
+}
+
+#[test]
+fn rates_parse_as_numbers_or_unlimited() {
+    assert_eq!(parse_rate("20"), Ok(20.0));
+    assert_eq!(parse_rate(" 0.5 "), Ok(0.5));
+    assert_eq!(parse_rate("Unlimited"), Ok(f64::INFINITY));
+    for bad in ["0", "-1", "NaN", "inf", "2000000", "fast", ""] {
+        assert!(parse_rate(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(parse_burst("60"), Ok(60.0));
+    for bad in ["0", "1.5", "-3", "100001"] {
+        assert!(parse_burst(bad).is_err(), "{bad:?}");
+    }
+}
+
+fn at(start: Instant, secs: f64) -> Instant {
+    start + Duration::from_secs_f64(secs)
+}
+
+/// A limiter at `per_second` with Bitbucket's typical burst of 60.
+fn limiter(per_second: f64) -> Limiter {
+    Limiter::new(HttpPolicy {
+        burst: Some(60.0),
+        per_second,
+        ..HttpPolicy::default()
+    })
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6 * b.abs().max(1.0)
+}
+
+#[test]
+fn a_429_lowers_the_rate_once_per_episode_and_the_rate_climbs_back_to_the_ceiling() {
+    let l = limiter(10.0);
+    let t0 = Instant::now();
+    assert_eq!(l.current_rate_at(t0), 10.0);
+    // Nothing accepted lately: half.
+    l.throttled_at(t0);
+    // Four requests refused together are one episode.
+    l.throttled_at(at(t0, 0.1));
+    l.throttled_at(at(t0, 0.2));
+    assert_eq!(l.current_rate_at(at(t0, 0.3)), 5.0);
+    // After the episode a 429 lowers what the rate had climbed to (one step at 2 s, a
+    // tenth of the 10/s that met the 429: 6), and 6 is now the rate that met one.
+    l.throttled_at(at(t0, 2.5));
+    assert_eq!(l.current_rate_at(at(t0, 2.6)), 3.0);
+    // A tenth of 6 per 2 s, up to just below 6 (5.7)...
+    assert!(close(l.current_rate_at(at(t0, 4.5)), 3.6));
+    assert!(close(l.current_rate_at(at(t0, 12.5)), 5.7));
+    assert!(close(l.current_rate_at(at(t0, 40.0)), 5.7));
+    // ...then a twentieth per 30 s, never past the ceiling.
+    assert!(close(l.current_rate_at(at(t0, 42.5)), 5.7 * 1.05));
+    assert_eq!(l.current_rate_at(at(t0, 12.5 + 30.0 * 12.0)), 10.0);
+    assert_eq!(l.current_rate_at(at(t0, 3600.0)), 10.0);
+}
+
+#[test]
+fn probes_refused_where_the_last_429_was_wait_twice_as_long_each_time() {
+    let l = limiter(10.0);
+    let t0 = Instant::now();
+    l.throttled_at(t0);
+    // Refused again at about the same rate: the probe interval doubles each time.
+    l.throttled_at(at(t0, 10.0));
+    l.throttled_at(at(t0, 20.0));
+    let every = l.bucket.lock().map(|b| b.probe_every).unwrap();
+    assert_eq!(every, PROBE_STEP * 4);
+    // Far from it (the server's budget moved): back to the first interval.
+    if let Ok(mut b) = l.bucket.lock() {
+        b.rate = 10.0;
+        b.limit_seen = 1.0;
+    }
+    l.throttled_at(at(t0, 30.0));
+    assert_eq!(l.bucket.lock().map(|b| b.probe_every).unwrap(), PROBE_STEP);
+}
+
+/// A limiter at 100/s whose server accepted 100 requests over the second from `t0`.
+fn a_second_of_100_accepted() -> (Limiter, Instant) {
+    let l = limiter(100.0);
+    let t0 = Instant::now();
+    if let Ok(mut b) = l.bucket.lock() {
+        b.accepted = (t0, 0, 0);
+        for i in 0..100 {
+            b.accept(at(t0, f64::from(i) * 0.0099));
+        }
+    }
+    (l, t0)
+}
+
+#[test]
+fn a_lone_429_among_many_accepted_is_waited_out_and_leaves_the_rate() {
+    let (l, t0) = a_second_of_100_accepted();
+    l.throttled_at(at(t0, 0.99));
+    assert_eq!(l.current_rate_at(at(t0, 1.0)), 100.0);
+    // A steady 5 % of 429s, as a flaky proxy gives, never lowers it either.
+    for i in 0..2000u32 {
+        let t = at(t0, 1.0 + f64::from(i) * 0.01);
+        if i % 20 == 0 {
+            l.throttled_at(t);
+        } else if let Ok(mut b) = l.bucket.lock() {
+            b.accept(t);
+        }
+    }
+    assert_eq!(l.current_rate_at(at(t0, 21.0)), 100.0);
+    assert!(
+        !measuring(&l),
+        "requests still leave as many at a time as are sent"
+    );
+}
+
+#[test]
+fn a_single_429_while_probing_above_the_last_budget_lowers_the_rate() {
+    let (l, t0) = a_second_of_100_accepted();
+    if let Ok(mut b) = l.bucket.lock() {
+        // An earlier lowering saw a budget of 90/s; the rate has probed up to 100/s since.
+        b.limit_seen = 90.0;
+        b.stepped_at = at(t0, 1.0);
+    }
+    l.throttled_at(at(t0, 0.99));
+    assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
+    // Well below the last budget, the same lone 429 is waited out.
+    let (l, t0) = a_second_of_100_accepted();
+    if let Ok(mut b) = l.bucket.lock() {
+        b.limit_seen = 120.0;
+    }
+    l.throttled_at(at(t0, 0.99));
+    assert_eq!(l.current_rate_at(at(t0, 1.0)), 100.0);
+}
+
+#[test]
+fn lone_429s_at_the_budget_lower_the_rate_no_further_than_the_floor() {
+    let l = limiter(100.0);
+    let t0 = Instant::now();
+    // A share-backed lowering measured a budget of 100/s.
+    if let Ok(mut b) = l.bucket.lock() {
+        for _ in 0..8 {
+            b.answered(true);
+        }
+    }
+    l.throttled_at(t0);
+    let floor = l.bucket.lock().map(|b| b.lone_floor).unwrap();
+    assert!(floor > 0.0 && floor < 100.0, "{floor}");
+    // Then a lone 429 every 3 s (each among many accepted) while the server takes what is
+    // sent: each lowers the rate by a twentieth until the floor, then they are waited out.
+    let mut t = 0.0;
+    for _ in 0..40 {
+        t += 3.0;
+        if let Ok(mut b) = l.bucket.lock() {
+            let sent = b.rate;
+            b.accepted = (at(t0, t - 1.0), 0, 0);
+            for i in 0..(sent.floor() as u32) {
+                b.accept(at(t0, t - 1.0 + f64::from(i) / sent));
+            }
+            for _ in 0..64 {
+                b.answered(false);
+            }
+        }
+        l.throttled_at(at(t0, t));
+    }
+    let rate = l.current_rate_at(at(t0, t));
+    assert!(
+        rate >= floor * 0.95 && rate < floor / 0.9,
+        "the rate {rate} settles at the floor {floor}"
+    );
+}
+
+#[test]
+fn a_429_while_the_server_refuses_an_eighth_costs_a_twentieth_not_half() {
+    let (l, t0) = a_second_of_100_accepted();
+    if let Ok(mut b) = l.bucket.lock() {
+        // Of the last 64 answers, 7 were refused: one more reaches the share.
+        for _ in 0..7 {
+            b.answered(true);
+        }
+    }
+    l.throttled_at(at(t0, 0.99));
+    assert!(close(l.current_rate_at(at(t0, 1.0)), 95.0));
+}
+
+#[test]
+fn the_budget_is_measured_over_the_refusal_run_not_a_second_holding_the_burst() {
+    // An unlimited client empties a server bucket of 60 refilled at 5/s: 60 accepted in
+    // 0.3 s, then the four in flight are refused (three sent before the bucket ran dry are
+    // answered 200 just after the first 429).
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    let t0 = Instant::now();
+    let accept = |sent: f64, answered: f64| {
+        if let Ok(mut b) = l.bucket.lock() {
+            b.accept(at(t0, answered));
+            b.accept_sent(at(t0, sent));
+        }
+    };
+    if let Ok(mut b) = l.bucket.lock() {
+        b.accepted = (t0, 0, 0);
+    }
+    for i in 0..57 {
+        let t = f64::from(i) * 0.005;
+        accept(t, t + 0.02);
+    }
+    for _ in 0..4 {
+        l.throttled_at(at(t0, 0.3));
+    }
+    for _ in 0..3 {
+        accept(0.29, 0.31);
+    }
+    // A stray-looking 429 among 60 accepted: waited out (Retry-After, one second).
+    assert_eq!(l.current_rate_at(at(t0, 0.31)), f64::INFINITY);
+    // After the pause the bucket holds five: five accepted, then four refused. An eighth of
+    // the answers are now 429s: the rate is lowered to the budget measured since the first
+    // 429 (5 in 1.05 s), not to the last second's count, which still holds the burst.
+    for i in 0..5 {
+        let t = 1.3 + f64::from(i) * 0.005;
+        accept(t, t + 0.02);
+    }
+    for _ in 0..4 {
+        l.throttled_at(at(t0, 1.35));
+    }
+    let rate = l.current_rate_at(at(t0, 1.35));
+    assert!(close(rate, 0.95 * 5.0 / 1.05), "{rate}");
+    let second = l
+        .bucket
+        .lock()
+        .map(|b| b.accepted_rate(at(t0, 1.35)))
+        .unwrap();
+    assert!(second > 20.0, "the one-second count reads {second}");
+    // A 429 more than REFUSAL_RUN_GAP after the last starts a new run.
+    l.throttled_at(at(t0, 1.35 + REFUSAL_RUN_GAP.as_secs_f64() + 1.0));
+    let run = l.bucket.lock().map(|b| b.run).unwrap();
+    assert!(run.is_some_and(|r| r.accepted == 0 && r.started == r.last));
+}
+
+/// An unlimited limiter whose server took a burst of 60 by 0.31 s and then refused the
+/// four requests in flight together at 0.3 s (three sent before it ran dry were taken).
+fn a_burst_then_four_refused_together() -> (Limiter, Instant) {
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    let t0 = Instant::now();
+    if let Ok(mut b) = l.bucket.lock() {
+        b.accepted = (t0, 0, 0);
+        for i in 0..57 {
+            let t = f64::from(i) * 0.005;
+            b.accept(at(t0, t + 0.02));
+            b.accept_sent(at(t0, t));
+        }
+    }
+    for _ in 0..4 {
+        l.throttled_at(at(t0, 0.3));
+    }
+    if let Ok(mut b) = l.bucket.lock() {
+        for _ in 0..3 {
+            b.accept(at(t0, 0.31));
+            b.accept_sent(at(t0, 0.29));
+        }
+    }
+    (l, t0)
+}
+
+fn measuring(l: &Limiter) -> bool {
+    l.bucket.lock().map(|b| b.measuring.is_some()).unwrap()
+}
+
+#[test]
+fn every_request_in_flight_refused_lets_requests_leave_one_at_a_time() {
+    let (l, t0) = a_burst_then_four_refused_together();
+    // Not an eighth of the answers: the rate stands, but the limiter measures.
+    assert_eq!(l.current_rate_at(at(t0, 0.31)), f64::INFINITY);
+    assert!(measuring(&l));
+    let (_, first) = l.acquire(far()).expect("the first request leaves");
+    let soon = Instant::now() + Duration::from_millis(50);
+    assert!(
+        l.acquire(soon).is_err(),
+        "a second request waits while the first is out"
+    );
+    drop(first);
+    let (_, second) = l
+        .acquire(far())
+        .expect("it leaves once the first is answered");
+    drop(second);
+    // Measuring ends when no 429 comes for a while after the last one.
+    if let Ok(mut b) = l.bucket.lock() {
+        b.stop_measuring_if_idle(at(t0, 0.3) + MEASURING_IDLE);
+    }
+    assert!(!measuring(&l));
+    let (_, a) = l.acquire(far()).expect("leaves");
+    let (_, b) = l.acquire(far()).expect("and so does the next, at once");
+    drop((a, b));
+}
+
+#[test]
+fn requests_refused_in_one_round_are_counted_while_its_retry_after_holds() {
+    let (l, t0) = a_second_of_100_accepted();
+    // Two refused together (as random 429s sometimes are): waited out, nothing measured.
+    l.throttled_at(at(t0, 1.0));
+    l.throttled_at(at(t0, 1.05));
+    assert!(!measuring(&l));
+    // A third, 200 ms after the first but while its Retry-After holds: the same round.
+    l.block_for(Duration::from_secs(3600));
+    l.throttled_at(at(t0, 1.2));
+    assert!(measuring(&l));
+    assert_eq!(
+        l.current_rate_at(at(t0, 1.2)),
+        100.0,
+        "measured, not lowered yet"
+    );
+}
+
+#[test]
+fn while_measuring_a_round_costs_one_429_and_the_rate_is_lowered_over_two_seconds() {
+    let (l, t0) = a_burst_then_four_refused_together();
+    // Each Retry-After second the server refills five; one request at a time takes them,
+    // and the sixth is refused: one 429 a round.
+    let round = |start: f64| {
+        if let Ok(mut b) = l.bucket.lock() {
+            for i in 0..5 {
+                let t = start + f64::from(i) * 0.021;
+                b.accept(at(t0, t + 0.02));
+                b.accept_sent(at(t0, t));
+            }
+        }
+        l.throttled_at(at(t0, start + 0.125));
+    };
+    round(1.3);
+    // The run is 1.1 s long: a budget read over it would be within ±0.9/s. Waited out.
+    assert_eq!(l.current_rate_at(at(t0, 1.45)), f64::INFINITY);
+    assert!(measuring(&l));
+    round(2.45);
+    // 10 accepted over the 2.275 s since the first 429: lowered to just below.
+    let rate = l.current_rate_at(at(t0, 2.6));
+    assert!(close(rate, 0.95 * 10.0 / 2.275), "{rate}");
+    assert!(!measuring(&l), "measured: requests leave at the rate again");
+    let refused = l.bucket.lock().map(|b| b.answers.0.count_ones()).unwrap();
+    assert_eq!(refused, 6, "four in flight, then one a round");
+}
+
+#[test]
+fn below_the_ceiling_the_client_keeps_no_burst_of_its_own() {
+    let l = limiter(10.0);
+    l.throttled();
+    // At 5/s a token takes 200 ms: the first request may leave, the second waits.
+    assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
+    assert!(slept(&l, far()).unwrap() > Duration::ZERO);
+}
+
+#[test]
+fn without_a_ceiling_the_first_429_starts_from_the_measured_rate_and_the_limit_lifts_again() {
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    assert_eq!(l.current_rate(), f64::INFINITY);
+    let t0 = Instant::now();
+    // 40 requests over 0.2 s: 200/s, none of them answered yet.
+    if let Ok(mut b) = l.bucket.lock() {
+        b.window = (t0, 0);
+        b.accepted = (t0, 0, 0);
+        for i in 0..40 {
+            b.count(at(t0, f64::from(i) * 0.005));
+        }
+    }
+    l.throttled_at(at(t0, 0.2));
+    let lowered = l.current_rate_at(at(t0, 0.2));
+    assert!((lowered - 100.0).abs() < 3.0, "{lowered}");
+    let seen = 2.0 * lowered;
+    // Back to just below the rate that met the 429 in five steps of 2 s...
+    assert!(close(l.current_rate_at(at(t0, 10.2)), 0.95 * seen));
+    // ...then probing by a twentieth per 30 s lifts the limit past twice that rate.
+    let probes_to_lift = ((2.0 / 0.95_f64).ln() / 1.05_f64.ln()).ceil();
+    assert!(
+        l.current_rate_at(at(t0, 10.2 + 30.0 * (probes_to_lift - 1.0) + 1.0))
+            .is_finite()
+    );
+    assert_eq!(
+        l.current_rate_at(at(t0, 10.2 + 30.0 * probes_to_lift + 1.0)),
+        f64::INFINITY
+    );
+}
+
+#[test]
+fn a_burst_after_an_idle_start_lowers_to_what_the_server_took_not_to_the_minimum() {
+    // The component loads for seconds before the first request; then nine leave in 50 ms
+    // and the next two meet 429s. Read over the idle seconds, the rate would be near zero
+    // and the tenant would crawl at the minimum for minutes.
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    let t0 = Instant::now();
+    if let Ok(mut b) = l.bucket.lock() {
+        b.window = (t0, 0);
+        b.accepted = (t0, 0, 0);
+        for i in 0..9 {
+            let t = at(t0, 3.0 + f64::from(i) * 0.005);
+            b.count(t);
+            b.accept(t);
+        }
+    }
+    // The tenth and eleventh, in flight together, meet 429s: 2 of 11 refused.
+    l.throttled_at(at(t0, 3.05));
+    l.throttled_at(at(t0, 3.05));
+    // Lowered to what the server took (9 in the last second), not to the minimum...
+    let rate = l.current_rate_at(at(t0, 3.05));
+    assert!(close(rate, 9.0 * 0.95), "{rate}");
+    // ...not climbing back towards the 180/s it was sending at, which the server refused...
+    let later = l.current_rate_at(at(t0, 3.05 + 8.0));
+    assert!(close(later, 9.0 * 0.95), "{later}");
+    // ...but probing above what it accepted, a twentieth per 30 s.
+    let probed = l.current_rate_at(at(t0, 3.05 + 30.0));
+    assert!(close(probed, 9.0 * 0.95 * 1.05), "{probed}");
+}
+
+#[test]
+fn a_tenant_file_rate_is_a_number_or_unlimited() {
+    let p: HttpPolicy = serde_json::from_str(r#"{"per_second": "unlimited"}"#).unwrap();
+    assert_eq!(p.ceiling(), f64::INFINITY);
+    let p: HttpPolicy = serde_json::from_str(r#"{"per_second": 40, "burst": 200}"#).unwrap();
+    assert_eq!((p.ceiling(), p.burst), (40.0, Some(200.0)));
+    assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": 0}"#).is_err());
+    assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": "fast"}"#).is_err());
+}
