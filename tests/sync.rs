@@ -8,8 +8,8 @@ use bbdc_host::bindings::api::{RepoRef, SyncOptions};
 use bbdc_host::bindings::types::{
     PrEventKind, PrState, PullRequest, RefKind, ReviewAction, ReviewerStatus,
 };
-use bbdc_host::imports::Tenant;
 use bbdc_host::storage::StoreError;
+use bbdc_host::tenant::Tenant;
 use bbdc_jobs::records::SqliteRecords;
 use serde_json::{Value, json};
 use std::sync::Arc;

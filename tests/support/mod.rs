@@ -313,12 +313,9 @@ macro_rules! history_to_inner {
         fn ref_page(
             &self,
             repo: &bbdc_host::bindings::types::RepoRef,
-            since: i64,
-            branches: &[bbdc_host::bindings::history::Branch],
-            tags: &[bbdc_host::bindings::history::Tag],
-            ends: Option<bbdc_jobs::records::RefKind>,
+            page: &bbdc_jobs::records::RefPage<'_>,
         ) -> Result<(), bbdc_host::storage::StoreError> {
-            self.inner.ref_page(repo, since, branches, tags, ends)
+            self.inner.ref_page(repo, page)
         }
         fn default_branch_head(
             &self,

@@ -3,7 +3,7 @@
 //! timeouts, no redirects, and response size caps.
 
 use crate::policy::{HttpCounters, Limiter, is_retryable_status, parse_retry_after};
-use crate::tenant::{Credentials, TenantConfig};
+use crate::tenant::config::{Credentials, TenantConfig};
 use std::io::Read;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

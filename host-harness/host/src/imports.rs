@@ -1,35 +1,14 @@
 //! Per-call store state and the WIT imports implemented over it: HTTP through the tenant's
-//! [`TenantHttp`], storage through the tenant's namespace of a [`KvStore`], logs into `tracing`.
+//! [`TenantHttp`](crate::http::TenantHttp), storage through the tenant's namespace of its
+//! [`KvStore`](crate::storage::KvStore), logs into `tracing`.
 
 use crate::bindings::{history, types, wit_delivery, wit_http, wit_log, wit_storage};
-use crate::http::{Head, HttpError, StreamBody, TenantHttp};
-use crate::storage::KvStore;
-use crate::tenant::TenantConfig;
+use crate::http::{Head, HttpError, StreamBody};
+use crate::tenant::Tenant;
 use std::sync::Arc;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Result};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// A tenant as the host holds it: configuration, HTTP client and storage.
-pub struct Tenant {
-    /// Configuration.
-    pub config: TenantConfig,
-    /// HTTP client and policy.
-    pub http: TenantHttp,
-    /// Storage (namespaced by `config.id`).
-    pub kv: Arc<dyn KvStore>,
-}
-
-impl Tenant {
-    /// Builds a tenant's host state.
-    pub fn new(
-        config: TenantConfig,
-        kv: Arc<dyn KvStore>,
-    ) -> Result<Self, crate::http::HttpSetupError> {
-        let http = TenantHttp::new(&config)?;
-        Ok(Self { config, http, kv })
-    }
-}
 
 /// Caps linear memory and remembers whether the cap was hit, so the host can name the limit.
 pub struct MemoryCap {

@@ -4,7 +4,7 @@
 //!
 //! - [`runtime`]: the wasmtime embedding (engine, component cache, per-call stores, limits);
 //! - [`preinit`]: pre-initialising the component at load time (feature `pre-initialize`);
-//! - [`imports`]: a tenant's host state and the WIT imports implemented over it;
+//! - [`imports`]: a call's state and the WIT imports implemented over it;
 //! - [`signature`]: webhook signatures, checked in the host so the secret stays out of the
 //!   sandbox;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
@@ -13,7 +13,8 @@
 //! - [`storage`]: the tenant-namespaced key-value store a platform implements
 //!   ([`storage::KvStore`]), its error, an in-memory store and the contract's checks (the
 //!   SQLite and PostgreSQL stores are `bbdc-store`'s);
-//! - [`tenant`]: tenant configuration and limits;
+//! - [`tenant`]: a tenant as the host holds it (configuration, HTTP client, storage), and its
+//!   configuration and limits ([`tenant::config`]);
 //! - [`tenant_file`]: the same as data, from a TOML or JSON tenant file;
 //! - [`errors`]: an error with its causes as one line;
 //! - [`clock`]: the wall clock in epoch milliseconds;
@@ -39,10 +40,10 @@ pub mod tenant;
 pub mod tenant_file;
 pub mod tls;
 
-pub use imports::Tenant;
 pub use plugin::{ContractVersion, Unsupported};
 pub use runtime::{
     CallError, HostError, InstanceCounts, InstanceReuse, PreInitialize, Runtime, RuntimeConfig,
 };
+pub use tenant::Tenant;
 pub use tenant::{Credentials, Limits, TenantConfig};
 pub use tenant_file::{TenantFile, TenantFileError};

@@ -20,8 +20,9 @@ use crate::bindings::types::{
     ConnectionReport, ConnectorInfo, ProjectPage, PullRequest, PullRequestBatch, RepoFilter,
     RepoPage, UserPage, WebhookError, WebhookOutcome,
 };
-use crate::imports::{CallState, Tenant};
+use crate::imports::CallState;
 use crate::plugin::{Connector, Plugin, PluginPre};
+use crate::tenant::Tenant;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::hash::{Hash, Hasher};

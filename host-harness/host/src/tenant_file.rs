@@ -29,7 +29,7 @@
 //! inline: only the name of an environment variable or of a file holding them.
 
 use crate::policy::HttpPolicy;
-use crate::tenant::{Credentials, Limits, TenantConfig, Timeouts};
+use crate::tenant::config::{Credentials, Limits, TenantConfig, Timeouts};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -181,7 +181,7 @@ impl TenantFile {
 
     /// What the types cannot say.
     fn check(&self) -> Result<(), String> {
-        if let Some(problem) = crate::tenant::tenant_id_problem(&self.id) {
+        if let Some(problem) = crate::tenant::config::tenant_id_problem(&self.id) {
             return Err(problem);
         }
         if self.http_policy.max_attempts == 0 {

@@ -13,8 +13,8 @@ use bbdc_host::bindings::types::{
     Project, ProjectPage, RecordKind, Repo, RepoPage, UnreadableRecord, User,
 };
 use bbdc_host::clock::now_ms;
-use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
+use bbdc_host::tenant::Tenant;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

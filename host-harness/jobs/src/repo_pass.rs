@@ -14,13 +14,13 @@ use crate::job::{Entities, SyncJob, wit_options};
 use crate::outcome::{Failure, SkippedPr, SyncError, Unreadable};
 use crate::output;
 use crate::output::{JsonlOut, emit};
-use crate::records::{PrCommitsPage, PrHeads, RecordSink, RefKind};
+use crate::records::{PrCommitsPage, PrHeads, RecordSink, RefKind, RefPage};
 use bbdc_host::bindings::api::{ConnectorError, RepoRef, SyncOptions as WitSyncOptions};
 use bbdc_host::bindings::history::BuildState;
 use bbdc_host::bindings::types::{PullRequest, RecordKind};
 pub(crate) use bbdc_host::clock::now_ms;
-use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, MAX_BUILD_COMMITS_PER_CALL, Runtime};
+use bbdc_host::tenant::Tenant;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -351,7 +351,15 @@ impl RepoJob<'_> {
                 }
                 let ends = last.then_some(RefKind::Branch);
                 self.sink
-                    .ref_page(repo, since, &page, &[], ends)
+                    .ref_page(
+                        repo,
+                        &RefPage {
+                            since,
+                            branches: &page,
+                            tags: &[],
+                            ends,
+                        },
+                    )
                     .map_err(fatal)?;
                 emit(self.jsonl, page.iter().map(output::branch_json)).map_err(fatal)?;
                 branches += page.len() as u64;
@@ -372,7 +380,15 @@ impl RepoJob<'_> {
             |page, last| {
                 let ends = last.then_some(RefKind::Tag);
                 self.sink
-                    .ref_page(repo, since, &[], &page, ends)
+                    .ref_page(
+                        repo,
+                        &RefPage {
+                            since,
+                            branches: &[],
+                            tags: &page,
+                            ends,
+                        },
+                    )
                     .map_err(fatal)?;
                 emit(self.jsonl, page.iter().map(output::tag_json)).map_err(fatal)?;
                 tags += page.len() as u64;

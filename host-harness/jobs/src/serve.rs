@@ -24,8 +24,8 @@
 use crate::records::RecordSink;
 use crate::refresh::Refresher;
 use crate::webhook::{self, DeliveryReport};
-use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::Runtime;
+use bbdc_host::tenant::Tenant;
 use bbdc_http_server::axum::Router;
 use bbdc_http_server::axum::body::Body;
 use bbdc_http_server::axum::extract::State;

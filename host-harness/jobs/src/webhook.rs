@@ -14,10 +14,10 @@ use bbdc_host::bindings::repository_events::{
 };
 use bbdc_host::bindings::types::{WebhookError, WebhookOutcome, WebhookResult};
 use bbdc_host::clock::now_ms;
-use bbdc_host::imports::Tenant;
 use bbdc_host::runtime::{CallError, Runtime};
 use bbdc_host::signature::SignatureCheck;
 use bbdc_host::storage::StoreError;
+use bbdc_host::tenant::Tenant;
 use serde_json::{Value, json};
 use std::sync::Arc;
 

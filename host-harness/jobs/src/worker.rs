@@ -21,11 +21,11 @@
 //! to start is set aside for this run and reported, and the others are served.
 
 use crate::records::{
-    Delivery, PrCommitsPage, PrHeads, RecordSink, RefKind, Refresh, RepositoryDelivery, Stored,
+    Delivery, PrCommitsPage, PrHeads, RecordSink, RefPage, Refresh, RepositoryDelivery, Stored,
 };
 use crate::sync::{self, RepoPassError, SyncError, SyncJob};
 use crate::work_queue::{Lease, Retry, Work, WorkQueue};
-use bbdc_host::bindings::history::{Branch, Build, CommitBatch, Tag};
+use bbdc_host::bindings::history::{Build, CommitBatch};
 use bbdc_host::bindings::types::{Project, PullRequest, Repo, RepoRef, User};
 use bbdc_host::storage::StoreError;
 use bbdc_host::{Runtime, Tenant};
@@ -457,7 +457,7 @@ fenced! {
     users(items: &[User]) -> ();
     pull_requests(items: &[PullRequest]) -> ();
     commits(repo: &RepoRef, batch: &CommitBatch) -> ();
-    ref_page(repo: &RepoRef, since: i64, branches: &[Branch], tags: &[Tag], ends: Option<RefKind>) -> ();
+    ref_page(repo: &RepoRef, page: &RefPage<'_>) -> ();
     default_branch_head(repo: &RepoRef) -> Option<String>;
     want_builds(repo: &RepoRef, commits: &[String]) -> ();
     build_queue(repo: &RepoRef) -> Vec<String>;

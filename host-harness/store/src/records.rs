@@ -34,6 +34,19 @@ pub use repos::{REPO_TABLES, RepoTable};
 use repos::{known_id, move_repo_by_id, upsert_repo};
 pub use sqlite::Sqlite;
 
+/// One page of a listing of a repository's branches or tags ([`RecordSink::ref_page`]).
+#[derive(Debug, Clone, Copy)]
+pub struct RefPage<'a> {
+    /// When the listing started (epoch ms, this host's clock).
+    pub since: i64,
+    /// The page's branches.
+    pub branches: &'a [Branch],
+    /// The page's tags.
+    pub tags: &'a [Tag],
+    /// `Some(kind)` on the last page of a complete listing of `kind`.
+    pub ends: Option<RefKind>,
+}
+
 /// One page of a pull request's commits ([`RecordSink::pr_commits_page`]).
 #[derive(Debug, Clone, Copy)]
 pub struct PrCommitsPage<'a> {
@@ -72,8 +85,8 @@ pub trait RecordSink: Send + Sync {
     /// batch of the pass named (those whose `pass_head` is not the batch's `head`) are dropped in
     /// the same transaction; a complete pass of an empty repository (no `head`) drops them all.
     fn commits(&self, repo: &RepoRef, batch: &CommitBatch) -> Result<(), StoreError>;
-    /// Upserts one page of a listing of the repository's branches or tags that started at
-    /// `since` (epoch ms, this host's clock). A ref that a delivery wrote or deleted since then
+    /// Upserts one page of a listing of the repository's branches or tags ([`RefPage`]) that
+    /// started at `since` (epoch ms, this host's clock). A ref that a delivery wrote or deleted since then
     /// keeps what the delivery made of it: the page may have been read before the push.
     ///
     /// `ends` is `Some(kind)` on the last page of a complete listing of `kind`: in the same
@@ -81,14 +94,7 @@ pub trait RecordSink: Send + Sync {
     /// `since` are dropped, and after the tags (a pass lists them last) the repository's mark
     /// for a refs listing is cleared if it was set before `since`. A listing that does not
     /// complete drops nothing.
-    fn ref_page(
-        &self,
-        repo: &RepoRef,
-        since: i64,
-        branches: &[Branch],
-        tags: &[Tag],
-        ends: Option<RefKind>,
-    ) -> Result<(), StoreError>;
+    fn ref_page(&self, repo: &RepoRef, page: &RefPage<'_>) -> Result<(), StoreError>;
     /// The head the repository's last complete commit pass ended at (`None`: none completed, or
     /// the branch was empty): a sync runs the commit pass only when the default branch moved
     /// from it. Kept apart from `branches`, which a push's webhook updates before any pass ran.
@@ -504,14 +510,13 @@ impl<B: Backend> RecordSink for Records<B> {
         })
     }
 
-    fn ref_page(
-        &self,
-        repo: &RepoRef,
-        since: i64,
-        branches: &[Branch],
-        tags: &[Tag],
-        ends: Option<RefKind>,
-    ) -> Result<(), StoreError> {
+    fn ref_page(&self, repo: &RepoRef, page: &RefPage<'_>) -> Result<(), StoreError> {
+        let RefPage {
+            since,
+            branches,
+            tags,
+            ends,
+        } = *page;
         let keep = self.window_ms();
         self.backend.write(|tx| {
             refs::page(tx, repo, since, branches, tags)?;

@@ -201,25 +201,27 @@ fn a_repository_delivery_moves_refs_once_and_a_rename_moves_the_records<B: Backe
     records
         .ref_page(
             &api.repo_ref,
-            0,
-            &[
-                Branch {
-                    repo: api.repo_ref.clone(),
-                    name: "gone".into(),
-                    ref_id: "refs/heads/gone".into(),
-                    latest_commit: Some("c0".into()),
-                    is_default: false,
-                },
-                Branch {
-                    repo: api.repo_ref.clone(),
-                    name: "main".into(),
-                    ref_id: "refs/heads/main".into(),
-                    latest_commit: Some("c1".into()),
-                    is_default: true,
-                },
-            ],
-            &[],
-            Some(RefKind::Branch),
+            &RefPage {
+                since: 0,
+                branches: &[
+                    Branch {
+                        repo: api.repo_ref.clone(),
+                        name: "gone".into(),
+                        ref_id: "refs/heads/gone".into(),
+                        latest_commit: Some("c0".into()),
+                        is_default: false,
+                    },
+                    Branch {
+                        repo: api.repo_ref.clone(),
+                        name: "main".into(),
+                        ref_id: "refs/heads/main".into(),
+                        latest_commit: Some("c1".into()),
+                        is_default: true,
+                    },
+                ],
+                tags: &[],
+                ends: Some(RefKind::Branch),
+            },
         )
         .expect("refs");
     let delivery = RepositoryDelivery {
