@@ -124,8 +124,9 @@ pub(super) fn upsert_pull_request(tx: &mut dyn Tx, p: &PullRequest) -> Result<()
             reviewers = excluded.reviewers, participants = excluded.participants, record = excluded.record
          WHERE excluded.version >= pull_requests.version",
         &vals![
-            p.repo.project_key, p.repo.slug, pr_id, p.version, p.title, p.description, j["state"].as_str(),
-            p.draft, j["author"].as_str(), p.created_at, p.updated_at, p.closed_at, p.merged_at, j["merged_by"].as_str(),
+            p.repo.project_key, p.repo.slug, pr_id, p.version, p.title, p.description, shape::pr_state(p.state),
+            p.draft, p.author.as_ref().map(|u| &u.slug), p.created_at, p.updated_at, p.closed_at, p.merged_at,
+            p.merged_by.as_ref().map(|u| &u.slug),
             p.merge_commit, p.source.display_id, p.source.latest_commit,
             p.source_fork.as_ref().map(|r| format!("{}/{}", r.project_key, r.slug)), p.target.display_id,
             p.target.latest_commit, p.url, p.comment_count, p.open_task_count, p.resolved_task_count,
