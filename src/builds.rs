@@ -16,7 +16,7 @@ use crate::model::{
     UnreadableItem,
 };
 use crate::paging::{Bounds, Tally};
-use crate::wire::{WireBuildStatus, WireTestResults};
+use crate::wire_history::{WireBuildStatus, WireTestResults};
 use std::collections::HashSet;
 
 /// Most commits one call may name: each is a request, and a call should stay short.

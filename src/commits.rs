@@ -34,7 +34,7 @@ use crate::model::{
     UnreadableItem,
 };
 use crate::paging::{Bounds, Tally};
-use crate::wire::{WireHistoryCommit, WirePerson};
+use crate::wire_history::{WireHistoryCommit, WirePerson};
 use serde::{Deserialize, Serialize};
 
 /// The longest commit summary kept, in characters.

@@ -11,7 +11,8 @@
 //! - [`error`]: typed errors and the HTTP status / `exceptionName` table;
 //! - [`urls`]: base URL validation and REST URL joining (context paths);
 //! - [`paging`]: Bitbucket's paging rules and page cursors;
-//! - [`wire`]: serde mirrors of the REST JSON;
+//! - [`wire`]: serde mirrors of the REST and webhook JSON;
+//! - [`wire_history`]: the same for commits, build statuses, branches and tags;
 //! - [`normalize`]: wire JSON → contract records;
 //! - [`timestamps`]: epoch-ms and ISO 8601 timestamps;
 //! - [`client`]: GET + classify + decode + page walking over the host;
@@ -66,6 +67,7 @@ pub mod timestamps;
 pub mod urls;
 pub mod webhook;
 pub mod wire;
+pub mod wire_history;
 
 #[cfg(target_arch = "wasm32")]
 mod bindings;

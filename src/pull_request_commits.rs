@@ -11,7 +11,7 @@ use crate::error::ConnectorError;
 use crate::history_page;
 use crate::host::Host;
 use crate::model::{Connection, HistoryKind, PullRequestCommitPage, RepoRef};
-use crate::wire::WireHistoryCommit;
+use crate::wire_history::WireHistoryCommit;
 
 /// One page of the commits of pull request `id` of `repo`, newest first.
 pub fn list_pull_request_commits<H: Host + ?Sized>(

@@ -6,7 +6,7 @@ use crate::error::ConnectorError;
 use crate::history_page;
 use crate::host::Host;
 use crate::model::{Branch, BranchPage, Connection, HistoryKind, RepoRef, Tag, TagPage};
-use crate::wire::WireRefItem;
+use crate::wire_history::WireRefItem;
 
 /// One page of `repo`'s branches.
 pub fn list_branches<H: Host + ?Sized>(
