@@ -76,8 +76,22 @@ const UPSERT: &str = "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, 
 /// limit on parameters.
 const KEYS_PER_READ: usize = 500;
 
+/// Refuses a tenant or key holding U+0000. PostgreSQL's text cannot hold it, and the seam stores
+/// record text with U+FFFD in its place; for a key that would make two keys one. Refused on
+/// both databases, so that a key means the same on either.
+fn storable(tenant: &str, key: &str) -> Result<(), StoreError> {
+    if tenant.contains('\0') || key.contains('\0') {
+        return Err(StoreError::new(format!(
+            "the key {:?} of tenant {tenant:?} holds U+0000, which the store cannot keep apart",
+            key.replace('\0', "\\0")
+        )));
+    }
+    Ok(())
+}
+
 impl<D: Database> KvStore for SqlKv<D> {
     fn get(&self, tenant: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        storable(tenant, key)?;
         let row = self.db.read(|tx| tx.row(SELECT, &vals![tenant, key]))?;
         Ok(row
             .and_then(|r| r.into_iter().next())
@@ -89,6 +103,7 @@ impl<D: Database> KvStore for SqlKv<D> {
     }
 
     fn delete(&self, tenant: &str, key: &str) -> Result<(), StoreError> {
+        storable(tenant, key)?;
         self.db.write(|tx| {
             tx.exec(
                 "DELETE FROM connector_kv WHERE tenant = $1 AND key = $2",
@@ -105,6 +120,7 @@ impl<D: Database> KvStore for SqlKv<D> {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, StoreError> {
+        storable(tenant, key)?;
         let changed = self.db.write(|tx| match expected {
             None => tx.exec(
                 "INSERT INTO connector_kv (tenant, key, value) VALUES ($1, $2, $3)
@@ -121,6 +137,7 @@ impl<D: Database> KvStore for SqlKv<D> {
 
     /// One statement for every [`KEYS_PER_READ`] keys, in one read.
     fn get_many(&self, tenant: &str, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().try_for_each(|key| storable(tenant, key))?;
         let mut found = std::collections::HashMap::with_capacity(keys.len());
         self.db.read(|tx| {
             for chunk in keys.chunks(KEYS_PER_READ) {
@@ -147,6 +164,9 @@ impl<D: Database> KvStore for SqlKv<D> {
 
     /// One transaction for all the entries: they are stored together or not at all.
     fn set_many(&self, tenant: &str, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        entries
+            .iter()
+            .try_for_each(|(key, _)| storable(tenant, key))?;
         self.db.write(|tx| {
             entries
                 .iter()

@@ -79,6 +79,33 @@ fn many_keys_answer_in_order(kv: &dyn KvStore) {
     }
 }
 
+/// Keys that differ only where one holds U+0000 are refused, not stored as one (PostgreSQL's
+/// text would hold U+FFFD in its place); the keys around them are kept.
+fn a_key_holding_nul_is_refused(kv: &dyn KvStore) {
+    kv.set("t", "k\u{FFFD}", b"kept").unwrap();
+    for e in [
+        kv.set("t", "k\0", b"lost").expect_err("set"),
+        kv.get("t", "k\0").expect_err("get"),
+        kv.delete("t", "k\0").expect_err("delete"),
+        kv.compare_and_swap("t", "k\0", None, b"x")
+            .expect_err("swap"),
+        kv.get_many("t", &["a".into(), "k\0".into()])
+            .expect_err("get_many"),
+        kv.set("t\0", "k", b"x").expect_err("a tenant"),
+    ] {
+        assert!(e.to_string().contains("U+0000"), "{e}");
+    }
+    assert_eq!(
+        kv.get("t", "k\u{FFFD}").unwrap().as_deref(),
+        Some(&b"kept"[..])
+    );
+}
+
+#[test]
+fn a_key_holding_nul_is_refused_on_sqlite() {
+    a_key_holding_nul_is_refused(&SqliteKv::in_memory().unwrap());
+}
+
 #[test]
 fn many_keys_on_sqlite_answer_in_order() {
     many_keys_answer_in_order(&SqliteKv::in_memory().unwrap());
@@ -93,6 +120,7 @@ fn the_store_on_postgres_keeps_the_store_contract() {
     let pg = TestPostgres::start_or_panic();
     bbdc_host::storage::check_contract(&store(&pg));
     many_keys_answer_in_order(&store(&pg));
+    a_key_holding_nul_is_refused(&store(&pg));
 }
 
 #[test]
