@@ -160,6 +160,16 @@ pub const MEASURING_SPAN: Duration = Duration::from_secs(2);
 /// `Retry-After` (the refusals were not the server's budget after all).
 pub const MEASURING_IDLE: Duration = Duration::from_secs(2);
 
+/// Requests are paced to this share of a told or read budget's refill, so that timing jitter
+/// between the client's clock and the server's does not cost a 429: a client exactly at a token
+/// bucket's refill meets an empty bucket whenever a request arrives a moment early.
+pub const PACE: f64 = 0.97;
+
+/// At a told or read budget, this many rounds of 429s in one refusal run (with
+/// [`LIMITING_SHARE`] of the last answers refused) show the budget to be wrong and lower the
+/// rate; fewer are waited out.
+pub const TRUSTED_RUN_ROUNDS: u32 = 3;
+
 /// The adaptive rate never goes below this many requests per second.
 pub const MIN_ADAPTIVE_RATE: f64 = 0.2;
 
@@ -260,4 +270,4 @@ impl HttpCounters {
 
 mod limiter;
 
-pub use limiter::{Admission, Limiter, SHARED_BUDGET_RETRY, SharedBudget};
+pub use limiter::{Admission, Limiter, RefusedBudget, SHARED_BUDGET_RETRY, SharedBudget};

@@ -42,6 +42,32 @@ struct Bucket {
     measuring: Option<Instant>,
     /// While measuring: a request is out, and no other may leave until it is answered.
     serial_out: bool,
+    /// The budget requests are paced to: the told or read rate, a few per cent under it
+    /// ([`PACE`]); infinite without one.
+    ceiling: f64,
+    /// The burst of that budget (`None`: no client-side burst, as with no budget).
+    burst: Option<f64>,
+    /// Whether the ceiling is trusted: told or read, and not yet refused by a run of 429s. A
+    /// lone 429 at a trusted ceiling is waited out; at one that is not, it is the adaptive
+    /// rate's to answer.
+    trusted: bool,
+    /// Requests let through so far.
+    sent: u64,
+    /// 429 rounds in the current refusal run while the rate was at a trusted ceiling.
+    rounds_at_ceiling: u32,
+    /// The budget the server refused, and what it accepted instead, once a run of 429s at the
+    /// ceiling showed the budget to be wrong.
+    refused_budget: Option<RefusedBudget>,
+}
+
+/// A told or read budget that the server refused: a run of 429s at it (not a stray one) showed
+/// that the server accepts less.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefusedBudget {
+    /// The budget's rate, requests per second.
+    pub configured: f64,
+    /// What the server accepted while refusing, requests per second.
+    pub accepted: f64,
 }
 
 /// 429s each less than [`REFUSAL_RUN_GAP`] after the one before. At every 429 the server's
@@ -58,6 +84,15 @@ struct RefusalRun {
     /// Requests sent since it started that the server accepted (requests sent before, and
     /// answered after, were let through before the bucket ran dry).
     accepted: u64,
+}
+
+/// A budget's rate as requests are paced to it: [`PACE`] of it (infinite stays infinite).
+fn paced(per_second: f64) -> f64 {
+    if per_second.is_finite() {
+        per_second * PACE
+    } else {
+        per_second
+    }
 }
 
 /// How long the limiter measures the rate requests leave at.
@@ -80,6 +115,7 @@ impl Bucket {
     /// Returns whether it is.
     fn admit(&mut self, now: Instant) -> bool {
         self.count(now);
+        self.sent = self.sent.saturating_add(1);
         let serial = self.measuring.is_some();
         self.serial_out |= serial;
         serial
@@ -247,7 +283,8 @@ impl Limiter {
     pub fn new(policy: HttpPolicy) -> Self {
         let tokens = policy.burst.unwrap_or(0.0);
         let now = Instant::now();
-        let rate = policy.ceiling();
+        let rate = paced(policy.ceiling());
+        let burst = policy.burst.filter(|_| rate.is_finite());
         Self {
             policy,
             bucket: Mutex::new(Bucket {
@@ -268,6 +305,12 @@ impl Limiter {
                 round: (now, 0),
                 measuring: None,
                 serial_out: false,
+                ceiling: rate,
+                burst,
+                trusted: rate.is_finite(),
+                sent: 0,
+                rounds_at_ceiling: 0,
+                refused_budget: None,
             }),
             serial_done: Condvar::new(),
             shared: std::sync::OnceLock::new(),
@@ -290,7 +333,13 @@ impl Limiter {
         let Some((budget, tenant)) = self.shared.get() else {
             return Ok(Duration::ZERO);
         };
-        let (rate, burst) = (self.policy.ceiling(), self.policy.burst.unwrap_or(1.0));
+        let Ok((rate, burst)) = self
+            .bucket
+            .lock()
+            .map(|b| (b.ceiling, b.burst.unwrap_or(1.0)))
+        else {
+            return Ok(Duration::ZERO);
+        };
         if !rate.is_finite() {
             return Ok(Duration::ZERO);
         }
@@ -339,6 +388,31 @@ impl Limiter {
             .unwrap_or(f64::INFINITY)
     }
 
+    /// Paces requests to a budget read from the server (`per_second` infinite: none, the
+    /// adaptive client), in place of the one configured: a few per cent under its refill
+    /// ([`PACE`]), with `burst` less the requests already let through (the server counted
+    /// them).
+    pub fn set_budget(&self, per_second: f64, burst: Option<f64>) {
+        let Ok(mut b) = self.bucket.lock() else {
+            return;
+        };
+        let ceiling = paced(per_second);
+        b.ceiling = ceiling;
+        b.rate = ceiling;
+        b.burst = burst.filter(|_| ceiling.is_finite());
+        b.trusted = ceiling.is_finite();
+        b.tokens = b
+            .burst
+            .map_or(0.0, |burst| (burst - b.sent as f64).max(0.0));
+        b.refilled = Instant::now();
+        b.limit_seen = f64::INFINITY;
+    }
+
+    /// The budget the server refused, if a run of 429s at it showed that it accepts less.
+    pub fn refused_budget(&self) -> Option<RefusedBudget> {
+        self.bucket.lock().ok().and_then(|b| b.refused_budget)
+    }
+
     /// The server answered 429: lower the rate (once per [`THROTTLE_EPISODE`]).
     pub fn throttled(&self) {
         self.throttled_at(Instant::now());
@@ -363,12 +437,32 @@ impl Limiter {
             Some(run) if now.saturating_duration_since(run.last) <= REFUSAL_RUN_GAP => {
                 RefusalRun { last: now, ..run }
             }
-            _ => RefusalRun {
-                started: now,
-                last: now,
-                accepted: 0,
-            },
+            _ => {
+                b.rounds_at_ceiling = 0;
+                RefusalRun {
+                    started: now,
+                    last: now,
+                    accepted: 0,
+                }
+            }
         });
+        // At a told or read budget, a 429 is the server's bucket running dry a moment early
+        // (timing jitter, or another client of the same account): the requests wait out its
+        // `Retry-After` and go on at the budget. The client's own bucket is emptied, since the
+        // server's is. Only a run of them ([`TRUSTED_RUN_ROUNDS`] rounds in one refusal run,
+        // with [`LIMITING_SHARE`] of the last answers refused) shows that the budget is wrong:
+        // then the rate is lowered to what the server accepts, once said in the log.
+        let trusted = b.trusted;
+        if trusted {
+            b.tokens = 0.0;
+            b.refilled = now;
+            if in_round == 1 {
+                b.rounds_at_ceiling = b.rounds_at_ceiling.saturating_add(1);
+            }
+            if b.rounds_at_ceiling < TRUSTED_RUN_ROUNDS || !b.limiting() {
+                return;
+            }
+        }
         // A stray 429 (a proxy, a node restarting, a server-wide limit hit once) among many
         // accepted requests says nothing about this client's budget: Retry-After covers it.
         // Lowering on it would let a steady trickle of them drag the rate to the floor. A 429
@@ -396,7 +490,7 @@ impl Limiter {
                 .lowered_at
                 .zip(run_started)
                 .is_some_and(|(lowered, started)| lowered >= started);
-            if in_round >= REFUSED_IN_A_ROUND && !lowered_in_run {
+            if in_round >= REFUSED_IN_A_ROUND && !lowered_in_run && !trusted {
                 b.measuring = Some(now);
                 tracing::info!(
                     target: "bbdc_host::policy",
@@ -405,7 +499,7 @@ impl Limiter {
             }
             false
         };
-        let limiting = b.limiting() || measured;
+        let limiting = b.limiting() || measured || trusted;
         tracing::debug!(
             target: "bbdc_host::policy",
             refused_of_last_64 = b.answers.0.count_ones(),
@@ -460,6 +554,18 @@ impl Limiter {
             None => from / 2.0,
         }
         .max(MIN_ADAPTIVE_RATE);
+        if trusted {
+            b.trusted = false;
+            let configured = b.ceiling / PACE;
+            b.refused_budget = Some(RefusedBudget {
+                configured,
+                accepted: limit,
+            });
+            tracing::warn!(
+                target: "bbdc_host::policy",
+                "the server refuses the rate budget of {configured:.1} requests a second: it accepted about {limit:.1} a second over a run of 429s; the rate is lowered to that. Configure at most that (--rate, or per_second in the tenant file), or ask the administrator for the account's budget"
+            );
+        }
         tracing::info!(
             target: "bbdc_host::policy",
             accepted_per_second = accepted,
@@ -482,7 +588,7 @@ impl Limiter {
     /// Climbs the rate: a step per [`RECOVERY_STEP`] up to just below the budget the last
     /// lowering saw, then a step per [`PROBE_STEP`] beyond it, up to the ceiling.
     fn recover(&self, b: &mut Bucket, now: Instant) {
-        let ceiling = self.policy.ceiling();
+        let ceiling = b.ceiling;
         while b.rate < ceiling {
             let safe = b.limit_seen * 0.95;
             let below = b.rate < safe;
@@ -566,8 +672,8 @@ impl Limiter {
                 } else if b.rate.is_finite() {
                     // Below the ceiling (after a 429) the burst is one request: the server's
                     // bucket is what is being refilled.
-                    let burst = match self.policy.burst {
-                        Some(burst) if b.rate >= self.policy.ceiling() => burst,
+                    let burst = match b.burst {
+                        Some(burst) if b.rate >= b.ceiling => burst,
                         _ => 1.0,
                     };
                     let elapsed = now.duration_since(b.refilled).as_secs_f64();

@@ -138,13 +138,20 @@ fn at(start: Instant, secs: f64) -> Instant {
     start + Duration::from_secs_f64(secs)
 }
 
-/// A limiter at `per_second` with Bitbucket's typical burst of 60.
+/// A limiter at `per_second` with Bitbucket's typical burst of 60, whose budget a run of 429s
+/// has shown to be wrong: the adaptive rate answers 429s under it, up to `per_second`.
 fn limiter(per_second: f64) -> Limiter {
-    Limiter::new(HttpPolicy {
+    let l = Limiter::new(HttpPolicy {
         burst: Some(60.0),
         per_second,
         ..HttpPolicy::default()
-    })
+    });
+    if let Ok(mut b) = l.bucket.lock() {
+        b.trusted = false;
+        b.ceiling = per_second;
+        b.rate = per_second;
+    }
+    l
 }
 
 fn close(a: f64, b: f64) -> bool {
@@ -542,4 +549,105 @@ fn a_tenant_file_rate_is_a_number_or_unlimited() {
     assert_eq!((p.ceiling(), p.burst), (40.0, Some(200.0)));
     assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": 0}"#).is_err());
     assert!(serde_json::from_str::<HttpPolicy>(r#"{"per_second": "fast"}"#).is_err());
+}
+
+/// A limiter told Bitbucket's default budget, 60 refilled at 5 a second.
+fn told() -> Limiter {
+    Limiter::new(HttpPolicy {
+        burst: Some(60.0),
+        per_second: 5.0,
+        ..HttpPolicy::default()
+    })
+}
+
+#[test]
+fn a_told_budget_is_paced_a_few_per_cent_under_its_refill() {
+    let l = told();
+    assert!(close(l.current_rate(), 5.0 * PACE));
+    assert!(PACE < 1.0 && PACE >= 0.95);
+}
+
+#[test]
+fn at_a_told_budget_429s_in_one_round_are_waited_out_and_empty_the_clients_bucket() {
+    let l = told();
+    let t0 = Instant::now();
+    // Four requests in flight refused together, with most of the last answers refused: the
+    // server's bucket ran dry a moment early. One round is not a run.
+    for i in 0..4 {
+        l.throttled_at(at(t0, 0.01 * f64::from(i)));
+    }
+    assert!(close(l.current_rate_at(at(t0, 0.1)), 5.0 * PACE));
+    assert!(l.refused_budget().is_none());
+    assert!(
+        !measuring(&l),
+        "requests leave as many at a time as are sent"
+    );
+    let tokens = l.bucket.lock().map(|b| b.tokens).unwrap();
+    assert_eq!(
+        tokens, 0.0,
+        "the server's bucket is empty, so is the client's"
+    );
+    // Two more rounds far apart, among many accepted answers: still waited out.
+    for round in [10.0, 20.0] {
+        if let Ok(mut b) = l.bucket.lock() {
+            for _ in 0..64 {
+                b.answered(false);
+            }
+        }
+        l.throttled_at(at(t0, round));
+    }
+    assert!(close(l.current_rate_at(at(t0, 20.1)), 5.0 * PACE));
+    assert!(l.refused_budget().is_none());
+}
+
+#[test]
+fn a_run_of_429s_at_a_told_budget_lowers_the_rate_to_what_the_server_accepts_and_says_so() {
+    let l = told();
+    let t0 = Instant::now();
+    // The server takes 3 a second, not 5: after each Retry-After second, three are accepted
+    // and the fourth is refused, round after round.
+    let mut t = 0.0;
+    l.throttled_at(at(t0, t));
+    for _ in 0..2 {
+        if let Ok(mut b) = l.bucket.lock() {
+            for i in 0..3 {
+                let sent = t + 1.0 + f64::from(i) * 0.2;
+                b.accept(at(t0, sent + 0.02));
+                b.accept_sent(at(t0, sent));
+            }
+        }
+        t += 1.65;
+        l.throttled_at(at(t0, t));
+    }
+    let refused = l.refused_budget().expect("the told budget is shown wrong");
+    assert_eq!(refused.configured, 5.0);
+    let accepted = 6.0 / 3.3;
+    assert!(close(refused.accepted, accepted), "{refused:?}");
+    assert!(close(l.current_rate_at(at(t0, t)), 0.95 * accepted));
+}
+
+#[test]
+fn a_budget_read_from_the_server_replaces_the_configured_one_less_what_was_sent() {
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    for _ in 0..2 {
+        drop(l.acquire(far()).expect("unlimited"));
+    }
+    l.set_budget(10.0, Some(5.0));
+    assert!(close(l.current_rate(), 10.0 * PACE));
+    for _ in 0..3 {
+        assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
+    }
+    assert!(
+        slept(&l, far()).unwrap() > Duration::ZERO,
+        "the two requests that read the budget took two of its five tokens"
+    );
+    // Exempt: no client-side limit.
+    l.set_budget(f64::INFINITY, None);
+    assert_eq!(l.current_rate(), f64::INFINITY);
+    for _ in 0..20 {
+        assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
+    }
 }
