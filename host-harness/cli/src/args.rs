@@ -34,13 +34,16 @@ pub struct ServerArgs {
     /// rate-limited at once (1 s to 24 h; default 15m, or the tenant file's).
     #[arg(long, value_name = "DURATION", value_parser = parse_max_wait)]
     pub max_wait: Option<std::time::Duration>,
-    /// Most requests per second sent to the server, or `unlimited` (default 5, Bitbucket's
-    /// default refill, or the tenant file's). A ceiling: after a 429 the client slows down and
-    /// climbs back to it once the server stops limiting.
+    /// The account's rate budget, requests per second (the server's refill), or `unlimited`
+    /// for none on the client's side (it then adapts to the server's 429s). Default: the
+    /// tenant file's, or else the budget the server reports for the account, read at the
+    /// start. Requests are paced 3 % under it; a lone 429 is waited out, and only a run of them
+    /// lowers the rate (said in the log and the summary).
     #[arg(long, value_name = "N|unlimited", value_parser = bbdc_host::policy::parse_rate)]
     pub rate: Option<f64>,
-    /// Requests that may leave at once before --rate applies (default 60, Bitbucket's default
-    /// bucket, or the tenant file's).
+    /// Requests that may leave at once before --rate applies: the server's bucket (default:
+    /// the tenant file's, or the server's for the account; with --rate alone, 60, Bitbucket's
+    /// default).
     #[arg(long, value_name = "N", value_parser = bbdc_host::policy::parse_burst)]
     pub burst: Option<f64>,
 }
@@ -88,18 +91,14 @@ impl ServerArgs {
             config.http_policy.max_wait = wait;
         }
         let policy = &mut config.http_policy;
-        if let Some(rate) = self.rate {
-            policy.per_second = rate;
-            if rate.is_finite() && policy.burst.is_none() {
-                policy.burst = bbdc_host::policy::HttpPolicy::default().burst;
-            }
+        let unlimited = self.rate.map_or(
+            policy.told && policy.ceiling().is_infinite(),
+            f64::is_infinite,
+        );
+        if self.burst.is_some() && unlimited {
+            bail!("--burst needs a rate limit: the rate is unlimited (give --rate N too)");
         }
-        if let Some(burst) = self.burst {
-            if policy.ceiling().is_infinite() {
-                bail!("--burst needs a rate limit: the rate is unlimited (give --rate N too)");
-            }
-            policy.burst = Some(burst);
-        }
+        policy.tell(self.rate, self.burst);
         Ok(config)
     }
 }

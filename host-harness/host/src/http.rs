@@ -251,6 +251,17 @@ impl TenantHttp {
         self.limiter.share(budget, tenant)
     }
 
+    /// Paces the tenant's requests to a budget read from the server (see
+    /// [`crate::policy::Limiter::set_budget`]).
+    pub fn set_budget(&self, per_second: f64, burst: Option<f64>) {
+        self.limiter.set_budget(per_second, burst);
+    }
+
+    /// The budget the server refused, if a run of 429s at it showed that it accepts less.
+    pub fn refused_budget(&self) -> Option<crate::policy::RefusedBudget> {
+        self.limiter.refused_budget()
+    }
+
     /// Builds the client for a tenant.
     pub fn new(tenant: &TenantConfig) -> Result<Self, HttpSetupError> {
         let shown = redact_url(&tenant.base_url);

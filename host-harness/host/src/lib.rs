@@ -9,6 +9,7 @@
 //!   sandbox;
 //! - [`http`]: the tenant's HTTP client (base URL only, host-added credentials, caps);
 //! - [`policy`]: rate limit, Retry-After and retries: the one owner of retries;
+//! - [`budget`]: the account's rate budget as the server states it, read when none is told;
 //! - [`tls`]: server verification against a tenant's own CA bundle (self-signed servers too);
 //! - [`storage`]: the tenant-namespaced key-value store a platform implements
 //!   ([`storage::KvStore`]), its error, an in-memory store and the contract's checks (the
@@ -24,6 +25,7 @@
 //! - [`bindings`]: the generated host bindings of `wit/0.2.0` and `wit/0.1.0`.
 
 pub mod bindings;
+pub mod budget;
 pub mod clock;
 pub mod errors;
 pub mod http;

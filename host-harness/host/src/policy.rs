@@ -34,33 +34,83 @@ use serde::Deserialize as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-/// Rate and retry settings.
+/// Rate and retry settings. In a tenant file (`[http_policy]`) every key is optional; naming
+/// `per_second` or `burst` there tells the budget ([`HttpPolicy::told`]).
 #[derive(Debug, Clone, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(from = "PolicyFields")]
 pub struct HttpPolicy {
     /// Token-bucket burst (`None`: no client-side limit).
     pub burst: Option<f64>,
-    /// Token refill per second: the ceiling of the adaptive rate. In a tenant file a number, or
-    /// `"unlimited"` (stored as infinity) for no client-side limit until the server limits.
-    #[serde(deserialize_with = "deserialize_rate")]
+    /// Token refill per second: the server's budget, which requests are paced a few per cent
+    /// under ([`PACE`]). In a tenant file a number, or `"unlimited"` (stored as infinity) for
+    /// no client-side limit until the server limits.
     pub per_second: f64,
+    /// Whether `per_second` and `burst` were told (by flags or a tenant file). When they were
+    /// not, they are Bitbucket's defaults until [`crate::Tenant::rate_budget`] reads the
+    /// account's budget from the server.
+    pub told: bool,
     /// Requests sent for one request of the connector, the first included, whatever the reason
     /// for each retry (429, 502/503/504, a cut connection or body). This policy is the only
     /// retry of a request: nothing above it (connector or sync job) sends it again.
     pub max_attempts: u32,
     /// First backoff; doubles per attempt, with full jitter.
-    #[serde(with = "humantime_serde")]
     pub base_backoff: Duration,
     /// Longest single backoff.
-    #[serde(with = "humantime_serde")]
     pub max_backoff: Duration,
     /// Longest a request may spend waiting and retrying before the last answer is returned.
-    #[serde(with = "humantime_serde")]
     pub total_budget: Duration,
     /// Longest server-requested wait (`Retry-After`) that is honoured. A longer one is not
     /// waited for: the answer goes back at once and the call fails `rate-limited`.
-    #[serde(with = "humantime_serde")]
     pub max_wait: Duration,
+}
+
+/// [`HttpPolicy`] as a tenant file writes it: every key optional, and the budget's keys
+/// `None` when not named, so that the policy knows whether it was told one.
+#[derive(serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PolicyFields {
+    burst: Option<f64>,
+    #[serde(deserialize_with = "deserialize_rate")]
+    per_second: Option<f64>,
+    max_attempts: u32,
+    #[serde(with = "humantime_serde")]
+    base_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    max_backoff: Duration,
+    #[serde(with = "humantime_serde")]
+    total_budget: Duration,
+    #[serde(with = "humantime_serde")]
+    max_wait: Duration,
+}
+
+impl Default for PolicyFields {
+    fn default() -> Self {
+        let d = HttpPolicy::default();
+        Self {
+            burst: None,
+            per_second: None,
+            max_attempts: d.max_attempts,
+            base_backoff: d.base_backoff,
+            max_backoff: d.max_backoff,
+            total_budget: d.total_budget,
+            max_wait: d.max_wait,
+        }
+    }
+}
+
+impl From<PolicyFields> for HttpPolicy {
+    fn from(f: PolicyFields) -> Self {
+        let mut policy = HttpPolicy {
+            max_attempts: f.max_attempts,
+            base_backoff: f.base_backoff,
+            max_backoff: f.max_backoff,
+            total_budget: f.total_budget,
+            max_wait: f.max_wait,
+            ..HttpPolicy::default()
+        };
+        policy.tell(f.per_second, f.burst);
+        policy
+    }
 }
 
 /// Highest configurable rate: beyond it, say `unlimited`.
@@ -89,7 +139,7 @@ pub fn parse_burst(s: &str) -> Result<f64, String> {
     }
 }
 
-fn deserialize_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+fn deserialize_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     #[derive(serde::Deserialize)]
     #[serde(untagged)]
     enum Given {
@@ -100,7 +150,9 @@ fn deserialize_rate<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Er
         Given::Number(n) => n.to_string(),
         Given::Text(t) => t,
     };
-    parse_rate(&text).map_err(serde::de::Error::custom)
+    parse_rate(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
 }
 
 /// A 429 within this long of the one that lowered the rate belongs to the same episode (the
@@ -181,6 +233,7 @@ impl Default for HttpPolicy {
         Self {
             burst: Some(60.0),
             per_second: 5.0,
+            told: false,
             max_attempts: 6,
             base_backoff: Duration::from_millis(200),
             max_backoff: Duration::from_secs(20),
@@ -191,6 +244,27 @@ impl Default for HttpPolicy {
 }
 
 impl HttpPolicy {
+    /// Tells the budget: a rate (`unlimited` as infinity) and a burst, either of which may be
+    /// left out. A rate alone keeps the burst (Bitbucket's default 60 when there is none); a
+    /// burst alone keeps the rate; an unlimited rate has no burst. Neither: nothing is told.
+    pub fn tell(&mut self, per_second: Option<f64>, burst: Option<f64>) {
+        if per_second.is_none() && burst.is_none() {
+            return;
+        }
+        self.told = true;
+        if let Some(rate) = per_second {
+            self.per_second = rate;
+        }
+        if let Some(burst) = burst {
+            self.burst = Some(burst);
+        }
+        if self.per_second.is_infinite() {
+            self.burst = None;
+        } else if self.burst.is_none() {
+            self.burst = HttpPolicy::default().burst;
+        }
+    }
+
     /// The configured rate, the ceiling the adaptive rate climbs back to (infinite: no
     /// client-side limit, `burst` `None` or `per_second` unlimited).
     pub fn ceiling(&self) -> f64 {

@@ -8,9 +8,10 @@ pub use config::{
     Credentials, Limits, MAX_TENANT_ID_BYTES, TenantConfig, Timeouts, tenant_id_problem,
 };
 
+use crate::budget::{self, BudgetSource, RateBudget};
 use crate::http::TenantHttp;
 use crate::storage::KvStore;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A tenant as the host holds it: configuration, HTTP client and storage.
 pub struct Tenant {
@@ -20,6 +21,8 @@ pub struct Tenant {
     pub http: TenantHttp,
     /// Storage (namespaced by `config.id`).
     pub kv: Arc<dyn KvStore>,
+    /// The rate budget requests are paced to, once settled ([`Tenant::rate_budget`]).
+    budget: OnceLock<RateBudget>,
 }
 
 impl Tenant {
@@ -29,6 +32,39 @@ impl Tenant {
         kv: Arc<dyn KvStore>,
     ) -> Result<Self, crate::http::HttpSetupError> {
         let http = TenantHttp::new(&config)?;
-        Ok(Self { config, http, kv })
+        Ok(Self {
+            config,
+            http,
+            kv,
+            budget: OnceLock::new(),
+        })
+    }
+
+    /// The rate budget the tenant's requests are paced to, and where it came from. The first
+    /// call settles it: a told budget ([`crate::policy::HttpPolicy::told`]) stands; otherwise
+    /// the account's budget is read from the server ([`budget::read`], a request or two) and
+    /// the requests are paced to it from then on, or, where the server does not say, adapt to
+    /// its 429s with no ceiling. Later calls return the same answer without a request.
+    pub fn rate_budget(&self) -> &RateBudget {
+        self.budget.get_or_init(|| {
+            let policy = &self.config.http_policy;
+            if policy.told {
+                return RateBudget {
+                    per_second: policy.ceiling(),
+                    burst: policy.burst.filter(|_| policy.ceiling().is_finite()),
+                    source: BudgetSource::Configured,
+                };
+            }
+            let read = budget::read(&self.http, None);
+            tracing::info!(
+                tenant = %self.config.id,
+                per_second = read.per_second,
+                burst = read.burst,
+                "rate budget: {}",
+                read.source
+            );
+            self.http.set_budget(read.per_second, read.burst);
+            read
+        })
     }
 }

@@ -17,9 +17,9 @@
 //! [timeouts]
 //! connect = "10s"
 //!
-//! [http_policy]
-//! burst = 60
-//! per_second = 5                        # or "unlimited"; a ceiling: a 429 lowers it for a while
+//! [http_policy]                         # each optional
+//! burst = 60                            # the account's budget; without it and per_second,
+//! per_second = 5                        # the server's is read ("unlimited": adapt to 429s)
 //! max_attempts = 6
 //! max_wait = "15m"
 //! ```
@@ -429,6 +429,14 @@ mod tests {
             (file.http_policy.ceiling(), file.http_policy.burst),
             (40.0, Some(400.0))
         );
+        assert!(file.http_policy.told);
+        let untold = TenantFile::parse(
+            "base_url = \"https://h\"\n[http_policy]\nmax_attempts = 3\n",
+            false,
+        )
+        .unwrap();
+        assert!(!untold.http_policy.told, "no budget named: none told");
+        assert_eq!(untold.http_policy.max_attempts, 3);
         let slow = TenantFile::parse(
             "base_url = \"https://h\"\n[http_policy]\nper_second = \"fast\"\n",
             false,
@@ -448,9 +456,9 @@ mod tests {
         .unwrap();
         assert_eq!(file.id, "default");
         assert_eq!(file.limits.deadline, Duration::from_secs(60));
-        assert_eq!(
-            file.http_policy.burst, None,
-            "null lifts the client-side limit"
+        assert!(
+            !file.http_policy.told,
+            "a null burst tells no budget: the server's is read"
         );
     }
 
