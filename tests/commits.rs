@@ -257,6 +257,9 @@ fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
         ..SimConfig::default()
     })
     .expect("simulator");
+    // One repository was created and never pushed to: it lists no branch.
+    let empty = 3;
+    sim.empty_repo(empty);
     let run = support::sim_run(&sim.base_url(), TOKEN, |_| {});
     let job = bbdc_jobs::sync::SyncJob {
         entities: bbdc_jobs::sync::Entities::parse("all").expect("entities"),
@@ -282,7 +285,10 @@ fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
             .iter()
             .map(|(n, c)| (n.clone(), Some(c.clone()), false))
             .collect();
-        want.push(("main".into(), r.history.tip.clone(), true));
+        // An empty repository has no branch at all.
+        if r.history.tip.is_some() {
+            want.push(("main".into(), r.history.tip.clone(), true));
+        }
         want.sort();
         assert_eq!(
             stored_branches.get(&key).cloned().unwrap_or_default(),
@@ -307,8 +313,8 @@ fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
         "annotated tags too"
     );
 
-    // Unchanged: no default branch moved, so no commit request at all; the branch and tag
-    // listings are one small request each per repository.
+    // Unchanged: no default branch moved, so no commit request at all, the empty repository's
+    // included; the branch and tag listings are one small request each per repository.
     let before = sim.request_counts();
     let report = run.sync(&job);
     assert_eq!(report.records.get("commit").copied(), Some(0));
@@ -320,13 +326,23 @@ fn bbdc_sync_with_commits_keeps_each_default_branch_through_a_force_push() {
         "one pull-request list page per repository"
     );
 
-    // A force-push drops commits from one branch and a push adds to another: the table follows.
+    // A force-push drops commits from one branch, a push adds to another, and the empty
+    // repository gets its first commits: the table follows.
     sim.force_push(0, 3, 2);
     sim.push_commits(1, 1);
+    sim.push_commits(empty, 2);
     let before = sim.request_counts();
     run.sync(&job);
     assert_eq!(stored_commits(&run.db), branches(&sim));
-    assert!(sim.request_counts().since(&before).commit_lists >= 2);
+    let first = sim.world().repo_now(empty);
+    assert_eq!(
+        branches(&sim)
+            .get(&(first.project.clone(), first.slug.clone()))
+            .map(Vec::len),
+        Some(2),
+        "the first push to the empty repository is read"
+    );
+    assert!(sim.request_counts().since(&before).commit_lists >= 3);
     let (branches_now, _) = stored_refs(&run.db);
     let moved = sim.world().repo_now(0);
     let main = branches_now[&(moved.project.clone(), moved.slug.clone())]

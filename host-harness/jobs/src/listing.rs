@@ -381,7 +381,10 @@ pub fn list_for_workers(
     cancel: Option<&AtomicBool>,
     visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
 ) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport::default();
+    let mut report = SyncReport {
+        budget: Some(tenant.rate_budget().clone()),
+        ..SyncReport::default()
+    };
     let listing_started = now_ms();
     let mut writer = Writer {
         sink,

@@ -48,6 +48,10 @@ pub struct SyncReport {
     pub throttled: u64,
     /// Time spent waiting for the rate limit and Retry-After.
     pub rate_limit_wait: Duration,
+    /// The rate budget requests were paced to, and where it came from.
+    pub budget: Option<bbdc_host::budget::RateBudget>,
+    /// The budget the server refused, when a run of 429s showed that it accepts less.
+    pub refused_budget: Option<bbdc_host::policy::RefusedBudget>,
     /// Pull requests skipped, with reasons.
     pub skipped: Vec<SkippedPr>,
     /// Other listed records that could not be identified (projects, repositories, users,

@@ -59,8 +59,9 @@ pub fn failure_json(code: &str, message: &str) -> Value {
 }
 
 /// The success object of `bbdc check --json`.
-pub fn check_json(r: &ConnectionReport) -> Value {
+pub fn check_json(r: &ConnectionReport, budget: &bbdc_host::budget::RateBudget) -> Value {
     json!({
+        "rate_budget": budget_json(budget),
         "ok": true,
         "server_version": r.server_version,
         "build_number": r.build_number,
@@ -85,6 +86,31 @@ pub fn skip_stage(s: SkipStage) -> &'static str {
     }
 }
 
+/// A rate budget as JSON: `per_second` and `burst` (`null`: none), `source` (see
+/// [`bbdc_host::budget::BudgetSource::code`]) and `detail`, where it came from in words.
+pub fn budget_json(b: &bbdc_host::budget::RateBudget) -> Value {
+    json!({
+        "per_second": b.per_second.is_finite().then_some(b.per_second),
+        "burst": b.burst,
+        "source": b.source.code(),
+        "detail": b.source.to_string(),
+    })
+}
+
+/// A rate budget in words: `5 requests a second, burst 60 (where from)`.
+pub fn budget_text(b: &bbdc_host::budget::RateBudget) -> String {
+    let source = b.source.to_string();
+    let shown = crate::printable::shown(&source);
+    match b.burst {
+        Some(burst) if b.per_second.is_finite() => format!(
+            "{} requests a second, burst {burst} ({shown}), paced {:.0} % under",
+            b.per_second,
+            (1.0 - bbdc_host::policy::PACE) * 100.0
+        ),
+        _ => format!("no client-side limit ({shown})"),
+    }
+}
+
 /// The closing summary of a sync as JSON. `db` is the database as shown (a path, or a URL
 /// without its password: [`crate::database::Database::display`]).
 pub fn sync_summary_json(r: &crate::outcome::SyncReport, db: &str) -> Value {
@@ -98,6 +124,11 @@ pub fn sync_summary_json(r: &crate::outcome::SyncReport, db: &str) -> Value {
         "retries": r.retries,
         "throttled": r.throttled,
         "rate_limit_wait_seconds": r.rate_limit_wait.as_secs_f64(),
+        "rate_budget": r.budget.as_ref().map(budget_json),
+        "rate_budget_refused": r.refused_budget.map(|b| json!({
+            "configured_per_second": b.configured,
+            "accepted_per_second": b.accepted,
+        })),
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
         "unreadable": r.unreadable.iter().map(|u| json!({"kind": u.kind, "location": u.location, "reason": u.reason})).collect::<Vec<_>>(),
@@ -154,6 +185,16 @@ pub fn sync_summary_text(r: &crate::outcome::SyncReport, db: &str) -> String {
         r.throttled,
         r.rate_limit_wait.as_secs_f64()
     );
+    if let Some(budget) = &r.budget {
+        let _ = writeln!(s, "  budget:   {}", budget_text(budget));
+    }
+    if let Some(refused) = r.refused_budget {
+        let _ = writeln!(
+            s,
+            "  warning:  the server refused the budget of {:.1} requests a second and accepted about {:.1}: configure at most that (--rate, or per_second in the tenant file)",
+            refused.configured, refused.accepted
+        );
+    }
     if !r.skipped.is_empty() {
         let _ = writeln!(
             s,

@@ -240,6 +240,7 @@ fn on_one_repo(
     cancel: Option<&AtomicBool>,
     f: impl FnOnce(&RepoJob<'_>, &str) -> Result<(), RepoFailure>,
 ) -> Result<(), SyncError> {
+    tenant.rate_budget();
     let options = WitSyncOptions {
         since: None,
         full_listing: false,

@@ -47,11 +47,13 @@ pub const RUNNING_BUILD_RECHECK: Duration = Duration::from_secs(24 * 3600);
 /// (`listed`: `Some` once a listed branch said it is the default) is not the head the last
 /// complete commit pass ended at (`stored`), or no listed branch said it is the default (a
 /// server that sends no default flag): the commit pass then finds the tip itself, at one small
-/// request when nothing moved.
-fn needs_commit_pass(listed: Option<Option<&str>>, stored: Option<&str>) -> bool {
+/// request when nothing moved. A repository that lists no branch at all (`branches` 0) has no
+/// commits to read: an empty repository costs no commit request on every sync, and its first
+/// push (seen by a listing, or by `repo:refs_changed`) starts its first pass.
+fn needs_commit_pass(listed: Option<Option<&str>>, stored: Option<&str>, branches: u64) -> bool {
     match listed {
         Some(tip) => tip != stored,
-        None => true,
+        None => branches > 0,
     }
 }
 
@@ -399,7 +401,7 @@ impl RepoJob<'_> {
         out.counts.tags += tags;
         let stored = self.sink.default_branch_head(repo).map_err(fatal)?;
         let listed = default_tip.as_ref().map(Option::as_deref);
-        if needs_commit_pass(listed, stored.as_deref()) {
+        if needs_commit_pass(listed, stored.as_deref(), branches) {
             // The listing has just named the tip: the pass need not ask for it.
             let tip = default_tip.flatten();
             self.sync_commits(repo, name, tip.as_deref(), out)?;
@@ -732,6 +734,7 @@ pub fn sync_one_repo(
     repo: &RepoRef,
     cancel: Option<&AtomicBool>,
 ) -> Result<RepoCounts, RepoPassError> {
+    tenant.rate_budget();
     let options = wit_options(job);
     let ctx = RepoJob {
         runtime,
@@ -760,16 +763,26 @@ mod tests {
 
     #[test]
     fn the_commit_pass_runs_when_the_default_branch_moved_or_is_unknown() {
-        assert!(!needs_commit_pass(Some(Some("b")), Some("b")), "unchanged");
-        assert!(needs_commit_pass(Some(Some("b")), Some("a")), "moved");
-        assert!(needs_commit_pass(Some(Some("b")), None), "never stored");
         assert!(
-            needs_commit_pass(None, Some("b")),
+            !needs_commit_pass(Some(Some("b")), Some("b"), 1),
+            "unchanged"
+        );
+        assert!(needs_commit_pass(Some(Some("b")), Some("a"), 1), "moved");
+        assert!(needs_commit_pass(Some(Some("b")), None, 1), "never stored");
+        assert!(
+            needs_commit_pass(None, Some("b"), 3),
             "no default flag: the pass finds the tip itself"
         );
-        assert!(needs_commit_pass(None, None), "no branch at all");
         assert!(
-            !needs_commit_pass(Some(None), None),
+            !needs_commit_pass(None, None, 0),
+            "no branch at all: an empty repository has no commits to read"
+        );
+        assert!(
+            !needs_commit_pass(None, Some("b"), 0),
+            "every branch deleted: nothing to read either"
+        );
+        assert!(
+            !needs_commit_pass(Some(None), None, 1),
             "an empty default branch, and no head stored"
         );
     }

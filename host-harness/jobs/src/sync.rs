@@ -42,7 +42,10 @@ pub fn run(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let before = tenant.http.counters.snapshot();
-    let mut report = SyncReport::default();
+    let mut report = SyncReport {
+        budget: Some(tenant.rate_budget().clone()),
+        ..SyncReport::default()
+    };
     let bars = MultiProgress::with_draw_target(if job.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -195,6 +198,7 @@ pub fn run(
     report.retries = http.retries;
     report.throttled = http.throttled;
     report.rate_limit_wait = http.waited;
+    report.refused_budget = tenant.http.refused_budget();
     report.elapsed = started.elapsed();
     Ok(report)
 }

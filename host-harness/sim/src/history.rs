@@ -179,6 +179,15 @@ impl History {
     }
 
     /// Pushes `n` new commits onto the branch, the last at `at`.
+    /// Empties the repository: no commit, branch or tag, as one created and never pushed to.
+    pub fn clear(&mut self) {
+        self.commits.clear();
+        self.tip = None;
+        self.branches.clear();
+        self.tags.clear();
+    }
+
+    /// Pushes `n` commits onto the default branch (the first ones of an empty repository).
     pub fn push(&mut self, n: usize, users: &[String], at: i64) {
         for k in 0..n {
             self.commit_on_tip(users, at - (n - 1 - k) as i64 * 60_000);

@@ -35,7 +35,7 @@ pub mod world;
 pub use counts::RequestCounts;
 pub use faults::{Endless, Faults, Listing, Step};
 pub use fixture::{RepoFixture, repo_fixture};
-pub use rate_limit::ServerRateLimit;
+pub use rate_limit::{RateSettings, ServerRateLimit};
 pub use webhooks::{send_webhook, signature};
 
 /// A branch or tag as a sync of commits must hold it: (project, repo, full ref, commit, whether
@@ -91,6 +91,8 @@ pub struct SimConfig {
     pub dialect: Dialect,
     /// Rate limiting as Bitbucket enforces it (`None`: the account is exempt).
     pub rate_limit: Option<ServerRateLimit>,
+    /// How the rate-limit settings resources describe `rate_limit`.
+    pub rate_settings: RateSettings,
 }
 
 impl Default for SimConfig {
@@ -103,6 +105,7 @@ impl Default for SimConfig {
             webhook: None,
             dialect: Dialect::default(),
             rate_limit: None,
+            rate_settings: RateSettings::default(),
         }
     }
 }
@@ -146,6 +149,9 @@ impl Simulator {
                 .rate_limit
                 .map(|l| Mutex::new(rate_limit::ServerBucket::new(l))),
             throttled: AtomicU64::new(0),
+            rate_limit: config.rate_limit,
+            rate_settings: config.rate_settings,
+            log: Mutex::new(Vec::new()),
             running_builds: Mutex::new(builds::RunningBuilds::default()),
             failing_builds: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
@@ -204,6 +210,21 @@ impl Simulator {
     /// spent (injected 429s are not counted here).
     pub fn throttled(&self) -> u64 {
         self.state.throttled.load(Ordering::Relaxed)
+    }
+
+    /// When each request so far was answered, and its status, oldest first.
+    pub fn answers(&self) -> Vec<(std::time::Instant, u16)> {
+        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Spends up to `n` tokens of the account's rate-limit bucket, as another client of the
+    /// same account would (nothing without a rate limit).
+    pub fn spend_tokens(&self, n: u32) {
+        if let Some(bucket) = &self.state.bucket
+            && let Ok(mut b) = bucket.lock()
+        {
+            b.spend(n, std::time::Instant::now());
+        }
     }
 
     /// Requests answered so far, by kind.
@@ -270,6 +291,14 @@ impl Simulator {
             );
             self.state
                 .send_repository_event("repo:refs_changed", payload);
+        }
+    }
+
+    /// Empties the repository at `repo`, as one created and never pushed to: it lists no branch,
+    /// tag or commit. [`Simulator::push_commits`] then makes its first commits.
+    pub fn empty_repo(&self, repo: usize) {
+        if let Ok(mut w) = self.state.world.lock() {
+            w.empty_repo(repo);
         }
     }
 

@@ -1,8 +1,106 @@
 //! Bitbucket Data Center's own rate limiting (6.6+, Data Center licence), as a server enforces
 //! it: a token bucket per user, `capacity` tokens refilled at `refill` per second, one token per
-//! authenticated request, and 429 with `Retry-After` (whole seconds) when the bucket is empty.
+//! authenticated request, and 429 with `Retry-After` (whole seconds) when the bucket is empty;
+//! and as it describes it, in the two settings resources any authenticated user may read
+//! (`RestRateLimitSettings` and `RestUserRateLimitSettings` in the 9.2 reference).
 
+use crate::version::ServerVersion;
+use serde_json::json;
 use std::time::{Duration, Instant};
+
+/// What the simulator's rate-limit settings resources say about the bucket it enforces
+/// ([`crate::SimConfig::rate_limit`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RateSettings {
+    /// The bucket is the instance's default (limiting is off when there is none); the account
+    /// has no settings of its own, so its resource answers 404.
+    #[default]
+    Instance,
+    /// The bucket is the account's own; the instance's default is Bitbucket's (60 and 5). With
+    /// no bucket, the account is exempt (`whitelisted`).
+    Account,
+    /// Both resources answer 401, as a server that does not let the account read them.
+    Refused,
+}
+
+impl std::str::FromStr for RateSettings {
+    type Err = String;
+
+    /// `instance`, `account` or `refused`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "instance" => Ok(RateSettings::Instance),
+            "account" => Ok(RateSettings::Account),
+            "refused" => Ok(RateSettings::Refused),
+            _ => Err(format!("{s:?} is not instance, account or refused")),
+        }
+    }
+}
+
+/// The account the simulator's token belongs to, named in `X-AUSERNAME`.
+pub(crate) const ACCOUNT: &str = "sim-user";
+
+/// A bucket as both resources write it: whole numbers (`int32` in the reference).
+fn bucket_json(l: ServerRateLimit) -> serde_json::Value {
+    json!({"capacity": l.capacity.round() as i64, "fillRate": l.refill.round() as i64})
+}
+
+/// The answer to `rest` (the path after `/rest/api/{1.0|latest}/`) when it names a rate-limit
+/// settings resource that `version` has (6.6+), or `None` for any other path.
+pub(crate) fn settings(
+    rest: &str,
+    version: ServerVersion,
+    limit: Option<ServerRateLimit>,
+    described: RateSettings,
+) -> Option<(u16, String)> {
+    let seg: Vec<&str> = rest.split('/').collect();
+    let user = match seg.as_slice() {
+        ["admin", "rate-limit", "settings"] => None,
+        ["admin", "rate-limit", "settings", "users", slug] => Some(*slug),
+        _ => return None,
+    };
+    if version < ServerVersion::V7_21 {
+        return None;
+    }
+    if described == RateSettings::Refused {
+        return Some((
+            401,
+            crate::render::error(
+                "com.atlassian.bitbucket.AuthorisationException",
+                "You are not permitted to access this resource",
+            ),
+        ));
+    }
+    let bitbucket_default = ServerRateLimit {
+        capacity: 60.0,
+        refill: 5.0,
+    };
+    let body = match (user, described) {
+        (None, RateSettings::Instance) => json!({
+            "enabled": limit.is_some(),
+            "defaultSettings": bucket_json(limit.unwrap_or(bitbucket_default)),
+        }),
+        (None, _) => json!({"enabled": true, "defaultSettings": bucket_json(bitbucket_default)}),
+        (Some(ACCOUNT), RateSettings::Account) => match limit {
+            Some(l) => json!({
+                "settings": bucket_json(l),
+                "user": crate::render::user(ACCOUNT),
+                "whitelisted": false,
+            }),
+            None => json!({"user": crate::render::user(ACCOUNT), "whitelisted": true}),
+        },
+        (Some(_), _) => {
+            return Some((
+                404,
+                crate::render::error(
+                    "com.atlassian.bitbucket.user.NoSuchUserException",
+                    "The user has no rate limit settings of their own.",
+                ),
+            ));
+        }
+    };
+    Some((200, body.to_string()))
+}
 
 /// The server's token bucket settings (Bitbucket's defaults are 60 and 5).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +139,17 @@ impl ServerBucket {
         }
         let secs = (1.0 - self.tokens) / self.limit.refill.max(f64::MIN_POSITIVE);
         Err(Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX))
+    }
+}
+
+impl ServerBucket {
+    /// Spends up to `n` tokens as another client of the same account would.
+    pub(crate) fn spend(&mut self, n: u32, now: Instant) {
+        for _ in 0..n {
+            if self.take(now).is_err() {
+                return;
+            }
+        }
     }
 }
 

@@ -92,6 +92,14 @@ impl State {
                 ),
             );
         };
+        if let Some(answer) = crate::rate_limit::settings(
+            rest,
+            self.dialect.version,
+            self.rate_limit,
+            self.rate_settings,
+        ) {
+            return answer;
+        }
         let seg: Vec<String> = rest
             .split('/')
             .map(|s| {

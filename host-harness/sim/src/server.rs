@@ -29,6 +29,12 @@ pub(crate) struct State {
     pub(crate) dialect: Dialect,
     /// The server's own rate limit, when it has one.
     pub(crate) bucket: Option<Mutex<ServerBucket>>,
+    /// Its settings, as the settings resources describe them.
+    pub(crate) rate_limit: Option<crate::ServerRateLimit>,
+    /// How the settings resources describe it.
+    pub(crate) rate_settings: crate::rate_limit::RateSettings,
+    /// When each request was answered, and with which status.
+    pub(crate) log: Mutex<Vec<(std::time::Instant, u16)>>,
     /// Requests refused by it.
     pub(crate) throttled: AtomicU64,
     /// Where running builds stand.
@@ -181,6 +187,9 @@ impl State {
         if let Ok(mut c) = self.counts.lock() {
             c.count(url, reply.body.len() as u64);
         }
+        if let Ok(mut log) = self.log.lock() {
+            log.push((std::time::Instant::now(), reply.status));
+        }
         reply
     }
 
@@ -231,7 +240,7 @@ impl State {
         } else {
             None
         };
-        let user = self.token.as_ref().map(|_| "sim-user");
+        let user = self.token.as_ref().map(|_| crate::rate_limit::ACCOUNT);
         match after {
             Some(Injected::Cut) => Reply {
                 cut: true,

@@ -597,6 +597,11 @@ impl World {
         self.edit_history(repo, |h, users| h.push(n, users, now));
     }
 
+    /// Empties repository `repo`: no commit, branch or tag (its pull requests stay).
+    pub fn empty_repo(&mut self, repo: usize) {
+        self.edit_history(repo, |h, _| h.clear());
+    }
+
     /// Force-pushes repository `repo`'s default branch: its tip moves `back` commits back and `n`
     /// new commits are pushed on it, at simulated time `now`.
     pub fn force_push(&mut self, repo: usize, back: usize, n: usize, now: i64) {

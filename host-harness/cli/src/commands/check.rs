@@ -38,8 +38,9 @@ pub fn run(
     let runtime = runtime(component)?;
     match runtime.check_connection(&tenant, filter.filter()) {
         Ok(report) => {
+            let budget = tenant.rate_budget();
             if json {
-                println!("{}", output::check_json(&report));
+                println!("{}", output::check_json(&report, budget));
             } else {
                 println!("connection ok");
                 println!(
@@ -67,6 +68,7 @@ pub fn run(
                     report.archived_repos,
                     report.excluded_repos
                 );
+                println!("  rate budget:  {}", output::budget_text(budget));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -48,6 +48,11 @@ pub struct SimArgs {
     /// Tokens added to --server-bucket per second.
     #[arg(long, value_name = "PER_SECOND", requires = "server_bucket", value_parser = positive)]
     pub server_refill: Option<f64>,
+    /// What the rate-limit settings resources say about the bucket: `instance` (it is the
+    /// instance's default; the account has none of its own), `account` (it is the account's
+    /// own; without a bucket the account is exempt) or `refused` (both answer 401).
+    #[arg(long, value_name = "WHOSE", default_value = "instance")]
+    pub rate_settings: bbdc_sim::RateSettings,
     /// Share of requests answered 429 with Retry-After.
     #[arg(long, default_value_t = 0.0)]
     rate_429: f64,
@@ -134,6 +139,7 @@ pub fn run(args: &SimArgs) -> Result<ExitCode> {
             .server_bucket
             .zip(args.server_refill)
             .map(|(capacity, refill)| bbdc_sim::ServerRateLimit { capacity, refill }),
+        rate_settings: args.rate_settings,
     })?;
     if let Some(path) = &args.truth {
         let lines: Vec<String> = sim.truth().iter().map(|v| v.to_string()).collect();

@@ -564,7 +564,7 @@ fn told() -> Limiter {
 fn a_told_budget_is_paced_a_few_per_cent_under_its_refill() {
     let l = told();
     assert!(close(l.current_rate(), 5.0 * PACE));
-    assert!(PACE < 1.0 && PACE >= 0.95);
+    const { assert!(PACE < 1.0 && PACE >= 0.95) };
 }
 
 #[test]
