@@ -338,3 +338,65 @@ fn the_reference_is_read_from_the_shared_folder_not_a_copy() {
     assert!(path.exists(), "{} is missing", path.display());
     assert_eq!(reference::document()["info"]["version"], json!("9.2"));
 }
+
+/// The rate-limit settings resources, as each description of the account's bucket answers
+/// them (from 7.21; 5.16 has neither), conform to the reference; 5.16 answers 404.
+#[test]
+fn the_rate_limit_settings_conform_in_every_description_and_version() {
+    use bbdc_sim::{RateSettings, ServerRateLimit};
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let bucket = Some(ServerRateLimit {
+        capacity: 1000.0,
+        refill: 500.0,
+    });
+    let instance = "/rest/api/1.0/admin/rate-limit/settings";
+    let account = "/rest/api/latest/admin/rate-limit/settings/users/sim-user";
+    for version in ServerVersion::ALL {
+        for (described, rate_limit) in [
+            (RateSettings::Instance, bucket),
+            (RateSettings::Instance, None),
+            (RateSettings::Account, bucket),
+            (RateSettings::Account, None),
+        ] {
+            let sim = Simulator::start(SimConfig {
+                spec: spec(),
+                dialect: Dialect {
+                    version,
+                    ..Dialect::default()
+                },
+                rate_limit,
+                rate_settings: described,
+                ..SimConfig::default()
+            })
+            .expect("simulator");
+            let base = sim.base_url();
+            let status = |path: &str| {
+                agent
+                    .get(format!("{base}{path}"))
+                    .call()
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            };
+            if version == ServerVersion::V5_16 {
+                assert_eq!((status(instance), status(account)), (404, 404), "{version}");
+            } else {
+                let mut seen = BTreeSet::new();
+                let body = get_checked(&agent, &base, instance, "", &mut seen);
+                assert_eq!(
+                    body["enabled"],
+                    json!(described == RateSettings::Account || rate_limit.is_some())
+                );
+                if described == RateSettings::Account {
+                    let body = get_checked(&agent, &base, account, "", &mut seen);
+                    assert_eq!(body["whitelisted"], json!(rate_limit.is_none()), "{body}");
+                } else {
+                    assert_eq!(status(account), 404, "no settings of its own");
+                }
+            }
+            sim.stop();
+        }
+    }
+}
