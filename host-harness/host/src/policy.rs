@@ -342,6 +342,7 @@ impl HttpCounters {
     }
 }
 
+mod bucket;
 mod limiter;
 
 pub use limiter::{Admission, Limiter, RefusedBudget, SHARED_BUDGET_RETRY, SharedBudget};

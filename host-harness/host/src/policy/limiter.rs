@@ -2,63 +2,9 @@
 //! the `Retry-After` block, the adaptive rate (see the [policy](super) for how it moves) and the
 //! budget shared with other processes.
 
+use super::bucket::{Bucket, RefusalRun};
 use super::*;
 use std::sync::{Condvar, Mutex};
-
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-    /// No request before this (a server's Retry-After).
-    blocked_until: Option<Instant>,
-    /// The rate let through now: the ceiling, or less after a 429 (infinite: no limit).
-    rate: f64,
-    /// When a 429 last lowered the rate.
-    lowered_at: Option<Instant>,
-    /// When the rate last climbed (or was lowered).
-    stepped_at: Instant,
-    /// The server's budget as the last lowering saw it: what it accepted while refusing, or the
-    /// rate it refused when it accepted nothing (infinite: no 429 yet).
-    limit_seen: f64,
-    /// How long the rate waits between probes above `limit_seen`.
-    probe_every: Duration,
-    /// Lone 429s (the share not reached) lower the rate no further than this.
-    lone_floor: f64,
-    /// Responses the server accepted (not 429): the previous and the current second's counts,
-    /// and when the current second started.
-    accepted: (Instant, u32, u32),
-    /// Requests let through in the current measuring window, and when it started.
-    window: (Instant, u32),
-    /// The rate measured over the last complete window.
-    measured: f64,
-    /// The last responses, newest in the lowest bit: 1 for a 429, 0 for any other answer; and
-    /// how many of the 64 bits are responses yet.
-    answers: (u64, u32),
-    /// The current run of 429s, if one is going on.
-    run: Option<RefusalRun>,
-    /// The current round of 429s: its first, and how many.
-    round: (Instant, u32),
-    /// Since when the limiter has been measuring the server's budget one request at a time
-    /// (the latest 429 while measuring), if it is.
-    measuring: Option<Instant>,
-    /// While measuring: a request is out, and no other may leave until it is answered.
-    serial_out: bool,
-    /// The budget requests are paced to: the told or read rate, a few per cent under it
-    /// ([`PACE`]); infinite without one.
-    ceiling: f64,
-    /// The burst of that budget (`None`: no client-side burst, as with no budget).
-    burst: Option<f64>,
-    /// Whether the ceiling is trusted: told or read, and not yet refused by a run of 429s. A
-    /// lone 429 at a trusted ceiling is waited out; at one that is not, it is the adaptive
-    /// rate's to answer.
-    trusted: bool,
-    /// Requests let through so far.
-    sent: u64,
-    /// 429 rounds in the current refusal run while the rate was at a trusted ceiling.
-    rounds_at_ceiling: u32,
-    /// The budget the server refused, and what it accepted instead, once a run of 429s at the
-    /// ceiling showed the budget to be wrong.
-    refused_budget: Option<RefusedBudget>,
-}
 
 /// A told or read budget that the server refused: a run of 429s at it (not a stray one) showed
 /// that the server accepts less.
@@ -70,150 +16,12 @@ pub struct RefusedBudget {
     pub accepted: f64,
 }
 
-/// 429s each less than [`REFUSAL_RUN_GAP`] after the one before. At every 429 the server's
-/// bucket is empty, so between the first and any later one it accepted exactly what it refilled:
-/// the requests accepted since the first, over the time since, measure its budget, and the
-/// measure gets sharper as the run goes on. (A count over the last second holds whatever was
-/// left of the server's bucket when the run began, and reads high.)
-#[derive(Debug, Clone, Copy)]
-struct RefusalRun {
-    /// Its first 429.
-    started: Instant,
-    /// Its latest 429.
-    last: Instant,
-    /// Requests sent since it started that the server accepted (requests sent before, and
-    /// answered after, were let through before the bucket ran dry).
-    accepted: u64,
-}
-
 /// A budget's rate as requests are paced to it: [`PACE`] of it (infinite stays infinite).
 fn paced(per_second: f64) -> f64 {
     if per_second.is_finite() {
         per_second * PACE
     } else {
         per_second
-    }
-}
-
-/// How long the limiter measures the rate requests leave at.
-const MEASURE_WINDOW: Duration = Duration::from_secs(1);
-
-impl Bucket {
-    /// Counts a request let through at `now`.
-    fn count(&mut self, now: Instant) {
-        let (start, n) = self.window;
-        let elapsed = now.saturating_duration_since(start);
-        if elapsed >= MEASURE_WINDOW {
-            self.measured = f64::from(n) / elapsed.as_secs_f64();
-            self.window = (now, 1);
-        } else {
-            self.window = (start, n.saturating_add(1));
-        }
-    }
-
-    /// Lets a request leave at `now`: counts it, and while measuring marks it the one out.
-    /// Returns whether it is.
-    fn admit(&mut self, now: Instant) -> bool {
-        self.count(now);
-        self.sent = self.sent.saturating_add(1);
-        let serial = self.measuring.is_some();
-        self.serial_out |= serial;
-        serial
-    }
-
-    /// Records one response in [`Bucket::answers`].
-    fn answered(&mut self, refused: bool) {
-        let (bits, n) = self.answers;
-        self.answers = ((bits << 1) | u64::from(refused), (n + 1).min(u64::BITS));
-    }
-
-    /// Whether the last responses look like a server spending its budget, not a stray 429: at
-    /// least [`LIMITING_SHARE`] of them refused.
-    fn limiting(&self) -> bool {
-        let (bits, n) = self.answers;
-        let refused = bits.count_ones();
-        n > 0 && f64::from(refused) >= LIMITING_SHARE * f64::from(n)
-    }
-
-    /// Counts a 429 answered at `now` in its round: the current one while its `Retry-After`
-    /// holds or within [`ROUND_WINDOW`] of its first, a new one otherwise. Returns how many the
-    /// round has.
-    fn refused_in_round(&mut self, now: Instant) -> u32 {
-        let (first, n) = self.round;
-        let blocked = self.blocked_until.is_some_and(|u| u > now);
-        self.round = if n > 0 && (blocked || now.saturating_duration_since(first) < ROUND_WINDOW) {
-            (first, n.saturating_add(1))
-        } else {
-            (now, 1)
-        };
-        self.round.1
-    }
-
-    /// Ends measuring when no 429 has come for [`MEASURING_IDLE`] after the last one's
-    /// `Retry-After`.
-    fn stop_measuring_if_idle(&mut self, now: Instant) {
-        if let Some(last) = self.measuring {
-            let quiet_from = self.blocked_until.map_or(last, |u| u.max(last));
-            if now.saturating_duration_since(quiet_from) >= MEASURING_IDLE {
-                self.measuring = None;
-            }
-        }
-    }
-
-    /// Counts, for the refusal run, a request sent at `sent` that the server accepted.
-    fn accept_sent(&mut self, sent: Instant) {
-        if let Some(run) = &mut self.run
-            && sent >= run.started
-        {
-            run.accepted += 1;
-        }
-    }
-
-    /// The server's budget measured over the refusal run going on at `now`, once it is long
-    /// enough ([`MIN_REFUSAL_RUN`]) and the server accepted something in it.
-    fn run_budget(&self, now: Instant) -> Option<f64> {
-        let run = self.run?;
-        let span = now.saturating_duration_since(run.started);
-        (span >= MIN_REFUSAL_RUN && run.accepted > 0)
-            .then(|| run.accepted as f64 / span.as_secs_f64())
-    }
-
-    /// Counts a response the server accepted at `now`.
-    fn accept(&mut self, now: Instant) {
-        self.answered(false);
-        let (start, previous, current) = self.accepted;
-        let elapsed = now.saturating_duration_since(start);
-        self.accepted = if elapsed >= 2 * MEASURE_WINDOW {
-            (now, 0, 1)
-        } else if elapsed >= MEASURE_WINDOW {
-            (start + MEASURE_WINDOW, current, 1)
-        } else {
-            (start, previous, current.saturating_add(1))
-        };
-    }
-
-    /// Responses accepted over the last second (the previous second weighted by how much of it
-    /// the last second still covers).
-    fn accepted_rate(&self, now: Instant) -> f64 {
-        let (start, previous, current) = self.accepted;
-        let into = now.saturating_duration_since(start).as_secs_f64();
-        if into >= 2.0 * MEASURE_WINDOW.as_secs_f64() {
-            return 0.0;
-        }
-        if into >= MEASURE_WINDOW.as_secs_f64() {
-            let left = 2.0 - into;
-            return f64::from(current) * left;
-        }
-        f64::from(current) + f64::from(previous) * (1.0 - into)
-    }
-
-    /// The rate requests have been leaving at lately: the last complete window's, or the
-    /// current window's when it is higher (counted over at least 100 ms, so that a burst just
-    /// begun reads as the fast rate it is, not as the idle second before it).
-    fn recent_rate(&self, now: Instant) -> f64 {
-        let (start, n) = self.window;
-        let elapsed = now.saturating_duration_since(start).as_secs_f64().max(0.1);
-        self.measured.max(f64::from(n) / elapsed)
     }
 }
 
