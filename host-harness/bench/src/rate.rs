@@ -118,7 +118,7 @@ fn runs(quick: bool) -> Vec<(&'static str, WorldSpec)> {
         seed: 13,
         projects: 1,
         repos_per_project: 2,
-        prs_per_repo: 22,
+        prs_per_repo: 15,
         users: 5,
     };
     vec![("short", short), ("long", WorldSpec::default())]

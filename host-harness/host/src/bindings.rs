@@ -1,7 +1,7 @@
 //! Host-side bindings generated from `wit/`: contract 0.2.0, the one `bbdc-connector` is built
 //! for, and 0.1.0, still loaded. 0.2.0 imports 0.1.0's host interfaces and records unchanged, so
 //! both worlds share one set of import implementations and one set of record types; only their
-//! `connector` exports differ (see [`crate::runtime::Plugin`]).
+//! `connector` exports differ (see [`crate::plugin::Plugin`]).
 
 /// Contract 0.2.0 (`wit/0.2.0`, with 0.1.0 as its dependency).
 pub mod v0_2 {

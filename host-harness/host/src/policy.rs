@@ -1,34 +1,42 @@
 //! The tenant's HTTP policy, shared by all of its concurrent calls: a client-side token bucket
-//! (Bitbucket's typical 60-token burst refilled at 5 per second by default; the rate and burst
-//! are configuration, and `unlimited` lifts it), `Retry-After` on 429 and 503 honoured by every
-//! call of the tenant (no request leaves before it expires), and bounded retries with
+//! (the account's budget: told by configuration, or read from the server by
+//! [`crate::Tenant::rate_budget`]; `unlimited` lifts it), `Retry-After` on 429 and 503 honoured
+//! by every call of the tenant (no request leaves before it expires), and bounded retries with
 //! exponential backoff and full jitter on 429, 502, 503, 504 and connection failures. Every REST
 //! call is a GET, so retrying is safe.
 //!
-//! **The rate adapts to the server.** The configured rate is a ceiling. A 429 that comes while
-//! the server is refusing a real share of requests ([`LIMITING_SHARE`] of the last 64; a stray
-//! one is only waited out) and at most once per [`THROTTLE_EPISODE`] (however many concurrent
-//! requests were refused together) lowers the rate
-//! to what the server actually accepted over the last second, less a twentieth (the server's
-//! refill, when its bucket is empty), or to half when nothing was accepted; with no ceiling
-//! (`unlimited`) the rate that met the 429 is the one measured just before it. It also drops the
-//! client's own burst to one request, since the server's bucket is empty. The server's budget
-//! is remembered: what it accepted over that second (or, when it accepted nothing, the rate it
-//! refused). While no 429 arrives the rate climbs back quickly (a tenth of it per
-//! [`RECOVERY_STEP`]) to just below it, then probes above it slowly (a twentieth per
-//! [`PROBE_STEP`], twice as long after each probe refused where the last one was), up to the
-//! ceiling, where the full burst is allowed again; with no ceiling the limit lifts once the
-//! rate passes twice the budget last seen. Remembering what was accepted rather than what was
-//! sent matters without a ceiling: a client that met the server's 5/s while sending 40/s would
-//! otherwise climb straight back towards 40/s and be refused again. A server that keeps its
-//! budget therefore sees a rare probe refused, not a 429 every few seconds, and a server whose
-//! budget was raised is used in full again within minutes.
+//! **A told or read budget is trusted.** Requests are paced [`PACE`] of its refill, so that
+//! timing jitter does not cost a 429, with its burst. A 429 at it is the server's bucket running
+//! dry a moment early (or another client of the account): it is waited out and empties the
+//! client's bucket, and the rate stays. Only a run of them ([`TRUSTED_RUN_ROUNDS`] rounds with
+//! [`LIMITING_SHARE`] of the answers refused) shows the budget to be wrong: the rate is then
+//! lowered to what the server accepts, said once in the log and kept for the summary
+//! ([`RefusedBudget`]), and adapts below the budget from there on, as below.
 //!
-//! **Finding the budget costs few 429s.** When the requests in flight are refused together
-//! ([`REFUSED_IN_A_ROUND`]), the server's bucket has run dry; until the rate is lowered, requests
-//! leave one at a time (each holds an [`Admission`] until it is answered), so that each
-//! `Retry-After` round costs one 429 instead of one per request in flight, and the rate is lowered
-//! at the first 429 once the run is [`MEASURING_SPAN`] long (or sooner, at the share).
+//! **Below a refused budget, or with none (`unlimited`), the rate adapts to the server.** A 429
+//! that comes while the server is refusing a real share of requests ([`LIMITING_SHARE`] of the
+//! last 64; a stray one is only waited out) and at most once per [`THROTTLE_EPISODE`] (however
+//! many concurrent requests were refused together) lowers the rate to the server's budget as
+//! the refusal run reads it, less a twentieth, or to half when nothing was accepted. At every
+//! 429 the server's bucket is empty, so what it accepted between two of them is its refill;
+//! where a `Retry-After` let its bucket fill up (a small bucket refilled fast), the bucket is
+//! counted once, as large as the server showed it before its first 429. The client's own burst
+//! then mirrors that bucket. While no 429 arrives the rate climbs back quickly (a tenth of the
+//! budget per [`RECOVERY_STEP`]) to just below it, then probes above it (a twentieth per
+//! [`PROBE_STEP`] under a ceiling; with none, a tenth per [`ADAPTIVE_PROBE_STEP`], since a budget
+//! read from 429s may read low), twice as long after each probe refused where the last one
+//! was, up to the ceiling; with no ceiling the limit lifts once the rate passes [`LIFT_AT`]
+//! times the budget last seen. Remembering what was accepted rather than what was sent matters
+//! without a ceiling: a client that met the server's 5/s while sending 40/s would otherwise
+//! climb straight back towards 40/s and be refused again.
+//!
+//! **Finding the budget costs few 429s.** A client with no limit yet whose burst meets a 429
+//! cannot read the budget from it (the last second holds the server's bucket, not its refill):
+//! requests leave one at a time (each holds an [`Admission`] until it is answered) until the next
+//! round of 429s reads it, so that each `Retry-After` round costs one 429 instead of one per
+//! request in flight. The same happens when the requests in flight are refused together
+//! ([`REFUSED_IN_A_ROUND`]) before anything lowered the rate in the run; the rate is lowered once
+//! the run is [`MEASURING_SPAN`] long or a round has read it.
 
 use serde::Deserialize as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -166,6 +174,20 @@ pub const RECOVERY_STEP: Duration = Duration::from_secs(2);
 /// Above that, the rate probes one step (a twentieth) per this long; each probe that meets a 429
 /// at about the rate the last one met doubles the wait, up to [`MAX_PROBE_STEP`].
 pub const PROBE_STEP: Duration = Duration::from_secs(30);
+
+/// With no ceiling (`unlimited`), the rate probes above the budget last seen this often at
+/// first: the budget was read from the server's 429s, not told, and may read low, so the rate
+/// climbs back toward what the server accepts within seconds; probes refused where the last
+/// one was wait twice as long each time, as above.
+pub const ADAPTIVE_PROBE_STEP: Duration = Duration::from_secs(2);
+
+/// With no ceiling, each probe climbs by this factor (a tenth): from a budget read a third
+/// low, the rate is back at the server's within about eight seconds.
+pub const ADAPTIVE_PROBE_CLIMB: f64 = 1.10;
+
+/// With no ceiling, the limit lifts once the rate has climbed past this many times the budget
+/// last seen without a 429 (the server's limit was lifted or raised).
+pub const LIFT_AT: f64 = 4.0;
 
 /// The longest wait between probes.
 pub const MAX_PROBE_STEP: Duration = Duration::from_secs(8 * 60);

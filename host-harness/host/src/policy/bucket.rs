@@ -57,6 +57,11 @@ pub(super) struct Bucket {
     /// The budget the server refused, and what it accepted instead, once a run of 429s at the
     /// ceiling showed the budget to be wrong.
     pub(super) refused_budget: Option<RefusedBudget>,
+    /// Answers the server accepted so far.
+    pub(super) accepted_total: u64,
+    /// What the server accepted before its first 429, while requests left with no client-side
+    /// limit: its bucket's capacity, when it started full.
+    pub(super) capacity_seen: Option<f64>,
 }
 
 /// 429s each less than [`REFUSAL_RUN_GAP`] after the one before. At every 429 the server's
@@ -73,7 +78,28 @@ pub(super) struct RefusalRun {
     /// Requests sent since it started that the server accepted (requests sent before, and
     /// answered after, were let through before the bucket ran dry).
     pub(super) accepted: u64,
+    /// Of those, the ones sent since its latest 429.
+    pub(super) segment: u64,
+    /// The budget read over the span between two of its 429s (see [`Bucket::close_segment`]),
+    /// the latest one long enough to read it over.
+    pub(super) segment_budget: Option<f64>,
 }
+
+impl RefusalRun {
+    /// A run starting with a 429 at `now`.
+    pub(super) fn starting(now: Instant) -> Self {
+        Self {
+            started: now,
+            last: now,
+            accepted: 0,
+            segment: 0,
+            segment_budget: None,
+        }
+    }
+}
+
+/// A span between two 429s shorter than this reads the budget too coarsely to be used.
+const MIN_SEGMENT: Duration = Duration::from_millis(250);
 
 /// How long the limiter measures the rate requests leave at.
 const MEASURE_WINDOW: Duration = Duration::from_secs(1);
@@ -146,6 +172,44 @@ impl Bucket {
             && sent >= run.started
         {
             run.accepted += 1;
+            if sent >= run.last {
+                run.segment += 1;
+            }
+        }
+    }
+
+    /// At a 429 at `now` that starts a new round of the refusal run: reads the server's budget
+    /// over the span since the run's latest 429. The server's bucket was empty at both, so what
+    /// it accepted in between is what it refilled, unless its bucket filled up while the
+    /// requests waited out the latest `Retry-After` (a small bucket refilled fast fills within
+    /// the second Bitbucket asks for): then it accepted a full bucket, as many as it took
+    /// before its first 429 ([`Bucket::capacity_seen`]), and its refill over the time requests
+    /// were sent. The larger of the two readings is the budget: each is low only where the
+    /// other holds.
+    pub(super) fn close_segment(&mut self, now: Instant) {
+        let capacity = self.capacity_seen;
+        let blocked = self.blocked_until;
+        let Some(run) = &mut self.run else {
+            return;
+        };
+        let span = now.saturating_duration_since(run.last);
+        let resumed = blocked
+            .filter(|u| *u > run.last && *u < now)
+            .unwrap_or(run.last);
+        let sending = now.saturating_duration_since(resumed);
+        let accepted = run.segment as f64;
+        run.segment = 0;
+        if span < MIN_SEGMENT {
+            return;
+        }
+        let mut budget = accepted / span.as_secs_f64();
+        if let Some(capacity) = capacity
+            && sending >= MIN_SEGMENT
+        {
+            budget = budget.max((accepted - capacity) / sending.as_secs_f64());
+        }
+        if budget >= MIN_ADAPTIVE_RATE {
+            run.segment_budget = Some(budget);
         }
     }
 
@@ -154,13 +218,27 @@ impl Bucket {
     pub(super) fn run_budget(&self, now: Instant) -> Option<f64> {
         let run = self.run?;
         let span = now.saturating_duration_since(run.started);
-        (span >= MIN_REFUSAL_RUN && run.accepted > 0)
-            .then(|| run.accepted as f64 / span.as_secs_f64())
+        let whole = (span >= MIN_REFUSAL_RUN && run.accepted > 0)
+            .then(|| run.accepted as f64 / span.as_secs_f64());
+        match (whole, run.segment_budget) {
+            (Some(w), Some(s)) => Some(w.max(s)),
+            (w, s) => w.or(s),
+        }
+    }
+
+    /// The burst a client below its ceiling may send: nine tenths of the server's bucket as its
+    /// first 429 showed it (the requests it took then include a little refill), so that what
+    /// the server refilled during a `Retry-After` is spent at once, as the server allows; one
+    /// request when the bucket was not seen.
+    pub(super) fn adaptive_burst(&self) -> f64 {
+        self.capacity_seen
+            .map_or(1.0, |c| (0.9 * c).floor().max(1.0))
     }
 
     /// Counts a response the server accepted at `now`.
     pub(super) fn accept(&mut self, now: Instant) {
         self.answered(false);
+        self.accepted_total = self.accepted_total.saturating_add(1);
         let (start, previous, current) = self.accepted;
         let elapsed = now.saturating_duration_since(start);
         self.accepted = if elapsed >= 2 * MEASURE_WINDOW {

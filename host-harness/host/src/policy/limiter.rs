@@ -27,7 +27,7 @@ fn paced(per_second: f64) -> f64 {
 
 /// A tenant's rate budget shared by every process that calls its server (the workers of a
 /// deployment, on one machine or many): a token bucket kept in a shared place, a database
-/// ([`crate::postgres::PgBudget`]) for instance. With one, each request takes a token from it
+/// (`bbdc_store::postgres::PgBudget`) for instance. With one, each request takes a token from it
 /// after the process's own [`Limiter`] let it through, so that adding processes never sends more
 /// than the configured rate in all.
 pub trait SharedBudget: Send + Sync {
@@ -119,6 +119,8 @@ impl Limiter {
                 sent: 0,
                 rounds_at_ceiling: 0,
                 refused_budget: None,
+                accepted_total: 0,
+                capacity_seen: None,
             }),
             serial_done: Condvar::new(),
             shared: std::sync::OnceLock::new(),
@@ -241,17 +243,20 @@ impl Limiter {
         };
         b.answered(true);
         let in_round = b.refused_in_round(now);
+        if b.capacity_seen.is_none() && b.run.is_none() && b.rate.is_infinite() {
+            b.capacity_seen = Some(b.accepted_total as f64);
+        }
+        let continued = b
+            .run
+            .is_some_and(|run| now.saturating_duration_since(run.last) <= REFUSAL_RUN_GAP);
+        if continued && in_round == 1 {
+            b.close_segment(now);
+        }
         b.run = Some(match b.run {
-            Some(run) if now.saturating_duration_since(run.last) <= REFUSAL_RUN_GAP => {
-                RefusalRun { last: now, ..run }
-            }
+            Some(run) if continued => RefusalRun { last: now, ..run },
             _ => {
                 b.rounds_at_ceiling = 0;
-                RefusalRun {
-                    started: now,
-                    last: now,
-                    accepted: 0,
-                }
+                RefusalRun::starting(now)
             }
         });
         // At a told or read budget, a 429 is the server's bucket running dry a moment early
@@ -290,9 +295,24 @@ impl Limiter {
         // that each round of the run costs one 429, until the run is long enough to read the
         // budget over.
         let run_started = b.run.map(|r| r.started);
+        // With no limit of its own yet, a client's first 429s come when the server's bucket
+        // runs dry under a burst: what the server accepted over the last second is then its
+        // bucket, not its refill, and lowering to it would halve the rate of a server whose
+        // small bucket refills fast. The budget is read first, one request at a time, between
+        // two rounds of 429s.
+        let unread = b.rate.is_infinite() && b.run_budget(now).is_none() && !trusted;
+        let segment_read = b.run.is_some_and(|r| r.segment_budget.is_some());
         let measured = if b.measuring.is_some() {
             b.measuring = Some(now);
             run_started.is_some_and(|s| now.saturating_duration_since(s) >= MEASURING_SPAN)
+                || segment_read
+        } else if unread {
+            b.measuring = Some(now);
+            tracing::info!(
+                target: "bbdc_host::policy",
+                "the server refused a burst: measuring its budget one request at a time"
+            );
+            false
         } else {
             let lowered_in_run = b
                 .lowered_at
@@ -307,7 +327,7 @@ impl Limiter {
             }
             false
         };
-        let limiting = b.limiting() || measured || trusted;
+        let limiting = (b.limiting() && !unread) || measured || trusted;
         tracing::debug!(
             target: "bbdc_host::policy",
             refused_of_last_64 = b.answers.0.count_ones(),
@@ -348,10 +368,15 @@ impl Limiter {
         // A probe refused where the last 429 was: the server's budget is there; probe it less.
         let same_place =
             b.limit_seen.is_finite() && (limit - b.limit_seen).abs() <= 0.1 * b.limit_seen;
+        let first_probe = if b.ceiling.is_finite() {
+            PROBE_STEP
+        } else {
+            ADAPTIVE_PROBE_STEP
+        };
         b.probe_every = if same_place {
             (b.probe_every * 2).min(MAX_PROBE_STEP)
         } else {
-            PROBE_STEP
+            first_probe
         };
         b.limit_seen = limit;
         if limiting {
@@ -386,8 +411,9 @@ impl Limiter {
         );
         // Measured: requests leave at the rate again, as many at a time as the caller sends.
         b.measuring = None;
-        // The server's bucket is empty: no burst of our own until the rate is back.
-        b.tokens = b.tokens.min(1.0);
+        // The server's bucket is empty: the client's holds what it will have refilled, no
+        // more (none yet; see `Bucket::adaptive_burst` for how much it may hold).
+        b.tokens = 0.0;
         b.refilled = now;
         b.lowered_at = Some(now);
         b.stepped_at = now;
@@ -410,12 +436,14 @@ impl Limiter {
             b.stepped_at = next;
             let climbed = if below {
                 (b.rate + b.limit_seen / 10.0).min(safe)
-            } else {
+            } else if ceiling.is_finite() {
                 b.rate * 1.05
+            } else {
+                b.rate * ADAPTIVE_PROBE_CLIMB
             };
             b.rate = if ceiling.is_finite() {
                 climbed.min(ceiling)
-            } else if climbed > 2.0 * b.limit_seen {
+            } else if climbed > LIFT_AT * b.limit_seen {
                 f64::INFINITY
             } else {
                 climbed
@@ -478,11 +506,12 @@ impl Limiter {
                     slept += now.elapsed();
                     continue;
                 } else if b.rate.is_finite() {
-                    // Below the ceiling (after a 429) the burst is one request: the server's
-                    // bucket is what is being refilled.
+                    // Below the ceiling (after a 429) the burst is the server's bucket as the
+                    // client saw it, or one request: the server's bucket is what is being
+                    // refilled.
                     let burst = match b.burst {
                         Some(burst) if b.rate >= b.ceiling => burst,
-                        _ => 1.0,
+                        _ => b.adaptive_burst(),
                     };
                     let elapsed = now.duration_since(b.refilled).as_secs_f64();
                     b.tokens = (b.tokens + elapsed * b.rate).min(burst);

@@ -438,7 +438,7 @@ fn requests_refused_in_one_round_are_counted_while_its_retry_after_holds() {
 }
 
 #[test]
-fn while_measuring_a_round_costs_one_429_and_the_rate_is_lowered_over_two_seconds() {
+fn while_measuring_a_round_costs_one_429_and_the_rate_is_lowered_at_the_next_round() {
     let (l, t0) = a_burst_then_four_refused_together();
     // Each Retry-After second the server refills five; one request at a time takes them,
     // and the sixth is refused: one 429 a round.
@@ -453,29 +453,60 @@ fn while_measuring_a_round_costs_one_429_and_the_rate_is_lowered_over_two_second
         l.throttled_at(at(t0, start + 0.125));
     };
     round(1.3);
-    // The run is 1.1 s long: a budget read over it would be within ±0.9/s. Waited out.
-    assert_eq!(l.current_rate_at(at(t0, 1.45)), f64::INFINITY);
-    assert!(measuring(&l));
-    round(2.45);
-    // 10 accepted over the 2.275 s since the first 429: lowered to just below.
-    let rate = l.current_rate_at(at(t0, 2.6));
-    assert!(close(rate, 0.95 * 10.0 / 2.275), "{rate}");
+    // Between the first round's 429 and this one (1.125 s), the server took 5: its refill,
+    // since its bucket was empty at both. Lowered to just below that.
+    let rate = l.current_rate_at(at(t0, 1.45));
+    assert!(close(rate, 0.95 * 5.0 / 1.125), "{rate}");
     assert!(!measuring(&l), "measured: requests leave at the rate again");
     let refused = l.bucket.lock().map(|b| b.answers.0.count_ones()).unwrap();
-    assert_eq!(refused, 6, "four in flight, then one a round");
+    assert_eq!(refused, 5, "four in flight, then one");
+}
+
+#[test]
+fn a_reading_after_a_retry_after_that_filled_the_bucket_counts_the_bucket_once() {
+    // A bucket of 10 refilled at 20 a second: the burst takes 10 before the first 429. The
+    // Retry-After second refills it to 10 (not 20); then requests one at a time take those and
+    // 0.3 s of refill (6) before the next 429. Over the 1.3 s between the 429s, 16 accepted
+    // reads 12/s; the bucket counted once, (16 − 10) over the 0.3 s of sending reads 20/s.
+    let l = Limiter::new(HttpPolicy {
+        burst: None,
+        ..HttpPolicy::default()
+    });
+    let t0 = Instant::now();
+    if let Ok(mut b) = l.bucket.lock() {
+        for i in 0..10 {
+            b.accept(at(t0, 0.005 * f64::from(i)));
+        }
+    }
+    l.throttled_at(at(t0, 0.05));
+    assert!(measuring(&l));
+    l.block_for(Duration::from_secs(1));
+    if let Ok(mut b) = l.bucket.lock() {
+        // The block ends one second after the 429, in this test's time.
+        b.blocked_until = Some(at(t0, 1.05));
+        for i in 0..16 {
+            let sent = 1.05 + 0.3 * f64::from(i) / 16.0;
+            b.accept(at(t0, sent + 0.01));
+            b.accept_sent(at(t0, sent));
+        }
+    }
+    l.throttled_at(at(t0, 1.35));
+    let rate = l.current_rate_at(at(t0, 1.36));
+    assert!(close(rate, 0.95 * (16.0 - 10.0) / 0.3), "{rate}");
 }
 
 #[test]
 fn below_the_ceiling_the_client_keeps_no_burst_of_its_own() {
     let l = limiter(10.0);
     l.throttled();
-    // At 5/s a token takes 200 ms: the first request may leave, the second waits.
-    assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
-    assert!(slept(&l, far()).unwrap() > Duration::ZERO);
+    // At 5/s a token takes 200 ms. The server's bucket is empty, so is the client's: the first
+    // request waits for a token, and so does the next.
+    assert!(slept(&l, far()).unwrap() > Duration::from_millis(150));
+    assert!(slept(&l, far()).unwrap() > Duration::from_millis(150));
 }
 
 #[test]
-fn without_a_ceiling_the_first_429_starts_from_the_measured_rate_and_the_limit_lifts_again() {
+fn without_a_ceiling_the_first_429_measures_before_it_lowers_and_the_limit_lifts_again() {
     let l = Limiter::new(HttpPolicy {
         burst: None,
         ..HttpPolicy::default()
@@ -491,28 +522,39 @@ fn without_a_ceiling_the_first_429_starts_from_the_measured_rate_and_the_limit_l
         }
     }
     l.throttled_at(at(t0, 0.2));
-    let lowered = l.current_rate_at(at(t0, 0.2));
-    assert!((lowered - 100.0).abs() < 3.0, "{lowered}");
-    let seen = 2.0 * lowered;
-    // Back to just below the rate that met the 429 in five steps of 2 s...
-    assert!(close(l.current_rate_at(at(t0, 10.2)), 0.95 * seen));
-    // ...then probing by a twentieth per 30 s lifts the limit past twice that rate.
-    let probes_to_lift = ((2.0 / 0.95_f64).ln() / 1.05_f64.ln()).ceil();
+    // Nothing to read the budget from yet: not lowered, but measured one request at a time.
+    assert_eq!(l.current_rate_at(at(t0, 0.2)), f64::INFINITY);
+    assert!(measuring(&l));
+    // The next round, 1.5 s later, after 30 accepted: 20 a second.
+    if let Ok(mut b) = l.bucket.lock() {
+        for i in 0..30 {
+            let sent = 0.25 + f64::from(i) * 0.04;
+            b.accept(at(t0, sent + 0.02));
+            b.accept_sent(at(t0, sent));
+        }
+    }
+    l.throttled_at(at(t0, 1.7));
+    let seen = 30.0 / 1.5;
+    assert!(close(l.current_rate_at(at(t0, 1.7)), 0.95 * seen));
+    // It probes above that by a tenth per 2 s, and the limit lifts past four times it.
+    let probes_to_lift = ((LIFT_AT / 0.95).ln() / ADAPTIVE_PROBE_CLIMB.ln()).ceil();
+    let step = ADAPTIVE_PROBE_STEP.as_secs_f64();
     assert!(
-        l.current_rate_at(at(t0, 10.2 + 30.0 * (probes_to_lift - 1.0) + 1.0))
+        l.current_rate_at(at(t0, 1.7 + step * (probes_to_lift - 1.0) + 0.1))
             .is_finite()
     );
     assert_eq!(
-        l.current_rate_at(at(t0, 10.2 + 30.0 * probes_to_lift + 1.0)),
+        l.current_rate_at(at(t0, 1.7 + step * probes_to_lift + 0.1)),
         f64::INFINITY
     );
 }
 
 #[test]
-fn a_burst_after_an_idle_start_lowers_to_what_the_server_took_not_to_the_minimum() {
+fn a_burst_after_an_idle_start_is_measured_not_lowered_to_the_minimum() {
     // The component loads for seconds before the first request; then nine leave in 50 ms
     // and the next two meet 429s. Read over the idle seconds, the rate would be near zero
-    // and the tenant would crawl at the minimum for minutes.
+    // and the tenant would crawl at the minimum for minutes; read over the last second, it
+    // would be the server's bucket (nine), not its refill.
     let l = Limiter::new(HttpPolicy {
         burst: None,
         ..HttpPolicy::default()
@@ -530,15 +572,17 @@ fn a_burst_after_an_idle_start_lowers_to_what_the_server_took_not_to_the_minimum
     // The tenth and eleventh, in flight together, meet 429s: 2 of 11 refused.
     l.throttled_at(at(t0, 3.05));
     l.throttled_at(at(t0, 3.05));
-    // Lowered to what the server took (9 in the last second), not to the minimum...
+    // Not lowered at all: requests leave one at a time until the next round reads the refill.
     let rate = l.current_rate_at(at(t0, 3.05));
-    assert!(close(rate, 9.0 * 0.95), "{rate}");
-    // ...not climbing back towards the 180/s it was sending at, which the server refused...
-    let later = l.current_rate_at(at(t0, 3.05 + 8.0));
-    assert!(close(later, 9.0 * 0.95), "{later}");
-    // ...but probing above what it accepted, a twentieth per 30 s.
-    let probed = l.current_rate_at(at(t0, 3.05 + 30.0));
-    assert!(close(probed, 9.0 * 0.95 * 1.05), "{probed}");
+    assert_eq!(rate, f64::INFINITY);
+    assert!(measuring(&l));
+    let (_, out) = l.acquire(far()).expect("the first leaves at once");
+    assert!(
+        l.acquire(Instant::now() + Duration::from_millis(30))
+            .is_err(),
+        "the next waits for it"
+    );
+    drop(out);
 }
 
 #[test]
