@@ -152,7 +152,8 @@ struct UserSettings {
     whitelisted: Option<bool>,
 }
 
-/// How long reading the budget may take in all.
+/// How long reading the budget may take in all, at most (a tenant's call deadline, when
+/// shorter, bounds it too).
 pub const READ_DEADLINE: Duration = Duration::from_secs(60);
 
 /// One answer: its status, the account the server named, and the body.
@@ -193,9 +194,9 @@ fn settings_url(base: &Url, slug: Option<&str>) -> Option<Url> {
 
 /// Reads the account's budget from the server: its own settings, or the instance's. `slug`
 /// names the account when it is known already; otherwise the `X-AUSERNAME` header of the
-/// first answer does. Never fails: what cannot be read is [`BudgetSource::Unknown`].
-pub fn read(http: &TenantHttp, slug: Option<&str>) -> RateBudget {
-    let deadline = Instant::now() + READ_DEADLINE;
+/// first answer does. Nothing outlives `deadline`. Never fails: what cannot be read is
+/// [`BudgetSource::Unknown`].
+pub fn read(http: &TenantHttp, slug: Option<&str>, deadline: Instant) -> RateBudget {
     let Some(url) = settings_url(http.base(), None) else {
         return RateBudget::unknown("the base URL cannot take a path");
     };

@@ -55,7 +55,8 @@ impl Tenant {
                     source: BudgetSource::Configured,
                 };
             }
-            let read = budget::read(&self.http, None);
+            let within = self.config.limits.deadline.min(budget::READ_DEADLINE);
+            let read = budget::read(&self.http, None, std::time::Instant::now() + within);
             tracing::info!(
                 tenant = %self.config.id,
                 per_second = read.per_second,
