@@ -269,6 +269,98 @@ mod tests {
         );
     }
 
+    /// A server whose two settings resources answer `instance` and `account` (status and body),
+    /// naming the account `svc` in `X-AUSERNAME`.
+    struct Settings {
+        instance: (u16, &'static str),
+        account: (u16, &'static str),
+    }
+
+    impl crate::http::Responder for Settings {
+        fn respond(&self, _method: &str, url: &Url) -> crate::http::CannedResponse {
+            let (status, body) = if url.path().ends_with("/settings/users/svc") {
+                self.account
+            } else if url.path().ends_with("/admin/rate-limit/settings") {
+                self.instance
+            } else {
+                (404, "{}")
+            };
+            let mut answer = crate::http::CannedResponse::json(body);
+            answer.status = status;
+            answer.headers.push(("X-AUSERNAME".into(), "svc".into()));
+            answer
+        }
+    }
+
+    fn read_from(instance: (u16, &'static str), account: (u16, &'static str)) -> RateBudget {
+        let config = crate::TenantConfig::new(
+            "t",
+            "https://bitbucket.example",
+            crate::Credentials::Bearer("x".into()),
+        );
+        let mut http = TenantHttp::new(&config).expect("client");
+        http.answer_from(std::sync::Arc::new(Settings { instance, account }));
+        read(&http, None, Instant::now() + Duration::from_secs(30))
+    }
+
+    const DEFAULT: &str =
+        r#"{"enabled": true, "defaultSettings": {"capacity": 60, "fillRate": 5}}"#;
+
+    #[test]
+    fn the_accounts_own_settings_win_and_a_404_means_the_instances() {
+        let own = r#"{"settings": {"capacity": 500, "fillRate": 50}, "whitelisted": false, "user": {"slug": "svc"}}"#;
+        let got = read_from((200, DEFAULT), (200, own));
+        assert_eq!((got.per_second, got.burst), (50.0, Some(500.0)));
+        assert_eq!(got.source, BudgetSource::Account { slug: "svc".into() });
+        let got = read_from((200, DEFAULT), (404, r#"{"errors": []}"#));
+        assert_eq!((got.per_second, got.burst), (5.0, Some(60.0)));
+        assert_eq!(got.source, BudgetSource::Instance);
+    }
+
+    #[test]
+    fn exempt_or_switched_off_is_unlimited() {
+        let exempt = r#"{"whitelisted": true}"#;
+        let got = read_from((200, DEFAULT), (200, exempt));
+        assert!(got.per_second.is_infinite() && got.burst.is_none());
+        assert_eq!(got.source.code(), "exempt");
+        let off = r#"{"enabled": false, "defaultSettings": {"capacity": 60, "fillRate": 5}}"#;
+        let got = read_from((200, off), (404, "{}"));
+        assert!(got.per_second.is_infinite());
+        assert_eq!(got.source, BudgetSource::Disabled);
+    }
+
+    #[test]
+    fn absent_refused_or_malformed_settings_leave_the_budget_unknown() {
+        for (instance, account) in [
+            ((404, "{}"), (404, "{}")),
+            ((401, r#"{"errors": []}"#), (401, r#"{"errors": []}"#)),
+            ((200, "not json"), (404, "{}")),
+            (
+                (
+                    200,
+                    r#"{"enabled": true, "defaultSettings": {"capacity": 0}}"#,
+                ),
+                (404, "{}"),
+            ),
+            (
+                (200, r#"{"enabled": "yes"}"#),
+                (200, r#"{"settings": "many"}"#),
+            ),
+        ] {
+            let got = read_from(instance, account);
+            assert_eq!(
+                got.source.code(),
+                "unknown",
+                "{instance:?} {account:?}: {got:?}"
+            );
+            assert!(got.per_second.is_infinite());
+        }
+        // A refused instance resource with the account's own settings readable: those.
+        let own = r#"{"settings": {"capacity": 20, "fillRate": 2}}"#;
+        let got = read_from((401, "{}"), (200, own));
+        assert_eq!(got.source.code(), "account");
+    }
+
     #[test]
     fn a_bucket_needs_both_numbers_positive() {
         let b = |c, f| Bucket {
