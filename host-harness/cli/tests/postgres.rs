@@ -261,10 +261,19 @@ fn three_workers_one_killed_at_random_points_end_equal_to_the_ground_truth() {
     assert!(killed >= 2, "the kills must land mid-round ({killed} did)");
     let last = worker(&url, &[&tenant]);
     let mut repos = 0;
+    let mut budgets = 0;
     for w in steady.into_iter().chain([last]) {
         let report = finished(w, Duration::from_secs(300));
         repos += report["tenants"]["acme"]["repos"].as_u64().unwrap_or(0);
+        // Each worker that sent a request for the tenant says the budget it paced them to.
+        let budget = &report["tenants"]["acme"]["rate_budget"];
+        if !budget.is_null() {
+            assert_eq!(budget["source"], "configured", "{report}");
+            assert_eq!(budget["per_second"], rate);
+            budgets += 1;
+        }
     }
+    assert!(budgets > 0, "the workers report the tenant's rate budget");
     let elapsed = started.elapsed().as_secs_f64();
     assert!(repos > 0, "the surviving workers ran repository passes");
     let sent = requests(&sim) as f64;

@@ -40,6 +40,11 @@ impl Tenant {
         })
     }
 
+    /// The rate budget, if [`Tenant::rate_budget`] has settled it (no request is sent).
+    pub fn settled_budget(&self) -> Option<&RateBudget> {
+        self.budget.get()
+    }
+
     /// The rate budget the tenant's requests are paced to, and where it came from. The first
     /// call settles it: a told budget ([`crate::policy::HttpPolicy::told`]) stands; otherwise
     /// the account's budget is read from the server ([`budget::read`], a request or two) and

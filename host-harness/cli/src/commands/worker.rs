@@ -94,6 +94,11 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
             records: stores.records,
         });
     }
+    // Kept to report each tenant's rate budget at the end.
+    let held: std::collections::HashMap<String, Arc<Tenant>> = tenants
+        .iter()
+        .map(|t| (t.tenant.config.id.clone(), Arc::clone(&t.tenant)))
+        .collect();
     let runtime = runtime(component)?;
     let mut config = WorkerConfig::new(args.name.clone().unwrap_or_else(worker::default_name));
     config.lease = args.lease;
@@ -146,6 +151,14 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                     serde_json::json!({
                         "listings": t.listings, "repos": t.repos, "failed": t.failed,
                         "lost": t.lost, "pull_requests": t.pull_requests, "commits": t.commits,
+                        "rate_budget": held.get(id).and_then(|t| t.settled_budget())
+                            .map(bbdc_jobs::output::budget_json),
+                        "rate_budget_refused": held.get(id)
+                            .and_then(|t| t.http.refused_budget())
+                            .map(|b| serde_json::json!({
+                                "configured_per_second": b.configured,
+                                "accepted_per_second": b.accepted,
+                            })),
                     }),
                 )
             })
@@ -178,6 +191,20 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                 "bbdc worker {}: tenant {id}: {} listings, {} repository passes ({} failed, {} lost), {} pull requests, {} commits",
                 name, t.listings, t.repos, t.failed, t.lost, t.pull_requests, t.commits
             );
+            if let Some(tenant) = held.get(id) {
+                if let Some(budget) = tenant.settled_budget() {
+                    eprintln!(
+                        "bbdc worker {name}: tenant {id}: rate budget {}",
+                        bbdc_jobs::output::budget_text(budget)
+                    );
+                }
+                if let Some(refused) = tenant.http.refused_budget() {
+                    eprintln!(
+                        "bbdc worker {name}: tenant {id}: the server refused the budget of {:.1} requests a second and accepted about {:.1}: configure at most that (per_second in the tenant file)",
+                        refused.configured, refused.accepted
+                    );
+                }
+            }
         }
     }
     for g in &report.given_up {
