@@ -175,11 +175,14 @@ pub const RECOVERY_STEP: Duration = Duration::from_secs(2);
 /// at about the rate the last one met doubles the wait, up to [`MAX_PROBE_STEP`].
 pub const PROBE_STEP: Duration = Duration::from_secs(30);
 
-/// With no ceiling (`unlimited`), the rate probes above the budget last seen this often at
-/// first: the budget was read from the server's 429s, not told, and may read low, so the rate
-/// climbs back toward what the server accepts within seconds; probes refused where the last
-/// one was wait twice as long each time, as above.
+/// With no ceiling (`unlimited`) and a budget read over a run shorter than [`COARSE_READING`],
+/// the rate probes above the budget last seen this often at first: a budget read from a few
+/// 429s may read low, so the rate climbs back toward what the server accepts within seconds;
+/// probes refused where the last one was wait twice as long each time, as above.
 pub const ADAPTIVE_PROBE_STEP: Duration = Duration::from_secs(2);
+
+/// A budget read over a refusal run shorter than this is coarse (see [`ADAPTIVE_PROBE_STEP`]).
+pub const COARSE_READING: Duration = Duration::from_secs(5);
 
 /// With no ceiling, each probe climbs by this factor (a tenth): from a budget read a third
 /// low, the rate is back at the server's within about eight seconds.

@@ -62,6 +62,9 @@ pub(super) struct Bucket {
     /// What the server accepted before its first 429, while requests left with no client-side
     /// limit: its bucket's capacity, when it started full.
     pub(super) capacity_seen: Option<f64>,
+    /// Whether the rate probes fast above the budget last seen (see
+    /// [`ADAPTIVE_PROBE_STEP`]): no ceiling, and a budget read over a short run.
+    pub(super) fast_probe: bool,
 }
 
 /// 429s each less than [`REFUSAL_RUN_GAP`] after the one before. At every 429 the server's

@@ -89,7 +89,9 @@ impl std::fmt::Debug for Admission<'_> {
 impl Limiter {
     /// A limiter with a full bucket.
     pub fn new(policy: HttpPolicy) -> Self {
-        let tokens = policy.burst.unwrap_or(0.0);
+        // One token short of the burst: the server's bucket and the client's start full
+        // together, and a request that arrives a moment early would otherwise meet an empty one.
+        let tokens = policy.burst.map_or(0.0, |b| (b - 1.0).max(1.0));
         let now = Instant::now();
         let rate = paced(policy.ceiling());
         let burst = policy.burst.filter(|_| rate.is_finite());
@@ -121,6 +123,7 @@ impl Limiter {
                 refused_budget: None,
                 accepted_total: 0,
                 capacity_seen: None,
+                fast_probe: false,
             }),
             serial_done: Condvar::new(),
             shared: std::sync::OnceLock::new(),
@@ -368,10 +371,15 @@ impl Limiter {
         // A probe refused where the last 429 was: the server's budget is there; probe it less.
         let same_place =
             b.limit_seen.is_finite() && (limit - b.limit_seen).abs() <= 0.1 * b.limit_seen;
-        let first_probe = if b.ceiling.is_finite() {
-            PROBE_STEP
-        } else {
+        // With no ceiling, a budget read over a short run may read low: the rate probes fast
+        // above it. Read over a long run, it probes as under a ceiling, so that a server that
+        // keeps its budget sees a rare probe refused.
+        let read_over = run_started.map_or(Duration::ZERO, |s| now.saturating_duration_since(s));
+        b.fast_probe = !b.ceiling.is_finite() && read_over < COARSE_READING;
+        let first_probe = if b.fast_probe {
             ADAPTIVE_PROBE_STEP
+        } else {
+            PROBE_STEP
         };
         b.probe_every = if same_place {
             (b.probe_every * 2).min(MAX_PROBE_STEP)
@@ -436,10 +444,10 @@ impl Limiter {
             b.stepped_at = next;
             let climbed = if below {
                 (b.rate + b.limit_seen / 10.0).min(safe)
-            } else if ceiling.is_finite() {
-                b.rate * 1.05
-            } else {
+            } else if b.fast_probe {
                 b.rate * ADAPTIVE_PROBE_CLIMB
+            } else {
+                b.rate * 1.05
             };
             b.rate = if ceiling.is_finite() {
                 climbed.min(ceiling)

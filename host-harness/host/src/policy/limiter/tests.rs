@@ -101,12 +101,14 @@ fn the_bucket_allows_a_burst_then_waits() {
         per_second: 50.0,
         ..HttpPolicy::default()
     });
-    for _ in 0..3 {
+    // It starts a token short of the burst, a margin for a request that reaches the server's
+    // bucket (full at the same moment) a moment early.
+    for _ in 0..2 {
         assert_eq!(slept(&l, far()), Ok(Duration::ZERO));
     }
     assert!(
         slept(&l, far()).unwrap() > Duration::ZERO,
-        "the fourth request waits for a token"
+        "the third request waits for a token"
     );
 }
 
