@@ -207,10 +207,11 @@ pub fn read(http: &TenantHttp, slug: Option<&str>, deadline: Instant) -> RateBud
     let slug = slug.map(str::to_owned).or(instance.user.clone());
     let instance_budget = match instance.status {
         200 => match serde_json::from_slice::<InstanceSettings>(&instance.body) {
+            // Nothing is enforced: no settings of the account's matter.
             Ok(InstanceSettings {
                 enabled: Some(false),
                 ..
-            }) => Ok(RateBudget::unlimited(BudgetSource::Disabled)),
+            }) => return RateBudget::unlimited(BudgetSource::Disabled),
             Ok(s) => s
                 .default_settings
                 .and_then(|b| b.budget(BudgetSource::Instance))
@@ -226,29 +227,42 @@ pub fn read(http: &TenantHttp, slug: Option<&str>, deadline: Instant) -> RateBud
         }
         status => Err(format!("the instance's settings were refused ({status})")),
     };
-    let own = slug.as_deref().and_then(|slug| {
-        let url = settings_url(http.base(), Some(slug))?;
-        let answer = get(http, &url, deadline).ok()?;
-        match answer.status {
-            200 => {
-                let s = serde_json::from_slice::<UserSettings>(&answer.body).ok()?;
-                if s.whitelisted == Some(true) {
-                    return Some(RateBudget::unlimited(BudgetSource::Exempt {
-                        slug: slug.to_owned(),
-                    }));
-                }
-                s.settings?.budget(BudgetSource::Account {
-                    slug: slug.to_owned(),
-                })
-            }
-            // 404: the account has no settings of its own; anything else: not readable.
-            _ => None,
+    // The instance's bucket applies only once the account is known to have none of its own
+    // (404): a budget held too low would be trusted for the whole run, so anything else the
+    // account's resource answers leaves the budget unknown.
+    let Some(slug) = slug else {
+        return RateBudget::unknown("the server named no account (no X-AUSERNAME header)");
+    };
+    let Some(url) = settings_url(http.base(), Some(&slug)) else {
+        return RateBudget::unknown("the base URL cannot take a path");
+    };
+    let answer = match get(http, &url, deadline) {
+        Ok(answer) => answer,
+        Err(e) => {
+            return RateBudget::unknown(format!("the account's settings could not be read: {e}"));
         }
-    });
-    match (own, instance_budget) {
-        (Some(own), _) => own,
-        (None, Ok(instance)) => instance,
-        (None, Err(reason)) => RateBudget::unknown(reason),
+    };
+    match answer.status {
+        200 => match serde_json::from_slice::<UserSettings>(&answer.body) {
+            Ok(UserSettings {
+                whitelisted: Some(true),
+                ..
+            }) => RateBudget::unlimited(BudgetSource::Exempt { slug }),
+            Ok(UserSettings {
+                settings: Some(bucket),
+                ..
+            }) => bucket
+                .budget(BudgetSource::Account { slug: slug.clone() })
+                .unwrap_or_else(|| {
+                    RateBudget::unknown(format!("the settings of {slug:?} name no bucket"))
+                }),
+            Ok(_) => RateBudget::unknown(format!("the settings of {slug:?} name no bucket")),
+            Err(e) => RateBudget::unknown(format!(
+                "the settings of {slug:?} are not JSON of the expected shape: {e}"
+            )),
+        },
+        404 => instance_budget.unwrap_or_else(RateBudget::unknown),
+        status => RateBudget::unknown(format!("the settings of {slug:?} were refused ({status})")),
     }
 }
 
@@ -324,7 +338,8 @@ mod tests {
         assert!(got.per_second.is_infinite() && got.burst.is_none());
         assert_eq!(got.source.code(), "exempt");
         let off = r#"{"enabled": false, "defaultSettings": {"capacity": 60, "fillRate": 5}}"#;
-        let got = read_from((200, off), (404, "{}"));
+        let own = r#"{"settings": {"capacity": 20, "fillRate": 2}}"#;
+        let got = read_from((200, off), (200, own));
         assert!(got.per_second.is_infinite());
         assert_eq!(got.source, BudgetSource::Disabled);
     }
@@ -359,6 +374,12 @@ mod tests {
         let own = r#"{"settings": {"capacity": 20, "fillRate": 2}}"#;
         let got = read_from((401, "{}"), (200, own));
         assert_eq!(got.source.code(), "account");
+        // The account's resource refused or failing: not the instance's bucket, which could
+        // hold an exempt account to the default for the whole run.
+        for account in [(401, "{}"), (500, "{}"), (200, "[]")] {
+            let got = read_from((200, DEFAULT), account);
+            assert_eq!(got.source.code(), "unknown", "{account:?}: {got:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,8 @@ pub use config::{
 use crate::budget::{self, BudgetSource, RateBudget};
 use crate::http::TenantHttp;
 use crate::storage::KvStore;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A tenant as the host holds it: configuration, HTTP client and storage.
 pub struct Tenant {
@@ -21,9 +22,13 @@ pub struct Tenant {
     pub http: TenantHttp,
     /// Storage (namespaced by `config.id`).
     pub kv: Arc<dyn KvStore>,
-    /// The rate budget requests are paced to, once settled ([`Tenant::rate_budget`]).
-    budget: OnceLock<RateBudget>,
+    /// The rate budget requests are paced to, once settled ([`Tenant::rate_budget`]), and when.
+    budget: Mutex<Option<(RateBudget, Instant)>>,
 }
+
+/// A budget the server did not state is read again after this long: the read may have failed
+/// for a moment, or an administrator may have set the account's budget since.
+pub const BUDGET_REREAD: Duration = Duration::from_secs(10 * 60);
 
 impl Tenant {
     /// Builds a tenant's host state.
@@ -36,32 +41,56 @@ impl Tenant {
             config,
             http,
             kv,
-            budget: OnceLock::new(),
+            budget: Mutex::new(None),
         })
     }
 
     /// The rate budget, if [`Tenant::rate_budget`] has settled it (no request is sent).
-    pub fn settled_budget(&self) -> Option<&RateBudget> {
-        self.budget.get()
+    pub fn settled_budget(&self) -> Option<RateBudget> {
+        self.budget
+            .lock()
+            .ok()
+            .and_then(|b| b.as_ref().map(|(b, _)| b.clone()))
     }
 
     /// The rate budget the tenant's requests are paced to, and where it came from. The first
     /// call settles it: a told budget ([`crate::policy::HttpPolicy::told`]) stands; otherwise
     /// the account's budget is read from the server ([`budget::read`], a request or two) and
     /// the requests are paced to it from then on, or, where the server does not say, adapt to
-    /// its 429s with no ceiling. Later calls return the same answer without a request.
-    pub fn rate_budget(&self) -> &RateBudget {
-        self.budget.get_or_init(|| {
-            let policy = &self.config.http_policy;
-            if policy.told {
-                return RateBudget {
-                    per_second: policy.ceiling(),
-                    burst: policy.burst.filter(|_| policy.ceiling().is_finite()),
-                    source: BudgetSource::Configured,
-                };
+    /// its 429s with no ceiling. Later calls return the same answer without a request, except
+    /// that a budget the server did not state is read again after [`BUDGET_REREAD`]. Calls
+    /// made while it is being read wait for that read.
+    pub fn rate_budget(&self) -> RateBudget {
+        let policy = &self.config.http_policy;
+        if policy.told {
+            return RateBudget {
+                per_second: policy.ceiling(),
+                burst: policy.burst.filter(|_| policy.ceiling().is_finite()),
+                source: BudgetSource::Configured,
+            };
+        }
+        let Ok(mut held) = self.budget.lock() else {
+            return RateBudget {
+                per_second: f64::INFINITY,
+                burst: None,
+                source: BudgetSource::Unknown {
+                    reason: "the tenant's budget lock was poisoned".into(),
+                },
+            };
+        };
+        let now = Instant::now();
+        if let Some((budget, at)) = held.as_ref() {
+            let stated = !matches!(budget.source, BudgetSource::Unknown { .. });
+            if stated || now.saturating_duration_since(*at) < BUDGET_REREAD {
+                return budget.clone();
             }
-            let within = self.config.limits.deadline.min(budget::READ_DEADLINE);
-            let read = budget::read(&self.http, None, std::time::Instant::now() + within);
+        }
+        let within = self.config.limits.deadline.min(budget::READ_DEADLINE);
+        let read = budget::read(&self.http, None, now + within);
+        let changed = held
+            .as_ref()
+            .is_none_or(|(was, _)| (was.per_second, was.burst) != (read.per_second, read.burst));
+        if changed {
             tracing::info!(
                 tenant = %self.config.id,
                 per_second = read.per_second,
@@ -69,8 +98,11 @@ impl Tenant {
                 "rate budget: {}",
                 read.source
             );
+            // An unchanged budget leaves the limiter as it is (what it has learned of the
+            // server's 429s included).
             self.http.set_budget(read.per_second, read.burst);
-            read
-        })
+        }
+        *held = Some((read.clone(), now));
+        read
     }
 }

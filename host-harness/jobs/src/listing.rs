@@ -382,7 +382,7 @@ pub fn list_for_workers(
     visit: impl FnMut(RepoRef) -> Result<(), SyncError>,
 ) -> Result<SyncReport, SyncError> {
     let mut report = SyncReport {
-        budget: Some(tenant.rate_budget().clone()),
+        budget: Some(tenant.rate_budget()),
         ..SyncReport::default()
     };
     let listing_started = now_ms();

@@ -43,7 +43,7 @@ pub fn run(
     let started = Instant::now();
     let before = tenant.http.counters.snapshot();
     let mut report = SyncReport {
-        budget: Some(tenant.rate_budget().clone()),
+        budget: Some(tenant.rate_budget()),
         ..SyncReport::default()
     };
     let bars = MultiProgress::with_draw_target(if job.progress {

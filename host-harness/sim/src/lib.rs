@@ -151,7 +151,7 @@ impl Simulator {
             throttled: AtomicU64::new(0),
             rate_limit: config.rate_limit,
             rate_settings: config.rate_settings,
-            log: Mutex::new(Vec::new()),
+            log: Mutex::new(std::collections::VecDeque::new()),
             running_builds: Mutex::new(builds::RunningBuilds::default()),
             failing_builds: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
@@ -212,9 +212,14 @@ impl Simulator {
         self.state.throttled.load(Ordering::Relaxed)
     }
 
-    /// When each request so far was answered, and its status, oldest first.
+    /// When each request so far was answered, and its status, oldest first (the latest
+    /// 100,000 of them).
     pub fn answers(&self) -> Vec<(std::time::Instant, u16)> {
-        self.state.log.lock().map(|l| l.clone()).unwrap_or_default()
+        self.state
+            .log
+            .lock()
+            .map(|l| l.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Spends up to `n` tokens of the account's rate-limit bucket, as another client of the

@@ -33,8 +33,9 @@ pub(crate) struct State {
     pub(crate) rate_limit: Option<crate::ServerRateLimit>,
     /// How the settings resources describe it.
     pub(crate) rate_settings: crate::rate_limit::RateSettings,
-    /// When each request was answered, and with which status.
-    pub(crate) log: Mutex<Vec<(std::time::Instant, u16)>>,
+    /// When each of the latest requests was answered ([`ANSWERS_KEPT`] at most), and with
+    /// which status.
+    pub(crate) log: Mutex<std::collections::VecDeque<(std::time::Instant, u16)>>,
     /// Requests refused by it.
     pub(crate) throttled: AtomicU64,
     /// Where running builds stand.
@@ -45,6 +46,10 @@ pub(crate) struct State {
     /// so that a stalled simulator stops as promptly as any other.
     pub(crate) stopping: std::sync::atomic::AtomicBool,
 }
+
+/// How many of the latest answers the simulator keeps the time and status of: a scale run
+/// answers millions.
+pub(crate) const ANSWERS_KEPT: usize = 100_000;
 
 /// One answer, before it is put on the wire.
 struct Reply {
@@ -188,7 +193,10 @@ impl State {
             c.count(url, reply.body.len() as u64);
         }
         if let Ok(mut log) = self.log.lock() {
-            log.push((std::time::Instant::now(), reply.status));
+            if log.len() >= ANSWERS_KEPT {
+                log.pop_front();
+            }
+            log.push_back((std::time::Instant::now(), reply.status));
         }
         reply
     }

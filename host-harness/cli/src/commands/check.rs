@@ -40,7 +40,7 @@ pub fn run(
         Ok(report) => {
             let budget = tenant.rate_budget();
             if json {
-                println!("{}", output::check_json(&report, budget));
+                println!("{}", output::check_json(&report, &budget));
             } else {
                 println!("connection ok");
                 println!(
@@ -68,7 +68,7 @@ pub fn run(
                     report.archived_repos,
                     report.excluded_repos
                 );
-                println!("  rate budget:  {}", output::budget_text(budget));
+                println!("  rate budget:  {}", output::budget_text(&budget));
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -152,7 +152,7 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                         "listings": t.listings, "repos": t.repos, "failed": t.failed,
                         "lost": t.lost, "pull_requests": t.pull_requests, "commits": t.commits,
                         "rate_budget": held.get(id).and_then(|t| t.settled_budget())
-                            .map(bbdc_jobs::output::budget_json),
+                            .as_ref().map(bbdc_jobs::output::budget_json),
                         "rate_budget_refused": held.get(id)
                             .and_then(|t| t.http.refused_budget())
                             .map(|b| serde_json::json!({
@@ -195,7 +195,7 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                 if let Some(budget) = tenant.settled_budget() {
                     eprintln!(
                         "bbdc worker {name}: tenant {id}: rate budget {}",
-                        bbdc_jobs::output::budget_text(budget)
+                        bbdc_jobs::output::budget_text(&budget)
                     );
                 }
                 if let Some(refused) = tenant.http.refused_budget() {

@@ -101,6 +101,9 @@ impl RefusalRun {
     }
 }
 
+/// A reading that counts a filled bucket once is at most this many times the plain one.
+const MAX_FILLED_READING: f64 = 2.0;
+
 /// A span between two 429s shorter than this reads the budget too coarsely to be used.
 const MIN_SEGMENT: Duration = Duration::from_millis(250);
 
@@ -174,9 +177,9 @@ impl Bucket {
         if let Some(run) = &mut self.run
             && sent >= run.started
         {
-            run.accepted += 1;
+            run.accepted = run.accepted.saturating_add(1);
             if sent >= run.last {
-                run.segment += 1;
+                run.segment = run.segment.saturating_add(1);
             }
         }
     }
@@ -205,11 +208,15 @@ impl Bucket {
         if span < MIN_SEGMENT {
             return;
         }
-        let mut budget = accepted / span.as_secs_f64();
+        let plain = accepted / span.as_secs_f64();
+        let mut budget = plain;
         if let Some(capacity) = capacity
             && sending >= MIN_SEGMENT
         {
-            budget = budget.max((accepted - capacity) / sending.as_secs_f64());
+            // Bounded: a bucket that read low (drained by another client before the first
+            // 429) would otherwise read the refill far too high.
+            let filled = (accepted - capacity) / sending.as_secs_f64();
+            budget = budget.max(filled.min(MAX_FILLED_READING * plain));
         }
         if budget >= MIN_ADAPTIVE_RATE {
             run.segment_budget = Some(budget);
@@ -236,6 +243,18 @@ impl Bucket {
     pub(super) fn adaptive_burst(&self) -> f64 {
         self.capacity_seen
             .map_or(1.0, |c| (0.9 * c).floor().max(1.0))
+    }
+
+    /// Responses accepted over the last two seconds at most (the previous and the current
+    /// counting second), and never more than all of them.
+    pub(super) fn accepted_lately(&self, now: Instant) -> f64 {
+        let (start, previous, current) = self.accepted;
+        let lately = if now.saturating_duration_since(start) < 2 * MEASURE_WINDOW {
+            f64::from(previous) + f64::from(current)
+        } else {
+            0.0
+        };
+        lately.min(self.accepted_total as f64)
     }
 
     /// Counts a response the server accepted at `now`.

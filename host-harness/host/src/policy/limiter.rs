@@ -95,6 +95,7 @@ impl Limiter {
         let now = Instant::now();
         let rate = paced(policy.ceiling());
         let burst = policy.burst.filter(|_| rate.is_finite());
+        let trusted = policy.told && rate.is_finite();
         Self {
             policy,
             bucket: Mutex::new(Bucket {
@@ -117,7 +118,7 @@ impl Limiter {
                 serial_out: false,
                 ceiling: rate,
                 burst,
-                trusted: rate.is_finite(),
+                trusted,
                 sent: 0,
                 rounds_at_ceiling: 0,
                 refused_budget: None,
@@ -218,7 +219,16 @@ impl Limiter {
             .burst
             .map_or(0.0, |burst| (burst - b.sent as f64).max(0.0));
         b.refilled = Instant::now();
+        // What was learned of another budget does not hold for this one.
         b.limit_seen = f64::INFINITY;
+        b.lone_floor = 0.0;
+        b.probe_every = PROBE_STEP;
+        b.fast_probe = false;
+        b.lowered_at = None;
+        b.run = None;
+        b.measuring = None;
+        b.rounds_at_ceiling = 0;
+        b.refused_budget = None;
     }
 
     /// The budget the server refused, if a run of 429s at it showed that it accepts less.
@@ -246,12 +256,13 @@ impl Limiter {
         };
         b.answered(true);
         let in_round = b.refused_in_round(now);
-        if b.capacity_seen.is_none() && b.run.is_none() && b.rate.is_infinite() {
-            b.capacity_seen = Some(b.accepted_total as f64);
-        }
         let continued = b
             .run
             .is_some_and(|run| now.saturating_duration_since(run.last) <= REFUSAL_RUN_GAP);
+        if !continued && b.rate.is_infinite() {
+            // What the server took lately before refusing: its bucket, when it was full.
+            b.capacity_seen = Some(b.accepted_lately(now));
+        }
         if continued && in_round == 1 {
             b.close_segment(now);
         }
@@ -398,13 +409,14 @@ impl Limiter {
         if trusted {
             b.trusted = false;
             let configured = b.ceiling / PACE;
+            let took = budget.unwrap_or(0.0);
             b.refused_budget = Some(RefusedBudget {
                 configured,
-                accepted: limit,
+                accepted: took,
             });
             tracing::warn!(
                 target: "bbdc_host::policy",
-                "the server refuses the rate budget of {configured:.1} requests a second: it accepted about {limit:.1} a second over a run of 429s; the rate is lowered to that. Configure at most that (--rate, or per_second in the tenant file), or ask the administrator for the account's budget"
+                "the server refuses the rate budget of {configured:.1} requests a second: it accepted about {took:.1} a second over a run of 429s; the rate is lowered to that. Configure at most that (--rate, or per_second in the tenant file), or ask the administrator for the account's budget"
             );
         }
         tracing::info!(
@@ -521,7 +533,7 @@ impl Limiter {
                         Some(burst) if b.rate >= b.ceiling => burst,
                         _ => b.adaptive_burst(),
                     };
-                    let elapsed = now.duration_since(b.refilled).as_secs_f64();
+                    let elapsed = now.saturating_duration_since(b.refilled).as_secs_f64();
                     b.tokens = (b.tokens + elapsed * b.rate).min(burst);
                     b.refilled = now;
                     if b.tokens >= 1.0 {

@@ -599,11 +599,9 @@ fn a_tenant_file_rate_is_a_number_or_unlimited() {
 
 /// A limiter told Bitbucket's default budget, 60 refilled at 5 a second.
 fn told() -> Limiter {
-    Limiter::new(HttpPolicy {
-        burst: Some(60.0),
-        per_second: 5.0,
-        ..HttpPolicy::default()
-    })
+    let mut policy = HttpPolicy::default();
+    policy.tell(Some(5.0), Some(60.0));
+    Limiter::new(policy)
 }
 
 #[test]
