@@ -63,11 +63,17 @@ impl Tenant {
     pub fn rate_budget(&self) -> RateBudget {
         let policy = &self.config.http_policy;
         if policy.told {
-            return RateBudget {
+            let told = RateBudget {
                 per_second: policy.ceiling(),
                 burst: policy.burst.filter(|_| policy.ceiling().is_finite()),
                 source: BudgetSource::Configured,
             };
+            if let Ok(mut held) = self.budget.lock()
+                && held.is_none()
+            {
+                *held = Some((told.clone(), Instant::now()));
+            }
+            return told;
         }
         let Ok(mut held) = self.budget.lock() else {
             return RateBudget {
