@@ -192,11 +192,10 @@ fn settings_url(base: &Url, slug: Option<&str>) -> Option<Url> {
     Some(url)
 }
 
-/// Reads the account's budget from the server: its own settings, or the instance's. `slug`
-/// names the account when it is known already; otherwise the `X-AUSERNAME` header of the
-/// first answer does. Nothing outlives `deadline`. Never fails: what cannot be read is
+/// Reads the account's budget from the server: its own settings, or the instance's. The
+/// `X-AUSERNAME` header of the first answer names the account. Nothing outlives `deadline`. Never fails: what cannot be read is
 /// [`BudgetSource::Unknown`].
-pub fn read(http: &TenantHttp, slug: Option<&str>, deadline: Instant) -> RateBudget {
+pub fn read(http: &TenantHttp, deadline: Instant) -> RateBudget {
     let Some(url) = settings_url(http.base(), None) else {
         return RateBudget::unknown("the base URL cannot take a path");
     };
@@ -204,7 +203,7 @@ pub fn read(http: &TenantHttp, slug: Option<&str>, deadline: Instant) -> RateBud
         Ok(answer) => answer,
         Err(e) => return RateBudget::unknown(format!("the settings could not be read: {e}")),
     };
-    let slug = slug.map(str::to_owned).or(instance.user.clone());
+    let slug = instance.user.clone();
     let instance_budget = match instance.status {
         200 => match serde_json::from_slice::<InstanceSettings>(&instance.body) {
             // Nothing is enforced: no settings of the account's matter.
@@ -314,7 +313,7 @@ mod tests {
         );
         let mut http = TenantHttp::new(&config).expect("client");
         http.answer_from(std::sync::Arc::new(Settings { instance, account }));
-        read(&http, None, Instant::now() + Duration::from_secs(30))
+        read(&http, Instant::now() + Duration::from_secs(30))
     }
 
     const DEFAULT: &str =

@@ -85,14 +85,13 @@ impl Tenant {
             };
         };
         let now = Instant::now();
-        if let Some((budget, at)) = held.as_ref() {
-            let stated = !matches!(budget.source, BudgetSource::Unknown { .. });
-            if stated || now.saturating_duration_since(*at) < BUDGET_REREAD {
-                return budget.clone();
-            }
+        if let Some((budget, at)) = held.as_ref()
+            && !needs_reading(budget, *at, now)
+        {
+            return budget.clone();
         }
         let within = self.config.limits.deadline.min(budget::READ_DEADLINE);
-        let read = budget::read(&self.http, None, now + within);
+        let read = budget::read(&self.http, now + within);
         let changed = held
             .as_ref()
             .is_none_or(|(was, _)| (was.per_second, was.burst) != (read.per_second, read.burst));
@@ -110,5 +109,38 @@ impl Tenant {
         }
         *held = Some((read.clone(), now));
         read
+    }
+}
+
+/// Whether a budget settled at `at` must be read again at `now`: only one the server did not
+/// state, once [`BUDGET_REREAD`] has passed.
+fn needs_reading(budget: &RateBudget, at: Instant, now: Instant) -> bool {
+    matches!(budget.source, BudgetSource::Unknown { .. })
+        && now.saturating_duration_since(at) >= BUDGET_REREAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_budget_the_server_did_not_state_is_read_again_and_only_after_a_while() {
+        let at = Instant::now();
+        let later = at + BUDGET_REREAD;
+        let unknown = RateBudget {
+            per_second: f64::INFINITY,
+            burst: None,
+            source: BudgetSource::Unknown {
+                reason: "refused".into(),
+            },
+        };
+        assert!(!needs_reading(&unknown, at, at + BUDGET_REREAD / 2));
+        assert!(needs_reading(&unknown, at, later));
+        let stated = RateBudget {
+            per_second: 5.0,
+            burst: Some(60.0),
+            source: BudgetSource::Instance,
+        };
+        assert!(!needs_reading(&stated, at, later));
     }
 }

@@ -97,6 +97,23 @@ pub fn budget_json(b: &bbdc_host::budget::RateBudget) -> Value {
     })
 }
 
+/// A budget the server refused, as JSON: what was configured and what the server accepted,
+/// requests per second.
+pub fn refused_budget_json(b: bbdc_host::policy::RefusedBudget) -> Value {
+    json!({
+        "configured_per_second": b.configured,
+        "accepted_per_second": b.accepted,
+    })
+}
+
+/// A budget the server refused, in words, with what to do about it.
+pub fn refused_budget_text(b: bbdc_host::policy::RefusedBudget) -> String {
+    format!(
+        "the server refused the budget of {:.1} requests a second and accepted about {:.1}: configure at most that (--rate, or per_second in the tenant file)",
+        b.configured, b.accepted
+    )
+}
+
 /// A rate budget in words: `5 requests a second, burst 60 (where from)`.
 pub fn budget_text(b: &bbdc_host::budget::RateBudget) -> String {
     let source = b.source.to_string();
@@ -125,10 +142,7 @@ pub fn sync_summary_json(r: &crate::outcome::SyncReport, db: &str) -> Value {
         "throttled": r.throttled,
         "rate_limit_wait_seconds": r.rate_limit_wait.as_secs_f64(),
         "rate_budget": r.budget.as_ref().map(budget_json),
-        "rate_budget_refused": r.refused_budget.map(|b| json!({
-            "configured_per_second": b.configured,
-            "accepted_per_second": b.accepted,
-        })),
+        "rate_budget_refused": r.refused_budget.map(refused_budget_json),
         "users_fallback": r.users_fallback,
         "skipped": r.skipped.iter().map(|s| json!({"repo": s.repo, "id": s.id, "stage": s.stage, "error": s.code, "message": s.message})).collect::<Vec<_>>(),
         "unreadable": r.unreadable.iter().map(|u| json!({"kind": u.kind, "location": u.location, "reason": u.reason})).collect::<Vec<_>>(),
@@ -189,11 +203,7 @@ pub fn sync_summary_text(r: &crate::outcome::SyncReport, db: &str) -> String {
         let _ = writeln!(s, "  budget:   {}", budget_text(budget));
     }
     if let Some(refused) = r.refused_budget {
-        let _ = writeln!(
-            s,
-            "  warning:  the server refused the budget of {:.1} requests a second and accepted about {:.1}: configure at most that (--rate, or per_second in the tenant file)",
-            refused.configured, refused.accepted
-        );
+        let _ = writeln!(s, "  warning:  {}", refused_budget_text(refused));
     }
     if !r.skipped.is_empty() {
         let _ = writeln!(

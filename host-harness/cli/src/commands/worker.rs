@@ -155,10 +155,7 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                             .as_ref().map(bbdc_jobs::output::budget_json),
                         "rate_budget_refused": held.get(id)
                             .and_then(|t| t.http.refused_budget())
-                            .map(|b| serde_json::json!({
-                                "configured_per_second": b.configured,
-                                "accepted_per_second": b.accepted,
-                            })),
+                            .map(bbdc_jobs::output::refused_budget_json),
                     }),
                 )
             })
@@ -200,8 +197,8 @@ pub fn run(component: Option<PathBuf>, args: &WorkerArgs) -> Result<ExitCode> {
                 }
                 if let Some(refused) = tenant.http.refused_budget() {
                     eprintln!(
-                        "bbdc worker {name}: tenant {id}: the server refused the budget of {:.1} requests a second and accepted about {:.1}: configure at most that (per_second in the tenant file)",
-                        refused.configured, refused.accepted
+                        "bbdc worker {name}: tenant {id}: {}",
+                        bbdc_jobs::output::refused_budget_text(refused)
                     );
                 }
             }
